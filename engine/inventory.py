@@ -1,0 +1,622 @@
+"""One event's inventory: seated seats and GA ticket types, as a serialized state machine.
+
+Rules (asserted, never repaired):
+- a seat is exactly one of available / held / sold;
+- per GA type, held + sold <= capacity; units are numbered 1..capacity and each is in at most one hold or sale;
+- per buyer, held + bought <= max_tickets_per_buyer;
+- holds are all-or-nothing; an expired hold cannot be confirmed; a TTL never exceeds the event's hold_ttl_s.
+
+The shell calls ``apply`` with a batch and the current time, then ``drain_changes`` to learn what to write through.
+If the sales of a batch fail to commit, ``abort_sales`` puts their holds back exactly as they were.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from engine import limits
+from engine.commands import (
+    CancelSale,
+    Command,
+    Confirm,
+    Hold,
+    HoldView,
+    LookupHold,
+    Ok,
+    Rejected,
+    Release,
+    Result,
+    SaleView,
+    TicketView,
+)
+from engine.ids import sale_id_of_hold, ticket_id_of_hold
+
+SEAT_AVAILABLE = 0
+SEAT_HELD = 1
+SEAT_SOLD = 2
+SEAT_STATE_NAMES = ("available", "held", "sold")
+_AVAILABLE_BIT_CHARS = bytes.maketrans(b"\x00\x01\x02", b"100")
+ended_holds_remembered_max = 65_536
+
+
+class InvariantViolation(AssertionError):
+    """The inventory's state broke a rule. The owner must stop serving: never repair silently."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise InvariantViolation(message)
+
+
+@dataclass(frozen=True, slots=True)
+class InventorySpec:
+    """The static shape of one event's inventory."""
+
+    event_id: str
+    seat_ids: tuple[str, ...]
+    seated_type: str | None
+    ga_capacity: tuple[tuple[str, int], ...]
+    hold_ttl_s: int
+    max_tickets_per_buyer: int
+
+    def __post_init__(self) -> None:
+        if len(self.seat_ids) > limits.seats_per_event_max:
+            raise ValueError("too many seats")
+        if len(set(self.seat_ids)) != len(self.seat_ids):
+            raise ValueError("seat ids must be unique")
+        if bool(self.seat_ids) != (self.seated_type is not None):
+            raise ValueError("a seated ticket type needs seats, and seats need a seated ticket type")
+        codes = [code for code, _ in self.ga_capacity]
+        if len(set(codes)) != len(codes) or self.seated_type in codes:
+            raise ValueError("ticket type codes must be unique")
+        if any(not 0 <= cap <= limits.ga_capacity_max for _, cap in self.ga_capacity):
+            raise ValueError("GA capacity out of range")
+        if not limits.hold_ttl_s_min <= self.hold_ttl_s <= limits.hold_ttl_s_max:
+            raise ValueError("hold_ttl_s out of range")
+        if not 1 <= self.max_tickets_per_buyer <= limits.max_tickets_per_buyer_max:
+            raise ValueError("max_tickets_per_buyer out of range")
+
+
+@dataclass(slots=True)
+class _Hold:
+    hold_id: str
+    buyer_id: str
+    seats: tuple[int, ...]
+    ticket_type: str
+    units: tuple[int, ...]
+    expires_at: float
+    sale: SaleView | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.seats) or len(self.units)
+
+
+@dataclass(slots=True)
+class _GaType:
+    capacity: int
+    held: int = 0
+    sold: int = 0
+    next_unit: int = 1
+    free_units: list[int] = field(default_factory=list)
+
+    @property
+    def available(self) -> int:
+        return self.capacity - self.held - self.sold
+
+    def take(self, quantity: int) -> tuple[int, ...]:
+        reused = min(quantity, len(self.free_units))
+        units = [self.free_units.pop() for _ in range(reused)]
+        fresh = quantity - reused
+        units.extend(range(self.next_unit, self.next_unit + fresh))
+        self.next_unit += fresh
+        return tuple(units)
+
+
+@dataclass(slots=True)
+class Changes:
+    """What changed since the last drain: the shell writes exactly this through to Redis and Postgres.
+
+    A hold id is in at most one of ``holds_put`` (live now) and ``holds_removed`` (no longer live).
+    ``seats`` maps seat index -> final state. ``full`` asks for every cache to be rewritten (after a restore).
+    """
+
+    version: int
+    holds_put: dict[str, HoldView] = field(default_factory=dict)
+    holds_removed: set[str] = field(default_factory=set)
+    seats: dict[int, int] = field(default_factory=dict)
+    ga_types: set[str] = field(default_factory=set)
+    sales: dict[str, SaleView] = field(default_factory=dict)
+    sales_cancelled: dict[str, SaleView] = field(default_factory=dict)
+    full: bool = False  # True after a restore: rewrite every cached structure, not just the deltas
+
+    def is_empty(self) -> bool:
+        return not (
+            self.holds_put
+            or self.holds_removed
+            or self.seats
+            or self.ga_types
+            or self.sales
+            or self.sales_cancelled
+            or self.full
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InventorySnapshot:
+    """Everything needed to rebuild an inventory: live holds (Redis) and sales (Postgres)."""
+
+    version: int
+    holds: tuple[HoldView, ...]
+    sales: tuple[SaleView, ...]
+
+
+class Inventory:
+    def __init__(self, spec: InventorySpec, version: int = 0) -> None:
+        self.spec = spec
+        self.version = version
+        self._seat_index = {seat_id: i for i, seat_id in enumerate(spec.seat_ids)}
+        self._seats = bytearray(len(spec.seat_ids))
+        self._seats_held = 0
+        self._seats_sold = 0
+        self._ga = {code: _GaType(capacity) for code, capacity in spec.ga_capacity}
+        self._holds: dict[str, _Hold] = {}
+        self._expiry_heap: list[tuple[float, str]] = []
+        self._buyer_tickets: dict[str, int] = {}
+        self._results: OrderedDict[str, Result] = OrderedDict()
+        self._ended: OrderedDict[str, str] = OrderedDict()
+        self._journal = Changes(version)
+        self._confirm_cmds: dict[str, str] = {}
+        self._restored_units: dict[str, set[int]] = {}
+
+    # ---- the batch interface -------------------------------------------------------------------------------
+
+    def apply(self, commands: Sequence[Command], now: float) -> list[Result]:
+        """Apply commands in order at time ``now``; answer each. A repeated cmd_id gets its first answer."""
+        if len(commands) > limits.batch_commands_max:
+            refusal = Rejected("batch_too_large", f"at most {limits.batch_commands_max} commands per batch")
+            return [refusal] * len(commands)
+        self._expire_due(now, limits.expire_batch_holds_max)
+        results = [self._apply_one(command, now) for command in commands]
+        self._check_counts()
+        return results
+
+    def expire(self, now: float, holds_max: int = limits.expire_batch_holds_max) -> list[str]:
+        """Expire at most ``holds_max`` holds whose time has come; returns their ids."""
+        expired = self._expire_due(now, holds_max)
+        self._check_counts()
+        return expired
+
+    def drain_changes(self) -> Changes | None:
+        """Hand the shell what changed since the last drain (None when nothing did); each drain is a version."""
+        if self._journal.is_empty():
+            return None
+        self.version += 1
+        changes = self._journal
+        changes.version = self.version
+        self._journal = Changes(self.version)
+        self._confirm_cmds.clear()
+        return changes
+
+    def abort_sales(self, hold_ids: Iterable[str]) -> None:
+        """Undo not-yet-drained confirms whose commit failed: their holds are held again, as before."""
+        for hold_id in hold_ids:
+            sale = self._journal.sales.pop(hold_id, None)
+            hold = self._holds.get(hold_id)
+            _require(sale is not None and hold is not None and hold.sale is sale, f"no pending sale {hold_id}")
+            assert hold is not None
+            hold.sale = None
+            self._mark_seats(hold.seats, SEAT_HELD)
+            self._seats_sold -= len(hold.seats)
+            self._seats_held += len(hold.seats)
+            if hold.units:
+                ga = self._ga[hold.ticket_type]
+                ga.sold -= len(hold.units)
+                ga.held += len(hold.units)
+                self._journal.ga_types.add(hold.ticket_type)
+            self._journal.holds_removed.discard(hold_id)
+            self._journal.holds_put[hold_id] = self._view(hold)
+            self._results.pop(self._confirm_cmds.pop(hold_id, ""), None)
+        self._check_counts()
+
+    # ---- reads ---------------------------------------------------------------------------------------------
+
+    def seat_counts(self) -> tuple[int, int, int]:
+        """(available, held, sold) seats."""
+        total = len(self._seats)
+        return total - self._seats_held - self._seats_sold, self._seats_held, self._seats_sold
+
+    def ga_counts(self) -> dict[str, tuple[int, int, int, int]]:
+        """Per GA type: (capacity, available, held, sold)."""
+        return {code: (ga.capacity, ga.available, ga.held, ga.sold) for code, ga in self._ga.items()}
+
+    def availability_bitmap(self) -> bytes:
+        """Bit i is 1 when seat i is available, most significant bit first."""
+        if not self._seats:
+            return b""
+        bits = self._seats.translate(_AVAILABLE_BIT_CHARS)
+        padding = -len(bits) % 8
+        return int(bits + b"0" * padding, 2).to_bytes((len(bits) + padding) // 8, "big")
+
+    def seat_state(self, index: int) -> int:
+        return self._seats[index]
+
+    def live_hold_ids(self) -> list[str]:
+        return [hold_id for hold_id, hold in self._holds.items() if hold.sale is None]
+
+    def snapshot(self) -> InventorySnapshot:
+        holds = tuple(self._view(h) for h in self._holds.values() if h.sale is None)
+        sales = tuple(h.sale for h in self._holds.values() if h.sale is not None)
+        return InventorySnapshot(self.version, holds, sales)
+
+    # ---- rebuild -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def restore(cls, spec: InventorySpec, snapshot: InventorySnapshot, now: float) -> Inventory:
+        """Rebuild from sales (the truth) and live holds; drop expired or already-sold holds; check everything.
+
+        The returned inventory's pending changes are a full rewrite, so the shell refreshes every cache.
+        """
+        inventory = cls(spec, snapshot.version)
+        sold_holds = {sale.hold_id for sale in snapshot.sales}
+        for sale in snapshot.sales:
+            inventory._restore_sale(sale)
+        dropped = set()
+        for view in snapshot.holds:
+            if view.hold_id in sold_holds or view.expires_at <= now:
+                dropped.add(view.hold_id)
+            else:
+                inventory._restore_hold(view)
+        inventory._settle_restored_units()
+        inventory.check_invariants()
+        journal = inventory._journal
+        journal.full = True
+        journal.holds_removed = dropped
+        journal.ga_types = set(inventory._ga)
+        return inventory
+
+    def _restore_sale(self, sale: SaleView) -> None:
+        _require(sale.hold_id not in self._holds, f"two sales for hold {sale.hold_id}")
+        seats = [t.seat_id for t in sale.tickets if t.seat_id is not None]
+        units = [t.unit for t in sale.tickets if t.unit is not None]
+        ticket_type = sale.tickets[0].ticket_type if sale.tickets else ""
+        hold = self._claim(sale.hold_id, sale.buyer_id, seats, ticket_type, units, SEAT_SOLD, 0.0)
+        hold.sale = sale
+
+    def _restore_hold(self, view: HoldView) -> None:
+        _require(view.hold_id not in self._holds, f"hold {view.hold_id} restored twice")
+        hold = self._claim(
+            view.hold_id, view.buyer_id, list(view.seats), view.ticket_type, list(view.units), SEAT_HELD,
+            view.expires_at,
+        )
+        heapq.heappush(self._expiry_heap, (hold.expires_at, hold.hold_id))
+
+    def _claim(
+        self, hold_id: str, buyer_id: str, seat_ids: list[str], ticket_type: str, units: list[int],
+        state: int, expires_at: float,
+    ) -> _Hold:
+        indices = []
+        for seat_id in seat_ids:
+            index = self._seat_index.get(seat_id)
+            _require(index is not None, f"unknown seat {seat_id} in {hold_id}")
+            assert index is not None
+            _require(self._seats[index] == SEAT_AVAILABLE, f"seat {seat_id} claimed twice ({hold_id})")
+            self._seats[index] = state
+            indices.append(index)
+        if state == SEAT_SOLD:
+            self._seats_sold += len(indices)
+        else:
+            self._seats_held += len(indices)
+        if units:
+            self._claim_units(hold_id, ticket_type, units, state)
+        hold = _Hold(hold_id, buyer_id, tuple(indices), ticket_type, tuple(units), expires_at)
+        self._holds[hold_id] = hold
+        self._buyer_tickets[buyer_id] = self._buyer_tickets.get(buyer_id, 0) + hold.size
+        return hold
+
+    def _claim_units(self, hold_id: str, ticket_type: str, units: list[int], state: int) -> None:
+        ga = self._ga.get(ticket_type)
+        _require(ga is not None, f"unknown ticket type {ticket_type} in {hold_id}")
+        assert ga is not None
+        claimed = self._restored_units.setdefault(ticket_type, set())
+        for unit in units:
+            _require(1 <= unit <= ga.capacity, f"unit {unit} of {ticket_type} out of 1..{ga.capacity}")
+            _require(unit not in claimed, f"unit {unit} of {ticket_type} claimed twice ({hold_id})")
+            claimed.add(unit)
+        if state == SEAT_SOLD:
+            ga.sold += len(units)
+        else:
+            ga.held += len(units)
+
+    def _settle_restored_units(self) -> None:
+        for code, claimed in self._restored_units.items():
+            ga = self._ga[code]
+            ga.next_unit = max(claimed, default=0) + 1
+            ga.free_units = sorted(set(range(1, ga.next_unit)) - claimed, reverse=True)
+        self._restored_units.clear()
+
+    # ---- invariants ----------------------------------------------------------------------------------------
+
+    def _check_counts(self) -> None:
+        """The cheap per-batch check: counters agree with the seat array and the GA bounds hold."""
+        _require(self._seats.count(SEAT_HELD) == self._seats_held, "held seat count drifted")
+        _require(self._seats.count(SEAT_SOLD) == self._seats_sold, "sold seat count drifted")
+        for code, ga in self._ga.items():
+            _require(ga.held >= 0 and ga.sold >= 0, f"negative GA count for {code}")
+            _require(ga.held + ga.sold <= ga.capacity, f"GA {code} over capacity")
+
+    def check_invariants(self) -> None:
+        """The full check: recompute every count from the holds and compare."""
+        self._check_counts()
+        seen_seats: dict[int, str] = {}
+        ga_held = dict.fromkeys(self._ga, 0)
+        ga_sold = dict.fromkeys(self._ga, 0)
+        buyers: dict[str, int] = {}
+        for hold in self._holds.values():
+            state = SEAT_SOLD if hold.sale else SEAT_HELD
+            for index in hold.seats:
+                _require(index not in seen_seats, f"seat {index} in {seen_seats.get(index)} and {hold.hold_id}")
+                _require(self._seats[index] == state, f"seat {index} state disagrees with {hold.hold_id}")
+                seen_seats[index] = hold.hold_id
+            if hold.units:
+                (ga_sold if hold.sale else ga_held)[hold.ticket_type] += len(hold.units)
+            buyers[hold.buyer_id] = buyers.get(hold.buyer_id, 0) + hold.size
+        _require(len(seen_seats) == self._seats_held + self._seats_sold, "seat array has orphan claims")
+        for code, ga in self._ga.items():
+            _require((ga.held, ga.sold) == (ga_held[code], ga_sold[code]), f"GA {code} counts drifted")
+            _require(len(ga.free_units) + ga.held + ga.sold == ga.next_unit - 1, f"GA {code} units leak")
+        _require(buyers == {b: n for b, n in self._buyer_tickets.items() if n}, "buyer counts drifted")
+        limit = self.spec.max_tickets_per_buyer
+        _require(all(n <= limit for n in buyers.values()), "a buyer is over max_tickets_per_buyer")
+
+    # ---- commands ------------------------------------------------------------------------------------------
+
+    def _apply_one(self, command: Command, now: float) -> Result:
+        if isinstance(command, LookupHold):
+            return self._lookup(command.hold_id, now)
+        previous = self._results.get(command.cmd_id)
+        if previous is not None:
+            return previous
+        if isinstance(command, Hold):
+            result = self._hold(command, now)
+        elif isinstance(command, Confirm):
+            result = self._confirm(command, now)
+        elif isinstance(command, Release):
+            result = self._release(command.hold_id, now)
+        else:
+            result = self._cancel_sale(command)
+        self._remember(command.cmd_id, result)
+        return result
+
+    def _remember(self, cmd_id: str, result: Result) -> None:
+        self._results[cmd_id] = result
+        if len(self._results) > limits.idempotency_records_max:
+            self._results.popitem(last=False)
+
+    def _hold(self, command: Hold, now: float) -> Result:
+        existing = self._holds.get(command.hold_id)
+        if existing is not None:
+            if existing.buyer_id != command.buyer_id:
+                return Rejected("invalid_hold_request", "hold id already used", {"hold_id": command.hold_id})
+            return Ok(self._view(existing))
+        ttl_s = self.spec.hold_ttl_s if command.ttl_s is None else command.ttl_s
+        if not limits.hold_ttl_s_min <= ttl_s <= self.spec.hold_ttl_s:
+            return Rejected(
+                "invalid_hold_request", f"ttl_s must be 1..{self.spec.hold_ttl_s}", {"field": "ttl_s"}
+            )
+        if command.seats and command.ticket_type is None and command.quantity == 0:
+            return self._hold_seats(command, now + ttl_s)
+        if not command.seats and command.ticket_type is not None and command.quantity > 0:
+            return self._hold_units(command, now + ttl_s)
+        return Rejected("invalid_hold_request", "hold either seats or a quantity of one ticket type")
+
+    def _buyer_room(self, buyer_id: str, size: int) -> Rejected | None:
+        held_or_bought = self._buyer_tickets.get(buyer_id, 0)
+        limit = self.spec.max_tickets_per_buyer
+        if held_or_bought + size <= limit:
+            return None
+        return Rejected(
+            "buyer_limit_exceeded",
+            f"a buyer may hold and buy at most {limit} tickets",
+            {"max_tickets_per_buyer": limit, "held_or_bought": held_or_bought, "requested": size},
+        )
+
+    def _hold_seats(self, command: Hold, expires_at: float) -> Result:
+        seat_ids = command.seats
+        if len(seat_ids) > limits.seats_per_hold_max or len(set(seat_ids)) != len(seat_ids):
+            return Rejected("invalid_hold_request", f"1..{limits.seats_per_hold_max} distinct seats per hold")
+        index_of = self._seat_index
+        unknown = [s for s in seat_ids if s not in index_of]
+        if unknown:
+            return Rejected("unknown_seats", "no such seats in this event", {"seats": unknown})
+        refusal = self._buyer_room(command.buyer_id, len(seat_ids))
+        if refusal:
+            return refusal
+        indices = tuple(index_of[s] for s in seat_ids)
+        seats = self._seats
+        taken = [seat_ids[k] for k, i in enumerate(indices) if seats[i] != SEAT_AVAILABLE]
+        if taken:
+            return Rejected("seats_unavailable", "some seats are no longer available", {"seats": taken})
+        self._mark_seats(indices, SEAT_HELD)
+        self._seats_held += len(indices)
+        assert self.spec.seated_type is not None
+        hold = _Hold(command.hold_id, command.buyer_id, indices, self.spec.seated_type, (), expires_at)
+        return Ok(self._place(hold))
+
+    def _hold_units(self, command: Hold, expires_at: float) -> Result:
+        code = command.ticket_type
+        assert code is not None
+        ga = self._ga.get(code)
+        if ga is None:
+            return Rejected("unknown_ticket_type", "no such GA ticket type", {"ticket_type": code})
+        if command.quantity > limits.quantity_per_hold_max:
+            return Rejected("invalid_hold_request", f"quantity must be 1..{limits.quantity_per_hold_max}")
+        refusal = self._buyer_room(command.buyer_id, command.quantity)
+        if refusal:
+            return refusal
+        if command.quantity > ga.available:
+            return Rejected(
+                "insufficient_inventory", "not enough tickets left", {"ticket_type": code, "available": ga.available}
+            )
+        units = ga.take(command.quantity)
+        ga.held += command.quantity
+        self._journal.ga_types.add(code)
+        return Ok(self._place(_Hold(command.hold_id, command.buyer_id, (), code, units, expires_at)))
+
+    def _place(self, hold: _Hold) -> HoldView:
+        self._holds[hold.hold_id] = hold
+        self._buyer_tickets[hold.buyer_id] = self._buyer_tickets.get(hold.buyer_id, 0) + hold.size
+        heapq.heappush(self._expiry_heap, (hold.expires_at, hold.hold_id))
+        view = self._view(hold)
+        self._journal.holds_put[hold.hold_id] = view
+        self._journal.holds_removed.discard(hold.hold_id)
+        return view
+
+    def _confirm(self, command: Confirm, now: float) -> Result:
+        hold = self._holds.get(command.hold_id)
+        if hold is None:
+            return self._ended_refusal(command.hold_id)
+        if hold.sale is not None:
+            if hold.sale.order_ref == command.order_ref:
+                return Ok(hold.sale)
+            return Rejected(
+                "invalid_transition", "hold already confirmed with another order_ref", {"hold_id": hold.hold_id}
+            )
+        if hold.expires_at <= now:
+            self._end_hold(hold, "expired")
+            return self._ended_refusal(hold.hold_id)
+        sale = self._sell(hold, command.order_ref)
+        self._confirm_cmds[hold.hold_id] = command.cmd_id
+        return Ok(sale)
+
+    def _sell(self, hold: _Hold, order_ref: str) -> SaleView:
+        seat_ids = self.spec.seat_ids
+        tickets = [
+            TicketView(ticket_id_of_hold(hold.hold_id, n), hold.ticket_type, seat_ids[i], None)
+            for n, i in enumerate(hold.seats, 1)
+        ] + [
+            TicketView(ticket_id_of_hold(hold.hold_id, n), hold.ticket_type, None, unit)
+            for n, unit in enumerate(hold.units, 1)
+        ]
+        sale = SaleView(sale_id_of_hold(hold.hold_id), hold.hold_id, hold.buyer_id, order_ref, tuple(tickets))
+        hold.sale = sale
+        self._mark_seats(hold.seats, SEAT_SOLD)
+        self._seats_held -= len(hold.seats)
+        self._seats_sold += len(hold.seats)
+        if hold.units:
+            ga = self._ga[hold.ticket_type]
+            ga.held -= len(hold.units)
+            ga.sold += len(hold.units)
+            self._journal.ga_types.add(hold.ticket_type)
+        self._journal.sales[hold.hold_id] = sale
+        self._journal.holds_put.pop(hold.hold_id, None)
+        self._journal.holds_removed.add(hold.hold_id)
+        return sale
+
+    def _release(self, hold_id: str, now: float) -> Result:
+        hold = self._holds.get(hold_id)
+        if hold is None:
+            return self._ended_refusal(hold_id)
+        if hold.sale is not None:
+            return Rejected("invalid_transition", "a confirmed hold cannot be released", {"hold_id": hold_id})
+        if hold.expires_at <= now:
+            self._end_hold(hold, "expired")
+            return self._ended_refusal(hold_id)
+        self._end_hold(hold, "released")
+        return Ok(None)
+
+    def _cancel_sale(self, command: CancelSale) -> Result:
+        hold = self._holds.get(command.hold_id)
+        if hold is None or hold.sale is None:
+            return Rejected("hold_not_found", "no sale for this hold", {"hold_id": command.hold_id})
+        _require(command.hold_id not in self._journal.sales, "cancelling a sale in the batch that made it")
+        sale = hold.sale
+        del self._holds[hold.hold_id]
+        self._mark_seats(hold.seats, SEAT_AVAILABLE)
+        self._seats_sold -= len(hold.seats)
+        self._free_units(hold, sold=True)
+        self._buyer_tickets[hold.buyer_id] -= hold.size
+        self._ended[hold.hold_id] = "cancelled"
+        self._journal.sales_cancelled[hold.hold_id] = sale
+        return Ok(sale)
+
+    def _lookup(self, hold_id: str, now: float) -> Result:
+        hold = self._holds.get(hold_id)
+        if hold is None:
+            return self._ended_refusal(hold_id)
+        if hold.sale is None and hold.expires_at <= now:
+            return Rejected("hold_expired", "the hold has expired", {"hold_id": hold_id})
+        return Ok(self._view(hold))
+
+    def _ended_refusal(self, hold_id: str) -> Rejected:
+        ended = self._ended.get(hold_id)
+        if ended == "expired":
+            return Rejected("hold_expired", "the hold has expired", {"hold_id": hold_id})
+        if ended == "released":
+            return Rejected("invalid_transition", "the hold was released", {"hold_id": hold_id})
+        return Rejected("hold_not_found", "no such hold", {"hold_id": hold_id})
+
+    # ---- expiry and release --------------------------------------------------------------------------------
+
+    def _expire_due(self, now: float, holds_max: int) -> list[str]:
+        heap = self._expiry_heap
+        expired: list[str] = []
+        while heap and heap[0][0] <= now and len(expired) < holds_max:
+            expires_at, hold_id = heapq.heappop(heap)
+            hold = self._holds.get(hold_id)
+            if hold is None or hold.sale is not None or hold.expires_at != expires_at:
+                continue
+            self._end_hold(hold, "expired")
+            expired.append(hold_id)
+        return expired
+
+    def _end_hold(self, hold: _Hold, how: str) -> None:
+        del self._holds[hold.hold_id]
+        self._mark_seats(hold.seats, SEAT_AVAILABLE)
+        self._seats_held -= len(hold.seats)
+        self._free_units(hold, sold=False)
+        remaining = self._buyer_tickets[hold.buyer_id] - hold.size
+        _require(remaining >= 0, f"buyer {hold.buyer_id} count below zero")
+        if remaining:
+            self._buyer_tickets[hold.buyer_id] = remaining
+        else:
+            del self._buyer_tickets[hold.buyer_id]
+        self._ended[hold.hold_id] = how
+        if len(self._ended) > ended_holds_remembered_max:
+            self._ended.popitem(last=False)
+        self._journal.holds_put.pop(hold.hold_id, None)
+        self._journal.holds_removed.add(hold.hold_id)
+
+    def _free_units(self, hold: _Hold, *, sold: bool) -> None:
+        if not hold.units:
+            return
+        ga = self._ga[hold.ticket_type]
+        if sold:
+            ga.sold -= len(hold.units)
+        else:
+            ga.held -= len(hold.units)
+        ga.free_units.extend(hold.units)
+        self._journal.ga_types.add(hold.ticket_type)
+
+    def _mark_seats(self, indices: tuple[int, ...], state: int) -> None:
+        seats = self._seats
+        journal = self._journal.seats
+        for index in indices:
+            seats[index] = state
+            journal[index] = state
+
+    def _view(self, hold: _Hold) -> HoldView:
+        seat_ids = self.spec.seat_ids
+        return HoldView(
+            hold.hold_id,
+            hold.buyer_id,
+            tuple(seat_ids[i] for i in hold.seats),
+            hold.ticket_type,
+            hold.size,
+            hold.units,
+            hold.expires_at,
+            "sold" if hold.sale else "held",
+        )
