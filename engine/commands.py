@@ -111,5 +111,9 @@ REJECTION_CODES = frozenset(
         "hold_expired",
         "invalid_transition",
         "batch_too_large",
+        # refusals of the shell around the core (actors/), not of the core itself
+        "not_on_sale",
+        "persistence_unavailable",
+        "inventory_unavailable",
     }
 )

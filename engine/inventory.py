@@ -201,6 +201,10 @@ class Inventory:
         self._confirm_cmds.clear()
         return changes
 
+    def pending_sales(self) -> tuple[list[SaleView], list[SaleView]]:
+        """Sales made and cancelled since the last drain: the shell commits these before it drains."""
+        return list(self._journal.sales.values()), list(self._journal.sales_cancelled.values())
+
     def abort_sales(self, hold_ids: Iterable[str]) -> None:
         """Undo not-yet-drained confirms whose commit failed: their holds are held again, as before."""
         for hold_id in hold_ids:

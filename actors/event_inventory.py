@@ -1,0 +1,141 @@
+"""The imperative shell around one event's inventory core: recover, apply batches, write through, expire.
+
+Per event, batches are applied strictly one after another (an asyncio lock): apply in memory, commit the batch's
+sales in one fenced Postgres transaction, write the batch's changes to Redis in one MULTI/EXEC pipeline, and only
+then answer. If the commit fails the sales are aborted (their holds stay held) and those confirms answer 503.
+If Redis fails, nothing of the batch is acknowledged and the event is dropped from memory, to be rebuilt from
+Postgres and Redis on the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from redis.asyncio import Redis
+
+from engine.commands import Command, Confirm, LookupHold, Ok, Rejected, Result, SaleView
+from engine.inventory import Inventory, InventorySnapshot
+from persistence import events as pg_events
+from persistence import live_state
+from persistence import sales as pg_sales
+
+log = logging.getLogger(__name__)
+
+commit_s_max = 5.0
+redis_write_s_max = 2.0
+
+NOT_ON_SALE = Rejected("not_on_sale", "the event is not on sale")
+PERSISTENCE_UNAVAILABLE = Rejected("persistence_unavailable", "the sale could not be committed; retry")
+INVENTORY_UNAVAILABLE = Rejected("inventory_unavailable", "the inventory is recovering; retry")
+
+
+class InventoryLost(Exception):
+    """This incarnation can no longer serve the event (fenced out, or its caches are unknown): rebuild it."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReply:
+    results: list[Result]
+    apply_s: float
+    commit_s: float
+    version: int
+
+
+class EventInventory:
+    def __init__(self, org_id: str, epoch: int, inventory: Inventory, pool: asyncpg.Pool, redis: Redis) -> None:
+        self.org_id = org_id
+        self.epoch = epoch
+        self.inventory = inventory
+        self._pool = pool
+        self._redis = redis
+        self._lock = asyncio.Lock()
+
+    @property
+    def event_id(self) -> str:
+        return self.inventory.spec.event_id
+
+    @classmethod
+    async def recover(cls, event_id: str, pool: asyncpg.Pool, redis: Redis) -> EventInventory | None:
+        """Take a new epoch, rebuild from sales (Postgres) and live holds (Redis), check, rewrite Redis.
+
+        None when the event does not exist or is not on sale.
+        """
+        async with pool.acquire() as conn:
+            taken = await pg_events.take_inventory_epoch(conn, event_id)
+            if taken is None:
+                return None
+            epoch, event, seat_ids = taken
+            sales = await pg_sales.load_sales(conn, event_id)
+        version, holds = await live_state.load_holds(redis, event.org_id, event_id)
+        spec = pg_events.inventory_spec(event, seat_ids)
+        inventory = Inventory.restore(spec, InventorySnapshot(version, tuple(holds), tuple(sales)), time.time())
+        shell = cls(event.org_id, epoch, inventory, pool, redis)
+        changes = inventory.drain_changes()
+        assert changes is not None and changes.full
+        await live_state.write_changes(redis, event.org_id, inventory, changes)
+        log.info("recovered %s at epoch %d: %d sales, %d live holds", event_id, epoch, len(sales), len(holds))
+        return shell
+
+    async def apply(self, commands: Sequence[Command]) -> BatchReply:
+        async with self._lock:
+            started = time.perf_counter()
+            results = self.inventory.apply(commands, time.time())
+            applied = time.perf_counter()
+            results = await self._write_through(commands, results)
+            return BatchReply(results, applied - started, time.perf_counter() - applied, self.inventory.version)
+
+    async def expire(self, holds_max: int) -> int:
+        async with self._lock:
+            expired = self.inventory.expire(time.time(), holds_max)
+            if expired:
+                await self._write_through((), [])
+            return len(expired)
+
+    async def _write_through(self, commands: Sequence[Command], results: list[Result]) -> list[Result]:
+        new_sales, cancelled = self.inventory.pending_sales()
+        if new_sales or cancelled:
+            results = await self._commit(commands, results, new_sales, cancelled)
+        changes = self.inventory.drain_changes()
+        if changes is None:
+            return results
+        try:
+            await asyncio.wait_for(
+                live_state.write_changes(self._redis, self.org_id, self.inventory, changes), redis_write_s_max
+            )
+        except Exception as error:
+            raise InventoryLost(f"redis write failed for {self.event_id}: {error!r}") from error
+        return results
+
+    async def _commit(
+        self, commands: Sequence[Command], results: list[Result], new_sales: list[SaleView],
+        cancelled: list[SaleView],
+    ) -> list[Result]:
+        try:
+            async with self._pool.acquire() as conn:
+                await asyncio.wait_for(
+                    pg_sales.write_sales(conn, self.org_id, self.event_id, self.epoch, new_sales, cancelled),
+                    commit_s_max,
+                )
+            return results
+        except pg_sales.FencedOut as error:
+            raise InventoryLost(f"{self.event_id} fenced out at epoch {self.epoch}") from error
+        except Exception as error:
+            if cancelled:
+                raise InventoryLost(f"cancel commit failed for {self.event_id}: {error!r}") from error
+            log.warning("sales commit failed for %s, aborting %d sales: %r", self.event_id, len(new_sales), error)
+            aborted = {sale.hold_id for sale in new_sales}
+            self.inventory.abort_sales(aborted)
+            return [_refuse_aborted(c, r, aborted) for c, r in zip(commands, results, strict=True)]
+
+
+def _refuse_aborted(command: Command, result: Result, aborted: set[str]) -> Result:
+    if isinstance(command, Confirm) and isinstance(result, Ok) and command.hold_id in aborted:
+        return PERSISTENCE_UNAVAILABLE
+    if isinstance(command, LookupHold) and isinstance(result, Ok) and command.hold_id in aborted:
+        return INVENTORY_UNAVAILABLE
+    return result

@@ -1,0 +1,68 @@
+"""Request coalescing: one queue per event, at most one actor call in flight per event per process.
+
+When no batch is in flight a command goes at once; otherwise it waits and goes with the others when the in-flight
+batch returns (up to ``batch_commands_max`` per call). The queue is bounded: when full, the caller gets
+InventoryBusy (503 + Retry-After) and nothing is applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+from engine import limits
+from engine.commands import Command, Result
+from gateway.errors import InventoryBusy
+from gateway.metrics import BATCH_COMMANDS, QUEUE_DEPTH
+
+queue_commands_max = 20_000
+batch_commands_max = 2_048
+assert batch_commands_max <= limits.batch_commands_max
+
+SendBatch = Callable[[Sequence[Command]], Awaitable[list[Result]]]
+
+
+class Coalescer:
+    def __init__(
+        self, send: SendBatch, *, queue_max: int = queue_commands_max, batch_max: int = batch_commands_max
+    ) -> None:
+        self._send = send
+        self._queue_max = queue_max
+        self._batch_max = batch_max
+        self._waiting: list[tuple[Command, asyncio.Future[Result]]] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def idle(self) -> bool:
+        return not self._waiting and (self._drainer is None or self._drainer.done())
+
+    async def submit(self, command: Command) -> Result:
+        if len(self._waiting) >= self._queue_max:
+            raise InventoryBusy()
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((command, future))
+        QUEUE_DEPTH.inc()
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch = self._waiting[: self._batch_max]
+            del self._waiting[: self._batch_max]
+            QUEUE_DEPTH.dec(len(batch))
+            BATCH_COMMANDS.observe(len(batch))
+            try:
+                results = await self._send([command for command, _ in batch])
+            except Exception as error:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

@@ -1,0 +1,176 @@
+"""The API's errors: one exception tree, one JSON shape, and the map from engine refusals to HTTP statuses.
+
+Every error the gateway answers is an ``ApiError`` rendered as
+``{"error": {"code": ..., "message": ..., "details": {...}}}``; routes raise, the app's single handler renders.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from engine.commands import Rejected
+
+retry_after_s_default = 1
+
+
+class ApiError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "the server could not answer this request"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.details: dict[str, Any] = details or {}
+        self.headers: dict[str, str] = headers or {}
+        # Instance overrides let one class carry several codes (e.g. the 409 conflicts of the engine).
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+        if status is not None:
+            self.status = status  # type: ignore[misc]
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, self.details)
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+class DomainError(ApiError):
+    """The request cannot be served as asked (4xx); nothing was applied."""
+
+    status = 400
+    code = "bad_request"
+    default_message = "the request cannot be served"
+
+
+class MalformedJson(DomainError):
+    status = 400
+    code = "malformed_json"
+    default_message = "the request body is not valid JSON"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+    default_message = "a valid API key is required: Authorization: Bearer <key>"
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+    default_message = "the API key lacks the scope this route needs"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+    default_message = "no such resource"
+
+
+class MethodNotAllowed(DomainError):
+    status = 405
+    code = "method_not_allowed"
+    default_message = "this route does not accept that method"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+    default_message = "the request conflicts with the current state"
+
+
+class Gone(DomainError):
+    status = 410
+    code = "gone"
+    default_message = "the resource no longer exists"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    code = "payload_too_large"
+    default_message = "the request body is too large"
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    code = "unsupported_media_type"
+    default_message = "the request body must be JSON (Content-Type: application/json)"
+
+
+class ValidationFailed(DomainError):
+    status = 422
+    code = "validation_failed"
+    default_message = "the request has invalid fields"
+
+
+class InfrastructureError(ApiError):
+    """A dependency is down or overloaded; nothing was applied and the client may retry after a moment."""
+
+    status = 503
+    code = "unavailable"
+    default_message = "the service is temporarily unable to answer; retry shortly"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
+        retry_after_s: int = retry_after_s_default,
+    ) -> None:
+        super().__init__(message, details, code=code, headers={"Retry-After": str(retry_after_s)})
+
+
+class InventoryBusy(InfrastructureError):
+    code = "inventory_busy"
+    default_message = "the event's inventory queue is full; retry shortly"
+
+
+class InventoryUnavailable(InfrastructureError):
+    code = "inventory_unavailable"
+    default_message = "the event's inventory is temporarily unavailable; retry shortly"
+
+
+class PersistenceUnavailable(InfrastructureError):
+    code = "persistence_unavailable"
+    default_message = "storage is temporarily unavailable; retry shortly"
+
+
+_REJECTION_STATUS: dict[str, int] = {
+    "seats_unavailable": 409,
+    "insufficient_inventory": 409,
+    "not_on_sale": 409,
+    "invalid_transition": 409,
+    "unknown_seats": 422,
+    "unknown_ticket_type": 422,
+    "buyer_limit_exceeded": 422,
+    "invalid_hold_request": 422,
+    "batch_too_large": 413,
+    "hold_not_found": 404,
+    "hold_expired": 410,
+}
+_REJECTION_INFRASTRUCTURE: dict[str, type[InfrastructureError]] = {
+    "persistence_unavailable": PersistenceUnavailable,
+    "inventory_unavailable": InventoryUnavailable,
+}
+
+
+def error_for_rejection(rejected: Rejected) -> ApiError:
+    """The HTTP error for an engine (or actor shell) refusal; an unknown code is a server bug, hence 500."""
+    infrastructure = _REJECTION_INFRASTRUCTURE.get(rejected.code)
+    if infrastructure is not None:
+        return infrastructure(rejected.message, dict(rejected.details))
+    status = _REJECTION_STATUS.get(rejected.code)
+    if status is None:
+        return ApiError(f"unexpected refusal {rejected.code!r}")
+    return DomainError(rejected.message, dict(rejected.details), code=rejected.code, status=status)

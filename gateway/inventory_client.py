@@ -1,0 +1,148 @@
+"""The gateway's way to an event's inventory actor: placement, cached handles, coalescing, bounded retries.
+
+A Ray actor call is delivered at most once and a failed call may have run, so a batch that fails because the actor
+died is sent again, unchanged, to the restarted incarnation: every command carries an id and hold ids are drawn
+before the first send, so a replay is answered from the recovered state and never applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from redis.asyncio import Redis
+
+from actors.event_inventory import BatchReply
+from actors.inventory_host import INVENTORY_ACTOR_OPTIONS, InventoryHost
+from actors.placement import HOST_NAME_PREFIX, actor_name
+from engine.commands import Command, Result
+from gateway.coalescer import Coalescer
+from gateway.errors import InventoryUnavailable
+from gateway.metrics import ACTOR_CALL_SECONDS, ACTOR_RETRIES, COMMIT_SECONDS
+from persistence import live_state
+from voelgoed.settings import Settings
+
+log = logging.getLogger(__name__)
+
+actor_call_s_max = 10.0
+actor_retry_attempts_max = 40
+actor_retry_time_s_max = 30.0
+actor_retry_backoff_s_first = 0.02
+actor_retry_backoff_s_max = 0.5
+ready_probe_s_max = 2.0
+events_cached_max = 10_000
+
+
+class RayInventoryClient:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._redis: Redis | None = None
+        self._handles: dict[str, Any] = {}
+        self._routes: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._coalescers: dict[tuple[str, str], Coalescer] = {}
+
+    async def start(self) -> None:
+        if not ray.is_initialized():
+            await asyncio.to_thread(
+                ray.init,
+                address=self._settings.ray_address,
+                namespace=self._settings.ray_namespace,
+                log_to_driver=False,
+                ignore_reinit_error=True,
+            )
+        self._redis = Redis.from_url(self._settings.redis_url)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    async def submit(self, org_id: str, event_id: str, command: Command) -> Result:
+        key = (org_id, event_id)
+        coalescer = self._coalescers.get(key)
+        if coalescer is None:
+            self._forget_idle_coalescers()
+            coalescer = Coalescer(lambda commands: self._send(org_id, event_id, commands))
+            self._coalescers[key] = coalescer
+        return await coalescer.submit(command)
+
+    async def activate(self, org_id: str, event_id: str) -> None:
+        name = await self._route(org_id, event_id)
+        await self._call_with_retries(name, "activate", org_id, event_id)
+
+    async def ready(self) -> bool:
+        try:
+            handle = await self._handle(f"{HOST_NAME_PREFIX}0")
+            await asyncio.wait_for(asyncio.wrap_future(handle.ping.remote().future()), ready_probe_s_max)
+            return True
+        except Exception:
+            return False
+
+    async def _send(self, org_id: str, event_id: str, commands: Sequence[Command]) -> list[Result]:
+        name = await self._route(org_id, event_id)
+        started = time.perf_counter()
+        reply: BatchReply = await self._call_with_retries(name, "apply", org_id, event_id, list(commands))
+        ACTOR_CALL_SECONDS.observe(time.perf_counter() - started)
+        if reply.commit_s:
+            COMMIT_SECONDS.observe(reply.commit_s)
+        return reply.results
+
+    async def _call_with_retries(self, name: str, method: str, *args: Any) -> Any:
+        deadline = time.monotonic() + actor_retry_time_s_max
+        backoff_s = actor_retry_backoff_s_first
+        for attempt in range(actor_retry_attempts_max):
+            try:
+                handle = await self._handle(name)
+                ref = getattr(handle, method).remote(*args)
+                return await asyncio.wait_for(asyncio.wrap_future(ref.future()), actor_call_s_max)
+            except (RayActorError, GetTimeoutError, asyncio.TimeoutError) as error:
+                ACTOR_RETRIES.inc()
+                log.info("inventory %s %s failed (attempt %d): %r", name, method, attempt + 1, error)
+                # Look the actor up again: a restarting actor keeps its name, one killed for good is re-created.
+                self._handles.pop(name, None)
+            except RayTaskError as error:
+                log.error("inventory %s %s raised: %s", name, method, error)
+                raise InventoryUnavailable() from error
+            if time.monotonic() + backoff_s > deadline:
+                break
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, actor_retry_backoff_s_max)
+        raise InventoryUnavailable()
+
+    async def _route(self, org_id: str, event_id: str) -> str:
+        key = (org_id, event_id)
+        name = self._routes.get(key)
+        if name is None:
+            assert self._redis is not None, "start() first"
+            meta = await live_state.get_event_meta(self._redis, org_id, event_id) or {}
+            name = actor_name(
+                org_id, event_id, dedicated=bool(meta.get("dedicated")), hosts_count=self._settings.inventory_hosts
+            )
+            self._routes[key] = name
+            if len(self._routes) > events_cached_max:
+                self._routes.popitem(last=False)
+        return name
+
+    async def _handle(self, name: str) -> Any:
+        handle = self._handles.get(name)
+        if handle is None:
+            handle = await asyncio.to_thread(self._get_or_create, name)
+            self._handles[name] = handle
+        return handle
+
+    def _get_or_create(self, name: str) -> Any:
+        return InventoryHost.options(  # type: ignore[attr-defined]
+            name=name, namespace=self._settings.ray_namespace, get_if_exists=True, **INVENTORY_ACTOR_OPTIONS
+        ).remote(self._settings.database_url, self._settings.redis_url)
+
+    def _forget_idle_coalescers(self) -> None:
+        if len(self._coalescers) < events_cached_max:
+            return
+        for key in [k for k, c in self._coalescers.items() if c.idle]:
+            del self._coalescers[key]
+
