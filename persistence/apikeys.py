@@ -1,7 +1,7 @@
 """API keys: "vk_<prefix>_<secret>". The prefix finds the row; only sha256(secret) is stored.
 
-A secret from secrets.token_urlsafe has 256 bits of entropy, so a fast hash is enough (no password stretching):
-the stored hash cannot be reversed, and comparing hashes in constant time leaks nothing useful.
+A secret from secrets.token_urlsafe has 256 bits of entropy, so a fast hash is enough (no password
+stretching): the stored hash cannot be reversed, and comparing hashes in constant time leaks nothing useful.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+import asyncpg
 
 from engine import limits
 from engine.access import SCOPES
@@ -60,17 +62,16 @@ def secret_matches(secret: str, secret_hash: bytes) -> bool:
     return hmac.compare_digest(hash_secret(secret), secret_hash)
 
 
-def _record(row: object) -> ApiKeyRecord:
-    r = row  # asyncpg.Record
+def _record(row: asyncpg.Record) -> ApiKeyRecord:
     return ApiKeyRecord(
-        id=r["id"],  # type: ignore[index]
-        org_id=r["org_id"],  # type: ignore[index]
-        name=r["name"],  # type: ignore[index]
-        prefix=r["prefix"],  # type: ignore[index]
-        secret_hash=bytes(r["secret_hash"]),  # type: ignore[index]
-        scopes=tuple(r["scopes"]),  # type: ignore[index]
-        created_at=r["created_at"],  # type: ignore[index]
-        revoked_at=r["revoked_at"],  # type: ignore[index]
+        id=row["id"],
+        org_id=row["org_id"],
+        name=row["name"],
+        prefix=row["prefix"],
+        secret_hash=bytes(row["secret_hash"]),
+        scopes=tuple(row["scopes"]),
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
     )
 
 
@@ -90,8 +91,8 @@ async def create_api_key(
     prefix, plaintext, secret_hash = new_api_key()
     distinct_scopes = list(dict.fromkeys(scopes))
     row = await conn.fetchrow(
-        f"INSERT INTO api_keys (id, org_id, name, prefix, secret_hash, scopes) VALUES ($1, $2, $3, $4, $5, $6) "
-        f"RETURNING {_COLUMNS}",
+        "INSERT INTO api_keys (id, org_id, name, prefix, secret_hash, scopes) "
+        f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}",
         KEY_ID_PREFIX + secrets.token_hex(16),
         org_id,
         name,
@@ -109,14 +110,17 @@ async def find_api_key(conn: Connection, prefix: str) -> ApiKeyRecord | None:
 
 
 async def list_api_keys(conn: Connection, org_id: str) -> list[ApiKeyRecord]:
-    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM api_keys WHERE org_id = $1 ORDER BY created_at, id", org_id)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM api_keys WHERE org_id = $1 ORDER BY created_at, id", org_id
+    )
     return [_record(row) for row in rows]
 
 
 async def revoke_api_key(conn: Connection, org_id: str, key_id: str) -> bool:
     """Revoke the org's key; False when the org has no such key. Revoking twice keeps the first time."""
     row = await conn.fetchrow(
-        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE org_id = $1 AND id = $2 RETURNING id",
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
+        "WHERE org_id = $1 AND id = $2 RETURNING id",
         org_id,
         key_id,
     )

@@ -73,7 +73,9 @@ async def _apply_pending(conn: asyncpg.Connection) -> list[int]:
         async with conn.transaction():
             await conn.execute(migration.sql)
             await conn.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", migration.version, migration.name
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version,
+                migration.name,
             )
         done.append(migration.version)
     return done

@@ -1,0 +1,348 @@
+"""Request and response bodies as pydantic models, bounded by engine/limits.py.
+
+Requests are strict (no "5" for 5) and forbid unknown fields. Rules that span fields raise one
+``PydanticCustomError`` whose ``ctx["fields"]`` lists ``[field, message]`` pairs, so the 422 still names each bad
+field. Response models are the documented shapes (OpenAPI, tests); routes build the same dicts directly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
+
+from engine import limits, seating
+from engine.access import SCOPES
+from gateway.errors import ApiError, MalformedJson, ValidationFailed
+
+money_amount_minor_max = 10**12
+field_errors_max = 100
+ModelT = TypeVar("ModelT", bound=BaseModel)
+_TICKET_CODE_PATTERN = rf"^[A-Za-z0-9_-]{{1,{limits.label_chars_max}}}$"
+_SEAT_ID_PATTERN = rf"^[A-Za-z0-9]{{1,{limits.label_chars_max}}}-[A-Za-z0-9]{{1,{limits.label_chars_max}}}-[1-9][0-9]{{0,6}}$"
+_NO_CONTROL_CHARS_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+_PRINTABLE_ASCII_PATTERN = r"^[\x21-\x7e]+$"
+
+DisplayName = Annotated[
+    str, StringConstraints(min_length=1, max_length=limits.name_chars_max, pattern=_NO_CONTROL_CHARS_PATTERN)
+]
+ExternalId = Annotated[
+    str, StringConstraints(min_length=1, max_length=limits.id_chars_max, pattern=_PRINTABLE_ASCII_PATTERN)
+]
+TicketCode = Annotated[str, StringConstraints(pattern=_TICKET_CODE_PATTERN)]
+SeatId = Annotated[str, StringConstraints(max_length=limits.id_chars_max, pattern=_SEAT_ID_PATTERN)]
+LayoutName = Annotated[str, StringConstraints(pattern=seating.NAME_PATTERN)]
+
+
+def _known_scope(scope: str) -> str:
+    if scope not in SCOPES:
+        raise PydanticCustomError("unknown_scope", "unknown scope; known scopes: {known}", {"known": ", ".join(SCOPES)})
+    return scope
+
+
+Scope = Annotated[str, AfterValidator(_known_scope)]
+
+
+def cross_field_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
+    """One error carrying several (field path relative to the model, message) problems."""
+    summary = "; ".join(f"{field}: {message}" for field, message in problems)
+    return PydanticCustomError("invalid_fields", summary, {"fields": [list(p) for p in problems]})
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+# ---- requests ----------------------------------------------------------------------------------------------
+
+
+class Money(RequestModel):
+    amount_minor: Annotated[int, Field(ge=0, le=money_amount_minor_max)]
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = Field(description="ISO 4217 code")
+
+
+class RowIn(RequestModel):
+    label: LayoutName
+    seats: Annotated[int, Field(ge=1, le=limits.seats_per_row_max)]
+
+
+class SectionIn(RequestModel):
+    name: LayoutName
+    rows: Annotated[list[RowIn], Field(min_length=1, max_length=limits.rows_per_section_max)]
+
+
+class SeatingIn(RequestModel):
+    sections: Annotated[list[SectionIn], Field(min_length=1, max_length=limits.sections_per_event_max)]
+
+    def layout(self) -> tuple[seating.Section, ...]:
+        return tuple(
+            seating.Section(s.name, tuple(seating.Row(r.label, r.seats) for r in s.rows)) for s in self.sections
+        )
+
+    @model_validator(mode="after")
+    def _distinct_seat_ids(self) -> SeatingIn:
+        layout = self.layout()
+        problems = [
+            (f"sections.{s}.name", "repeats a section name")
+            if r is None
+            else (f"sections.{s}.rows.{r}.label", "repeats a row label in this section")
+            for s, r in seating.repeated_rows(layout)
+        ]
+        count = seating.seat_count(layout)
+        if count > limits.seats_per_event_max:
+            problems.append(("sections", f"{count} seats; at most {limits.seats_per_event_max} per event"))
+        if problems:
+            raise cross_field_error(problems)
+        return self
+
+
+class TicketTypeIn(RequestModel):
+    code: TicketCode
+    kind: Literal["ga", "seated"]
+    capacity: Annotated[int, Field(ge=0, le=limits.ga_capacity_max)] | None = Field(
+        default=None, description="GA only: number of tickets. A seated type's capacity is its seat count."
+    )
+    price: Money
+
+    @model_validator(mode="after")
+    def _capacity_by_kind(self) -> TicketTypeIn:
+        if self.kind == "ga" and self.capacity is None:
+            raise cross_field_error([("capacity", "a GA ticket type needs a capacity")])
+        if self.kind == "seated" and self.capacity is not None:
+            raise cross_field_error([("capacity", "a seated ticket type's capacity is its seat count; omit it")])
+        return self
+
+
+class EventCreate(RequestModel):
+    name: DisplayName
+    starts_at: AwareDatetime
+    hold_ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)]
+    max_tickets_per_buyer: Annotated[int, Field(ge=1, le=limits.max_tickets_per_buyer_max)]
+    seating: SeatingIn | None = None
+    ticket_types: Annotated[list[TicketTypeIn], Field(min_length=1, max_length=limits.ticket_types_per_event_max)]
+    dedicated: bool = Field(default=False, description="Extension: give this (hot) event its own inventory actor")
+
+    @model_validator(mode="after")
+    def _ticket_types_fit(self) -> EventCreate:
+        problems: list[tuple[str, str]] = []
+        repeated = {code for code, n in Counter(t.code for t in self.ticket_types).items() if n > 1}
+        seen: set[str] = set()
+        for i, ticket_type in enumerate(self.ticket_types):
+            if ticket_type.code in repeated and ticket_type.code in seen:
+                problems.append((f"ticket_types.{i}.code", "repeats a ticket type code"))
+            seen.add(ticket_type.code)
+        seated = [i for i, t in enumerate(self.ticket_types) if t.kind == "seated"]
+        problems += [(f"ticket_types.{i}.kind", "at most one seated ticket type per event") for i in seated[1:]]
+        if seated and self.seating is None:
+            problems.append(("seating", "a seated ticket type needs seating"))
+        if not seated and self.seating is not None:
+            problems.append(("seating", "seating needs a seated ticket type"))
+        if problems:
+            raise cross_field_error(problems)
+        return self
+
+
+class HoldCreate(RequestModel):
+    buyer_id: ExternalId
+    seats: Annotated[list[SeatId], Field(min_length=1, max_length=limits.seats_per_hold_max)] | None = None
+    ticket_type: TicketCode | None = None
+    quantity: Annotated[int, Field(ge=1, le=limits.quantity_per_hold_max)] | None = None
+    ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)] | None = Field(
+        default=None, description="at most the event's hold_ttl_s (its default)"
+    )
+
+    @model_validator(mode="after")
+    def _seats_or_quantity(self) -> HoldCreate:
+        by_quantity = self.ticket_type is not None or self.quantity is not None
+        if self.seats is not None and by_quantity:
+            raise cross_field_error([("seats", "hold either seats or a ticket_type and quantity, not both")])
+        if self.seats is None and (self.ticket_type is None or self.quantity is None):
+            missing = "quantity" if self.ticket_type is not None else "ticket_type"
+            field = "seats" if not by_quantity else missing
+            raise cross_field_error([(field, "give seats, or a ticket_type and a quantity")])
+        if self.seats is not None:
+            seen: set[str] = set()
+            problems = []
+            for i, seat in enumerate(self.seats):
+                if seat in seen:
+                    problems.append((f"seats.{i}", "repeats a seat"))
+                seen.add(seat)
+            if problems:
+                raise cross_field_error(problems)
+        return self
+
+
+class ConfirmCreate(RequestModel):
+    order_ref: ExternalId
+
+
+class ApiKeyCreate(RequestModel):
+    name: DisplayName
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(SCOPES))]
+
+    @model_validator(mode="after")
+    def _distinct_scopes(self) -> ApiKeyCreate:
+        if len(set(self.scopes)) != len(self.scopes):
+            raise cross_field_error([("scopes", "repeats a scope")])
+        return self
+
+
+# ---- responses ---------------------------------------------------------------------------------------------
+
+
+class MoneyOut(BaseModel):
+    amount_minor: int
+    currency: str
+
+
+class TicketTypeOut(BaseModel):
+    code: str
+    kind: Literal["ga", "seated"]
+    capacity: int
+    price: MoneyOut
+
+
+class EventOut(BaseModel):
+    id: str
+    name: str
+    starts_at: datetime
+    hold_ttl_s: int
+    max_tickets_per_buyer: int
+    status: Literal["draft", "on_sale"]
+    dedicated: bool
+    seat_count: int
+    ticket_types: list[TicketTypeOut]
+    created_at: datetime
+    published_at: datetime | None
+
+
+class SeatIdsOut(BaseModel):
+    seat_ids: list[str]
+
+
+class TicketTypeCountsOut(BaseModel):
+    code: str
+    capacity: int
+    available: int
+    held: int
+    sold: int
+
+
+class SeatsAvailabilityOut(BaseModel):
+    total: int
+    available: int
+    bitmap: str = Field(description="base64; bit i (MSB first) is 1 when seat i is available")
+
+
+class AvailabilityOut(BaseModel):
+    event_id: str
+    version: int
+    ticket_types: list[TicketTypeCountsOut]
+    seats: SeatsAvailabilityOut
+
+
+class HoldOut(BaseModel):
+    hold_id: str
+    event_id: str
+    buyer_id: str
+    seats: list[str]
+    ticket_type: str
+    quantity: int
+    expires_at: datetime
+
+
+class HoldStatusOut(HoldOut):
+    status: Literal["held", "sold"]
+
+
+class TicketOut(BaseModel):
+    ticket_id: str
+    ticket_type: str
+    seat_id: str | None = Field(default=None, description="present for a seated ticket")
+    unit: int | None = Field(default=None, description="present for a GA ticket: its unit number 1..capacity")
+
+
+class SaleOut(BaseModel):
+    sale_id: str
+    event_id: str
+    hold_id: str
+    tickets: list[TicketOut]
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    scopes: list[str]
+    key: str = Field(description="the plaintext key, shown once")
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "unready"]
+    checks: dict[str, str]
+
+
+class LiveSnapshot(AvailabilityOut):
+    type: Literal["snapshot"]
+
+
+class LiveDelta(BaseModel):
+    type: Literal["delta"]
+    version: int
+    seats_changed: dict[str, Literal["available", "held", "sold"]]
+    seats_available: int
+    ticket_types: list[TicketTypeCountsOut]
+
+
+# ---- parsing -----------------------------------------------------------------------------------------------
+
+
+def parse_body(model: type[ModelT], raw: bytes) -> ModelT:
+    """The validated body, or the API error: 400 for malformed JSON, 422 naming every bad field."""
+    try:
+        return model.model_validate_json(raw)
+    except PydanticValidationError as error:
+        raise error_for_validation(error) from None
+
+
+def error_for_validation(error: PydanticValidationError) -> ApiError:
+    problems = error.errors(include_url=False, include_input=False)
+    malformed = next((p for p in problems if p["type"] == "json_invalid"), None)
+    if malformed is not None:
+        return MalformedJson(f"the request body is not valid JSON: {malformed['msg'].removeprefix('Invalid JSON: ')}")
+    fields: list[dict[str, str]] = []
+    for problem in problems:
+        fields += _field_entries(problem)
+    details: dict[str, Any] = {"fields": fields[:field_errors_max]}
+    if len(fields) > field_errors_max:
+        details["fields_truncated"] = True
+    return ValidationFailed(details=details)
+
+
+def _field_entries(problem: Any) -> list[dict[str, str]]:
+    base = [str(part) for part in problem["loc"]]
+    nested = (problem.get("ctx") or {}).get("fields")
+    if problem["type"] == "invalid_fields" and nested:
+        return [{"field": _path(base + [field]), "message": message, "type": "invalid"} for field, message in nested]
+    return [{"field": _path(base), "message": problem["msg"], "type": problem["type"]}]
+
+
+def _path(parts: list[str]) -> str:
+    return ".".join(parts) if parts else "body"

@@ -1,0 +1,249 @@
+"""Events with their seats and ticket types: created as drafts, published once, then owned by one inventory.
+
+Every function a request reaches takes the caller's org and filters by it, so another org's event id reads as
+unknown. Only take_inventory_epoch is bound to the event alone: it serves the event's inventory owner.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from engine import limits
+from engine.ids import EVENT_PREFIX, event_hex_chars
+from engine.inventory import InventorySpec
+from persistence.db import Connection
+
+KIND_GA = "ga"
+KIND_SEATED = "seated"
+STATUS_DRAFT = "draft"
+STATUS_ON_SALE = "on_sale"
+price_minor_max = 2**63 - 1
+
+_EVENT_COLUMNS = (
+    "id, org_id, name, starts_at, hold_ttl_s, max_tickets_per_buyer, status, dedicated, "
+    "seating::text AS seating, seat_count, created_at, published_at"
+)
+_TICKET_TYPES_SQL = (
+    "SELECT code, kind, capacity, price_minor, currency FROM ticket_types "
+    "WHERE event_id = $1 ORDER BY position"
+)
+_SEAT_IDS_SQL = "SELECT coalesce(array_agg(seat_id ORDER BY seat_index), '{}') FROM seats WHERE event_id = $1"
+
+
+@dataclass(frozen=True)
+class TicketTypeRecord:
+    code: str
+    kind: str  # "ga" | "seated"
+    capacity: int  # seated: the number of seats
+    price_minor: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    name: str
+    starts_at: datetime
+    hold_ttl_s: int
+    max_tickets_per_buyer: int
+    seating: dict[str, Any] | None
+    seat_ids: tuple[str, ...]
+    ticket_types: tuple[TicketTypeRecord, ...]
+    dedicated: bool = False
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: str
+    org_id: str
+    name: str
+    starts_at: datetime
+    hold_ttl_s: int
+    max_tickets_per_buyer: int
+    status: str  # "draft" | "on_sale"
+    dedicated: bool
+    seating: dict[str, Any] | None
+    seat_count: int
+    ticket_types: tuple[TicketTypeRecord, ...]
+    created_at: datetime
+    published_at: datetime | None
+
+
+def check_new_event(new: NewEvent) -> None:
+    """Refuse (ValueError) what the schema or the inventory would refuse, with a clearer message."""
+    if not 1 <= len(new.name) <= limits.name_chars_max:
+        raise ValueError(f"name must be 1..{limits.name_chars_max} characters")
+    if new.starts_at.tzinfo is None:
+        raise ValueError("starts_at must carry a time zone")
+    if not limits.hold_ttl_s_min <= new.hold_ttl_s <= limits.hold_ttl_s_max:
+        raise ValueError(f"hold_ttl_s must be {limits.hold_ttl_s_min}..{limits.hold_ttl_s_max}")
+    if not 1 <= new.max_tickets_per_buyer <= limits.max_tickets_per_buyer_max:
+        raise ValueError(f"max_tickets_per_buyer must be 1..{limits.max_tickets_per_buyer_max}")
+    if len(new.seat_ids) > limits.seats_per_event_max:
+        raise ValueError(f"at most {limits.seats_per_event_max} seats per event")
+    if len(set(new.seat_ids)) != len(new.seat_ids):
+        raise ValueError("seat ids must be unique")
+    if any(not 1 <= len(seat_id) <= limits.id_chars_max for seat_id in new.seat_ids):
+        raise ValueError(f"seat ids must be 1..{limits.id_chars_max} characters")
+    _check_ticket_types(new.ticket_types, len(new.seat_ids))
+
+
+def _check_ticket_types(types: tuple[TicketTypeRecord, ...], seat_count: int) -> None:
+    if len(types) > limits.ticket_types_per_event_max:
+        raise ValueError(f"at most {limits.ticket_types_per_event_max} ticket types per event")
+    if len({t.code for t in types}) != len(types):
+        raise ValueError("ticket type codes must be unique")
+    for t in types:
+        if not 1 <= len(t.code) <= limits.label_chars_max:
+            raise ValueError(f"ticket type codes must be 1..{limits.label_chars_max} characters")
+        if t.kind not in (KIND_GA, KIND_SEATED):
+            raise ValueError(f"ticket type kind must be {KIND_GA!r} or {KIND_SEATED!r}")
+        if not 0 <= t.capacity <= limits.ga_capacity_max:
+            raise ValueError(f"capacity must be 0..{limits.ga_capacity_max}")
+        if not 0 <= t.price_minor <= price_minor_max:
+            raise ValueError("price must be a non-negative amount in minor units")
+        if len(t.currency) != 3 or not t.currency.isascii() or not t.currency.isupper():
+            raise ValueError("currency must be three upper-case letters (ISO 4217)")
+    seated = [t for t in types if t.kind == KIND_SEATED]
+    if len(seated) > 1:
+        raise ValueError("at most one seated ticket type per event")
+    if bool(seated) != (seat_count > 0):
+        raise ValueError("a seated ticket type needs seats, and seats need a seated ticket type")
+    if seated and seated[0].capacity != seat_count:
+        raise ValueError("a seated ticket type's capacity is its number of seats")
+
+
+def _ticket_type(row: asyncpg.Record) -> TicketTypeRecord:
+    return TicketTypeRecord(row["code"], row["kind"], row["capacity"], row["price_minor"], row["currency"])
+
+
+def _event(row: asyncpg.Record, ticket_types: tuple[TicketTypeRecord, ...]) -> EventRecord:
+    return EventRecord(
+        id=row["id"],
+        org_id=row["org_id"],
+        name=row["name"],
+        starts_at=row["starts_at"],
+        hold_ttl_s=row["hold_ttl_s"],
+        max_tickets_per_buyer=row["max_tickets_per_buyer"],
+        status=row["status"],
+        dedicated=row["dedicated"],
+        seating=None if row["seating"] is None else json.loads(row["seating"]),
+        seat_count=row["seat_count"],
+        ticket_types=ticket_types,
+        created_at=row["created_at"],
+        published_at=row["published_at"],
+    )
+
+
+async def _with_ticket_types(conn: Connection, row: asyncpg.Record | None) -> EventRecord | None:
+    if row is None:
+        return None
+    types = tuple(_ticket_type(r) for r in await conn.fetch(_TICKET_TYPES_SQL, row["id"]))
+    return _event(row, types)
+
+
+async def create_event(conn: Connection, org_id: str, new: NewEvent) -> EventRecord:
+    """Insert a draft event, its ticket types and its seats (COPY) in one transaction."""
+    check_new_event(new)
+    event_id = EVENT_PREFIX + secrets.token_hex(event_hex_chars // 2)
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "INSERT INTO events (id, org_id, name, starts_at, hold_ttl_s, max_tickets_per_buyer, seating, "
+            "seat_count, dedicated) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9) "
+            f"RETURNING {_EVENT_COLUMNS}",
+            event_id,
+            org_id,
+            new.name,
+            new.starts_at,
+            new.hold_ttl_s,
+            new.max_tickets_per_buyer,
+            None if new.seating is None else json.dumps(new.seating),
+            len(new.seat_ids),
+            new.dedicated,
+        )
+        await conn.executemany(
+            "INSERT INTO ticket_types (org_id, event_id, code, position, kind, capacity, price_minor, "
+            "currency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            [
+                (org_id, event_id, t.code, position, t.kind, t.capacity, t.price_minor, t.currency)
+                for position, t in enumerate(new.ticket_types)
+            ],
+        )
+        if new.seat_ids:
+            await conn.copy_records_to_table(
+                "seats",
+                records=[(org_id, event_id, seat_id, index) for index, seat_id in enumerate(new.seat_ids)],
+                columns=["org_id", "event_id", "seat_id", "seat_index"],
+            )
+    return _event(row, new.ticket_types)
+
+
+async def get_event(conn: Connection, org_id: str, event_id: str) -> EventRecord | None:
+    """The org's event, or None when it is unknown or belongs to another org."""
+    row = await conn.fetchrow(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE org_id = $1 AND id = $2", org_id, event_id
+    )
+    return await _with_ticket_types(conn, row)
+
+
+async def publish_event(conn: Connection, org_id: str, event_id: str) -> EventRecord | None:
+    """Put a draft on sale (an event already on sale stays as it is); None when the org has no such event."""
+    row = await conn.fetchrow(
+        "UPDATE events SET status = $3, published_at = coalesce(published_at, now()) "
+        f"WHERE org_id = $1 AND id = $2 RETURNING {_EVENT_COLUMNS}",
+        org_id,
+        event_id,
+        STATUS_ON_SALE,
+    )
+    return await _with_ticket_types(conn, row)
+
+
+async def list_seat_ids(conn: Connection, org_id: str, event_id: str) -> tuple[str, ...] | None:
+    """The event's seat ids in index order (the bitmap's order); None when the org has no such event."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT coalesce(array_agg(seat_id ORDER BY seat_index), '{}') FROM seats "
+        "WHERE event_id = e.id) FROM events e WHERE e.org_id = $1 AND e.id = $2",
+        org_id,
+        event_id,
+    )
+    return None if row is None else tuple(row[0])
+
+
+async def take_inventory_epoch(
+    conn: Connection, event_id: str
+) -> tuple[int, EventRecord, tuple[str, ...]] | None:
+    """For a new incarnation of the event's inventory: a fresh epoch (fencing out every older incarnation),
+    the event and its seat ids. None when the event is unknown or not on sale.
+
+    The UPDATE waits for any write_sales holding the event row FOR SHARE, so once this returns no older
+    incarnation can commit another sale.
+    """
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "UPDATE events SET inventory_epoch = inventory_epoch + 1 WHERE id = $1 AND status = $2 "
+            f"RETURNING inventory_epoch, {_EVENT_COLUMNS}",
+            event_id,
+            STATUS_ON_SALE,
+        )
+        event = await _with_ticket_types(conn, row)
+        if row is None or event is None:
+            return None
+        seat_ids = tuple(await conn.fetchval(_SEAT_IDS_SQL, event_id))
+    return row["inventory_epoch"], event, seat_ids
+
+
+def inventory_spec(event: EventRecord, seat_ids: tuple[str, ...]) -> InventorySpec:
+    seated = [t.code for t in event.ticket_types if t.kind == KIND_SEATED]
+    return InventorySpec(
+        event_id=event.id,
+        seat_ids=seat_ids,
+        seated_type=seated[0] if seated else None,
+        ga_capacity=tuple((t.code, t.capacity) for t in event.ticket_types if t.kind == KIND_GA),
+        hold_ttl_s=event.hold_ttl_s,
+        max_tickets_per_buyer=event.max_tickets_per_buyer,
+    )
