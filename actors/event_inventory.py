@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import asyncpg
 from redis.asyncio import Redis
 
+from actors.wire import Row, encode_results
 from engine.commands import Command, Confirm, LookupHold, Ok, Rejected, Result, SaleView
 from engine.inventory import Inventory, InventorySnapshot
 from persistence import events as pg_events
@@ -40,7 +41,7 @@ class InventoryLost(Exception):
 
 @dataclass(frozen=True, slots=True)
 class BatchReply:
-    results: list[Result]
+    results: list[Row]  # actors.wire-encoded, in command order
     apply_s: float
     commit_s: float
     version: int
@@ -87,7 +88,7 @@ class EventInventory:
             results = self.inventory.apply(commands, time.time())
             applied = time.perf_counter()
             results = await self._write_through(commands, results)
-            return BatchReply(results, applied - started, time.perf_counter() - applied, self.inventory.version)
+            return BatchReply(encode_results(results), applied - started, time.perf_counter() - applied, self.inventory.version)
 
     async def expire(self, holds_max: int) -> int:
         async with self._lock:

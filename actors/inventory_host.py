@@ -18,8 +18,14 @@ import asyncpg
 import ray
 from redis.asyncio import Redis
 
-from actors.event_inventory import INVENTORY_UNAVAILABLE, NOT_ON_SALE, BatchReply, EventInventory, InventoryLost
-from engine.commands import Command
+from actors.event_inventory import (
+    INVENTORY_UNAVAILABLE,
+    NOT_ON_SALE,
+    BatchReply,
+    EventInventory,
+    InventoryLost,
+)
+from actors.wire import Row, decode_commands, encode_results
 from engine.inventory import InvariantViolation
 from persistence.db import create_pool
 
@@ -54,16 +60,18 @@ class InventoryHost:
         self._sweeper: asyncio.Task[None] | None = None
         self._started_at = time.time()
 
-    async def apply(self, org_id: str, event_id: str, commands: Sequence[Command]) -> BatchReply:
+    async def apply(self, org_id: str, event_id: str, rows: Sequence[Row]) -> BatchReply:
+        """Apply one batch (commands encoded by actors.wire) and answer encoded results, in order."""
+        commands = decode_commands(rows)
         try:
             owner = await self._event(event_id)
             if owner is None or owner.org_id != org_id:
-                return BatchReply([NOT_ON_SALE] * len(commands), 0.0, 0.0, 0)
+                return BatchReply(encode_results([NOT_ON_SALE] * len(commands)), 0.0, 0.0, 0)
             return await owner.apply(commands)
         except InventoryLost as error:
             log.warning("dropping %s: %s", event_id, error)
             self._events.pop(event_id, None)
-            return BatchReply([INVENTORY_UNAVAILABLE] * len(commands), 0.0, 0.0, 0)
+            return BatchReply(encode_results([INVENTORY_UNAVAILABLE] * len(commands)), 0.0, 0.0, 0)
         except InvariantViolation:
             # Stop loudly; Ray restarts the process and the inventory is rebuilt from the truth and re-checked.
             log.critical("invariant broken in %s; exiting", event_id, exc_info=True)

@@ -6,7 +6,14 @@ Every error the gateway answers is an ``ApiError`` rendered as
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
+
+import asyncpg
+import redis.exceptions
+from starlette.responses import JSONResponse
 
 from engine.commands import Rejected
 
@@ -39,6 +46,10 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         return error_body(self.code, self.message, self.details)
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers or None)
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -174,3 +185,31 @@ def error_for_rejection(rejected: Rejected) -> ApiError:
     if status is None:
         return ApiError(f"unexpected refusal {rejected.code!r}")
     return DomainError(rejected.message, dict(rejected.details), code=rejected.code, status=status)
+
+
+POSTGRES_OUTAGES: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.QueryCanceledError,
+    asyncpg.CannotConnectNowError,
+)
+REDIS_OUTAGES: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    OSError,
+)
+
+
+@contextmanager
+def storage_outage_as_503() -> Iterator[None]:
+    """Turn a Postgres or Redis outage inside the block into 503 persistence_unavailable (nothing applied)."""
+    try:
+        yield
+    except POSTGRES_OUTAGES as error:
+        raise PersistenceUnavailable("Postgres is temporarily unavailable; retry shortly") from error
+    except REDIS_OUTAGES as error:
+        raise PersistenceUnavailable("Redis is temporarily unavailable; retry shortly") from error

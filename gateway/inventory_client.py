@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from actors.event_inventory import BatchReply
 from actors.inventory_host import INVENTORY_ACTOR_OPTIONS, InventoryHost
 from actors.placement import HOST_NAME_PREFIX, actor_name
+from actors.wire import decode_results, encode_commands
 from engine.commands import Command, Result
 from gateway.coalescer import Coalescer
 from gateway.errors import InventoryUnavailable
@@ -86,11 +87,12 @@ class RayInventoryClient:
     async def _send(self, org_id: str, event_id: str, commands: Sequence[Command]) -> list[Result]:
         name = await self._route(org_id, event_id)
         started = time.perf_counter()
-        reply: BatchReply = await self._call_with_retries(name, "apply", org_id, event_id, list(commands))
+        rows = encode_commands(commands)
+        reply: BatchReply = await self._call_with_retries(name, "apply", org_id, event_id, rows)
         ACTOR_CALL_SECONDS.observe(time.perf_counter() - started)
         if reply.commit_s:
             COMMIT_SECONDS.observe(reply.commit_s)
-        return reply.results
+        return decode_results(reply.results)
 
     async def _call_with_retries(self, name: str, method: str, *args: Any) -> Any:
         deadline = time.monotonic() + actor_retry_time_s_max
@@ -100,7 +102,7 @@ class RayInventoryClient:
                 handle = await self._handle(name)
                 ref = getattr(handle, method).remote(*args)
                 return await asyncio.wait_for(asyncio.wrap_future(ref.future()), actor_call_s_max)
-            except (RayActorError, GetTimeoutError, asyncio.TimeoutError) as error:
+            except (TimeoutError, RayActorError, GetTimeoutError) as error:
                 ACTOR_RETRIES.inc()
                 log.info("inventory %s %s failed (attempt %d): %r", name, method, attempt + 1, error)
                 # Look the actor up again: a restarting actor keeps its name, one killed for good is re-created.

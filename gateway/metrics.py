@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -72,7 +72,7 @@ def mark_process_dead(pid: int) -> None:
 class RequestMetricsMiddleware:
     """Times every HTTP request, labelled by the matched route's path template (bounded cardinality)."""
 
-    def __init__(self, app: ASGIApp, templates: Callable[[], dict[Any, str]]) -> None:
+    def __init__(self, app: ASGIApp, templates: dict[Any, str]) -> None:
         self.app = app
         self._templates = templates
 
@@ -91,7 +91,7 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            route = self._templates().get(scope.get("endpoint"), UNMATCHED_ROUTE)
+            route = self._templates.get(scope.get("endpoint"), UNMATCHED_ROUTE)
             REQUEST_SECONDS.labels(scope["method"], route, f"{status[0] // 100}xx").observe(
                 time.perf_counter() - started
             )

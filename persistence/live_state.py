@@ -18,8 +18,6 @@ from engine.commands import HoldView
 from engine.inventory import SEAT_AVAILABLE, SEAT_STATE_NAMES, Changes, Inventory
 from persistence import redis_keys
 
-bitfield_ops_per_command_max = 512
-
 
 @dataclass(frozen=True, slots=True)
 class TicketTypeCounts:
@@ -59,7 +57,9 @@ class AvailabilityView:
                 bitmap[index // 8] |= mask
             else:
                 bitmap[index // 8] &= ~mask & 0xFF
-        return AvailabilityView(delta.version, self.seats_total, delta.seats_available, bytes(bitmap), delta.ticket_types)
+        return AvailabilityView(
+            delta.version, self.seats_total, delta.seats_available, bytes(bitmap), delta.ticket_types
+        )
 
 
 def _ticket_type_counts(inventory: Inventory) -> tuple[TicketTypeCounts, ...]:
@@ -109,42 +109,63 @@ def decode_delta(data: bytes) -> Delta:
     )
 
 
+# One script per batch: the batch travels as a single msgpack argument and Redis unpacks it, so the gateway-side
+# cost stays flat however many holds a batch has (redis-py packs each command argument in Python). A script is
+# atomic like MULTI/EXEC; all keys share the event's hash tag, so it runs on one Redis Cluster slot.
+_WRITE_BATCH_LUA = """
+local batch = cmsgpack.unpack(ARGV[1])
+for i = 1, #batch.put, 3 do
+  redis.call('HSET', KEYS[1], batch.put[i], batch.put[i + 1])
+  redis.call('ZADD', KEYS[2], batch.put[i + 2], batch.put[i])
+end
+for _, hold_id in ipairs(batch.del) do
+  redis.call('HDEL', KEYS[1], hold_id)
+  redis.call('ZREM', KEYS[2], hold_id)
+end
+if batch.bitmap then
+  redis.call('SET', KEYS[3], batch.bitmap)
+  redis.call('SET', KEYS[5], batch.seat_ids)
+else
+  for i = 1, #batch.bits, 2 do
+    redis.call('SETBIT', KEYS[3], batch.bits[i], batch.bits[i + 1])
+  end
+end
+redis.call('HSET', KEYS[4], unpack(batch.counts))
+redis.call('PUBLISH', KEYS[6], batch.delta)
+return batch.version
+"""
+
+
 async def write_changes(redis: Redis, org_id: str, inventory: Inventory, changes: Changes) -> None:
-    """Write one batch's changes and publish its delta, atomically (MULTI/EXEC; one event = one slot)."""
+    """Write one batch's changes and publish its delta, atomically, in one round trip."""
     event_id = inventory.spec.event_id
-    holds_key = redis_keys.holds(org_id, event_id)
-    expiries_key = redis_keys.hold_expiries(org_id, event_id)
-    pipe = redis.pipeline(transaction=True)
-    if changes.holds_put:
-        pipe.hset(holds_key, mapping={h: _encode_hold(v) for h, v in changes.holds_put.items()})
-        pipe.zadd(expiries_key, {h: v.expires_at for h, v in changes.holds_put.items()})
-    if changes.holds_removed:
-        pipe.hdel(holds_key, *changes.holds_removed)
-        pipe.zrem(expiries_key, *changes.holds_removed)
-    _queue_bitmap(pipe, org_id, inventory, changes)
-    _queue_counts(pipe, org_id, inventory, changes.version)
-    pipe.publish(redis_keys.live_channel(org_id, event_id), encode_delta(inventory, changes))
-    await pipe.execute()
-
-
-def _queue_bitmap(pipe: Any, org_id: str, inventory: Inventory, changes: Changes) -> None:
-    event_id = inventory.spec.event_id
-    key = redis_keys.availability_bitmap(org_id, event_id)
+    batch: dict[str, Any] = {
+        "version": changes.version,
+        "put": [x for h, v in changes.holds_put.items() for x in (h, _encode_hold(v), v.expires_at)],
+        "del": list(changes.holds_removed),
+        "counts": [x for pair in _counts(inventory, changes.version).items() for x in pair],
+        "delta": encode_delta(inventory, changes),
+    }
     if changes.full:
-        pipe.set(key, inventory.availability_bitmap())
-        pipe.set(redis_keys.seat_ids(org_id, event_id), msgpack.packb(list(inventory.spec.seat_ids)))
-        return
-    items = list(changes.seats.items())
-    for start in range(0, len(items), bitfield_ops_per_command_max):
-        args: list[Any] = []
-        for index, state in items[start : start + bitfield_ops_per_command_max]:
-            args += ["SET", "u1", index, 1 if state == SEAT_AVAILABLE else 0]
-        pipe.execute_command("BITFIELD", key, *args)
+        batch["bitmap"] = inventory.availability_bitmap()
+        batch["seat_ids"] = msgpack.packb(list(inventory.spec.seat_ids))
+    else:
+        batch["bits"] = [x for i, state in changes.seats.items() for x in (i, int(state == SEAT_AVAILABLE))]
+    keys = [
+        redis_keys.holds(org_id, event_id),
+        redis_keys.hold_expiries(org_id, event_id),
+        redis_keys.availability_bitmap(org_id, event_id),
+        redis_keys.counts(org_id, event_id),
+        redis_keys.seat_ids(org_id, event_id),
+        redis_keys.live_channel(org_id, event_id),
+    ]
+    # use_bin_type=False: the cmsgpack inside Redis predates the bin types
+    await redis.register_script(_WRITE_BATCH_LUA)(keys=keys, args=[msgpack.packb(batch, use_bin_type=False)])
 
 
-def _queue_counts(pipe: Any, org_id: str, inventory: Inventory, version: int) -> None:
+def _counts(inventory: Inventory, version: int) -> dict[str, Any]:
     available, held, sold = inventory.seat_counts()
-    mapping: dict[str, Any] = {
+    return {
         "version": version,
         "seats_total": len(inventory.spec.seat_ids),
         "seats_available": available,
@@ -154,7 +175,6 @@ def _queue_counts(pipe: Any, org_id: str, inventory: Inventory, version: int) ->
             [[c.code, c.capacity, c.available, c.held, c.sold] for c in _ticket_type_counts(inventory)]
         ),
     }
-    pipe.hset(redis_keys.counts(org_id, inventory.spec.event_id), mapping=mapping)
 
 
 async def load_holds(redis: Redis, org_id: str, event_id: str) -> tuple[int, list[HoldView]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 import asyncpg
 
@@ -17,6 +17,7 @@ from persistence.db import connect_timeout_s
 # An arbitrary constant, the same for every caller: the key of the advisory lock that serializes migrations.
 MIGRATION_LOCK_KEY = 0x766F656C676F6564  # "voelgoed"
 migration_lock_wait_s = 60.0
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _FILE_RE = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
 
 _CREATE_LEDGER = """
@@ -38,7 +39,7 @@ class Migration:
 def available_migrations() -> list[Migration]:
     """The migration files shipped with the package, in version order."""
     found = []
-    for entry in resources.files("persistence").joinpath("migrations").iterdir():
+    for entry in MIGRATIONS_DIR.iterdir():
         match = _FILE_RE.fullmatch(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))

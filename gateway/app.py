@@ -1,0 +1,174 @@
+"""The Starlette app: routes, the one error renderer, request metrics, and the process's services.
+
+uvicorn runs it as a factory (``uvicorn gateway.app:create_app --factory``), so a call without arguments reads
+Settings from the environment and talks to Ray; tests pass settings and an in-process inventory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from gateway.auth import Authenticator
+from gateway.availability import AvailabilityCache, SeatListCache
+from gateway.errors import (
+    ApiError,
+    DomainError,
+    InfrastructureError,
+    MethodNotAllowed,
+    NotFound,
+    error_response,
+)
+from gateway.event_cache import EventCache
+from gateway.idempotency import IdempotencyStore
+from gateway.metrics import RequestMetricsMiddleware, route_templates
+from gateway.routes import all_routes
+from gateway.routes.context import Services
+from persistence.db import create_pool
+from voelgoed.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.inventory_client import InventoryClient
+
+log = logging.getLogger(__name__)
+
+redis_connections_max = 64
+redis_pool_wait_s = 2.0
+redis_command_timeout_s = 5.0
+redis_connect_timeout_s = 2.0
+CLOSE_INTERNAL_ERROR = 1011
+
+
+def create_app(settings: Settings | None = None, *, inventory: InventoryClient | None = None) -> Starlette:
+    routes = all_routes()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with _services(settings or Settings.from_env(), inventory) as services:
+            app.state.services = services
+            listeners = [
+                asyncio.ensure_future(services.auth.listen()),
+                asyncio.ensure_future(services.availability.listen()),
+            ]
+            try:
+                yield
+            finally:
+                for task in listeners:
+                    task.cancel()
+                for task in listeners:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(RequestMetricsMiddleware, templates=route_templates(routes)),
+            Middleware(UnexpectedErrorMiddleware),
+        ],
+        exception_handlers={HTTPException: render_error, ApiError: render_error},
+        lifespan=lifespan,
+    )
+
+
+@asynccontextmanager
+async def _services(settings: Settings, inventory: InventoryClient | None) -> AsyncIterator[Services]:
+    if inventory is None:
+        from gateway.inventory_client import RayInventoryClient  # Ray is heavy: import it only when used
+
+        inventory = RayInventoryClient(settings)
+    pool = await create_pool(settings.database_url)
+    redis = Redis(
+        connection_pool=BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=redis_connections_max,
+            timeout=redis_pool_wait_s,
+            socket_timeout=redis_command_timeout_s,
+            socket_connect_timeout=redis_connect_timeout_s,
+        )
+    )
+    # Subscriptions block on reads for as long as channels are quiet: no read timeout on their own client.
+    listener_redis = Redis.from_url(settings.redis_url, socket_connect_timeout=redis_connect_timeout_s)
+    try:
+        start = getattr(inventory, "start", None)
+        if start is not None:
+            await start()
+        yield Services(
+            pool=pool,
+            redis=redis,
+            inventory=inventory,
+            auth=Authenticator(pool, redis, listener_redis=listener_redis),
+            events=EventCache(pool, redis),
+            availability=AvailabilityCache(redis, listener_redis=listener_redis),
+            seat_lists=SeatListCache(pool, redis),
+            idempotency=IdempotencyStore(redis),
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            await inventory.close()
+        await listener_redis.aclose()
+        await redis.aclose()
+        await pool.close()
+
+
+async def render_error(connection: HTTPConnection, exc: Exception) -> Response | None:
+    """The one renderer of every error: {"error": {"code", "message", "details"}}, never a stack trace."""
+    error = _as_api_error(exc)
+    if isinstance(connection, WebSocket):
+        await connection.close(CLOSE_INTERNAL_ERROR, error.code)
+        return None
+    if isinstance(error, InfrastructureError):
+        log.warning("%s %s: %s", connection.scope.get("method"), connection.url.path, error.code)
+    elif not isinstance(error, DomainError):
+        log.error("%s %s failed", connection.scope.get("method"), connection.url.path, exc_info=exc)
+    return error_response(error)
+
+
+def _as_api_error(exc: Exception) -> ApiError:
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, HTTPException):
+        if exc.status_code == 404:
+            return NotFound("no such route")
+        if exc.status_code == 405:
+            return MethodNotAllowed(headers=dict(exc.headers or {}))
+        return DomainError(str(exc.detail), code=f"http_{exc.status_code}", status=exc.status_code)
+    return ApiError()
+
+
+class UnexpectedErrorMiddleware:
+    """Renders any exception a route did not turn into an ApiError as a 500 ``internal_error`` (and logs it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            response: Any = await render_error(HTTPConnection(scope, receive), exc)
+            await response(scope, receive, send)

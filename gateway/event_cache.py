@@ -1,0 +1,166 @@
+"""An event's hot-path metadata (org, status, ticket types, limits), without a Postgres read on the hot path.
+
+Lookup order: this process's bounded LRU -> the Redis meta written at publish time -> Postgres (only on a miss).
+Only on-sale metas are remembered (memory) or written back (Redis): status moves draft -> on_sale and never
+back, so an on-sale meta can never go stale, while a draft one would hide the publish that follows it.
+Unknown ids are remembered briefly as absent, so a flood of made-up ids cannot turn into a flood of queries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+
+from engine import ids
+from gateway.errors import NotFound, storage_outage_as_503
+from persistence import events as pg_events
+from persistence import live_state
+
+events_cached_max = 10_000
+absent_cached_max = 10_000
+absent_ttl_s = 5.0
+db_acquire_timeout_s = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class TicketTypeMeta:
+    code: str
+    kind: str
+    capacity: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventMeta:
+    event_id: str
+    org_id: str
+    status: str
+    hold_ttl_s: int
+    max_tickets_per_buyer: int
+    dedicated: bool
+    ticket_types: tuple[TicketTypeMeta, ...]
+
+    @property
+    def on_sale(self) -> bool:
+        return self.status == pg_events.STATUS_ON_SALE
+
+    def to_dict(self) -> dict[str, Any]:
+        """The msgpack-able meta shared with the inventory client through Redis."""
+        return {
+            "org_id": self.org_id,
+            "status": self.status,
+            "hold_ttl_s": self.hold_ttl_s,
+            "max_tickets_per_buyer": self.max_tickets_per_buyer,
+            "dedicated": self.dedicated,
+            "ticket_types": [{"code": t.code, "kind": t.kind, "capacity": t.capacity} for t in self.ticket_types],
+        }
+
+
+def meta_of_record(record: pg_events.EventRecord) -> EventMeta:
+    return EventMeta(
+        event_id=record.id,
+        org_id=record.org_id,
+        status=record.status,
+        hold_ttl_s=record.hold_ttl_s,
+        max_tickets_per_buyer=record.max_tickets_per_buyer,
+        dedicated=record.dedicated,
+        ticket_types=tuple(TicketTypeMeta(t.code, t.kind, t.capacity) for t in record.ticket_types),
+    )
+
+
+def meta_of_dict(event_id: str, raw: dict[str, Any]) -> EventMeta:
+    return EventMeta(
+        event_id=event_id,
+        org_id=raw["org_id"],
+        status=raw["status"],
+        hold_ttl_s=raw["hold_ttl_s"],
+        max_tickets_per_buyer=raw["max_tickets_per_buyer"],
+        dedicated=bool(raw.get("dedicated", False)),
+        ticket_types=tuple(TicketTypeMeta(t["code"], t["kind"], t["capacity"]) for t in raw["ticket_types"]),
+    )
+
+
+class EventCache:
+    def __init__(self, pool: asyncpg.Pool, redis: Redis, *, entries_max: int = events_cached_max) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._entries_max = entries_max
+        self._metas: OrderedDict[tuple[str, str], EventMeta] = OrderedDict()
+        self._absent: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    async def get(self, org_id: str, event_id: str) -> EventMeta:
+        """The org's event meta; 404 event_not_found for a malformed, unknown or other org's id."""
+        if not ids.is_event_id(event_id):
+            raise event_not_found(event_id)
+        key = (org_id, event_id)
+        meta = self._metas.get(key)
+        if meta is not None:
+            self._metas.move_to_end(key)
+            return meta
+        if self._known_absent(key):
+            raise event_not_found(event_id)
+        meta = await self._load(org_id, event_id)
+        if meta is None:
+            self._remember_absent(key)
+            raise event_not_found(event_id)
+        if meta.on_sale:
+            self.remember(meta)
+        return meta
+
+    def remember(self, meta: EventMeta) -> None:
+        key = (meta.org_id, meta.event_id)
+        self._absent.pop(key, None)
+        if not meta.on_sale:
+            return
+        self._metas[key] = meta
+        self._metas.move_to_end(key)
+        if len(self._metas) > self._entries_max:
+            self._metas.popitem(last=False)
+
+    async def publish(self, meta: EventMeta) -> None:
+        """Make a just-published meta visible to every gateway process (Redis) and remember it here."""
+        with storage_outage_as_503():
+            await live_state.put_event_meta(self._redis, meta.org_id, meta.event_id, meta.to_dict())
+        self.remember(meta)
+
+    def forget_absent(self, org_id: str, event_id: str) -> None:
+        self._absent.pop((org_id, event_id), None)
+
+    async def _load(self, org_id: str, event_id: str) -> EventMeta | None:
+        with storage_outage_as_503():
+            raw = await live_state.get_event_meta(self._redis, org_id, event_id)
+        if raw is not None and raw.get("org_id") == org_id:
+            return meta_of_dict(event_id, raw)
+        with storage_outage_as_503():
+            async with self._pool.acquire(timeout=db_acquire_timeout_s) as conn:
+                record = await pg_events.get_event(conn, org_id, event_id)
+        if record is None:
+            return None
+        meta = meta_of_record(record)
+        if meta.on_sale:
+            with storage_outage_as_503():
+                await live_state.put_event_meta(self._redis, org_id, event_id, meta.to_dict())
+        return meta
+
+    def _known_absent(self, key: tuple[str, str]) -> bool:
+        until = self._absent.get(key)
+        if until is None:
+            return False
+        if until < time.monotonic():
+            del self._absent[key]
+            return False
+        return True
+
+    def _remember_absent(self, key: tuple[str, str]) -> None:
+        self._absent[key] = time.monotonic() + absent_ttl_s
+        self._absent.move_to_end(key)
+        if len(self._absent) > absent_cached_max:
+            self._absent.popitem(last=False)
+
+
+def event_not_found(event_id: str) -> NotFound:
+    return NotFound("no such event", {"event_id": event_id}, code="event_not_found")

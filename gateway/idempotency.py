@@ -1,0 +1,129 @@
+"""Idempotency-Key: the same key, key holder and request replay the first response for 24 h.
+
+The record lives in Redis at redis_keys.idempotency(org, key id, idempotency key): {fingerprint, status, body}.
+A response with status < 500 is stored with SET NX; when NX loses, a concurrent twin finished first and its
+stored response is returned instead, so twins answer alike. The commands themselves are idempotent too (hold and
+confirm command ids derive from the key), so twins never apply anything twice; this layer makes the answers equal.
+5xx responses are not stored: nothing was applied, so a retry must be free to run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import msgpack
+from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.auth import Principal
+from gateway.errors import DomainError, ValidationFailed, error_response, storage_outage_as_503
+from persistence import redis_keys
+
+HEADER = "idempotency-key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+record_ttl_s = 24 * 3_600
+key_chars_max = 200
+_KEY_RE = re.compile(rf"[\x20-\x7e]{{1,{key_chars_max}}}")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    fingerprint: str
+    status: int
+    body: bytes
+    media_type: str | None
+
+    def response(self) -> Response:
+        headers = {REPLAYED_HEADER: "true"}
+        return Response(self.body, status_code=self.status, headers=headers, media_type=self.media_type)
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's Idempotency-Key, None when absent; 422 when not 1-200 printable ASCII characters."""
+    value = request.headers.get(HEADER)
+    if value is None:
+        return None
+    if _KEY_RE.fullmatch(value) is None:
+        raise ValidationFailed(
+            details={"fields": [{"field": "Idempotency-Key", "message": "must be 1-200 printable ASCII characters",
+                                 "type": "invalid"}]}
+        )
+    return value
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def token_for(principal: Principal, key: str, *, purpose: str) -> str:
+    """A stable hex token from the key holder and the Idempotency-Key: the same request maps to the same ids."""
+    return hashlib.sha256(f"{purpose}\x00{principal.key_id}\x00{key}".encode()).hexdigest()
+
+
+class IdempotencyStore:
+    def __init__(self, redis: Redis, *, ttl_s: int = record_ttl_s) -> None:
+        self._redis = redis
+        self._ttl_s = ttl_s
+
+    async def run(
+        self,
+        request: Request,
+        principal: Principal,
+        key: str | None,
+        body: bytes,
+        handler: Callable[[], Awaitable[Response]],
+    ) -> Response:
+        """Answer with ``handler``'s response, or replay the stored one for a repeated Idempotency-Key."""
+        if key is None:
+            return await handler()
+        record_key = redis_keys.idempotency(principal.org_id, principal.key_id, key)
+        print_ = fingerprint(request.method, request.url.path, body)
+        stored = await self._get(record_key)
+        if stored is not None:
+            return self._replay(stored, print_)
+        try:
+            response = await handler()
+        except DomainError as error:
+            response = error_response(error)  # a refusal is an answer too: replay it, never re-run it
+        if response.status_code >= 500:
+            return response
+        fresh = StoredResponse(print_, response.status_code, bytes(response.body), response.media_type)
+        with storage_outage_as_503():
+            won = await self._redis.set(record_key, _encode(fresh), ex=self._ttl_s, nx=True)
+        if won:
+            return response
+        winner = await self._get(record_key)
+        return response if winner is None else self._replay(winner, print_)
+
+    async def _get(self, record_key: str) -> StoredResponse | None:
+        with storage_outage_as_503():
+            blob = await self._redis.get(record_key)
+        return None if blob is None else _decode(blob)
+
+    @staticmethod
+    def _replay(stored: StoredResponse, print_: str) -> Response:
+        if stored.fingerprint != print_:
+            raise ValidationFailed(
+                "this Idempotency-Key was used with a different request",
+                {"fields": [{"field": "Idempotency-Key", "message": "already used with another request",
+                             "type": "idempotency_key_reused"}]},
+                code="idempotency_key_reused",
+            )
+        return stored.response()
+
+
+def _encode(stored: StoredResponse) -> bytes:
+    return msgpack.packb([stored.fingerprint, stored.status, stored.body, stored.media_type])
+
+
+def _decode(blob: bytes) -> StoredResponse:
+    print_, status, body, media_type = msgpack.unpackb(blob)
+    return StoredResponse(print_, status, body, media_type)

@@ -1,0 +1,408 @@
+"""Bad input on every route: each answer is a 4xx in the error shape (never a 500), and nothing changes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidStatus
+
+from gateway.routes.context import body_bytes_max
+from tests.e2e.test_api_contract import event_body
+from tests.fakes import Gateway, new_org, running_gateway
+
+UNKNOWN_EVENT = "evt_" + "0" * 32
+UNKNOWN_HOLD = "hld_" + "0" * 52
+
+
+@dataclass
+class World:
+    gw: Gateway
+    owner: dict[str, str]
+    event_id: str
+    hold_id: str
+    key_id: str
+    other_owner: dict[str, str]
+    other_event_id: str
+    other_hold_id: str
+    other_key_id: str
+    scoped: dict[str, dict[str, str]]  # scope -> headers of a key holding only that scope
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def _tenant(gw: Gateway, database_url: str, name: str) -> tuple[dict[str, str], str, str, str]:
+    _, key = await new_org(database_url, name)
+    headers = bearer(key)
+    created = await gw.client.post("/v1/events", json=event_body(), headers=headers)
+    event_id = created.json()["id"]
+    assert (await gw.client.post(f"/v1/events/{event_id}/publish", headers=headers)).status_code == 200
+    held = await gw.client.post(f"/v1/events/{event_id}/holds", json={"buyer_id": "b", "seats": ["A-1-1"]},
+                                headers=headers)
+    assert held.status_code == 201
+    made = await gw.client.post("/v1/api-keys", json={"name": "spare", "scopes": ["events:read"]}, headers=headers)
+    return headers, event_id, held.json()["hold_id"], made.json()["id"]
+
+
+@pytest.fixture(scope="module")
+async def world(database_url: str, redis_url: str) -> AsyncIterator[World]:
+    async with running_gateway(database_url, redis_url) as gw:
+        owner, event_id, hold_id, key_id = await _tenant(gw, database_url, "tenant a")
+        other_owner, other_event_id, other_hold_id, other_key_id = await _tenant(gw, database_url, "tenant b")
+        scoped = {}
+        for scope in ("events:read", "events:write", "inventory:read", "inventory:hold", "inventory:confirm",
+                      "keys:manage"):
+            made = await gw.client.post("/v1/api-keys", json={"name": scope, "scopes": [scope]}, headers=owner)
+            scoped[scope] = bearer(made.json()["key"])
+        yield World(gw, owner, event_id, hold_id, key_id, other_owner, other_event_id, other_hold_id, other_key_id,
+                    scoped)
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str  # {event}, {hold}, {key} are filled from the world
+    scope: str
+    body: dict[str, Any] | None = None
+
+
+CALLS = [
+    Call("POST", "/v1/api-keys", "keys:manage", {"name": "k", "scopes": ["events:read"]}),
+    Call("DELETE", "/v1/api-keys/{key}", "keys:manage"),
+    Call("POST", "/v1/events", "events:write", event_body()),
+    Call("GET", "/v1/events/{event}", "events:read"),
+    Call("POST", "/v1/events/{event}/publish", "events:write"),
+    Call("GET", "/v1/events/{event}/seats", "events:read"),
+    Call("GET", "/v1/events/{event}/availability", "inventory:read"),
+    Call("POST", "/v1/events/{event}/holds", "inventory:hold", {"buyer_id": "b", "seats": ["A-2-2"]}),
+    Call("GET", "/v1/holds/{hold}", "inventory:read"),
+    Call("DELETE", "/v1/holds/{hold}", "inventory:hold"),
+    Call("POST", "/v1/holds/{hold}/confirm", "inventory:confirm", {"order_ref": "o-1"}),
+]
+BODY_CALLS = [c for c in CALLS if c.body is not None]
+ID_CALLS = [c for c in CALLS if "{" in c.path]
+WRITE_CALLS = [c for c in CALLS if c.method in ("POST", "DELETE")]
+
+
+def _path(call: Call, event_id: str, hold_id: str, key_id: str) -> str:
+    return call.path.format(event=event_id, hold=hold_id, key=key_id)
+
+
+def own_path(world: World, call: Call) -> str:
+    return _path(call, world.event_id, world.hold_id, world.key_id)
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.text)
+    error = response.json()["error"]
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["details"], dict)
+    assert "Traceback" not in response.text
+    if code is not None:
+        assert error["code"] == code, error
+    return error  # type: ignore[no-any-return]
+
+
+async def state(world: World, database_url: str) -> tuple[Any, ...]:
+    """Everything a bad request could have changed: availability, the hold, events, keys and sales."""
+    availability = (await world.gw.client.get(f"/v1/events/{world.event_id}/availability", headers=world.owner)).json()
+    hold = (await world.gw.client.get(f"/v1/holds/{world.hold_id}", headers=world.owner)).json()
+    conn = await asyncpg.connect(database_url)
+    try:
+        counts = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM api_keys) AS keys, "
+            "(SELECT count(*) FROM api_keys WHERE revoked_at IS NOT NULL) AS revoked, "
+            "(SELECT count(*) FROM sales) AS sales, (SELECT count(*) FROM events WHERE status = 'on_sale') AS live"
+        )
+    finally:
+        await conn.close()
+    return availability["version"], availability["seats"]["bitmap"], hold["status"], tuple(counts)
+
+
+@pytest.fixture
+async def unchanged(world: World, database_url: str) -> AsyncIterator[None]:
+    before = await state(world, database_url)
+    yield
+    assert await state(world, database_url) == before
+
+
+def _call_id(call: Call) -> str:
+    return f"{call.method} {call.path}"
+
+
+@pytest.mark.parametrize("call", CALLS, ids=_call_id)
+async def test_no_key_or_bad_key_is_401(world: World, unchanged: None, call: Call) -> None:
+    path = own_path(world, call)
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"},
+                    bearer("vk_000000000000_" + "A" * 43)):
+        response = await world.gw.client.request(call.method, path, json=call.body, headers=headers)
+        assert_error(response, 401, "unauthorized")
+
+
+@pytest.mark.parametrize("call", CALLS, ids=_call_id)
+async def test_wrong_scope_is_403(world: World, unchanged: None, call: Call) -> None:
+    for scope, headers in world.scoped.items():
+        if scope == call.scope:
+            continue
+        response = await world.gw.client.request(call.method, own_path(world, call), json=call.body, headers=headers)
+        assert_error(response, 403, "forbidden")
+
+
+@pytest.mark.parametrize("call", ID_CALLS, ids=_call_id)
+async def test_other_tenants_and_unknown_ids_are_404(world: World, unchanged: None, call: Call) -> None:
+    others = _path(call, world.other_event_id, world.other_hold_id, world.other_key_id)
+    unknown = _path(call, UNKNOWN_EVENT, UNKNOWN_HOLD, "key_" + "0" * 32)
+    malformed = _path(call, "evt_nope", "hld_nope", "nope")
+    for path in (others, unknown, malformed, _path(call, "x" * 5000, "x" * 5000, "x" * 5000)):
+        response = await world.gw.client.request(call.method, path, json=call.body, headers=world.owner)
+        assert_error(response, 404)
+
+
+@pytest.mark.parametrize("call", BODY_CALLS, ids=_call_id)
+async def test_malformed_json_is_400(world: World, unchanged: None, call: Call) -> None:
+    json_headers = world.owner | {"Content-Type": "application/json"}
+    for raw in (b"{", b"", b"{'a': 1}", b"\xff\xfe", b"[" * 5000 + b"]" * 5000, b'{"a": 1} x', b"nul"):
+        response = await world.gw.client.request(call.method, own_path(world, call), content=raw,
+                                                 headers=json_headers)
+        assert_error(response, 400, "malformed_json")
+    # The parser reads NaN as a number; no field takes one, so it is refused as a bad value.
+    response = await world.gw.client.request(call.method, own_path(world, call), content=b'{"a": NaN}',
+                                             headers=json_headers)
+    assert_error(response, 422, "validation_failed")
+
+
+@pytest.mark.parametrize("call", BODY_CALLS, ids=_call_id)
+async def test_wrong_types_are_422_naming_each_field(world: World, unchanged: None, call: Call) -> None:
+    assert call.body is not None
+    wrong = {name: ({"nested": True} if isinstance(value, str) else "text") for name, value in call.body.items()}
+    response = await world.gw.client.request(call.method, own_path(world, call), json=wrong | {"surprise": 1},
+                                             headers=world.owner)
+    error = assert_error(response, 422, "validation_failed")
+    named = {f["field"].split(".")[0] for f in error["details"]["fields"]}
+    assert named == set(call.body) | {"surprise"}
+    for raw in (b"[]", b'"text"', b"7", b"null"):
+        response = await world.gw.client.request(call.method, own_path(world, call), content=raw,
+                                                 headers=world.owner | {"Content-Type": "application/json"})
+        assert_error(response, 422, "validation_failed")
+
+
+@pytest.mark.parametrize("call", WRITE_CALLS, ids=_call_id)
+async def test_bodies_over_64_kib_are_413(world: World, unchanged: None, call: Call) -> None:
+    big = json.dumps({"buyer_id": "b", "pad": "x" * body_bytes_max}).encode()
+    headers = world.owner | {"Content-Type": "application/json"}
+    declared = await world.gw.client.request(call.method, own_path(world, call), content=big, headers=headers)
+    assert_error(declared, 413, "payload_too_large")
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the gateway must count
+        for start in range(0, len(big), 4096):
+            yield big[start : start + 4096]
+
+    streamed = await world.gw.client.request(call.method, own_path(world, call), content=chunks(), headers=headers)
+    assert "content-length" not in streamed.request.headers
+    assert_error(streamed, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize("call", BODY_CALLS, ids=_call_id)
+async def test_non_json_content_type_is_415(world: World, unchanged: None, call: Call) -> None:
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = dict(world.owner) | ({"Content-Type": content_type} if content_type else {})
+        response = await world.gw.client.request(call.method, own_path(world, call),
+                                                 content=json.dumps(call.body).encode(), headers=headers)
+        assert_error(response, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize("call", WRITE_CALLS, ids=_call_id)
+async def test_bad_idempotency_keys_are_422(world: World, unchanged: None, call: Call) -> None:
+    for key in (b"", b"k" * 201, b"tab\there", "naïve".encode()):
+        headers = [(name.encode(), value.encode()) for name, value in world.owner.items()]
+        headers.append((b"Idempotency-Key", key))
+        response = await world.gw.client.request(call.method, own_path(world, call), json=call.body,
+                                                 headers=headers)
+        assert_error(response, 422, "validation_failed")
+        assert response.json()["error"]["details"]["fields"][0]["field"] == "Idempotency-Key"
+
+
+HOLD_CASES: list[tuple[Any, int, str, str | None]] = [
+    ({"buyer_id": "b", "seats": ["Z-9-9"]}, 422, "unknown_seats", None),
+    ({"buyer_id": "b", "seats": ["A-1-1;DROP"]}, 422, "validation_failed", "seats.0"),
+    ({"buyer_id": "b", "seats": []}, 422, "validation_failed", "seats"),
+    ({"buyer_id": "b", "seats": ["A-1-2", "A-1-2"]}, 422, "validation_failed", "seats.1"),
+    ({"buyer_id": "b", "seats": [f"A-1-{n}" for n in range(1, 102)]}, 422, "validation_failed", "seats"),
+    ({"buyer_id": "b", "ticket_type": "GA", "quantity": -1}, 422, "validation_failed", "quantity"),
+    ({"buyer_id": "b", "ticket_type": "GA", "quantity": 0}, 422, "validation_failed", "quantity"),
+    ({"buyer_id": "b", "ticket_type": "GA", "quantity": 10**30}, 422, "validation_failed", "quantity"),
+    ({"buyer_id": "b", "ticket_type": "GA", "quantity": 2.5}, 422, "validation_failed", "quantity"),
+    ({"buyer_id": "b", "ticket_type": "GA", "quantity": "2"}, 422, "validation_failed", "quantity"),
+    ({"buyer_id": "b", "ticket_type": "GA", "quantity": 11}, 422, "buyer_limit_exceeded", None),
+    ({"buyer_id": "b", "ticket_type": "NOPE", "quantity": 1}, 422, "unknown_ticket_type", None),
+    ({"buyer_id": "b", "ticket_type": "SEAT", "quantity": 1}, 422, "unknown_ticket_type", None),
+    ({"buyer_id": "b", "ticket_type": "GA"}, 422, "validation_failed", "quantity"),
+    ({"buyer_id": "b", "seats": ["A-1-2"], "quantity": 1}, 422, "validation_failed", "seats"),
+    ({"buyer_id": "b", "seats": ["A-1-2"], "ttl_s": 0}, 422, "validation_failed", "ttl_s"),
+    ({"buyer_id": "b", "seats": ["A-1-2"], "ttl_s": 10**6}, 422, "validation_failed", "ttl_s"),
+    ({"buyer_id": "x" * 129, "seats": ["A-1-2"]}, 422, "validation_failed", "buyer_id"),
+    ({"buyer_id": "b" * 10_000, "seats": ["A-1-2"]}, 422, "validation_failed", "buyer_id"),
+    ({"buyer_id": "", "seats": ["A-1-2"]}, 422, "validation_failed", "buyer_id"),
+    ({"buyer_id": "has space", "seats": ["A-1-2"]}, 422, "validation_failed", "buyer_id"),
+    ({"seats": ["A-1-2"]}, 422, "validation_failed", "buyer_id"),
+    ({"buyer_id": None, "seats": None}, 422, "validation_failed", "buyer_id"),
+    ({"buyer_id": "b", "seats": ["A-1-1"]}, 409, "seats_unavailable", None),
+]
+
+
+@pytest.mark.parametrize("body,status,code,field", HOLD_CASES)
+async def test_bad_holds_change_nothing(
+    world: World, unchanged: None, body: Any, status: int, code: str, field: str | None
+) -> None:
+    response = await world.gw.client.post(f"/v1/events/{world.event_id}/holds", json=body, headers=world.owner)
+    error = assert_error(response, status, code)
+    if field is not None:
+        assert field in [f["field"] for f in error["details"]["fields"]], error
+
+
+async def test_ten_thousand_seats_in_one_hold(world: World, unchanged: None) -> None:
+    seats = [f"A-{n // 10 + 1}-{n % 10 + 1}" for n in range(10_000)]
+    response = await world.gw.client.post(f"/v1/events/{world.event_id}/holds",
+                                          json={"buyer_id": "b", "seats": seats}, headers=world.owner)
+    assert_error(response, 413, "payload_too_large")
+    compact = {"buyer_id": "b", "seats": ["A-1-2"] * 10_000}
+    raw = json.dumps(compact, separators=(",", ":")).encode()
+    assert len(raw) <= body_bytes_max
+    response = await world.gw.client.post(f"/v1/events/{world.event_id}/holds", content=raw,
+                                          headers=world.owner | {"Content-Type": "application/json"})
+    error = assert_error(response, 422, "validation_failed")
+    assert [f["field"] for f in error["details"]["fields"]] == ["seats"]
+
+
+def _event(**changes: Any) -> dict[str, Any]:
+    body = event_body()
+    for path, value in changes.items():
+        target: Any = body
+        parts = path.split("__")
+        for part in parts[:-1]:
+            target = target[int(part)] if part.isdigit() else target[part]
+        last = parts[-1]
+        if value is _DELETE:
+            del target[int(last) if last.isdigit() else last]
+        elif last.isdigit():
+            target[int(last)] = value
+        else:
+            target[last] = value
+    return body
+
+
+_DELETE = object()
+
+EVENT_CASES: list[tuple[dict[str, Any], set[str]]] = [
+    (_event(name=""), {"name"}),
+    (_event(name="n" * 201), {"name"}),
+    (_event(name="line\nbreak"), {"name"}),
+    (_event(starts_at="tomorrow"), {"starts_at"}),
+    (_event(starts_at="2026-12-31T18:00:00"), {"starts_at"}),
+    (_event(hold_ttl_s=0, max_tickets_per_buyer=0), {"hold_ttl_s", "max_tickets_per_buyer"}),
+    (_event(hold_ttl_s=3601, max_tickets_per_buyer=101), {"hold_ttl_s", "max_tickets_per_buyer"}),
+    (_event(seating__sections__0__rows__0__seats=1001), {"seating.sections.0.rows.0.seats"}),
+    (_event(seating__sections__0__rows__0__seats=-1), {"seating.sections.0.rows.0.seats"}),
+    (_event(seating__sections__0__name="A-1"), {"seating.sections.0.name"}),
+    (_event(seating__sections__0__rows__1__label="1"), {"seating.sections.0.rows.1.label"}),
+    (_event(seating__sections=[]), {"seating.sections"}),
+    (_event(seating__sections=[{"name": f"S{s}", "rows": [{"label": f"{r}", "seats": 1000} for r in range(2)]}
+                               for s in range(51)]), {"seating.sections"}),
+    (_event(seating=_DELETE), {"seating"}),
+    (_event(ticket_types__1=_DELETE), {"seating"}),
+    (_event(ticket_types__1__capacity=20), {"ticket_types.1.capacity"}),
+    (_event(ticket_types__0__capacity=_DELETE), {"ticket_types.0.capacity"}),
+    (_event(ticket_types__0__capacity=10**7), {"ticket_types.0.capacity"}),
+    (_event(ticket_types__0__code="SEAT"), {"ticket_types.1.code"}),
+    (_event(ticket_types__0__kind="seated", ticket_types__0__capacity=_DELETE), {"ticket_types.1.kind"}),
+    (_event(ticket_types__0__kind="vip"), {"ticket_types.0.kind"}),
+    (_event(ticket_types__0__code="bad code!"), {"ticket_types.0.code"}),
+    (_event(ticket_types__0__price={"amount_minor": -1, "currency": "zar"}),
+     {"ticket_types.0.price.amount_minor", "ticket_types.0.price.currency"}),
+    (_event(ticket_types=[]), {"ticket_types"}),
+    (_event(ticket_types=[{"code": f"T{i}", "kind": "ga", "capacity": 1,
+                           "price": {"amount_minor": 1, "currency": "ZAR"}} for i in range(21)]), {"ticket_types"}),
+    (_event(dedicated="yes"), {"dedicated"}),
+]
+
+
+@pytest.mark.parametrize("body,fields", EVENT_CASES)
+async def test_bad_events_change_nothing(world: World, unchanged: None, body: dict[str, Any], fields: set[str]) -> None:
+    response = await world.gw.client.post("/v1/events", json=body, headers=world.owner)
+    error = assert_error(response, 422, "validation_failed")
+    assert {f["field"] for f in error["details"]["fields"]} == fields, error
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"name": "k", "scopes": ["root"]}, "scopes.0"),
+    ({"name": "k", "scopes": []}, "scopes"),
+    ({"name": "k", "scopes": ["events:read", "events:read"]}, "scopes"),
+    ({"name": "k" * 201, "scopes": ["events:read"]}, "name"),
+    ({"name": "k", "scopes": "events:read"}, "scopes"),
+])
+async def test_bad_api_keys_change_nothing(world: World, unchanged: None, body: dict[str, Any], field: str) -> None:
+    response = await world.gw.client.post("/v1/api-keys", json=body, headers=world.owner)
+    error = assert_error(response, 422, "validation_failed")
+    assert field in [f["field"] for f in error["details"]["fields"]]
+
+
+@pytest.mark.parametrize("body,field", [
+    ({}, "order_ref"),
+    ({"order_ref": ""}, "order_ref"),
+    ({"order_ref": "o" * 129}, "order_ref"),
+    ({"order_ref": 7}, "order_ref"),
+    ({"order_ref": "o", "amount": 1}, "amount"),
+])
+async def test_bad_confirms_change_nothing(world: World, unchanged: None, body: dict[str, Any], field: str) -> None:
+    response = await world.gw.client.post(f"/v1/holds/{world.hold_id}/confirm", json=body, headers=world.owner)
+    error = assert_error(response, 422, "validation_failed")
+    assert [f["field"] for f in error["details"]["fields"]] == [field]
+
+
+async def test_confirm_of_unknown_hold_in_own_event_is_404(world: World, unchanged: None) -> None:
+    unknown = "hld_" + world.event_id.removeprefix("evt_") + "0" * 20
+    response = await world.gw.client.post(f"/v1/holds/{unknown}/confirm", json={"order_ref": "o"}, headers=world.owner)
+    assert_error(response, 404, "hold_not_found")
+    assert_error(await world.gw.client.get(f"/v1/holds/{unknown}", headers=world.owner), 404, "hold_not_found")
+
+
+async def test_websocket_refusals(database_url: str, redis_url: str) -> None:
+    _, key = await new_org(database_url, "ws tenant")
+    _, other_key = await new_org(database_url, "ws other")
+    async with running_gateway(database_url, redis_url, serve=True) as gw:
+        created = await gw.client.post("/v1/events", json=event_body(), headers=bearer(other_key))
+        other_event = created.json()["id"]
+        await gw.client.post(f"/v1/events/{other_event}/publish", headers=bearer(other_key))
+        made = await gw.client.post("/v1/api-keys", json={"name": "w", "scopes": ["events:write"]}, headers=bearer(key))
+        base = gw.url.replace("http://", "ws://")
+        cases = [
+            (f"/v1/events/{other_event}/live?key={key}", 404),
+            (f"/v1/events/{UNKNOWN_EVENT}/live?key={key}", 404),
+            (f"/v1/events/evt_bad/live?key={key}", 404),
+            (f"/v1/events/{other_event}/live?key=nope", 401),
+            (f"/v1/events/{other_event}/live", 401),
+            (f"/v1/events/{other_event}/live?key={made.json()['key']}", 403),
+        ]
+        for path, status in cases:
+            with pytest.raises(InvalidStatus) as refused:
+                async with ws_connect(base + path):
+                    pass
+            assert refused.value.response.status_code == status, path
+            assert json.loads(refused.value.response.body or b"{}")["error"]["code"]
+        await asyncio.sleep(0)
+
+
+async def test_operations_never_500(world: World) -> None:
+    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+        assert (await world.gw.client.get(path)).status_code == 200
+        wrong = await world.gw.client.post(path, content=b"{")
+        assert_error(wrong, 405, "method_not_allowed")

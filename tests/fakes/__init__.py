@@ -1,0 +1,77 @@
+"""In-process stand-ins for tests: the fake inventory (tests/fakes/inventory.py) and a gateway harness that runs
+the real app over it on the session's real Postgres and Redis, through httpx's ASGI transport (with the app's
+lifespan) or, for websockets, a real uvicorn server on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from gateway.app import create_app
+from persistence.db import create_pool
+from persistence.orgs import create_org
+from tests.fakes.inventory import FakeInventoryClient
+from voelgoed.settings import Settings
+
+server_start_s_max = 10.0
+
+
+@dataclass
+class Gateway:
+    client: httpx.AsyncClient
+    app: Starlette
+    inventory: FakeInventoryClient
+    url: str
+
+
+@asynccontextmanager
+async def running_gateway(database_url: str, redis_url: str, *, serve: bool = False) -> AsyncIterator[Gateway]:
+    """The gateway app over a fresh FakeInventoryClient; ``serve`` puts it behind a real uvicorn server."""
+    inventory = FakeInventoryClient(database_url, redis_url)
+    app = create_app(Settings(database_url=database_url, redis_url=redis_url), inventory=inventory)
+    if serve:
+        async with _uvicorn(app) as url, httpx.AsyncClient(base_url=url) as client:
+            yield Gateway(client, app, inventory, url)
+        return
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=transport, base_url="http://gateway"
+    ) as client:
+        yield Gateway(client, app, inventory, "http://gateway")
+
+
+@asynccontextmanager
+async def _uvicorn(app: Starlette) -> AsyncIterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(server_start_s_max):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def new_org(database_url: str, name: str = "test org") -> tuple[str, str]:
+    """(org id, owner API key) of a fresh organization."""
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            return await create_org(conn, name)
+    finally:
+        await pool.close()

@@ -1,0 +1,411 @@
+"""`voelgoed up`: the whole platform on this machine, in the foreground, until Ctrl-C.
+
+Postgres and Redis are embedded (under the data folder) unless VOELGOED_DATABASE_URL / VOELGOED_REDIS_URL
+name servers; Ray is a local head unless VOELGOED_RAY_ADDRESS names one. Start order is Postgres, Redis,
+migrations, Ray, gateway, demo; stop order is the reverse, each step bounded. The URLs go to
+<data_dir>/runtime.json so `voelgoed org create` reaches the same data while this runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from persistence.apikeys import find_api_key, parse_api_key, secret_matches
+from persistence.db import connect_timeout_s
+from persistence.migrate import migrate
+from persistence.orgs import create_org
+from voelgoed import embedded
+from voelgoed.settings import DEFAULT_DATA_DIR, RUNTIME_FILE_NAME
+
+DEMO_FILE_NAME = "demo.json"
+DEMO_ORG_NAME = "Voelgoed Demo"
+GATEWAY_APP = "gateway.app:create_app"
+RAY_DASHBOARD_PORT = 8265
+gateway_workers_default = 2
+gateway_ready_s_max = 90.0
+gateway_stop_s_max = 15.0
+gateway_graceful_shutdown_s = 10  # uvicorn's own cap on draining open requests, under gateway_stop_s_max
+ready_poll_s = 0.25
+http_timeout_s = 10.0
+stale_stop_s_max = 15.0
+demo_event_lead_days = 30
+private_file_mode = 0o600
+
+
+class ShutdownRequested(Exception):
+    """Ctrl-C or SIGTERM arrived: unwind what has started."""
+
+
+class StartupFailed(Exception):
+    """A step of the start-up failed; its message says which and where to look."""
+
+
+@dataclass(frozen=True)
+class UpConfig:
+    data_dir: Path
+    database_url: str | None  # None: embedded Postgres
+    redis_url: str | None  # None: embedded Redis
+    ray_address: str | None  # None: a local Ray head
+    gateway_host: str
+    gateway_port: int
+    gateway_workers: int
+    dashboard_port: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> UpConfig:
+        """Only the environment: runtime.json is this command's output, never its input."""
+        return cls(
+            data_dir=Path(environ.get("VOELGOED_DATA_DIR", DEFAULT_DATA_DIR)).resolve(),
+            database_url=environ.get("VOELGOED_DATABASE_URL") or None,
+            redis_url=environ.get("VOELGOED_REDIS_URL") or None,
+            ray_address=environ.get("VOELGOED_RAY_ADDRESS") or None,
+            gateway_host=environ.get("VOELGOED_GATEWAY_HOST", "127.0.0.1"),
+            gateway_port=int(environ.get("VOELGOED_GATEWAY_PORT", "8000")),
+            gateway_workers=int(environ.get("VOELGOED_GATEWAY_WORKERS", str(gateway_workers_default))),
+            dashboard_port=int(environ.get("VOELGOED_RAY_DASHBOARD_PORT", str(RAY_DASHBOARD_PORT))),
+        )
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.gateway_host}:{self.gateway_port}"
+
+
+@dataclass(frozen=True)
+class Demo:
+    org_id: str
+    api_key: str
+    event_id: str
+
+
+def run_up(environ: Mapping[str, str] | None = None) -> int:
+    config = UpConfig.from_env(os.environ if environ is None else environ)
+    return asyncio.run(_up(config))
+
+
+async def _up(config: UpConfig) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    other = _running_up_pid(config.data_dir)
+    if other is not None:
+        print(f"voelgoed up: already running with {config.data_dir} (pid {other})", file=sys.stderr)
+        return 1
+    _stop_stale_run(config.data_dir)
+    status = 0
+    with contextlib.ExitStack() as stack:
+        try:
+            await _start_and_serve(config, stack, stop)
+        except ShutdownRequested:
+            pass
+        except StartupFailed as error:
+            print(f"voelgoed up: {error}", file=sys.stderr)
+            status = 1
+        print("Stopping: gateway, Ray, Redis, Postgres ...", flush=True)
+    (config.data_dir / RUNTIME_FILE_NAME).unlink(missing_ok=True)
+    print("Stopped.", flush=True)
+    return status
+
+
+async def _start_and_serve(config: UpConfig, stack: contextlib.ExitStack, stop: asyncio.Event) -> None:
+    """Each started service registers its stop on the stack at once, so the stack unwinds in reverse order."""
+
+    def checkpoint() -> None:
+        if stop.is_set():
+            raise ShutdownRequested
+
+    runtime: dict[str, Any] = {"up_pid": os.getpid()}
+    write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
+    database_url = config.database_url or await _start_postgres(config.data_dir, stack)
+    checkpoint()
+    redis_url = config.redis_url or await _start_redis(config.data_dir, stack, runtime)
+    checkpoint()
+    try:
+        await migrate(database_url)
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+        raise StartupFailed(f"migrations failed: {type(error).__name__}: {error}") from None
+    checkpoint()
+    ray_address = config.ray_address or await _start_ray(config, stack, runtime)
+    runtime |= {"database_url": database_url, "redis_url": redis_url, "ray_address": ray_address}
+    write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
+    checkpoint()
+    gateway = _start_gateway(config, _gateway_env(config, database_url, redis_url, ray_address), stack)
+    runtime["gateway_pid"] = gateway.pid
+    write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
+    await _wait_ready(config, gateway, stop)
+    demo = await _ensure_demo(config, database_url)
+    checkpoint()
+    print(_banner(config, demo, dashboard=config.ray_address is None), flush=True)
+    await _serve_until_stopped(gateway, stop, config.data_dir)
+
+
+async def _start_postgres(data_dir: Path, stack: contextlib.ExitStack) -> str:
+    print(f"Starting Postgres in {data_dir / 'postgres'} ...", flush=True)
+    try:
+        postgres = await asyncio.to_thread(embedded.EmbeddedPostgres.start, data_dir / "postgres")
+    except (OSError, subprocess.SubprocessError, RuntimeError) as error:
+        raise StartupFailed(f"embedded Postgres did not start: {error}") from None
+    stack.callback(_stop_step, "Postgres", postgres.stop)
+    return postgres.url
+
+
+async def _start_redis(data_dir: Path, stack: contextlib.ExitStack, runtime: dict[str, Any]) -> str:
+    print(f"Starting Redis in {data_dir / 'redis'} ...", flush=True)
+    try:
+        redis = await asyncio.to_thread(embedded.EmbeddedRedis.start, data_dir / "redis", append_only=True)
+    except (OSError, RuntimeError) as error:
+        raise StartupFailed(f"embedded Redis did not start: {error}") from None
+    stack.callback(_stop_step, "Redis", redis.stop)
+    runtime["redis_pid"] = redis.pid
+    return redis.url
+
+
+async def _start_ray(config: UpConfig, stack: contextlib.ExitStack, runtime: dict[str, Any]) -> str:
+    temp_dir = embedded.ray_temp_dir_for(config.data_dir)
+    print(f"Starting Ray (dashboard on 127.0.0.1:{config.dashboard_port}, logs in {temp_dir}) ...", flush=True)
+    try:
+        head = await asyncio.to_thread(embedded.RayHead.start, temp_dir, dashboard_port=config.dashboard_port)
+    except (OSError, RuntimeError) as error:
+        raise StartupFailed(str(error)) from None
+    stack.callback(_stop_step, "Ray", head.stop)
+    runtime |= {"ray_session_id": head.session_id, "ray_temp_dir": str(temp_dir)}
+    return head.address
+
+
+def _gateway_env(config: UpConfig, database_url: str, redis_url: str, ray_address: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        **embedded.RAY_ENV,
+        "VOELGOED_DATABASE_URL": database_url,
+        "VOELGOED_REDIS_URL": redis_url,
+        "VOELGOED_RAY_ADDRESS": ray_address,
+        "VOELGOED_DATA_DIR": str(config.data_dir),
+        "VOELGOED_GATEWAY_HOST": config.gateway_host,
+        "VOELGOED_GATEWAY_PORT": str(config.gateway_port),
+    }
+
+
+def _start_gateway(config: UpConfig, env: dict[str, str], stack: contextlib.ExitStack) -> subprocess.Popen[bytes]:
+    log_path = config.data_dir / "logs" / "gateway.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Starting the gateway on {config.api_url} ({config.gateway_workers} workers, log {log_path}) ...",
+          flush=True)  # fmt: skip
+    command = [
+        sys.executable, "-m", "uvicorn", GATEWAY_APP, "--factory",
+        "--host", config.gateway_host,
+        "--port", str(config.gateway_port),
+        "--workers", str(config.gateway_workers),
+        "--no-access-log",
+        "--timeout-graceful-shutdown", str(gateway_graceful_shutdown_s),
+    ]  # fmt: skip
+    with open(log_path, "ab") as log:
+        gateway = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    stack.callback(_stop_step, "gateway", lambda: _stop_gateway(gateway))
+    return gateway
+
+
+def _stop_gateway(gateway: subprocess.Popen[bytes]) -> None:
+    """SIGTERM lets uvicorn drain; whatever of its process group outlives the wait is killed."""
+    if gateway.poll() is None:
+        gateway.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            gateway.wait(gateway_stop_s_max)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(gateway.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        gateway.wait(gateway_stop_s_max)
+
+
+def _stop_step(name: str, stop: Callable[[], None]) -> None:
+    print(f"  stopping {name}", flush=True)
+    try:
+        stop()
+    except Exception as error:  # one failed stop must not keep the others from running
+        print(f"  stopping {name} failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+
+
+async def _wait_ready(config: UpConfig, gateway: subprocess.Popen[bytes], stop: asyncio.Event) -> None:
+    deadline = asyncio.get_running_loop().time() + gateway_ready_s_max
+    log_path = config.data_dir / "logs" / "gateway.log"
+    async with httpx.AsyncClient(base_url=config.api_url, timeout=http_timeout_s) as http:
+        while asyncio.get_running_loop().time() < deadline:
+            if stop.is_set():
+                raise ShutdownRequested
+            if gateway.poll() is not None:
+                raise StartupFailed(f"the gateway exited with status {gateway.returncode}; see {log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get("/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(ready_poll_s)
+    raise StartupFailed(f"the gateway was not ready within {gateway_ready_s_max:.0f}s; see {log_path}")
+
+
+async def _serve_until_stopped(gateway: subprocess.Popen[bytes], stop: asyncio.Event, data_dir: Path) -> None:
+    while not stop.is_set():
+        if gateway.poll() is not None:
+            log_path = data_dir / "logs" / "gateway.log"
+            raise StartupFailed(f"the gateway exited with status {gateway.returncode}; see {log_path}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+async def _ensure_demo(config: UpConfig, database_url: str) -> Demo:
+    """Reuse the demo recorded in demo.json while its key still works on this database; else create it."""
+    path = config.data_dir / DEMO_FILE_NAME
+    recorded = read_json(path)
+    org_id, api_key = str(recorded.get("org_id", "")), str(recorded.get("api_key", ""))
+    if not await _key_is_live(database_url, org_id, api_key):
+        org_id, api_key = await _create_demo_org(database_url)
+        recorded = {"org_id": org_id, "api_key": api_key}
+        write_private_json(path, recorded)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    async with httpx.AsyncClient(base_url=config.api_url, headers=headers, timeout=http_timeout_s) as http:
+        event_id = await _ensure_demo_event(http, org_id, str(recorded.get("event_id", "")))
+    write_private_json(path, {"org_id": org_id, "api_key": api_key, "event_id": event_id})
+    return Demo(org_id, api_key, event_id)
+
+
+async def _key_is_live(database_url: str, org_id: str, api_key: str) -> bool:
+    parsed = parse_api_key(api_key)
+    if parsed is None:
+        return False
+    conn = await asyncpg.connect(database_url, timeout=connect_timeout_s)
+    try:
+        record = await find_api_key(conn, parsed[0])
+    finally:
+        await conn.close()
+    return (
+        record is not None
+        and record.org_id == org_id
+        and record.revoked_at is None
+        and secret_matches(parsed[1], record.secret_hash)
+    )
+
+
+async def _create_demo_org(database_url: str) -> tuple[str, str]:
+    conn = await asyncpg.connect(database_url, timeout=connect_timeout_s)
+    try:
+        return await create_org(conn, DEMO_ORG_NAME)
+    finally:
+        await conn.close()
+
+
+async def _ensure_demo_event(http: httpx.AsyncClient, org_id: str, event_id: str) -> str:
+    event = (await http.get(f"/v1/events/{event_id}")) if event_id else None
+    if event is None or event.status_code != 200:
+        # The Idempotency-Key makes a create that was answered but not recorded (a crash) replay, not repeat.
+        created = await http.post(
+            "/v1/events", json=demo_event_body(), headers={"Idempotency-Key": f"voelgoed-demo-event-{org_id}"}
+        )
+        _expect(created, 201, "creating the demo event")
+        event = created
+    event_id = str(event.json()["id"])
+    if event.json().get("status") != "on_sale":
+        _expect(await http.post(f"/v1/events/{event_id}/publish"), 200, "publishing the demo event")
+    return event_id
+
+
+def demo_event_body(now: datetime | None = None) -> dict[str, Any]:
+    """Two rows of ten seats and 500 general-admission tickets, a month from now."""
+    starts_at = (now or datetime.now(UTC)) + timedelta(days=demo_event_lead_days)
+    return {
+        "name": "Voelgoed Demo Flash Sale",
+        "starts_at": starts_at.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "hold_ttl_s": 600,
+        "max_tickets_per_buyer": 10,
+        "seating": {"sections": [{"name": "A", "rows": [{"label": "1", "seats": 10}, {"label": "2", "seats": 10}]}]},
+        "ticket_types": [
+            {"code": "GA", "kind": "ga", "capacity": 500, "price": {"amount_minor": 15000, "currency": "ZAR"}},
+            {"code": "SEAT", "kind": "seated", "price": {"amount_minor": 30000, "currency": "ZAR"}},
+        ],
+    }
+
+
+def _expect(response: httpx.Response, status: int, doing: str) -> None:
+    if response.status_code != status:
+        raise StartupFailed(f"{doing}: HTTP {response.status_code}: {response.text[:500]}")
+
+
+def _banner(config: UpConfig, demo: Demo, *, dashboard: bool) -> str:
+    api, key, event = config.api_url, demo.api_key, demo.event_id
+    auth = f'-H "Authorization: Bearer {key}"'
+    lines = [
+        "",
+        "VoelgoedEvents is up.",
+        f"  API            {api}   (OpenAPI: {api}/openapi.json)",
+        f"  Metrics        {api}/metrics",
+    ]
+    if dashboard:
+        lines.append(f"  Ray dashboard  http://127.0.0.1:{config.dashboard_port}")
+    lines += [
+        f"  Demo org       {demo.org_id}",
+        f"  Demo API key   {key}   (kept in {config.data_dir / DEMO_FILE_NAME})",
+        f"  Demo event     {event}   (on sale: seats A-1-1 .. A-2-10, 500 GA)",
+        "",
+        "Try:",
+        f"  curl -s {auth} {api}/v1/events/{event}/availability",
+        f"  curl -s -X POST {auth} -H 'Content-Type: application/json' \\",
+        f'       -d \'{{"buyer_id": "b-1", "seats": ["A-1-7"]}}\' {api}/v1/events/{event}/holds',
+        "  .venv/bin/voelgoed org create 'My Org'      # another org and its owner key",
+        "",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+def _running_up_pid(data_dir: Path) -> int | None:
+    pid = read_json(data_dir / RUNTIME_FILE_NAME).get("up_pid")
+    if isinstance(pid, int) and pid != os.getpid() and embedded.process_matches(pid, "voelgoed"):
+        return pid
+    return None
+
+
+def _stop_stale_run(data_dir: Path) -> None:
+    """A previous `voelgoed up` that was killed outright leaves its runtime.json and processes behind."""
+    stale = read_json(data_dir / RUNTIME_FILE_NAME)
+    if not stale:
+        return
+    print("Stopping what a previous run left behind ...", flush=True)
+    if isinstance(stale.get("gateway_pid"), int):
+        embedded.stop_stale_process(stale["gateway_pid"], GATEWAY_APP, stale_stop_s_max)
+    if isinstance(stale.get("redis_pid"), int):
+        embedded.stop_stale_process(stale["redis_pid"], "redis-server", stale_stop_s_max)
+    session_id, temp_dir = stale.get("ray_session_id"), stale.get("ray_temp_dir")
+    if isinstance(session_id, int) and isinstance(temp_dir, str):
+        pids = embedded.session_pids(session_id)
+        if any(embedded.process_matches(pid, temp_dir) for pid in pids):
+            embedded.stop_ray_session(session_id, stale_stop_s_max)
+    (data_dir / RUNTIME_FILE_NAME).unlink(missing_ok=True)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def write_private_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Atomic, and readable by this user only (demo.json holds an API key)."""
+    temp = path.with_name(path.name + ".tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, private_file_mode)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), private_file_mode)
+        json.dump(data, out, indent=2)
+    os.replace(temp, path)
