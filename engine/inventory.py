@@ -169,7 +169,8 @@ class Inventory:
         self._results: OrderedDict[str, Result] = OrderedDict()
         self._ended: OrderedDict[str, str] = OrderedDict()
         self._journal = Changes(version)
-        self._confirm_cmds: dict[str, str] = {}
+        # hold id -> cmd ids answered while its sale was pending: an abort must forget all of those answers
+        self._confirm_cmds: dict[str, list[str]] = {}
         self._restored_units: dict[str, set[int]] = {}
 
     # ---- the batch interface -------------------------------------------------------------------------------
@@ -213,6 +214,8 @@ class Inventory:
             _require(sale is not None and hold is not None and hold.sale is sale, f"no pending sale {hold_id}")
             assert hold is not None
             hold.sale = None
+            # a sweep while the sale was pending dropped its heap entry (sold holds do not expire)
+            heapq.heappush(self._expiry_heap, (hold.expires_at, hold_id))
             self._mark_seats(hold.seats, SEAT_HELD)
             self._seats_sold -= len(hold.seats)
             self._seats_held += len(hold.seats)
@@ -223,7 +226,8 @@ class Inventory:
                 self._journal.ga_types.add(hold.ticket_type)
             self._journal.holds_removed.discard(hold_id)
             self._journal.holds_put[hold_id] = self._view(hold)
-            self._results.pop(self._confirm_cmds.pop(hold_id, ""), None)
+            for cmd_id in self._confirm_cmds.pop(hold_id, ()):
+                self._results.pop(cmd_id, None)
         self._check_counts()
 
     # ---- reads ---------------------------------------------------------------------------------------------
@@ -272,6 +276,8 @@ class Inventory:
         for view in snapshot.holds:
             if view.hold_id in sold_holds or view.expires_at <= now:
                 dropped.add(view.hold_id)
+                if view.hold_id not in sold_holds:  # a late confirm still answers hold_expired, not not-found
+                    inventory._ended[view.hold_id] = "expired"
             else:
                 inventory._restore_hold(view)
         inventory._settle_restored_units()
@@ -393,6 +399,8 @@ class Inventory:
         else:
             result = self._cancel_sale(command)
         self._remember(command.cmd_id, result)
+        if command.hold_id in self._journal.sales:
+            self._confirm_cmds.setdefault(command.hold_id, []).append(command.cmd_id)
         return result
 
     def _remember(self, cmd_id: str, result: Result) -> None:
@@ -492,9 +500,7 @@ class Inventory:
         if hold.expires_at <= now:
             self._end_hold(hold, "expired")
             return self._ended_refusal(hold.hold_id)
-        sale = self._sell(hold, command.order_ref)
-        self._confirm_cmds[hold.hold_id] = command.cmd_id
-        return Ok(sale)
+        return Ok(self._sell(hold, command.order_ref))
 
     def _sell(self, hold: _Hold, order_ref: str) -> SaleView:
         seat_ids = self.spec.seat_ids

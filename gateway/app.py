@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, *, inventory: InventoryClient |
             Middleware(RequestMetricsMiddleware, templates=route_templates(routes)),
             Middleware(UnexpectedErrorMiddleware),
         ],
-        exception_handlers={HTTPException: render_error, ApiError: render_error},
+        exception_handlers=_EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
 
@@ -146,6 +146,10 @@ def _as_api_error(exc: Exception) -> ApiError:
             return MethodNotAllowed(headers=dict(exc.headers or {}))
         return DomainError(str(exc.detail), code=f"http_{exc.status_code}", status=exc.status_code)
     return ApiError()
+
+
+# One renderer for router errors (404/405) and ApiErrors, for HTTP and websocket connections alike.
+_EXCEPTION_HANDLERS: dict[Any, Any] = {HTTPException: render_error, ApiError: render_error}
 
 
 class UnexpectedErrorMiddleware:

@@ -116,7 +116,9 @@ class Authenticator:
         record = next(r for r in records if r.id == key_id)
         self.evict(record.prefix)
         try:
-            await self._redis.set(redis_keys.api_key(record.prefix), _mirror_blob(record, revoked=True), ex=mirror_ttl_s)
+            await self._redis.set(
+                redis_keys.api_key(record.prefix), _mirror_blob(record, revoked=True), ex=mirror_ttl_s
+            )
             await self._redis.publish(redis_keys.API_KEYS_REVOKED_CHANNEL, record.prefix)
         except RedisError:
             # Postgres already says revoked; a stale mirror would let the key live on, so say so loudly.
@@ -139,9 +141,11 @@ class Authenticator:
                             self.evict(data.decode() if isinstance(data, bytes) else str(data))
             except (RedisError, OSError):
                 log.warning("API key revocation listener lost Redis; reconnecting")
-                self.clear()
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, listener_backoff_s_max)
+            except Exception:  # never let the listener die silently: revocations would stop arriving
+                log.exception("API key revocation listener failed; restarting it")
+            self.clear()
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, listener_backoff_s_max)
 
     def _cached(self, prefix: str) -> _KeyEntry | None:
         entry = self._cache.get(prefix)

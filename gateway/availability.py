@@ -95,9 +95,7 @@ class _Loading:
 
 
 class AvailabilityCache:
-    def __init__(
-        self, redis: Redis, *, listener_redis: Redis | None = None, views_max: int = views_cached_max
-    ) -> None:
+    def __init__(self, redis: Redis, *, listener_redis: Redis | None = None, views_max: int = views_cached_max) -> None:
         self._redis = redis
         self._listener_redis = listener_redis or redis
         self._views_max = views_max
@@ -169,10 +167,13 @@ class AvailabilityCache:
                     async for message in pubsub.listen():
                         if message.get("type") == "pmessage":
                             channel = message["channel"]
-                            self.on_message(channel.decode() if isinstance(channel, bytes) else channel,
-                                            message["data"])
+                            self.on_message(
+                                channel.decode() if isinstance(channel, bytes) else channel, message["data"]
+                            )
             except (RedisError, OSError):
                 log.warning("availability listener lost Redis; reconnecting")
+            except Exception:  # never let the listener die silently: every copy would go stale
+                log.exception("availability listener failed; restarting it")
             self.listening.clear()
             self.drop_all()
             await asyncio.sleep(backoff_s)

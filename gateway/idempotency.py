@@ -10,9 +10,11 @@ confirm command ids derive from the key), so twins never apply anything twice; t
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 
 import msgpack
 from redis.asyncio import Redis
@@ -20,8 +22,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.auth import Principal
-from gateway.errors import DomainError, ValidationFailed, error_response, storage_outage_as_503
+from gateway.errors import (
+    REDIS_OUTAGES,
+    DomainError,
+    PersistenceUnavailable,
+    ValidationFailed,
+    error_response,
+    storage_outage_as_503,
+)
 from persistence import redis_keys
+
+log = logging.getLogger(__name__)
+_STORE_FAILURES: tuple[type[BaseException], ...] = (*REDIS_OUTAGES, PersistenceUnavailable)
 
 HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -49,8 +61,15 @@ def idempotency_key(request: Request) -> str | None:
         return None
     if _KEY_RE.fullmatch(value) is None:
         raise ValidationFailed(
-            details={"fields": [{"field": "Idempotency-Key", "message": "must be 1-200 printable ASCII characters",
-                                 "type": "invalid"}]}
+            details={
+                "fields": [
+                    {
+                        "field": "Idempotency-Key",
+                        "message": "must be 1-200 printable ASCII characters",
+                        "type": "invalid",
+                    }
+                ]
+            }
         )
     return value
 
@@ -96,25 +115,35 @@ class IdempotencyStore:
         if response.status_code >= 500:
             return response
         fresh = StoredResponse(print_, response.status_code, bytes(response.body), response.media_type)
-        with storage_outage_as_503():
+        try:
             won = await self._redis.set(record_key, _encode(fresh), ex=self._ttl_s, nx=True)
-        if won:
+            winner = None if won else await self._get(record_key)
+        except _STORE_FAILURES:
+            # The command was applied: answer it (a 503 would claim otherwise). A retry stays safe because the
+            # commands below are idempotent themselves; only its answer may differ.
+            log.warning("could not store the response for Idempotency-Key %r", key)
             return response
-        winner = await self._get(record_key)
         return response if winner is None else self._replay(winner, print_)
 
     async def _get(self, record_key: str) -> StoredResponse | None:
         with storage_outage_as_503():
             blob = await self._redis.get(record_key)
-        return None if blob is None else _decode(blob)
+        return None if blob is None else _decode(cast(bytes, blob))
 
     @staticmethod
     def _replay(stored: StoredResponse, print_: str) -> Response:
         if stored.fingerprint != print_:
             raise ValidationFailed(
                 "this Idempotency-Key was used with a different request",
-                {"fields": [{"field": "Idempotency-Key", "message": "already used with another request",
-                             "type": "idempotency_key_reused"}]},
+                {
+                    "fields": [
+                        {
+                            "field": "Idempotency-Key",
+                            "message": "already used with another request",
+                            "type": "idempotency_key_reused",
+                        }
+                    ]
+                },
                 code="idempotency_key_reused",
             )
         return stored.response()

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
@@ -38,6 +38,16 @@ actor_retry_backoff_s_first = 0.02
 actor_retry_backoff_s_max = 0.5
 ready_probe_s_max = 2.0
 events_cached_max = 10_000
+
+
+class InventoryClient(Protocol):
+    """What routes need from the inventory: the real client below, or tests/fakes' in-process one."""
+
+    async def submit(self, org_id: str, event_id: str, command: Command) -> Result: ...
+
+    async def activate(self, org_id: str, event_id: str) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class RayInventoryClient:

@@ -24,9 +24,9 @@ from gateway.routes.context import Services, authorize, services
 from persistence.live_state import AvailabilityView
 
 DESCRIPTION = (
-    "First message {\"type\": \"snapshot\", ...availability}; then {\"type\": \"delta\", \"version\", "
-    "\"seats_changed\", \"seats_available\", \"ticket_types\"} in version order. A slow client whose queue "
-    "overflows gets a fresh snapshot; a client may send {\"type\": \"snapshot\"} to ask for one."
+    'First message {"type": "snapshot", ...availability}; then {"type": "delta", "version", '
+    '"seats_changed", "seats_available", "ticket_types"} in version order. A slow client whose queue '
+    'overflows gets a fresh snapshot; a client may send {"type": "snapshot"} to ask for one.'
 )
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013

@@ -34,9 +34,7 @@ REQUEST_SECONDS = Histogram(
     ["method", "route", "status_class"],
     buckets=_LATENCY_BUCKETS_S,
 )
-BATCH_COMMANDS = Histogram(
-    "voelgoed_batch_commands", "Commands per inventory actor call", buckets=_BATCH_BUCKETS
-)
+BATCH_COMMANDS = Histogram("voelgoed_batch_commands", "Commands per inventory actor call", buckets=_BATCH_BUCKETS)
 QUEUE_DEPTH = Gauge(
     "voelgoed_queue_depth", "Commands waiting in the coalescers (all events)", multiprocess_mode="livesum"
 )

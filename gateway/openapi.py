@@ -79,9 +79,7 @@ def documented_methods(route: BaseRoute) -> list[str]:
 def build_openapi(routes: Iterable[BaseRoute]) -> dict[str, Any]:
     routes = list(routes)
     models = _models(routes)
-    _, definitions = models_json_schema(
-        [(m, "validation") for m in models], ref_template=_REF_TEMPLATE
-    )
+    _, definitions = models_json_schema([(m, "validation") for m in models], ref_template=_REF_TEMPLATE)
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         op = operation_of(route)
@@ -150,8 +148,13 @@ def _operation_json(route: BaseRoute, op: Operation, path: str) -> dict[str, Any
     if op.websocket:
         result["x-websocket"] = True
         result["parameters"].append(
-            {"name": "key", "in": "query", "required": False, "schema": {"type": "string"},
-             "description": "the API key, for clients that cannot set the Authorization header"}
+            {
+                "name": "key",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "the API key, for clients that cannot set the Authorization header",
+            }
         )
     if op.request is not None:
         result["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.request)}}}

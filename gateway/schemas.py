@@ -23,7 +23,9 @@ money_amount_minor_max = 10**12
 field_errors_max = 100
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _TICKET_CODE_PATTERN = rf"^[A-Za-z0-9_-]{{1,{limits.label_chars_max}}}$"
-_SEAT_ID_PATTERN = rf"^[A-Za-z0-9]{{1,{limits.label_chars_max}}}-[A-Za-z0-9]{{1,{limits.label_chars_max}}}-[1-9][0-9]{{0,6}}$"
+_SEAT_ID_PATTERN = (
+    rf"^[A-Za-z0-9]{{1,{limits.label_chars_max}}}-[A-Za-z0-9]{{1,{limits.label_chars_max}}}-[1-9][0-9]{{0,6}}$"
+)
 _NO_CONTROL_CHARS_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 _PRINTABLE_ASCII_PATTERN = r"^[\x21-\x7e]+$"
 
@@ -340,7 +342,7 @@ def _field_entries(problem: Any) -> list[dict[str, str]]:
     base = [str(part) for part in problem["loc"]]
     nested = (problem.get("ctx") or {}).get("fields")
     if problem["type"] == "invalid_fields" and nested:
-        return [{"field": _path(base + [field]), "message": message, "type": "invalid"} for field, message in nested]
+        return [{"field": _path([*base, field]), "message": message, "type": "invalid"} for field, message in nested]
     return [{"field": _path(base), "message": problem["msg"], "type": problem["type"]}]
 
 

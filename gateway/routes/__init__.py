@@ -8,4 +8,5 @@ from gateway.routes import events, holds, keys, operations
 
 
 def all_routes() -> list[BaseRoute]:
-    return [*operations.ROUTES, *keys.ROUTES, *events.ROUTES, *holds.ROUTES]
+    # The router tries routes in order: the hot path (holds, availability) first.
+    return [*holds.ROUTES, *events.ROUTES, *keys.ROUTES, *operations.ROUTES]

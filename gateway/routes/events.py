@@ -115,6 +115,8 @@ async def publish_event(request: Request) -> Response:
     event_id = request.path_params["event_id"]
 
     async def handle() -> Response:
+        if not is_event_id(event_id):
+            raise event_not_found(event_id)
         async with svc.connection() as conn:
             record = await pg_events.publish_event(conn, principal.org_id, event_id)
         if record is None:
@@ -126,8 +128,13 @@ async def publish_event(request: Request) -> Response:
     return await svc.idempotency.run(request, principal, key, body, handle)
 
 
-@operation(summary="An event, with its status and ticket types", response=schemas.EventOut,
-           scope="events:read", errors=(404,), tags=TAG)
+@operation(
+    summary="An event, with its status and ticket types",
+    response=schemas.EventOut,
+    scope="events:read",
+    errors=(404,),
+    tags=TAG,
+)
 async def get_event(request: Request) -> Response:
     principal = await authorize(request, "events:read")
     svc = services(request)
@@ -141,8 +148,13 @@ async def get_event(request: Request) -> Response:
     return json_response(event_json(record))
 
 
-@operation(summary="The event's seat ids in index order (the availability bitmap's order)",
-           response=schemas.SeatIdsOut, scope="events:read", errors=(404,), tags=TAG)
+@operation(
+    summary="The event's seat ids in index order (the availability bitmap's order)",
+    response=schemas.SeatIdsOut,
+    scope="events:read",
+    errors=(404,),
+    tags=TAG,
+)
 async def get_seats(request: Request) -> Response:
     principal = await authorize(request, "events:read")
     svc = services(request)
@@ -154,8 +166,13 @@ async def get_seats(request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
-@operation(summary="Availability counts and the seat bitmap, from memory or Redis (never Postgres)",
-           response=schemas.AvailabilityOut, scope="inventory:read", errors=(404, 409), tags=TAG)
+@operation(
+    summary="Availability counts and the seat bitmap, from memory or Redis (never Postgres)",
+    response=schemas.AvailabilityOut,
+    scope="inventory:read",
+    errors=(404, 409),
+    tags=TAG,
+)
 async def get_availability(request: Request) -> Response:
     principal = await authorize(request, "inventory:read")
     event_id = request.path_params["event_id"]

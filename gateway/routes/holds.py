@@ -67,13 +67,21 @@ def new_hold_id(principal: Principal, event_id: str, key: str | None) -> str:
 def hold_command(body: schemas.HoldCreate, meta: EventMeta, hold_id: str) -> Hold:
     if body.ttl_s is not None and body.ttl_s > meta.hold_ttl_s:
         raise ValidationFailed(
-            details={"fields": [{"field": "ttl_s", "message": f"at most the event's hold_ttl_s ({meta.hold_ttl_s})",
-                                 "type": "less_than_equal"}]}
+            details={
+                "fields": [
+                    {
+                        "field": "ttl_s",
+                        "message": f"at most the event's hold_ttl_s ({meta.hold_ttl_s})",
+                        "type": "less_than_equal",
+                    }
+                ]
+            }
         )
     if body.seats is not None:
         return Hold(hold_id, hold_id, body.buyer_id, seats=tuple(body.seats), ttl_s=body.ttl_s)
-    return Hold(hold_id, hold_id, body.buyer_id, ticket_type=body.ticket_type, quantity=body.quantity or 0,
-                ttl_s=body.ttl_s)
+    return Hold(
+        hold_id, hold_id, body.buyer_id, ticket_type=body.ticket_type, quantity=body.quantity or 0, ttl_s=body.ttl_s
+    )
 
 
 async def submit(svc: Services, meta: EventMeta, command: Command) -> Ok:
@@ -132,8 +140,13 @@ async def _hold_event(svc: Services, principal: Principal, hold_id: str) -> Even
     return meta
 
 
-@operation(summary="A hold as it stands (status held or sold); 410 once expired",
-           response=schemas.HoldStatusOut, scope="inventory:read", errors=(404, 410), tags=TAG)
+@operation(
+    summary="A hold as it stands (status held or sold); 410 once expired",
+    response=schemas.HoldStatusOut,
+    scope="inventory:read",
+    errors=(404, 410),
+    tags=TAG,
+)
 async def get_hold(request: Request) -> Response:
     principal = await authorize(request, "inventory:read")
     svc = services(request)
@@ -144,8 +157,14 @@ async def get_hold(request: Request) -> Response:
     return json_response(hold_json(meta.event_id, result.value) | {"status": result.value.status})
 
 
-@operation(summary="Release a hold: its seats are available again at once", status=204,
-           scope="inventory:hold", idempotent=True, errors=(404, 409, 410), tags=TAG)
+@operation(
+    summary="Release a hold: its seats are available again at once",
+    status=204,
+    scope="inventory:hold",
+    idempotent=True,
+    errors=(404, 409, 410),
+    tags=TAG,
+)
 async def release_hold(request: Request) -> Response:
     principal = await authorize(request, "inventory:hold")
     key = idempotency_key(request)

@@ -52,8 +52,14 @@ async def create_key(request: Request) -> Response:
     return await svc.idempotency.run(request, principal, key, body, handle)
 
 
-@operation(summary="Revoke an API key; it answers 401 from then on, on every gateway process", status=204,
-           scope=SCOPE, idempotent=True, errors=(404,), tags=TAG)
+@operation(
+    summary="Revoke an API key; it answers 401 from then on, on every gateway process",
+    status=204,
+    scope=SCOPE,
+    idempotent=True,
+    errors=(404,),
+    tags=TAG,
+)
 async def revoke_key(request: Request) -> Response:
     principal = await authorize(request, SCOPE)
     key = idempotency_key(request)

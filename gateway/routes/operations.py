@@ -27,8 +27,12 @@ async def healthz(request: Request) -> Response:
     return json_response({"status": "ok"})
 
 
-@operation(summary="Readiness: 200 only when Postgres, Redis and the inventory answer in time",
-           response=schemas.ReadyOut, errors=(503,), tags=TAG)
+@operation(
+    summary="Readiness: 200 only when Postgres, Redis and the inventory answer in time",
+    response=schemas.ReadyOut,
+    errors=(503,),
+    tags=TAG,
+)
 async def readyz(request: Request) -> Response:
     svc = services(request)
     names = ("postgres", "redis", "inventory")
@@ -67,8 +71,7 @@ async def _inventory(svc: Services) -> bool:
     return True if ready is None else bool(await ready())
 
 
-@operation(summary="Prometheus metrics (all worker processes in multiprocess mode)", tags=TAG,
-           media_type="text/plain")
+@operation(summary="Prometheus metrics (all worker processes in multiprocess mode)", tags=TAG, media_type="text/plain")
 async def prometheus_metrics(request: Request) -> Response:
     payload, content_type = metrics.render_latest()
     return Response(payload, headers={"Content-Type": content_type})

@@ -11,12 +11,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from redis.asyncio import Redis
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from gateway.routes.context import body_bytes_max
-from tests.e2e.test_api_contract import event_body
-from tests.fakes import Gateway, new_org, running_gateway
+from persistence import live_state
+from tests.fakes import Gateway, event_body, new_org, running_gateway
 
 UNKNOWN_EVENT = "evt_" + "0" * 32
 UNKNOWN_HOLD = "hld_" + "0" * 52
@@ -25,6 +26,8 @@ UNKNOWN_HOLD = "hld_" + "0" * 52
 @dataclass
 class World:
     gw: Gateway
+    redis: Redis
+    org_id: str
     owner: dict[str, str]
     event_id: str
     hold_id: str
@@ -40,31 +43,50 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-async def _tenant(gw: Gateway, database_url: str, name: str) -> tuple[dict[str, str], str, str, str]:
-    _, key = await new_org(database_url, name)
+async def _tenant(gw: Gateway, database_url: str, name: str) -> tuple[str, dict[str, str], str, str, str]:
+    org_id, key = await new_org(database_url, name)
     headers = bearer(key)
     created = await gw.client.post("/v1/events", json=event_body(), headers=headers)
     event_id = created.json()["id"]
     assert (await gw.client.post(f"/v1/events/{event_id}/publish", headers=headers)).status_code == 200
-    held = await gw.client.post(f"/v1/events/{event_id}/holds", json={"buyer_id": "b", "seats": ["A-1-1"]},
-                                headers=headers)
+    held = await gw.client.post(
+        f"/v1/events/{event_id}/holds", json={"buyer_id": "b", "seats": ["A-1-1"]}, headers=headers
+    )
     assert held.status_code == 201
     made = await gw.client.post("/v1/api-keys", json={"name": "spare", "scopes": ["events:read"]}, headers=headers)
-    return headers, event_id, held.json()["hold_id"], made.json()["id"]
+    return org_id, headers, event_id, held.json()["hold_id"], made.json()["id"]
 
 
 @pytest.fixture(scope="module")
 async def world(database_url: str, redis_url: str) -> AsyncIterator[World]:
-    async with running_gateway(database_url, redis_url) as gw:
-        owner, event_id, hold_id, key_id = await _tenant(gw, database_url, "tenant a")
-        other_owner, other_event_id, other_hold_id, other_key_id = await _tenant(gw, database_url, "tenant b")
+    async with running_gateway(database_url, redis_url) as gw, Redis.from_url(redis_url) as redis:
+        org_id, owner, event_id, hold_id, key_id = await _tenant(gw, database_url, "tenant a")
+        _, other_owner, other_event_id, other_hold_id, other_key_id = await _tenant(gw, database_url, "tenant b")
         scoped = {}
-        for scope in ("events:read", "events:write", "inventory:read", "inventory:hold", "inventory:confirm",
-                      "keys:manage"):
+        for scope in (
+            "events:read",
+            "events:write",
+            "inventory:read",
+            "inventory:hold",
+            "inventory:confirm",
+            "keys:manage",
+        ):
             made = await gw.client.post("/v1/api-keys", json={"name": scope, "scopes": [scope]}, headers=owner)
             scoped[scope] = bearer(made.json()["key"])
-        yield World(gw, owner, event_id, hold_id, key_id, other_owner, other_event_id, other_hold_id, other_key_id,
-                    scoped)
+        yield World(
+            gw,
+            redis,
+            org_id,
+            owner,
+            event_id,
+            hold_id,
+            key_id,
+            other_owner,
+            other_event_id,
+            other_hold_id,
+            other_key_id,
+            scoped,
+        )
 
 
 @dataclass(frozen=True)
@@ -114,7 +136,8 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
 
 async def state(world: World, database_url: str) -> tuple[Any, ...]:
     """Everything a bad request could have changed: availability, the hold, events, keys and sales."""
-    availability = (await world.gw.client.get(f"/v1/events/{world.event_id}/availability", headers=world.owner)).json()
+    availability = await live_state.read_availability(world.redis, world.org_id, world.event_id)
+    assert availability is not None
     hold = (await world.gw.client.get(f"/v1/holds/{world.hold_id}", headers=world.owner)).json()
     conn = await asyncpg.connect(database_url)
     try:
@@ -125,7 +148,7 @@ async def state(world: World, database_url: str) -> tuple[Any, ...]:
         )
     finally:
         await conn.close()
-    return availability["version"], availability["seats"]["bitmap"], hold["status"], tuple(counts)
+    return availability.version, availability.bitmap, hold["status"], tuple(counts)
 
 
 @pytest.fixture
@@ -142,8 +165,12 @@ def _call_id(call: Call) -> str:
 @pytest.mark.parametrize("call", CALLS, ids=_call_id)
 async def test_no_key_or_bad_key_is_401(world: World, unchanged: None, call: Call) -> None:
     path = own_path(world, call)
-    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"},
-                    bearer("vk_000000000000_" + "A" * 43)):
+    for headers in (
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Basic abc"},
+        bearer("vk_000000000000_" + "A" * 43),
+    ):
         response = await world.gw.client.request(call.method, path, json=call.body, headers=headers)
         assert_error(response, 401, "unauthorized")
 
@@ -171,12 +198,12 @@ async def test_other_tenants_and_unknown_ids_are_404(world: World, unchanged: No
 async def test_malformed_json_is_400(world: World, unchanged: None, call: Call) -> None:
     json_headers = world.owner | {"Content-Type": "application/json"}
     for raw in (b"{", b"", b"{'a': 1}", b"\xff\xfe", b"[" * 5000 + b"]" * 5000, b'{"a": 1} x', b"nul"):
-        response = await world.gw.client.request(call.method, own_path(world, call), content=raw,
-                                                 headers=json_headers)
+        response = await world.gw.client.request(call.method, own_path(world, call), content=raw, headers=json_headers)
         assert_error(response, 400, "malformed_json")
     # The parser reads NaN as a number; no field takes one, so it is refused as a bad value.
-    response = await world.gw.client.request(call.method, own_path(world, call), content=b'{"a": NaN}',
-                                             headers=json_headers)
+    response = await world.gw.client.request(
+        call.method, own_path(world, call), content=b'{"a": NaN}', headers=json_headers
+    )
     assert_error(response, 422, "validation_failed")
 
 
@@ -184,14 +211,16 @@ async def test_malformed_json_is_400(world: World, unchanged: None, call: Call) 
 async def test_wrong_types_are_422_naming_each_field(world: World, unchanged: None, call: Call) -> None:
     assert call.body is not None
     wrong = {name: ({"nested": True} if isinstance(value, str) else "text") for name, value in call.body.items()}
-    response = await world.gw.client.request(call.method, own_path(world, call), json=wrong | {"surprise": 1},
-                                             headers=world.owner)
+    response = await world.gw.client.request(
+        call.method, own_path(world, call), json=wrong | {"surprise": 1}, headers=world.owner
+    )
     error = assert_error(response, 422, "validation_failed")
     named = {f["field"].split(".")[0] for f in error["details"]["fields"]}
     assert named == set(call.body) | {"surprise"}
     for raw in (b"[]", b'"text"', b"7", b"null"):
-        response = await world.gw.client.request(call.method, own_path(world, call), content=raw,
-                                                 headers=world.owner | {"Content-Type": "application/json"})
+        response = await world.gw.client.request(
+            call.method, own_path(world, call), content=raw, headers=world.owner | {"Content-Type": "application/json"}
+        )
         assert_error(response, 422, "validation_failed")
 
 
@@ -215,8 +244,9 @@ async def test_bodies_over_64_kib_are_413(world: World, unchanged: None, call: C
 async def test_non_json_content_type_is_415(world: World, unchanged: None, call: Call) -> None:
     for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
         headers = dict(world.owner) | ({"Content-Type": content_type} if content_type else {})
-        response = await world.gw.client.request(call.method, own_path(world, call),
-                                                 content=json.dumps(call.body).encode(), headers=headers)
+        response = await world.gw.client.request(
+            call.method, own_path(world, call), content=json.dumps(call.body).encode(), headers=headers
+        )
         assert_error(response, 415, "unsupported_media_type")
 
 
@@ -225,8 +255,7 @@ async def test_bad_idempotency_keys_are_422(world: World, unchanged: None, call:
     for key in (b"", b"k" * 201, b"tab\there", "naïve".encode()):
         headers = [(name.encode(), value.encode()) for name, value in world.owner.items()]
         headers.append((b"Idempotency-Key", key))
-        response = await world.gw.client.request(call.method, own_path(world, call), json=call.body,
-                                                 headers=headers)
+        response = await world.gw.client.request(call.method, own_path(world, call), json=call.body, headers=headers)
         assert_error(response, 422, "validation_failed")
         assert response.json()["error"]["details"]["fields"][0]["field"] == "Idempotency-Key"
 
@@ -271,14 +300,16 @@ async def test_bad_holds_change_nothing(
 
 async def test_ten_thousand_seats_in_one_hold(world: World, unchanged: None) -> None:
     seats = [f"A-{n // 10 + 1}-{n % 10 + 1}" for n in range(10_000)]
-    response = await world.gw.client.post(f"/v1/events/{world.event_id}/holds",
-                                          json={"buyer_id": "b", "seats": seats}, headers=world.owner)
+    response = await world.gw.client.post(
+        f"/v1/events/{world.event_id}/holds", json={"buyer_id": "b", "seats": seats}, headers=world.owner
+    )
     assert_error(response, 413, "payload_too_large")
-    compact = {"buyer_id": "b", "seats": ["A-1-2"] * 10_000}
+    compact = {"buyer_id": "b", "seats": ["A-1-2"] * 8_000}  # as many as fit in 64 KiB
     raw = json.dumps(compact, separators=(",", ":")).encode()
     assert len(raw) <= body_bytes_max
-    response = await world.gw.client.post(f"/v1/events/{world.event_id}/holds", content=raw,
-                                          headers=world.owner | {"Content-Type": "application/json"})
+    response = await world.gw.client.post(
+        f"/v1/events/{world.event_id}/holds", content=raw, headers=world.owner | {"Content-Type": "application/json"}
+    )
     error = assert_error(response, 422, "validation_failed")
     assert [f["field"] for f in error["details"]["fields"]] == ["seats"]
 
@@ -315,8 +346,14 @@ EVENT_CASES: list[tuple[dict[str, Any], set[str]]] = [
     (_event(seating__sections__0__name="A-1"), {"seating.sections.0.name"}),
     (_event(seating__sections__0__rows__1__label="1"), {"seating.sections.0.rows.1.label"}),
     (_event(seating__sections=[]), {"seating.sections"}),
-    (_event(seating__sections=[{"name": f"S{s}", "rows": [{"label": f"{r}", "seats": 1000} for r in range(2)]}
-                               for s in range(51)]), {"seating.sections"}),
+    (
+        _event(
+            seating__sections=[
+                {"name": f"S{s}", "rows": [{"label": f"{r}", "seats": 1000} for r in range(2)]} for s in range(51)
+            ]
+        ),
+        {"seating.sections"},
+    ),
     (_event(seating=_DELETE), {"seating"}),
     (_event(ticket_types__1=_DELETE), {"seating"}),
     (_event(ticket_types__1__capacity=20), {"ticket_types.1.capacity"}),
@@ -326,11 +363,20 @@ EVENT_CASES: list[tuple[dict[str, Any], set[str]]] = [
     (_event(ticket_types__0__kind="seated", ticket_types__0__capacity=_DELETE), {"ticket_types.1.kind"}),
     (_event(ticket_types__0__kind="vip"), {"ticket_types.0.kind"}),
     (_event(ticket_types__0__code="bad code!"), {"ticket_types.0.code"}),
-    (_event(ticket_types__0__price={"amount_minor": -1, "currency": "zar"}),
-     {"ticket_types.0.price.amount_minor", "ticket_types.0.price.currency"}),
+    (
+        _event(ticket_types__0__price={"amount_minor": -1, "currency": "zar"}),
+        {"ticket_types.0.price.amount_minor", "ticket_types.0.price.currency"},
+    ),
     (_event(ticket_types=[]), {"ticket_types"}),
-    (_event(ticket_types=[{"code": f"T{i}", "kind": "ga", "capacity": 1,
-                           "price": {"amount_minor": 1, "currency": "ZAR"}} for i in range(21)]), {"ticket_types"}),
+    (
+        _event(
+            ticket_types=[
+                {"code": f"T{i}", "kind": "ga", "capacity": 1, "price": {"amount_minor": 1, "currency": "ZAR"}}
+                for i in range(21)
+            ]
+        ),
+        {"ticket_types"},
+    ),
     (_event(dedicated="yes"), {"dedicated"}),
 ]
 
@@ -342,26 +388,32 @@ async def test_bad_events_change_nothing(world: World, unchanged: None, body: di
     assert {f["field"] for f in error["details"]["fields"]} == fields, error
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"name": "k", "scopes": ["root"]}, "scopes.0"),
-    ({"name": "k", "scopes": []}, "scopes"),
-    ({"name": "k", "scopes": ["events:read", "events:read"]}, "scopes"),
-    ({"name": "k" * 201, "scopes": ["events:read"]}, "name"),
-    ({"name": "k", "scopes": "events:read"}, "scopes"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"name": "k", "scopes": ["root"]}, "scopes.0"),
+        ({"name": "k", "scopes": []}, "scopes"),
+        ({"name": "k", "scopes": ["events:read", "events:read"]}, "scopes"),
+        ({"name": "k" * 201, "scopes": ["events:read"]}, "name"),
+        ({"name": "k", "scopes": "events:read"}, "scopes"),
+    ],
+)
 async def test_bad_api_keys_change_nothing(world: World, unchanged: None, body: dict[str, Any], field: str) -> None:
     response = await world.gw.client.post("/v1/api-keys", json=body, headers=world.owner)
     error = assert_error(response, 422, "validation_failed")
     assert field in [f["field"] for f in error["details"]["fields"]]
 
 
-@pytest.mark.parametrize("body,field", [
-    ({}, "order_ref"),
-    ({"order_ref": ""}, "order_ref"),
-    ({"order_ref": "o" * 129}, "order_ref"),
-    ({"order_ref": 7}, "order_ref"),
-    ({"order_ref": "o", "amount": 1}, "amount"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({}, "order_ref"),
+        ({"order_ref": ""}, "order_ref"),
+        ({"order_ref": "o" * 129}, "order_ref"),
+        ({"order_ref": 7}, "order_ref"),
+        ({"order_ref": "o", "amount": 1}, "amount"),
+    ],
+)
 async def test_bad_confirms_change_nothing(world: World, unchanged: None, body: dict[str, Any], field: str) -> None:
     response = await world.gw.client.post(f"/v1/holds/{world.hold_id}/confirm", json=body, headers=world.owner)
     error = assert_error(response, 422, "validation_failed")
@@ -383,6 +435,7 @@ async def test_websocket_refusals(database_url: str, redis_url: str) -> None:
         other_event = created.json()["id"]
         await gw.client.post(f"/v1/events/{other_event}/publish", headers=bearer(other_key))
         made = await gw.client.post("/v1/api-keys", json={"name": "w", "scopes": ["events:write"]}, headers=bearer(key))
+        draft = (await gw.client.post("/v1/events", json=event_body(), headers=bearer(key))).json()["id"]
         base = gw.url.replace("http://", "ws://")
         cases = [
             (f"/v1/events/{other_event}/live?key={key}", 404),
@@ -391,6 +444,7 @@ async def test_websocket_refusals(database_url: str, redis_url: str) -> None:
             (f"/v1/events/{other_event}/live?key=nope", 401),
             (f"/v1/events/{other_event}/live", 401),
             (f"/v1/events/{other_event}/live?key={made.json()['key']}", 403),
+            (f"/v1/events/{draft}/live?key={key}", 409),
         ]
         for path, status in cases:
             with pytest.raises(InvalidStatus) as refused:

@@ -9,6 +9,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import uvicorn
@@ -22,6 +23,24 @@ from voelgoed.settings import Settings
 
 server_start_s_max = 10.0
 
+SEATS_PER_ROW = 10
+
+
+def event_body(*, rows: int = 2, ga_capacity: int = 50, max_per_buyer: int = 10) -> dict[str, Any]:
+    return {
+        "name": "Flash Sale Live",
+        "starts_at": "2026-12-31T18:00:00Z",
+        "hold_ttl_s": 600,
+        "max_tickets_per_buyer": max_per_buyer,
+        "seating": {
+            "sections": [{"name": "A", "rows": [{"label": str(r), "seats": SEATS_PER_ROW} for r in range(1, rows + 1)]}]
+        },
+        "ticket_types": [
+            {"code": "GA", "kind": "ga", "capacity": ga_capacity, "price": {"amount_minor": 15000, "currency": "ZAR"}},
+            {"code": "SEAT", "kind": "seated", "price": {"amount_minor": 30000, "currency": "ZAR"}},
+        ],
+    }
+
 
 @dataclass
 class Gateway:
@@ -32,18 +51,22 @@ class Gateway:
 
 
 @asynccontextmanager
-async def running_gateway(database_url: str, redis_url: str, *, serve: bool = False) -> AsyncIterator[Gateway]:
-    """The gateway app over a fresh FakeInventoryClient; ``serve`` puts it behind a real uvicorn server."""
-    inventory = FakeInventoryClient(database_url, redis_url)
+async def running_gateway(
+    database_url: str, redis_url: str, *, serve: bool = False, inventory: FakeInventoryClient | None = None
+) -> AsyncIterator[Gateway]:
+    """The gateway app over a FakeInventoryClient (a fresh one unless given); ``serve`` puts it behind a real
+    uvicorn server."""
+    inventory = inventory or FakeInventoryClient(database_url, redis_url)
     app = create_app(Settings(database_url=database_url, redis_url=redis_url), inventory=inventory)
     if serve:
         async with _uvicorn(app) as url, httpx.AsyncClient(base_url=url) as client:
             yield Gateway(client, app, inventory, url)
         return
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=transport, base_url="http://gateway"
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gateway") as client,
+    ):
         yield Gateway(client, app, inventory, "http://gateway")
 
 

@@ -1,0 +1,32 @@
+# Two set-up commands: `make up` (run the platform) and `make test` (run the suite). Each creates .venv
+# and installs the project into it by itself; the stamp file makes later runs skip the install until
+# pyproject.toml changes.
+
+VENV := .venv
+STAMP := $(VENV)/.installed
+# Python 3.11 exactly (pyproject.toml requires it): python3.11, else python3 when that is 3.11.
+PYTHON := $(shell for candidate in python3.11 python3; do \
+	command -v $$candidate >/dev/null 2>&1 && \
+	$$candidate -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null && \
+	{ echo $$candidate; break; }; done)
+PACKAGES := engine actors gateway persistence voelgoed loadtests
+
+.PHONY: up test lint
+
+up: $(STAMP)
+	$(VENV)/bin/voelgoed up
+
+test: $(STAMP)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(PACKAGES)
+
+$(VENV)/bin/python:
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is required (python3.11 or python3 on PATH)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -e '.[test]'
+	touch $(STAMP)
