@@ -110,7 +110,11 @@ class EmbeddedPostgres:
         # cleanup_mode None: we stop it ourselves, in order, instead of pgserver's atexit hook.
         server = pgserver.get_server(pgdata, cleanup_mode=None)
         embedded = cls(server)
-        embedded._ensure_connection_capacity()
+        try:
+            embedded._ensure_connection_capacity()
+        except BaseException:
+            embedded.stop()
+            raise
         return embedded
 
     @property
@@ -128,7 +132,7 @@ class EmbeddedPostgres:
         self._server.cleanup()  # releases pgserver's handle; with cleanup_mode None it does not stop
         try:
             self._pg_ctl(["-w", "-t", str(int(postgres_stop_s_max)), "-m", "fast", "stop"])
-        except subprocess.CalledProcessError:
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
             pid = self.pid
             if pid is not None:
                 stop_processes([pid], postgres_stop_s_max)

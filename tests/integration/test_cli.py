@@ -1,21 +1,25 @@
-"""`voelgoed org create NAME [--json]`, run as the user runs it: a separate process."""
+"""`voelgoed org create NAME [--json]` and `voelgoed up`, run as the user runs them: separate processes."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import signal
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
+import psutil
 
 from engine import limits
 from engine.access import OWNER_SCOPES
 from persistence.apikeys import find_api_key, parse_api_key, secret_matches
-from voelgoed import embedded
-from voelgoed.settings import RUNTIME_FILE_NAME
+from voelgoed import embedded, platform
+from voelgoed.settings import RUNTIME_FILE_NAME, Settings
 
 cli_run_s_max = 60.0
 
@@ -134,3 +138,76 @@ async def test_bad_usage_exits_2() -> None:
     assert (await run_cli("org", "create", "x" * (limits.name_chars_max + 1))).status == 2
     assert (await run_cli("org", "delete", "x")).status == 2
     assert (await run_cli()).status == 2
+
+
+up_ready_s_max = 120.0
+up_stop_s_max = 60.0
+
+
+async def start_up(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
+    """`voelgoed up` until it prints that it is up; returns the process and what it printed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "voelgoed.cli", "up",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    printed = ""
+    async with asyncio.timeout(up_ready_s_max):
+        while "Press Ctrl-C to stop." not in printed:
+            line = await process.stdout.readline()
+            assert line, f"voelgoed up exited early:\n{printed}"
+            printed += line.decode()
+    return process, printed
+
+
+async def stop_up(process: asyncio.subprocess.Process) -> str:
+    assert process.stdout is not None
+    process.send_signal(signal.SIGINT)
+    rest, _ = await asyncio.wait_for(process.communicate(), up_stop_s_max)
+    assert process.returncode == 0, rest.decode()
+    return rest.decode()
+
+
+async def test_up_serves_one_demo_across_restarts_and_stops_cleanly(settings: Settings, tmp_path: Path) -> None:
+    """With the session's Postgres, Redis and Ray named in the environment, `up` runs migrations, the gateway
+    and the demo; the embedded services themselves are covered in test_embedded_services.py."""
+    data_dir = tmp_path / "data"
+    env = {
+        **os.environ,
+        "VOELGOED_DATA_DIR": str(data_dir),
+        "VOELGOED_DATABASE_URL": settings.database_url,
+        "VOELGOED_REDIS_URL": settings.redis_url,
+        "VOELGOED_RAY_ADDRESS": settings.ray_address or "",
+        "VOELGOED_GATEWAY_PORT": str(embedded.free_tcp_port()),
+        "VOELGOED_GATEWAY_WORKERS": "1",
+    }
+    process, printed = await start_up(env)
+    demo = json.loads((data_dir / "demo.json").read_text())
+    runtime = json.loads((data_dir / RUNTIME_FILE_NAME).read_text())
+    gateway_pid = runtime["gateway_pid"]
+    try:
+        assert demo["api_key"] in printed
+        assert stat.S_IMODE((data_dir / "demo.json").stat().st_mode) == 0o600
+        assert runtime["database_url"] == settings.database_url
+        api_url = f"http://127.0.0.1:{env['VOELGOED_GATEWAY_PORT']}"
+        headers = {"Authorization": f"Bearer {demo['api_key']}"}
+        async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as http:
+            event = await http.get(f"/v1/events/{demo['event_id']}")
+        assert event.status_code == 200, event.text
+        assert event.json()["status"] == "on_sale"
+    finally:
+        stopped = await stop_up(process)
+    assert "Stopped." in stopped
+    assert not (data_dir / RUNTIME_FILE_NAME).exists()
+    assert not psutil.pid_exists(gateway_pid) or psutil.Process(gateway_pid).status() == psutil.STATUS_ZOMBIE
+
+    process, _ = await start_up(env)
+    await stop_up(process)
+    assert json.loads((data_dir / "demo.json").read_text()) == demo
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        demo_orgs = await conn.fetchval("SELECT count(*) FROM orgs WHERE name = $1", platform.DEMO_ORG_NAME)
+        demo_events = await conn.fetchval("SELECT count(*) FROM events WHERE org_id = $1", demo["org_id"])
+    finally:
+        await conn.close()
+    assert (demo_orgs, demo_events) == (1, 1)

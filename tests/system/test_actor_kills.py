@@ -99,6 +99,7 @@ async def test_kills_lose_no_acknowledged_sale_and_oversell_nothing(
     selling = False
     await asyncio.gather(*tasks)
 
+    print(f"actor kills: {kills}; acknowledged sales: {len(acknowledged)}")
     assert kills >= kills_min
     assert acknowledged, "no sale went through at all"
     assert over_capacity == []

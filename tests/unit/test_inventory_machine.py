@@ -386,8 +386,11 @@ class InventoryMachine(RuleBasedStateMachine):
         engine = self.engine
         return engine.snapshot(), engine.seat_counts(), engine.ga_counts(), engine.availability_bitmap()
 
-    def draw_hold_id(self, data: st.DataObject) -> str:
-        return data.draw(st.sampled_from(self.hold_ids), label="hold_id")
+    def draw_hold_id(self, data: st.DataObject, among: list[str] | None = None) -> str:
+        """Mostly a hold that exists now (``among`` when given), sometimes any id ever used, or none."""
+        current = list(self.model.holds) if among is None else among
+        pool = current if current and data.draw(st.integers(0, 3), label="pick current") else self.hold_ids
+        return data.draw(st.sampled_from(pool), label="hold_id")
 
     # -- rules: commands --
     @initialize()
@@ -436,8 +439,11 @@ class InventoryMachine(RuleBasedStateMachine):
     def cancel_sale(self, data: st.DataObject) -> None:
         # The core refuses (InvariantViolation) to cancel a sale that is not yet written through; the shell
         # drains between batches, so only drained sales are cancelled here.
-        candidates = [h for h in self.hold_ids if h not in self.model.pending]
-        self.send([CancelSale(self.new_cmd_id(), data.draw(st.sampled_from(candidates)))])
+        model = self.model
+        sold = [h for h, hold in model.holds.items() if hold.order_ref and h not in model.pending]
+        hold_id = self.draw_hold_id(data, sold)
+        if hold_id not in model.pending:
+            self.send([CancelSale(self.new_cmd_id(), hold_id)])
 
     @rule(data=st.data())
     def lookup(self, data: st.DataObject) -> None:
@@ -457,9 +463,9 @@ class InventoryMachine(RuleBasedStateMachine):
                 buyer = data.draw(st.sampled_from(BUYERS))
                 commands.append(Hold(cmd_id, self.new_hold_id(), buyer, (), "GA", data.draw(st.integers(1, 3))))
             elif kind == "confirm":
-                commands.append(Confirm(cmd_id, data.draw(st.sampled_from(self.hold_ids)), "o1"))
+                commands.append(Confirm(cmd_id, self.draw_hold_id(data), "o1"))
             elif kind == "release":
-                commands.append(Release(cmd_id, data.draw(st.sampled_from(self.hold_ids))))
+                commands.append(Release(cmd_id, self.draw_hold_id(data)))
             elif commands:
                 commands.append(data.draw(st.sampled_from(commands)))  # the same cmd id twice in one batch
         self.send(commands)
@@ -480,7 +486,9 @@ class InventoryMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def retry(self, data: st.DataObject) -> None:
         """Re-send an earlier command unchanged. If its answer is remembered: same answer, nothing changes."""
-        cmd = data.draw(st.sampled_from(self.sent), label="retried")
+        pending = self.model.pending
+        retryable = [c for c in self.sent if not (isinstance(c, CancelSale) and c.hold_id in pending)]
+        cmd = data.draw(st.sampled_from(retryable), label="retried")
         self.send([])  # settle expiry first, so "nothing changes" is about the retry alone
         remembered = self.model.answers.get(cmd.cmd_id)
         before = self.state()
@@ -618,7 +626,7 @@ class InventoryMachine(RuleBasedStateMachine):
 
 
 InventoryMachine.TestCase.settings = settings(
-    max_examples=200,
+    max_examples=500,
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
