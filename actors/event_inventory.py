@@ -42,8 +42,9 @@ class InventoryLost(Exception):
 @dataclass(frozen=True, slots=True)
 class BatchReply:
     results: list[Row]  # actors.wire-encoded, in command order
-    apply_s: float
-    commit_s: float
+    apply_s: float  # the core
+    commit_s: float  # the Postgres group commit (0 when the batch sold nothing)
+    write_s: float  # all write-through: commit plus the Redis script
     version: int
 
 
@@ -55,6 +56,7 @@ class EventInventory:
         self._pool = pool
         self._redis = redis
         self._lock = asyncio.Lock()
+        self._commit_s = 0.0
 
     @property
     def event_id(self) -> str:
@@ -87,8 +89,12 @@ class EventInventory:
             started = time.perf_counter()
             results = self.inventory.apply(commands, time.time())
             applied = time.perf_counter()
+            self._commit_s = 0.0
             results = await self._write_through(commands, results)
-            return BatchReply(encode_results(results), applied - started, time.perf_counter() - applied, self.inventory.version)
+            written = time.perf_counter()
+            return BatchReply(
+                encode_results(results), applied - started, self._commit_s, written - applied, self.inventory.version
+            )
 
     async def expire(self, holds_max: int) -> int:
         async with self._lock:
@@ -116,12 +122,14 @@ class EventInventory:
         self, commands: Sequence[Command], results: list[Result], new_sales: list[SaleView],
         cancelled: list[SaleView],
     ) -> list[Result]:
+        started = time.perf_counter()
         try:
             async with self._pool.acquire() as conn:
                 await asyncio.wait_for(
                     pg_sales.write_sales(conn, self.org_id, self.event_id, self.epoch, new_sales, cancelled),
                     commit_s_max,
                 )
+            self._commit_s = time.perf_counter() - started
             return results
         except pg_sales.FencedOut as error:
             raise InventoryLost(f"{self.event_id} fenced out at epoch {self.epoch}") from error

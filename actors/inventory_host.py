@@ -66,12 +66,12 @@ class InventoryHost:
         try:
             owner = await self._event(event_id)
             if owner is None or owner.org_id != org_id:
-                return BatchReply(encode_results([NOT_ON_SALE] * len(commands)), 0.0, 0.0, 0)
+                return BatchReply(encode_results([NOT_ON_SALE] * len(commands)), 0.0, 0.0, 0.0, 0)
             return await owner.apply(commands)
         except InventoryLost as error:
             log.warning("dropping %s: %s", event_id, error)
             self._events.pop(event_id, None)
-            return BatchReply(encode_results([INVENTORY_UNAVAILABLE] * len(commands)), 0.0, 0.0, 0)
+            return BatchReply(encode_results([INVENTORY_UNAVAILABLE] * len(commands)), 0.0, 0.0, 0.0, 0)
         except InvariantViolation:
             # Stop loudly; Ray restarts the process and the inventory is rebuilt from the truth and re-checked.
             log.critical("invariant broken in %s; exiting", event_id, exc_info=True)

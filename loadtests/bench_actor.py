@@ -20,7 +20,7 @@ import ray
 from actors.inventory_host import INVENTORY_ACTOR_OPTIONS, InventoryHost
 from actors.placement import dedicated_name
 from actors.wire import decode_results, encode_commands
-from engine.commands import Command, Confirm, Hold, Ok
+from engine.commands import Command, Confirm, Hold, HoldView, Ok
 from engine.ids import hold_id_for
 from loadtests.bench_rig import (
     RAY_NAMESPACE,
@@ -61,7 +61,7 @@ async def one_run(rig: Rig, batch: int, batches: int) -> tuple[float, float]:
     held: list[str] = []
     for commands in prepared:
         results = await call(actor, rig, event_id, commands)
-        held += [r.value.hold_id for r in results if isinstance(r, Ok)]
+        held += [r.value.hold_id for r in results if isinstance(r, Ok) and isinstance(r.value, HoldView)]
     holds_per_s = len(held) / (time.perf_counter() - started)
     assert len(held) == batch * batches, f"only {len(held)} holds succeeded"
     confirms = [Confirm(f"c-{h}", h, f"order-{h}") for h in held]

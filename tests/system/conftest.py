@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -59,14 +60,14 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: object) ->
     deadline = time.monotonic() + gateway_start_s_max
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"gateway exited: {open(str(log_path)).read()[-3000:]}")
+            raise RuntimeError(f"gateway exited: {Path(str(log_path)).read_text()[-3000:]}")
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"gateway not ready in {gateway_start_s_max}s: {open(str(log_path)).read()[-3000:]}")
+    raise RuntimeError(f"gateway not ready in {gateway_start_s_max}s: {Path(str(log_path)).read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,7 @@ async def test_full_queue_refuses_without_sending() -> None:
         await coalescer.submit(Release("late", "h"))
     sender.gate.set()
     await asyncio.gather(*tasks)
-    assert "late" not in sum(sender.batches, [])
+    assert all("late" not in batch for batch in sender.batches)
 
 
 async def test_a_failed_call_fails_its_batch_and_later_batches_still_go() -> None:
