@@ -569,9 +569,11 @@ class InventoryMachine(RuleBasedStateMachine):
             assert hold_id not in mirror.sales, f"sale {hold_id} written twice"
             mirror.sales[hold_id] = sale
 
-    @rule()
-    def restore(self) -> None:
+    @rule(downtime_s=st.sampled_from([0.0, 0.0, HOLD_TTL_S + 1.0]))
+    def restore(self, downtime_s: float) -> None:
+        """A restart (maybe after a while down: holds expire meanwhile) from a snapshot of holds and sales."""
         snapshot = self.engine.snapshot()
+        self.model.now += downtime_s
         self.engine = Inventory.restore(SPEC, snapshot, self.model.now)
         self.mirror.sales = {sale.hold_id: sale for sale in snapshot.sales}  # recovery reads Postgres's sales
         assert self.engine.version == snapshot.version
