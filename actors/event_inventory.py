@@ -2,9 +2,10 @@
 
 Per event, batches are applied strictly one after another (an asyncio lock): apply in memory, commit the batch's
 sales in one fenced Postgres transaction, write the batch's changes to Redis in one MULTI/EXEC pipeline, and only
-then answer. If the commit fails the sales are aborted (their holds stay held) and those confirms answer 503.
-If Redis fails, nothing of the batch is acknowledged and the event is dropped from memory, to be rebuilt from
-Postgres and Redis on the next call.
+then answer. If Postgres cannot be reached the sales are aborted (their holds stay held) and those confirms
+answer 503. If a commit's outcome is unknown (timeout, lost connection), or Redis fails or refuses the write
+(a newer epoch, a version gap), nothing of the batch is acknowledged and the event is dropped from memory, to be
+rebuilt from Postgres and Redis on the next call.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from persistence import sales as pg_sales
 log = logging.getLogger(__name__)
 
 commit_s_max = 5.0
+pool_acquire_s_max = 1.0
 redis_write_s_max = 2.0
 
 NOT_ON_SALE = Rejected("not_on_sale", "the event is not on sale")
@@ -74,13 +76,16 @@ class EventInventory:
                 return None
             epoch, event, seat_ids = taken
             sales = await pg_sales.load_sales(conn, event_id)
-        version, holds = await live_state.load_holds(redis, event.org_id, event_id)
-        spec = pg_events.inventory_spec(event, seat_ids)
-        inventory = Inventory.restore(spec, InventorySnapshot(version, tuple(holds), tuple(sales)), time.time())
+        try:
+            version, holds = await live_state.fence_and_load_holds(redis, event.org_id, event_id, epoch)
+            spec = pg_events.inventory_spec(event, seat_ids)
+            inventory = Inventory.restore(spec, InventorySnapshot(version, tuple(holds), tuple(sales)), time.time())
+            changes = inventory.drain_changes()
+            assert changes is not None and changes.full
+            await live_state.write_changes(redis, event.org_id, epoch, inventory, changes)
+        except live_state.LiveStateRefused as error:
+            raise InventoryLost(f"{event_id}: a newer incarnation owns it ({error})") from error
         shell = cls(event.org_id, epoch, inventory, pool, redis)
-        changes = inventory.drain_changes()
-        assert changes is not None and changes.full
-        await live_state.write_changes(redis, event.org_id, inventory, changes)
         log.info("recovered %s at epoch %d: %d sales, %d live holds", event_id, epoch, len(sales), len(holds))
         return shell
 
@@ -112,7 +117,8 @@ class EventInventory:
             return results
         try:
             await asyncio.wait_for(
-                live_state.write_changes(self._redis, self.org_id, self.inventory, changes), redis_write_s_max
+                live_state.write_changes(self._redis, self.org_id, self.epoch, self.inventory, changes),
+                redis_write_s_max,
             )
         except Exception as error:
             raise InventoryLost(f"redis write failed for {self.event_id}: {error!r}") from error
@@ -122,24 +128,41 @@ class EventInventory:
         self, commands: Sequence[Command], results: list[Result], new_sales: list[SaleView],
         cancelled: list[SaleView],
     ) -> list[Result]:
+        try:
+            conn = await self._pool.acquire(timeout=pool_acquire_s_max)
+        except Exception as error:
+            # Nothing was sent: these sales certainly did not commit, so their holds stay held.
+            return self._abort(commands, results, new_sales, cancelled, error)
         started = time.perf_counter()
         try:
-            async with self._pool.acquire() as conn:
-                await asyncio.wait_for(
-                    pg_sales.write_sales(conn, self.org_id, self.event_id, self.epoch, new_sales, cancelled),
-                    commit_s_max,
-                )
-            self._commit_s = time.perf_counter() - started
-            return results
+            await asyncio.wait_for(
+                pg_sales.write_sales(conn, self.org_id, self.event_id, self.epoch, new_sales, cancelled),
+                commit_s_max,
+            )
         except pg_sales.FencedOut as error:
             raise InventoryLost(f"{self.event_id} fenced out at epoch {self.epoch}") from error
+        except asyncpg.IntegrityConstraintViolationError as error:
+            # The schema refused what memory believed: memory is wrong. Rebuild from the truth, loudly.
+            log.error("schema refused sales of %s: %r", self.event_id, error)
+            raise InventoryLost(f"{self.event_id}: schema refused a batch ({error!r})") from error
         except Exception as error:
-            if cancelled:
-                raise InventoryLost(f"cancel commit failed for {self.event_id}: {error!r}") from error
-            log.warning("sales commit failed for %s, aborting %d sales: %r", self.event_id, len(new_sales), error)
-            aborted = {sale.hold_id for sale in new_sales}
-            self.inventory.abort_sales(aborted)
-            return [_refuse_aborted(c, r, aborted) for c, r in zip(commands, results, strict=True)]
+            # A timeout or a lost connection may hide a commit: only the truth can tell, so rebuild from it.
+            raise InventoryLost(f"{self.event_id}: commit outcome unknown ({error!r})") from error
+        finally:
+            await self._pool.release(conn)
+        self._commit_s = time.perf_counter() - started
+        return results
+
+    def _abort(
+        self, commands: Sequence[Command], results: list[Result], new_sales: list[SaleView],
+        cancelled: list[SaleView], error: BaseException,
+    ) -> list[Result]:
+        if cancelled:
+            raise InventoryLost(f"cancel commit failed for {self.event_id}: {error!r}") from error
+        log.warning("Postgres unavailable for %s, aborting %d sales: %r", self.event_id, len(new_sales), error)
+        aborted = {sale.hold_id for sale in new_sales}
+        self.inventory.abort_sales(aborted)
+        return [_refuse_aborted(c, r, aborted) for c, r in zip(commands, results, strict=True)]
 
 
 def _refuse_aborted(command: Command, result: Result, aborted: set[str]) -> Result:

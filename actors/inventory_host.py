@@ -26,6 +26,7 @@ from actors.event_inventory import (
     InventoryLost,
 )
 from actors.wire import Row, decode_commands, encode_results
+from engine.commands import Result
 from engine.inventory import InvariantViolation
 from persistence.db import create_pool
 
@@ -45,6 +46,8 @@ expire_holds_per_event_max = 1_024
 events_per_host_max = 10_000
 host_pool_connections_max = 4
 invariant_exit_code = 70
+recover_s_max = 30.0
+redis_socket_s_max = 5.0
 
 
 @ray.remote
@@ -63,23 +66,26 @@ class InventoryHost:
     async def apply(self, org_id: str, event_id: str, rows: Sequence[Row]) -> BatchReply:
         """Apply one batch (commands encoded by actors.wire) and answer encoded results, in order."""
         commands = decode_commands(rows)
+        owner = None
         try:
-            owner = await self._event(event_id)
+            owner = await asyncio.wait_for(self._event(event_id), recover_s_max)
             if owner is None or owner.org_id != org_id:
-                return BatchReply(encode_results([NOT_ON_SALE] * len(commands)), 0.0, 0.0, 0.0, 0)
+                return _reply([NOT_ON_SALE] * len(commands))
             return await owner.apply(commands)
-        except InventoryLost as error:
-            log.warning("dropping %s: %s", event_id, error)
-            self._events.pop(event_id, None)
-            return BatchReply(encode_results([INVENTORY_UNAVAILABLE] * len(commands)), 0.0, 0.0, 0.0, 0)
         except InvariantViolation:
-            # Stop loudly; Ray restarts the process and the inventory is rebuilt from the truth and re-checked.
-            log.critical("invariant broken in %s; exiting", event_id, exc_info=True)
-            os._exit(invariant_exit_code)
+            self._stop_loudly(event_id)
+            raise
+        except Exception as error:  # InventoryLost, or a recovery that could not reach Postgres or Redis
+            self._drop(event_id, owner, error)
+            return _reply([INVENTORY_UNAVAILABLE] * len(commands))
 
     async def activate(self, org_id: str, event_id: str) -> bool:
         """Load the event now (after publish) so its availability is in Redis before the first hold."""
-        owner = await self._event(event_id)
+        try:
+            owner = await asyncio.wait_for(self._event(event_id), recover_s_max)
+        except InvariantViolation:
+            self._stop_loudly(event_id)
+            raise
         return owner is not None and owner.org_id == org_id
 
     async def ping(self) -> dict[str, Any]:
@@ -113,7 +119,9 @@ class InventoryHost:
         async with self._connect_lock:
             if self._pool is None or self._redis is None:
                 self._pool = await create_pool(self._database_url, min_size=1, max_size=host_pool_connections_max)
-                self._redis = Redis.from_url(self._redis_url)
+                self._redis = Redis.from_url(
+                    self._redis_url, socket_timeout=redis_socket_s_max, socket_connect_timeout=redis_socket_s_max
+                )
                 self._sweeper = asyncio.ensure_future(self._sweep_forever())
             return self._pool, self._redis
 
@@ -124,8 +132,23 @@ class InventoryHost:
             for event_id, owner in list(self._events.items()):
                 try:
                     await owner.expire(expire_holds_per_event_max)
-                except InventoryLost as error:
-                    log.warning("dropping %s during expiry: %s", event_id, error)
-                    self._events.pop(event_id, None)
-                except Exception:
-                    log.exception("expiry failed for %s", event_id)
+                except InvariantViolation:
+                    self._stop_loudly(event_id)
+                except Exception as error:
+                    self._drop(event_id, owner, error)
+
+    def _drop(self, event_id: str, owner: EventInventory | None, error: BaseException) -> None:
+        """Forget this incarnation of the event (never a newer one); the next call rebuilds it."""
+        log.warning("dropping %s: %r", event_id, error, exc_info=not isinstance(error, InventoryLost))
+        if owner is not None and self._events.get(event_id) is owner:
+            del self._events[event_id]
+
+    def _stop_loudly(self, event_id: str) -> None:
+        # A broken invariant is never repaired in place: exit, let Ray restart the process, and rebuild every
+        # event from the truth, where the invariants are checked again before serving.
+        log.critical("invariant broken in %s; exiting", event_id, exc_info=True)
+        os._exit(invariant_exit_code)
+
+
+def _reply(results: list[Result]) -> BatchReply:
+    return BatchReply(encode_results(results), 0.0, 0.0, 0.0, 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from gateway.errors import (
 )
 from gateway.event_cache import EventCache
 from gateway.idempotency import IdempotencyStore
-from gateway.metrics import RequestMetricsMiddleware, route_templates
+from gateway.metrics import RequestMetricsMiddleware, mark_process_dead, route_templates
 from gateway.routes import all_routes
 from gateway.routes.context import Services
 from persistence.db import create_pool
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, inventory: InventoryClient |
                 for task in listeners:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+                mark_process_dead(os.getpid())  # this worker's live gauges stop counting
 
     return Starlette(
         routes=routes,

@@ -163,11 +163,14 @@ class Authenticator:
         if entry is None:
             record = await self._from_postgres(prefix)
             if record is None:
-                return None
-            entry = _entry(
-                record.id, record.org_id, record.secret_hash, record.scopes, revoked=record.revoked_at is not None
-            )
-            await self._fill_mirror(prefix, record)
+                # Remember the absence too, so a repeated unknown key costs one Postgres read per TTL, not one
+                # per request (new keys get fresh random prefixes, so a remembered absence never hides one).
+                entry = _entry("", "", b"", (), revoked=True)
+            else:
+                entry = _entry(
+                    record.id, record.org_id, record.secret_hash, record.scopes, revoked=record.revoked_at is not None
+                )
+                await self._fill_mirror(prefix, record)
         if evictions != self._evictions:
             return entry  # a revocation may have landed while we read: serve this request, remember nothing
         self._cache[prefix] = entry

@@ -2,7 +2,7 @@
 
 When no batch is in flight a command goes at once; otherwise it waits and goes with the others when the in-flight
 batch returns (up to ``batch_commands_max`` per call). The queue is bounded: when full, the caller gets
-InventoryBusy (503 + Retry-After) and nothing is applied.
+InventoryBusy (503 + Retry-After) and nothing is applied. A command waits at most ``submit_wait_s_max``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from engine import limits
 from engine.commands import Command, Result
-from gateway.errors import InventoryBusy
+from gateway.errors import InventoryBusy, InventoryUnavailable
 from gateway.metrics import BATCH_COMMANDS, QUEUE_DEPTH
 
 queue_commands_max = 20_000
+submit_wait_s_max = 30.0
 batch_commands_max = 2_048
 assert batch_commands_max <= limits.batch_commands_max
 
@@ -40,15 +41,30 @@ class Coalescer:
     def idle(self) -> bool:
         return not self._waiting and (self._drainer is None or self._drainer.done())
 
-    async def submit(self, command: Command) -> Result:
+    async def submit(self, command: Command, wait_s_max: float = submit_wait_s_max) -> Result:
+        """The command's result. Past ``wait_s_max`` (or if the caller goes away) a command still queued is
+        withdrawn, so nothing is applied; one already sent may still apply, which its id makes safe to retry."""
         if len(self._waiting) >= self._queue_max:
             raise InventoryBusy()
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._waiting.append((command, future))
+        entry = (command, future)
+        self._waiting.append(entry)
         QUEUE_DEPTH.inc()
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.ensure_future(self._drain())
-        return await future
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), wait_s_max)
+        except TimeoutError:
+            self._withdraw(entry)
+            raise InventoryUnavailable() from None
+        except asyncio.CancelledError:
+            self._withdraw(entry)
+            raise
+
+    def _withdraw(self, entry: tuple[Command, asyncio.Future[Result]]) -> None:
+        if entry in self._waiting:
+            self._waiting.remove(entry)
+            QUEUE_DEPTH.dec()
 
     async def _drain(self) -> None:
         while self._waiting:

@@ -121,8 +121,8 @@ class EventCache:
         if len(self._metas) > self._entries_max:
             self._metas.popitem(last=False)
 
-    async def publish(self, meta: EventMeta) -> None:
-        """Make a just-published meta visible to every gateway process (Redis) and remember it here."""
+    async def share(self, meta: EventMeta) -> None:
+        """Make a new or just-published meta visible to every gateway process (Redis); remember it here."""
         with storage_outage_as_503():
             await live_state.put_event_meta(self._redis, meta.org_id, meta.event_id, meta.to_dict())
         self.remember(meta)

@@ -37,6 +37,7 @@ actor_retry_time_s_max = 30.0
 actor_retry_backoff_s_first = 0.02
 actor_retry_backoff_s_max = 0.5
 ready_probe_s_max = 2.0
+redis_socket_s_max = 5.0
 events_cached_max = 10_000
 
 
@@ -67,7 +68,9 @@ class RayInventoryClient:
                 log_to_driver=False,
                 ignore_reinit_error=True,
             )
-        self._redis = Redis.from_url(self._settings.redis_url)
+        self._redis = Redis.from_url(
+            self._settings.redis_url, socket_timeout=redis_socket_s_max, socket_connect_timeout=redis_socket_s_max
+        )
 
     async def close(self) -> None:
         if self._redis is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import statistics
 import uuid
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from persistence import live_state
 from persistence.events import NewEvent, TicketTypeRecord, create_event, publish_event
 from persistence.migrate import migrate
 from persistence.orgs import create_org
+from voelgoed.embedded import RAY_ENV
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
@@ -57,7 +59,9 @@ async def start_rig(server_url: str, redis_url: str) -> Rig:
         org_id, _ = await create_org(conn, "bench")
     finally:
         await conn.close()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace=RAY_NAMESPACE,
+    # address="local": always a Ray of the benchmark's own, never one found through RAY_ADDRESS
+    os.environ.update(RAY_ENV)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, namespace=RAY_NAMESPACE,
              _node_ip_address="127.0.0.1")
     return Rig(database_url, redis_url, org_id)
 

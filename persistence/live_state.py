@@ -13,6 +13,7 @@ from typing import Any
 
 import msgpack
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from engine.commands import HoldView
 from engine.inventory import SEAT_AVAILABLE, SEAT_STATE_NAMES, Changes, Inventory
@@ -109,39 +110,68 @@ def decode_delta(data: bytes) -> Delta:
     )
 
 
-# One script per batch: the batch travels as a single msgpack argument and Redis unpacks it, so the gateway-side
+class LiveStateRefused(Exception):
+    """Redis refused a write: a newer incarnation owns the event (epoch) or Redis lost a batch (version gap)."""
+
+
+# Fencing and continuity live in the scripts: every write names its incarnation's epoch and the version it
+# follows, so a zombie incarnation cannot write, and a Redis that lost data is noticed rather than patched.
+_FENCE_AND_LOAD_LUA = """
+local stored = tonumber(redis.call('HGET', KEYS[2], 'epoch') or '0')
+local epoch = tonumber(ARGV[1])
+if stored > epoch then
+  return redis.error_reply('VG_REFUSED epoch ' .. stored .. ' is newer than ' .. epoch)
+end
+redis.call('HSET', KEYS[2], 'epoch', epoch)
+return {redis.call('HGET', KEYS[2], 'version') or '0', redis.call('HGETALL', KEYS[1])}
+"""
+
+# One script per batch: the batch travels as a single msgpack argument and Redis unpacks it, so the actor-side
 # cost stays flat however many holds a batch has (redis-py packs each command argument in Python). A script is
 # atomic like MULTI/EXEC; all keys share the event's hash tag, so it runs on one Redis Cluster slot.
 _WRITE_BATCH_LUA = """
 local batch = cmsgpack.unpack(ARGV[1])
-for i = 1, #batch.put, 3 do
+local epoch = tonumber(redis.call('HGET', KEYS[3], 'epoch') or '0')
+if epoch ~= batch.epoch then
+  return redis.error_reply('VG_REFUSED epoch ' .. epoch .. ' is not ' .. batch.epoch)
+end
+if not batch.bitmap then
+  local version = tonumber(redis.call('HGET', KEYS[3], 'version') or '-1')
+  if version ~= batch.version - 1 then
+    return redis.error_reply('VG_REFUSED version ' .. version .. ' does not precede ' .. batch.version)
+  end
+end
+for i = 1, #batch.put, 2 do
   redis.call('HSET', KEYS[1], batch.put[i], batch.put[i + 1])
-  redis.call('ZADD', KEYS[2], batch.put[i + 2], batch.put[i])
 end
 for _, hold_id in ipairs(batch.del) do
   redis.call('HDEL', KEYS[1], hold_id)
-  redis.call('ZREM', KEYS[2], hold_id)
 end
 if batch.bitmap then
-  redis.call('SET', KEYS[3], batch.bitmap)
-  redis.call('SET', KEYS[5], batch.seat_ids)
+  redis.call('SET', KEYS[2], batch.bitmap)
+  redis.call('SET', KEYS[4], batch.seat_ids)
 else
   for i = 1, #batch.bits, 2 do
-    redis.call('SETBIT', KEYS[3], batch.bits[i], batch.bits[i + 1])
+    redis.call('SETBIT', KEYS[2], batch.bits[i], batch.bits[i + 1])
   end
 end
-redis.call('HSET', KEYS[4], unpack(batch.counts))
-redis.call('PUBLISH', KEYS[6], batch.delta)
+redis.call('HSET', KEYS[3], unpack(batch.counts))
+redis.call('PUBLISH', KEYS[5], batch.delta)
 return batch.version
 """
 
 
-async def write_changes(redis: Redis, org_id: str, inventory: Inventory, changes: Changes) -> None:
-    """Write one batch's changes and publish its delta, atomically, in one round trip."""
+async def write_changes(redis: Redis, org_id: str, epoch: int, inventory: Inventory, changes: Changes) -> None:
+    """Write one batch's changes and publish its delta, atomically, in one round trip.
+
+    Raises LiveStateRefused when ``epoch`` is no longer the event's, or the stored version is not the one
+    before ``changes.version`` (a full rewrite, after a restore, needs only the epoch).
+    """
     event_id = inventory.spec.event_id
     batch: dict[str, Any] = {
+        "epoch": epoch,
         "version": changes.version,
-        "put": [x for h, v in changes.holds_put.items() for x in (h, _encode_hold(v), v.expires_at)],
+        "put": [x for h, v in changes.holds_put.items() for x in (h, _encode_hold(v))],
         "del": list(changes.holds_removed),
         "counts": [x for pair in _counts(inventory, changes.version).items() for x in pair],
         "delta": encode_delta(inventory, changes),
@@ -153,14 +183,22 @@ async def write_changes(redis: Redis, org_id: str, inventory: Inventory, changes
         batch["bits"] = [x for i, state in changes.seats.items() for x in (i, int(state == SEAT_AVAILABLE))]
     keys = [
         redis_keys.holds(org_id, event_id),
-        redis_keys.hold_expiries(org_id, event_id),
         redis_keys.availability_bitmap(org_id, event_id),
         redis_keys.counts(org_id, event_id),
         redis_keys.seat_ids(org_id, event_id),
         redis_keys.live_channel(org_id, event_id),
     ]
     # use_bin_type=False: the cmsgpack inside Redis predates the bin types
-    await redis.register_script(_WRITE_BATCH_LUA)(keys=keys, args=[msgpack.packb(batch, use_bin_type=False)])
+    await _run(redis, _WRITE_BATCH_LUA, keys, msgpack.packb(batch, use_bin_type=False))
+
+
+async def _run(redis: Redis, script: str, keys: list[str], *args: Any) -> Any:
+    try:
+        return await redis.register_script(script)(keys=keys, args=list(args))
+    except ResponseError as error:
+        if "VG_REFUSED" in str(error):
+            raise LiveStateRefused(str(error)) from error
+        raise
 
 
 def _counts(inventory: Inventory, version: int) -> dict[str, Any]:
@@ -177,14 +215,18 @@ def _counts(inventory: Inventory, version: int) -> dict[str, Any]:
     }
 
 
-async def load_holds(redis: Redis, org_id: str, event_id: str) -> tuple[int, list[HoldView]]:
-    """The last written version and every hold Redis still has (expired ones included: the core drops them)."""
-    pipe = redis.pipeline(transaction=True)
-    pipe.hget(redis_keys.counts(org_id, event_id), "version")
-    pipe.hgetall(redis_keys.holds(org_id, event_id))
-    version, blobs = await pipe.execute()
-    holds = [_decode_hold(_text(h), blob) for h, blob in blobs.items()]
-    return int(version or 0), holds
+async def fence_and_load_holds(
+    redis: Redis, org_id: str, event_id: str, epoch: int
+) -> tuple[int, list[HoldView]]:
+    """Claim the event's Redis state for ``epoch`` (refusing if a newer epoch holds it), then read the last
+    written version and every hold Redis still has (expired ones included: the core drops them).
+
+    After this returns, writes of older incarnations are refused, so none can slip in before the rebuild.
+    """
+    keys = [redis_keys.holds(org_id, event_id), redis_keys.counts(org_id, event_id)]
+    version, flat = await _run(redis, _FENCE_AND_LOAD_LUA, keys, epoch)
+    holds = [_decode_hold(_text(flat[i]), flat[i + 1]) for i in range(0, len(flat), 2)]
+    return int(version), holds
 
 
 async def read_availability(redis: Redis, org_id: str, event_id: str) -> AvailabilityView | None:

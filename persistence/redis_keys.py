@@ -11,13 +11,8 @@ def event_prefix(org_id: str, event_id: str) -> str:
 
 
 def holds(org_id: str, event_id: str) -> str:
-    """HASH hold_id -> msgpack hold (the live holds)."""
+    """HASH hold_id -> msgpack hold (the live holds; each carries its expires_at, and the actor expires them)."""
     return event_prefix(org_id, event_id) + ":holds"
-
-
-def hold_expiries(org_id: str, event_id: str) -> str:
-    """ZSET hold_id scored by expires_at (epoch seconds)."""
-    return event_prefix(org_id, event_id) + ":hold_expiries"
 
 
 def availability_bitmap(org_id: str, event_id: str) -> str:
@@ -26,7 +21,8 @@ def availability_bitmap(org_id: str, event_id: str) -> str:
 
 
 def counts(org_id: str, event_id: str) -> str:
-    """HASH: version, seats_total, seats_available, seats_held, seats_sold, and `ga:<code>` -> msgpack counts."""
+    """HASH: epoch (the owning incarnation), version, seats_total, seats_available, seats_held, seats_sold, and
+    ticket_types -> msgpack [[code, capacity, available, held, sold], ...]."""
     return event_prefix(org_id, event_id) + ":counts"
 
 

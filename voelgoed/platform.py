@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -197,10 +198,15 @@ def _gateway_env(config: UpConfig, database_url: str, redis_url: str, ray_addres
         "VOELGOED_DATA_DIR": str(config.data_dir),
         "VOELGOED_GATEWAY_HOST": config.gateway_host,
         "VOELGOED_GATEWAY_PORT": str(config.gateway_port),
+        # several uvicorn workers: /metrics must add up every worker's samples, not show whichever answered
+        "PROMETHEUS_MULTIPROC_DIR": str(config.data_dir / "metrics"),
     }
 
 
 def _start_gateway(config: UpConfig, env: dict[str, str], stack: contextlib.ExitStack) -> subprocess.Popen[bytes]:
+    metrics_dir = Path(env["PROMETHEUS_MULTIPROC_DIR"])
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # samples of an earlier run's workers must not add up
+    metrics_dir.mkdir(parents=True)
     log_path = config.data_dir / "logs" / "gateway.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"Starting the gateway on {config.api_url} ({config.gateway_workers} workers, log {log_path}) ...",

@@ -94,6 +94,7 @@ async def create_event(request: Request) -> Response:
                 record = await pg_events.create_event(conn, principal.org_id, new)
         except ValueError as error:  # the store's own checks; the schema should have caught it first
             raise ValidationFailed(str(error)) from None
+        await svc.events.share(meta_of_record(record))  # so reads of the draft never reach Postgres
         return json_response(event_json(record), 201)
 
     return await svc.idempotency.run(request, principal, key, body, handle)
@@ -121,7 +122,7 @@ async def publish_event(request: Request) -> Response:
             record = await pg_events.publish_event(conn, principal.org_id, event_id)
         if record is None:
             raise event_not_found(event_id)
-        await svc.events.publish(meta_of_record(record))
+        await svc.events.share(meta_of_record(record))
         await svc.inventory.activate(principal.org_id, event_id)
         return json_response(event_json(record))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgpack
+import pytest
 from redis.asyncio import Redis
 
 from engine.commands import Confirm, Hold, Ok
@@ -21,19 +22,26 @@ def spec() -> InventorySpec:
     return InventorySpec(EVENT, tuple(f"A-1-{n}" for n in range(1, 11)), "SEAT", (("GA", 5),), 600, 10)
 
 
-async def write(redis: Redis, inventory: Inventory) -> int:
+async def write(redis: Redis, inventory: Inventory, epoch: int = 1) -> int:
     changes = inventory.drain_changes()
     assert changes is not None
-    await live_state.write_changes(redis, ORG, inventory, changes)
+    await live_state.write_changes(redis, ORG, epoch, inventory, changes)
     return changes.version
+
+
+async def fresh(redis: Redis, epoch: int = 1) -> Inventory:
+    """An incarnation as recovery makes one: fence Redis for its epoch, rebuild, rewrite everything."""
+    version, holds = await live_state.fence_and_load_holds(redis, ORG, EVENT, epoch)
+    inventory = Inventory.restore(spec(), InventorySnapshot(version, tuple(holds), ()), now=0)
+    await write(redis, inventory, epoch)
+    return inventory
 
 
 async def test_batches_round_trip_and_deltas_follow_on(clean_redis: str) -> None:
     redis = Redis.from_url(clean_redis)
     pubsub = redis.pubsub()
     await pubsub.subscribe(redis_keys.live_channel(ORG, EVENT))
-    inventory = Inventory.restore(spec(), InventorySnapshot(0, (), ()), now=0)
-    await write(redis, inventory)  # the full rewrite after a restore
+    inventory = await fresh(redis)
     first = await live_state.read_availability(redis, ORG, EVENT)
     assert first is not None and first.seats_available == 10 and first.bitmap == b"\xff\xc0"
 
@@ -53,7 +61,7 @@ async def test_batches_round_trip_and_deltas_follow_on(clean_redis: str) -> None
     assert view.bitmap == inventory.availability_bitmap() == b"\x7f\x80"
     ga = {t.code: t for t in view.ticket_types}["GA"]
     assert (ga.capacity, ga.available, ga.held, ga.sold) == (5, 3, 2, 0)
-    stored_version, holds = await live_state.load_holds(redis, ORG, EVENT)
+    stored_version, holds = await live_state.fence_and_load_holds(redis, ORG, EVENT, 1)
     assert stored_version == version
     assert [(h.hold_id, h.units) for h in holds] == [(hold_id(2), (1, 2))]
 
@@ -75,13 +83,37 @@ async def test_batches_round_trip_and_deltas_follow_on(clean_redis: str) -> None
 
 async def test_recovery_reads_back_what_was_written(clean_redis: str) -> None:
     redis = Redis.from_url(clean_redis)
-    inventory = Inventory.restore(spec(), InventorySnapshot(0, (), ()), now=0)
+    inventory = await fresh(redis)
     inventory.apply([Hold("h1", hold_id(1), "b1", seats=("A-1-3",), ttl_s=5)], now=0)
     await write(redis, inventory)
-    version, holds = await live_state.load_holds(redis, ORG, EVENT)
+    version, holds = await live_state.fence_and_load_holds(redis, ORG, EVENT, 2)
     rebuilt = Inventory.restore(spec(), InventorySnapshot(version, tuple(holds), ()), now=1)
     assert rebuilt.seat_counts() == (9, 1, 0)
     assert isinstance(rebuilt.apply([Confirm("c", hold_id(1), "o")], now=2)[0], Ok)
     seat_ids = msgpack.unpackb(await redis.get(redis_keys.seat_ids(ORG, EVENT)))
     assert seat_ids == list(spec().seat_ids)
+    await redis.aclose()
+
+
+async def test_a_zombie_incarnation_cannot_write(clean_redis: str) -> None:
+    redis = Redis.from_url(clean_redis)
+    zombie = await fresh(redis, epoch=1)
+    await fresh(redis, epoch=2)  # a new incarnation fenced Redis for epoch 2
+    zombie.apply([Hold("h1", hold_id(1), "b1", seats=("A-1-1",))], now=1)
+    with pytest.raises(live_state.LiveStateRefused, match="epoch"):
+        await write(redis, zombie, epoch=1)
+    with pytest.raises(live_state.LiveStateRefused, match="epoch"):
+        await live_state.fence_and_load_holds(redis, ORG, EVENT, 1)
+    assert (await live_state.fence_and_load_holds(redis, ORG, EVENT, 2))[1] == []
+    await redis.aclose()
+
+
+async def test_a_lost_batch_is_noticed_not_patched_over(clean_redis: str) -> None:
+    redis = Redis.from_url(clean_redis)
+    inventory = await fresh(redis)
+    inventory.apply([Hold("h1", hold_id(1), "b1", seats=("A-1-1",))], now=1)
+    assert inventory.drain_changes() is not None  # this batch never reaches Redis
+    inventory.apply([Hold("h2", hold_id(2), "b2", seats=("A-1-2",))], now=1)
+    with pytest.raises(live_state.LiveStateRefused, match="version"):
+        await write(redis, inventory)
     await redis.aclose()

@@ -9,7 +9,7 @@ import pytest
 
 from engine.commands import Command, Ok, Release, Result
 from gateway.coalescer import Coalescer
-from gateway.errors import InventoryBusy
+from gateway.errors import InventoryBusy, InventoryUnavailable
 
 
 class GatedSender:
@@ -84,3 +84,16 @@ async def test_a_failed_call_fails_its_batch_and_later_batches_still_go() -> Non
     with pytest.raises(RuntimeError):
         await first
     assert await second == Ok(None)
+
+
+async def test_a_command_past_its_wait_is_withdrawn_unsent() -> None:
+    sender = GatedSender()
+    coalescer = Coalescer(sender)
+    first = asyncio.ensure_future(coalescer.submit(Release("c0", "h")))
+    await asyncio.sleep(0.01)
+    with pytest.raises(InventoryUnavailable):
+        await coalescer.submit(Release("late", "h"), wait_s_max=0.05)
+    assert coalescer.depth == 0
+    sender.gate.set()
+    await first
+    assert all("late" not in batch for batch in sender.batches)

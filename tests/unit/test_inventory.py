@@ -22,7 +22,7 @@ from engine.commands import (
     TicketView,
 )
 from engine.ids import hold_id_for
-from engine.inventory import Inventory, InvariantViolation, InventorySnapshot, InventorySpec
+from engine.inventory import InvariantViolation, Inventory, InventorySnapshot, InventorySpec
 
 EVENT_ID = "evt_" + "ab" * 16
 SEATS = tuple(f"A-1-{n}" for n in range(1, 11))
@@ -409,12 +409,13 @@ def test_drain_versions_increase_and_report_what_changed() -> None:
     assert changes.holds_put == {view.hold_id: view, ga.hold_id: ga}
     assert changes.ga_types == {"GA"}
 
-    sale = sold(inventory, view.hold_id)
+    sale, ga_sale = sold(inventory, view.hold_id), sold(inventory, ga.hold_id)
     changes = inventory.drain_changes()
     assert changes is not None and changes.version == 9
-    assert changes.sales == {view.hold_id: sale}
-    assert changes.holds_removed == {view.hold_id} and changes.holds_put == {}
+    assert changes.sales == {view.hold_id: sale, ga.hold_id: ga_sale}
+    assert changes.holds_removed == {view.hold_id, ga.hold_id} and changes.holds_put == {}
     assert changes.seats == {1: 2}
+    assert changes.ga_types == {"GA"}  # the GA counts moved from held to sold
     assert inventory.drain_changes() is None
 
 
