@@ -20,7 +20,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from actors.wire import Row, encode_results
-from engine.commands import Command, Confirm, LookupHold, Ok, Rejected, Result, SaleView
+from engine.commands import Command, Confirm, HoldView, Ok, Rejected, Result, SaleView
 from engine.inventory import Inventory, InventorySnapshot
 from persistence import events as pg_events
 from persistence import live_state
@@ -166,8 +166,14 @@ class EventInventory:
 
 
 def _refuse_aborted(command: Command, result: Result, aborted: set[str]) -> Result:
-    if isinstance(command, Confirm) and isinstance(result, Ok) and command.hold_id in aborted:
-        return PERSISTENCE_UNAVAILABLE
-    if isinstance(command, LookupHold) and isinstance(result, Ok) and command.hold_id in aborted:
+    """The answer to ``command`` once the sales of ``aborted`` holds did not commit: nothing that said or
+    assumed "sold" may go out."""
+    if command.hold_id not in aborted:
+        return result
+    if isinstance(command, Confirm):
+        return PERSISTENCE_UNAVAILABLE if isinstance(result, Ok) else result
+    value = result.value if isinstance(result, Ok) else None
+    said_sold = isinstance(value, SaleView) or (isinstance(value, HoldView) and value.status == "sold")
+    if said_sold or (isinstance(result, Rejected) and result.code == "invalid_transition"):
         return INVENTORY_UNAVAILABLE
     return result

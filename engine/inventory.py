@@ -542,7 +542,8 @@ class Inventory:
         hold = self._holds.get(command.hold_id)
         if hold is None or hold.sale is None:
             return Rejected("hold_not_found", "no sale for this hold", {"hold_id": command.hold_id})
-        _require(command.hold_id not in self._journal.sales, "cancelling a sale in the batch that made it")
+        if command.hold_id in self._journal.sales:
+            return Rejected("invalid_transition", "the sale is not committed yet", {"hold_id": command.hold_id})
         sale = hold.sale
         del self._holds[hold.hold_id]
         self._mark_seats(hold.seats, SEAT_AVAILABLE)

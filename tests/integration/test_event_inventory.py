@@ -1,0 +1,93 @@
+"""The actor's per-event shell on real Postgres and Redis: recovery, write-through, and Postgres failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from actors.event_inventory import EventInventory, InventoryLost
+from actors.wire import decode_results
+from engine.commands import Command, Confirm, Hold, LookupHold, Ok, Rejected, Result
+from engine.ids import hold_id_for
+from persistence import live_state
+from persistence.db import create_pool
+from persistence.events import NewEvent, TicketTypeRecord, create_event, publish_event
+from persistence.orgs import create_org
+
+
+class UnreachablePool:
+    """Postgres down: every acquire fails before anything is sent."""
+
+    async def acquire(self, timeout: float | None = None) -> Any:
+        raise ConnectionRefusedError("postgres is down")
+
+    async def release(self, conn: Any) -> None:
+        raise AssertionError("nothing was acquired")
+
+
+async def on_sale_event(database_url: str) -> str:
+    conn = await asyncpg.connect(database_url)
+    try:
+        org_id, _ = await create_org(conn, "shell test")
+        new = NewEvent(
+            name="shell", starts_at=dt.datetime(2026, 12, 31, tzinfo=dt.UTC), hold_ttl_s=600,
+            max_tickets_per_buyer=10, seating={"sections": [{"name": "A", "rows": [{"label": "1", "seats": 4}]}]},
+            seat_ids=("A-1-1", "A-1-2", "A-1-3", "A-1-4"),
+            ticket_types=(TicketTypeRecord("SEAT", "seated", 4, 100, "ZAR"),), dedicated=False,
+        )
+        event = await create_event(conn, org_id, new)
+        await publish_event(conn, org_id, event.id)
+    finally:
+        await conn.close()
+    return event.id
+
+
+async def apply(shell: EventInventory, *commands: Command) -> list[Result]:
+    return decode_results((await shell.apply(list(commands))).results)
+
+
+async def test_postgres_down_answers_503_and_the_hold_stays_held(database_url: str, clean_redis: str) -> None:
+    event_id = await on_sale_event(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    redis = Redis.from_url(clean_redis)
+    shell = await EventInventory.recover(event_id, pool, redis)
+    assert shell is not None
+    hold = hold_id_for(event_id, "1" * 20)
+    [held] = await apply(shell, Hold(hold, hold, "buyer", seats=("A-1-1",)))
+    assert isinstance(held, Ok)
+
+    shell._pool = UnreachablePool()  # type: ignore[assignment]
+    confirmed, looked_up = await apply(shell, Confirm("c1", hold, "order"), LookupHold("l1", hold))
+    assert confirmed == Rejected("persistence_unavailable", "the sale could not be committed; retry")
+    assert isinstance(looked_up, Rejected) and looked_up.code == "inventory_unavailable"
+    assert shell.inventory.seat_counts() == (3, 1, 0)
+    view = await live_state.read_availability(redis, shell.org_id, event_id)
+    assert view is not None and view.seats_available == 3
+
+    shell._pool = pool
+    [sale] = await apply(shell, Confirm("c1", hold, "order"))  # the same command id: not a replay of the 503
+    assert isinstance(sale, Ok)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM sales WHERE hold_id = $1", hold) == 1
+    await pool.close()
+    await redis.aclose()
+
+
+async def test_a_newer_incarnation_fences_the_old_one_out(database_url: str, clean_redis: str) -> None:
+    event_id = await on_sale_event(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    redis = Redis.from_url(clean_redis)
+    old = await EventInventory.recover(event_id, pool, redis)
+    new = await EventInventory.recover(event_id, pool, redis)
+    assert old is not None and new is not None and new.epoch == old.epoch + 1
+    hold = hold_id_for(event_id, "2" * 20)
+    with pytest.raises(InventoryLost):
+        await apply(old, Hold(hold, hold, "buyer", seats=("A-1-2",)))  # Redis refuses the stale epoch
+    [held] = await apply(new, Hold(hold, hold, "buyer", seats=("A-1-2",)))
+    assert isinstance(held, Ok)
+    await pool.close()
+    await redis.aclose()
