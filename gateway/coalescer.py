@@ -53,7 +53,8 @@ class Coalescer:
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.ensure_future(self._drain())
         try:
-            return await asyncio.wait_for(asyncio.shield(future), wait_s_max)
+            async with asyncio.timeout(wait_s_max):
+                return await future
         except TimeoutError:
             self._withdraw(entry)
             raise InventoryUnavailable() from None

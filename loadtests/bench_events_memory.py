@@ -2,7 +2,7 @@
 
     python -m loadtests.bench_events_memory [--events 1000] [--hosts 4]
 
-Publishes N small events (100 seats + 100 GA each), activates each on its inventory host through the gateway's
+Publishes N events (--seats seats + --ga GA units each; 100 + 100 by default), activates each on its inventory host through the gateway's
 own client (rendezvous placement), places a hold in every event, then sums the memory of every Ray worker
 process (`ray::*`): RSS, and PSS, which counts shared pages once and so is the honest total.
 """
@@ -43,6 +43,8 @@ async def main() -> None:
     add_rig_arguments(parser)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--hosts", type=int, default=4)
+    parser.add_argument("--seats", type=int, default=100, help="seats per event (whole rows of up to 1,000)")
+    parser.add_argument("--ga", type=int, default=100, help="GA capacity per event")
     args = parser.parse_args()
     rig = await start_rig(args.server_url, args.redis_url)
     settings = Settings(rig.database_url, rig.redis_url, ray_namespace=RAY_NAMESPACE, inventory_hosts=args.hosts)
@@ -50,7 +52,7 @@ async def main() -> None:
     await client.start()
     try:
         started = time.perf_counter()
-        event_ids = [await published_event(rig, seats=100, ga=100, dedicated=False) for _ in range(args.events)]
+        event_ids = [await published_event(rig, seats=args.seats, ga=args.ga, dedicated=False) for _ in range(args.events)]
         created_s = time.perf_counter() - started
         gate = asyncio.Semaphore(activation_concurrency_max)
 
@@ -66,7 +68,7 @@ async def main() -> None:
         activated_s = time.perf_counter() - started
         await asyncio.sleep(2)  # let idle workers settle
         count, rss, pss = ray_worker_memory()
-        print(f"events on sale: {sum(held)}/{args.events} on {args.hosts} inventory hosts "
+        print(f"events on sale: {sum(held)}/{args.events} ({args.seats} seats + {args.ga} GA each) on {args.hosts} hosts "
               f"(created in {created_s:.1f}s, activated + one hold each in {activated_s:.1f}s)")
         print(f"Ray worker processes: {count}; RSS total {rss:,.0f} MiB; PSS total {pss:,.0f} MiB "
               f"(goal: under 4,096 MiB)")
