@@ -2,9 +2,10 @@
 
     python -m loadtests.bench_events_memory [--events 1000] [--hosts 4]
 
-Publishes N events (--seats seats + --ga GA units each; 100 + 100 by default), activates each on its inventory host through the gateway's
-own client (rendezvous placement), places a hold in every event, then sums the memory of every Ray worker
-process (`ray::*`): RSS, and PSS, which counts shared pages once and so is the honest total.
+Publishes N events (--seats seats + --ga GA units each; 100 + 100 by default), activates each on its
+inventory host through the gateway's own client (rendezvous placement), places a hold in every event, then
+sums the memory of every Ray worker process (`ray::*`): RSS, and PSS, which counts shared pages once and so is
+the honest total. Run it with no other Ray on the machine: every `ray::*` process is counted.
 """
 
 from __future__ import annotations
@@ -52,7 +53,9 @@ async def main() -> None:
     await client.start()
     try:
         started = time.perf_counter()
-        event_ids = [await published_event(rig, seats=args.seats, ga=args.ga, dedicated=False) for _ in range(args.events)]
+        event_ids = [
+            await published_event(rig, seats=args.seats, ga=args.ga, dedicated=False) for _ in range(args.events)
+        ]
         created_s = time.perf_counter() - started
         gate = asyncio.Semaphore(activation_concurrency_max)
 
@@ -68,8 +71,8 @@ async def main() -> None:
         activated_s = time.perf_counter() - started
         await asyncio.sleep(2)  # let idle workers settle
         count, rss, pss = ray_worker_memory()
-        print(f"events on sale: {sum(held)}/{args.events} ({args.seats} seats + {args.ga} GA each) on {args.hosts} hosts "
-              f"(created in {created_s:.1f}s, activated + one hold each in {activated_s:.1f}s)")
+        print(f"events on sale: {sum(held)}/{args.events} ({args.seats} seats + {args.ga} GA each) "
+              f"on {args.hosts} hosts (created in {created_s:.1f}s, activated + one hold each in {activated_s:.1f}s)")
         print(f"Ray worker processes: {count}; RSS total {rss:,.0f} MiB; PSS total {pss:,.0f} MiB "
               f"(goal: under 4,096 MiB)")
     finally:
