@@ -29,6 +29,7 @@ from actors.event_inventory import (
 from actors.wire import Row, decode_commands, encode_results
 from engine.commands import Result
 from engine.inventory import InvariantViolation
+from persistence import redis_keys
 from persistence.db import create_pool
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ class InventoryHost:
         self._connect_lock = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
         self._started_at = time.time()
+        # The event loop already runs here: bring back, now, the events this actor served before a restart, so
+        # their holds expire and their availability is rewritten without waiting for a buyer's call.
+        self._name = ray.get_runtime_context().get_actor_name() or f"unnamed-{os.getpid()}"
+        self._reopening = asyncio.get_event_loop().create_task(self._reopen_served_events())
 
     async def apply(self, org_id: str, event_id: str, rows: Sequence[Row]) -> BatchReply:
         """Apply one batch (commands encoded by actors.wire) and answer encoded results, in order."""
@@ -117,9 +122,29 @@ class InventoryHost:
         if len(self._events) >= events_per_host_max:
             raise InventoryLost(f"host is full ({events_per_host_max} events)")
         owner = await EventInventory.recover(event_id, pool, redis)
-        if owner is not None:
+        served = redis_keys.served_events(self._name)
+        if owner is None:
+            await redis.srem(served, event_id)
+        else:
             self._events[event_id] = owner
+            await redis.sadd(served, event_id)
         return owner
+
+    async def _reopen_served_events(self) -> None:
+        try:
+            _, redis = await self._connections()
+            event_ids = [e.decode() for e in await redis.smembers(redis_keys.served_events(self._name))]
+        except Exception:
+            log.exception("could not list the events %s served before; they reopen on their next call", self._name)
+            return
+        for event_id in sorted(event_ids)[:events_per_host_max]:
+            try:
+                await asyncio.wait_for(self._event(event_id), recover_s_max)
+            except InvariantViolation:
+                self._stop_loudly(event_id)
+            except Exception as error:
+                log.warning("could not reopen %s: %r (it reopens on its next call)", event_id, error)
+        log.info("%s reopened %d events", self._name, len(self._events))
 
     async def _connections(self) -> tuple[asyncpg.Pool, Redis]:
         async with self._connect_lock:

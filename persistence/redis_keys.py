@@ -55,3 +55,8 @@ def api_key(prefix: str) -> str:
 
 
 API_KEYS_REVOKED_CHANNEL = "vg:apikeys:revoked"
+
+
+def served_events(actor_name: str) -> str:
+    """SET of the event ids an inventory actor serves, so a restarted actor reopens them at once."""
+    return f"vg:inventory:{actor_name}:events"

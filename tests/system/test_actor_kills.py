@@ -132,3 +132,21 @@ async def audit(client: httpx.AsyncClient, database_url: str, redis_url: str, or
 
     view = await eventually(served, lambda v: v["seats"]["available"] == len(expected))  # type: ignore[index]
     assert view["seats"]["available"] == len(expected)  # type: ignore[index]
+
+
+async def test_a_restarted_actor_reopens_its_events_without_a_call(
+    client: httpx.AsyncClient, settings: Settings, database_url: str, redis_url: str, ray_driver: None
+) -> None:
+    event_id = await create_published_event(client, seats=4, hold_ttl_s=2, dedicated=True)
+    org_id = await stores.event_org(database_url, event_id)
+    held = await client.post(f"/v1/events/{event_id}/holds", json={"buyer_id": "b", "seats": ["A-1-1", "A-1-2"]})
+    assert held.status_code == 201, held.text
+    handle = await asyncio.to_thread(ray.get_actor, dedicated_name(org_id, event_id), namespace=settings.ray_namespace)
+    await asyncio.to_thread(ray.kill, handle, no_restart=False)
+
+    # No call reaches the event from here on: only the restarted actor itself can expire the hold.
+    async def free() -> set[int]:
+        return await stores.redis_available_seats(redis_url, org_id, event_id, 4)
+
+    assert await eventually(free, lambda seats: seats == {0, 1, 2, 3}, within_s=20) == {0, 1, 2, 3}
+    assert await stores.redis_live_holds(redis_url, org_id, event_id) == 0
