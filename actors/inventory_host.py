@@ -133,7 +133,8 @@ class InventoryHost:
     async def _reopen_served_events(self) -> None:
         try:
             _, redis = await self._connections()
-            event_ids = [e.decode() for e in await redis.smembers(redis_keys.served_events(self._name))]
+            members = await redis.smembers(redis_keys.served_events(self._name))
+            event_ids = [e.decode() if isinstance(e, bytes) else e for e in members]
         except Exception:
             log.exception("could not list the events %s served before; they reopen on their next call", self._name)
             return

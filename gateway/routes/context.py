@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +17,7 @@ from gateway.auth import Authenticator, Principal, bearer_key, require_scope
 from gateway.availability import AvailabilityCache, SeatListCache
 from gateway.errors import PayloadTooLarge, UnsupportedMediaType, storage_outage_as_503
 from gateway.event_cache import EventCache
-from gateway.idempotency import IdempotencyStore
+from gateway.idempotency import IdempotencyStore, idempotency_key
 
 if TYPE_CHECKING:
     from gateway.inventory_client import InventoryClient
@@ -57,6 +57,39 @@ async def authorize(connection: HTTPConnection, scope: str, *, allow_query_key: 
     principal = await services(connection).auth.authenticate(key)
     require_scope(principal, scope)
     return principal
+
+
+@dataclass(frozen=True)
+class Write:
+    """What a POST or DELETE handler works with once the caller is authorized and the body read."""
+
+    request: Request
+    principal: Principal
+    key: str | None  # the Idempotency-Key, if any
+    body: bytes
+    svc: Services
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def idempotent_write(scope: str) -> Callable[[Callable[[Write], Awaitable[Response]]], Endpoint]:
+    """The shape of every POST and DELETE: authorize (401/403), check the Idempotency-Key, read the body (413/415),
+    then run the handler under the key, so a retry replays the first answer instead of applying twice."""
+
+    def wrap(handler: Callable[[Write], Awaitable[Response]]) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            principal = await authorize(request, scope)
+            key = idempotency_key(request)
+            body = await read_body(request)
+            write = Write(request, principal, key, body, services(request))
+            return await write.svc.idempotency.run(request, principal, key, body, lambda: handler(write))
+
+        endpoint.__name__ = handler.__name__
+        endpoint.__doc__ = handler.__doc__
+        return endpoint
+
+    return wrap
 
 
 async def read_body(request: Request) -> bytes:

@@ -15,9 +15,8 @@ from gateway import live, schemas
 from gateway.availability import availability_json
 from gateway.errors import ApiError, Conflict, InventoryUnavailable, ValidationFailed
 from gateway.event_cache import event_not_found, meta_of_record
-from gateway.idempotency import idempotency_key
 from gateway.openapi import operation
-from gateway.routes.context import Services, authorize, json_response, read_body, rfc3339, services
+from gateway.routes.context import Services, Write, authorize, idempotent_write, json_response, rfc3339, services
 from persistence import events as pg_events
 from persistence.live_state import AvailabilityView
 
@@ -81,23 +80,17 @@ def event_json(record: pg_events.EventRecord) -> dict[str, Any]:
     idempotent=True,
     tags=TAG,
 )
-async def create_event(request: Request) -> Response:
-    principal = await authorize(request, "events:write")
-    key = idempotency_key(request)
-    body = await read_body(request)
-    svc = services(request)
-
-    async def handle() -> Response:
-        new = new_event(schemas.parse_body(schemas.EventCreate, body))
-        try:
-            async with svc.connection() as conn:
-                record = await pg_events.create_event(conn, principal.org_id, new)
-        except ValueError as error:  # the store's own checks; the schema should have caught it first
-            raise ValidationFailed(str(error)) from None
-        await svc.events.share(meta_of_record(record))  # so reads of the draft never reach Postgres
-        return json_response(event_json(record), 201)
-
-    return await svc.idempotency.run(request, principal, key, body, handle)
+@idempotent_write("events:write")
+async def create_event(write: Write) -> Response:
+    principal, body, svc = write.principal, write.body, write.svc
+    new = new_event(schemas.parse_body(schemas.EventCreate, body))
+    try:
+        async with svc.connection() as conn:
+            record = await pg_events.create_event(conn, principal.org_id, new)
+    except ValueError as error:  # the store's own checks; the schema should have caught it first
+        raise ValidationFailed(str(error)) from None
+    await svc.events.share(meta_of_record(record))  # so reads of the draft never reach Postgres
+    return json_response(event_json(record), 201)
 
 
 @operation(
@@ -108,25 +101,19 @@ async def create_event(request: Request) -> Response:
     errors=(404,),
     tags=TAG,
 )
-async def publish_event(request: Request) -> Response:
-    principal = await authorize(request, "events:write")
-    key = idempotency_key(request)
-    body = await read_body(request)
-    svc = services(request)
-    event_id = request.path_params["event_id"]
-
-    async def handle() -> Response:
-        if not is_event_id(event_id):
-            raise event_not_found(event_id)
-        async with svc.connection() as conn:
-            record = await pg_events.publish_event(conn, principal.org_id, event_id)
-        if record is None:
-            raise event_not_found(event_id)
-        await svc.events.share(meta_of_record(record))
-        await svc.inventory.activate(principal.org_id, event_id)
-        return json_response(event_json(record))
-
-    return await svc.idempotency.run(request, principal, key, body, handle)
+@idempotent_write("events:write")
+async def publish_event(write: Write) -> Response:
+    principal, svc = write.principal, write.svc
+    event_id = write.request.path_params["event_id"]
+    if not is_event_id(event_id):
+        raise event_not_found(event_id)
+    async with svc.connection() as conn:
+        record = await pg_events.publish_event(conn, principal.org_id, event_id)
+    if record is None:
+        raise event_not_found(event_id)
+    await svc.events.share(meta_of_record(record))
+    await svc.inventory.activate(principal.org_id, event_id)
+    return json_response(event_json(record))
 
 
 @operation(

@@ -16,10 +16,10 @@ from gateway import schemas
 from gateway.auth import Principal
 from gateway.errors import ApiError, NotFound, ValidationFailed, error_for_rejection
 from gateway.event_cache import EventMeta
-from gateway.idempotency import idempotency_key, token_for
+from gateway.idempotency import token_for
 from gateway.metrics import HOLDS_TOTAL, SALES_TOTAL
 from gateway.openapi import operation
-from gateway.routes.context import Services, authorize, json_response, read_body, rfc3339, services
+from gateway.routes.context import Services, Write, authorize, idempotent_write, json_response, rfc3339, services
 from gateway.routes.events import not_on_sale
 
 TAG = ("holds",)
@@ -101,29 +101,23 @@ async def submit(svc: Services, meta: EventMeta, command: Command) -> Ok:
     errors=(404, 409),
     tags=TAG,
 )
-async def create_hold(request: Request) -> Response:
-    principal = await authorize(request, "inventory:hold")
-    key = idempotency_key(request)
-    body = await read_body(request)
-    svc = services(request)
-    event_id = request.path_params["event_id"]
-
-    async def handle() -> Response:
-        meta = await svc.events.get(principal.org_id, event_id)
-        if not meta.on_sale:
-            raise not_on_sale(event_id)
-        hold_id = new_hold_id(principal, event_id, key)
-        command = hold_command(schemas.parse_body(schemas.HoldCreate, body), meta, hold_id)
-        try:
-            result = await submit(svc, meta, command)
-        except ApiError as error:
-            HOLDS_TOTAL.labels(error.code).inc()
-            raise
-        HOLDS_TOTAL.labels(OUTCOME_OK).inc()
-        assert isinstance(result.value, HoldView)
-        return json_response(hold_json(event_id, result.value), 201)
-
-    return await svc.idempotency.run(request, principal, key, body, handle)
+@idempotent_write("inventory:hold")
+async def create_hold(write: Write) -> Response:
+    principal, body, svc, key = write.principal, write.body, write.svc, write.key
+    event_id = write.request.path_params["event_id"]
+    meta = await svc.events.get(principal.org_id, event_id)
+    if not meta.on_sale:
+        raise not_on_sale(event_id)
+    hold_id = new_hold_id(principal, event_id, key)
+    command = hold_command(schemas.parse_body(schemas.HoldCreate, body), meta, hold_id)
+    try:
+        result = await submit(svc, meta, command)
+    except ApiError as error:
+        HOLDS_TOTAL.labels(error.code).inc()
+        raise
+    HOLDS_TOTAL.labels(OUTCOME_OK).inc()
+    assert isinstance(result.value, HoldView)
+    return json_response(hold_json(event_id, result.value), 201)
 
 
 async def _hold_event(svc: Services, principal: Principal, hold_id: str) -> EventMeta:
@@ -165,20 +159,14 @@ async def get_hold(request: Request) -> Response:
     errors=(404, 409, 410),
     tags=TAG,
 )
-async def release_hold(request: Request) -> Response:
-    principal = await authorize(request, "inventory:hold")
-    key = idempotency_key(request)
-    body = await read_body(request)
-    svc = services(request)
-    hold_id = request.path_params["hold_id"]
-
-    async def handle() -> Response:
-        meta = await _hold_event(svc, principal, hold_id)
-        # One command id per hold: a repeated release is answered like the first, never applied twice.
-        await submit(svc, meta, Release(f"release:{hold_id}", hold_id))
-        return Response(status_code=204)
-
-    return await svc.idempotency.run(request, principal, key, body, handle)
+@idempotent_write("inventory:hold")
+async def release_hold(write: Write) -> Response:
+    principal, svc = write.principal, write.svc
+    hold_id = write.request.path_params["hold_id"]
+    meta = await _hold_event(svc, principal, hold_id)
+    # One command id per hold: a repeated release is answered like the first, never applied twice.
+    await submit(svc, meta, Release(f"release:{hold_id}", hold_id))
+    return Response(status_code=204)
 
 
 @operation(
@@ -191,28 +179,22 @@ async def release_hold(request: Request) -> Response:
     errors=(404, 409, 410),
     tags=TAG,
 )
-async def confirm_hold(request: Request) -> Response:
-    principal = await authorize(request, "inventory:confirm")
-    key = idempotency_key(request)
-    body = await read_body(request)
-    svc = services(request)
-    hold_id = request.path_params["hold_id"]
-
-    async def handle() -> Response:
-        meta = await _hold_event(svc, principal, hold_id)
-        order_ref = schemas.parse_body(schemas.ConfirmCreate, body).order_ref
-        # The command id derives from hold and order_ref, so a retried confirm returns the same sale.
-        cmd_id = "confirm:" + hashlib.sha256(f"{hold_id}\x00{order_ref}".encode()).hexdigest()
-        try:
-            result = await submit(svc, meta, Confirm(cmd_id, hold_id, order_ref))
-        except ApiError as error:
-            SALES_TOTAL.labels(error.code).inc()
-            raise
-        SALES_TOTAL.labels(OUTCOME_OK).inc()
-        assert isinstance(result.value, SaleView)
-        return json_response(sale_json(meta.event_id, result.value), 201)
-
-    return await svc.idempotency.run(request, principal, key, body, handle)
+@idempotent_write("inventory:confirm")
+async def confirm_hold(write: Write) -> Response:
+    principal, body, svc = write.principal, write.body, write.svc
+    hold_id = write.request.path_params["hold_id"]
+    meta = await _hold_event(svc, principal, hold_id)
+    order_ref = schemas.parse_body(schemas.ConfirmCreate, body).order_ref
+    # The command id derives from hold and order_ref, so a retried confirm returns the same sale.
+    cmd_id = "confirm:" + hashlib.sha256(f"{hold_id}\x00{order_ref}".encode()).hexdigest()
+    try:
+        result = await submit(svc, meta, Confirm(cmd_id, hold_id, order_ref))
+    except ApiError as error:
+        SALES_TOTAL.labels(error.code).inc()
+        raise
+    SALES_TOTAL.labels(OUTCOME_OK).inc()
+    assert isinstance(result.value, SaleView)
+    return json_response(sale_json(meta.event_id, result.value), 201)
 
 
 ROUTES: list[BaseRoute] = [

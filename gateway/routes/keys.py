@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import re
 
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import schemas
 from gateway.errors import Forbidden, NotFound, ValidationFailed
-from gateway.idempotency import idempotency_key
 from gateway.openapi import operation
-from gateway.routes.context import authorize, json_response, read_body, services
+from gateway.routes.context import Write, idempotent_write, json_response
 from persistence import apikeys
 
 TAG = ("api keys",)
@@ -30,26 +28,20 @@ _KEY_ID_RE = re.compile(re.escape(apikeys.KEY_ID_PREFIX) + r"[0-9a-f]{32}")
     idempotent=True,
     tags=TAG,
 )
-async def create_key(request: Request) -> Response:
-    principal = await authorize(request, SCOPE)
-    key = idempotency_key(request)
-    body = await read_body(request)
-    svc = services(request)
-
-    async def handle() -> Response:
-        wanted = schemas.parse_body(schemas.ApiKeyCreate, body)
-        beyond = sorted(set(wanted.scopes) - principal.scopes)
-        if beyond:
-            raise Forbidden("a key cannot grant scopes its creator lacks", {"scopes": beyond})
-        try:
-            async with svc.connection() as conn:
-                record, plaintext = await apikeys.create_api_key(conn, principal.org_id, wanted.name, wanted.scopes)
-        except ValueError as error:  # the store's own checks; the schema should have caught it first
-            raise ValidationFailed(str(error)) from None
-        body_out = {"id": record.id, "name": record.name, "scopes": list(record.scopes), "key": plaintext}
-        return json_response(body_out, 201)
-
-    return await svc.idempotency.run(request, principal, key, body, handle)
+@idempotent_write(SCOPE)
+async def create_key(write: Write) -> Response:
+    principal, body, svc = write.principal, write.body, write.svc
+    wanted = schemas.parse_body(schemas.ApiKeyCreate, body)
+    beyond = sorted(set(wanted.scopes) - principal.scopes)
+    if beyond:
+        raise Forbidden("a key cannot grant scopes its creator lacks", {"scopes": beyond})
+    try:
+        async with svc.connection() as conn:
+            record, plaintext = await apikeys.create_api_key(conn, principal.org_id, wanted.name, wanted.scopes)
+    except ValueError as error:  # the store's own checks; the schema should have caught it first
+        raise ValidationFailed(str(error)) from None
+    body_out = {"id": record.id, "name": record.name, "scopes": list(record.scopes), "key": plaintext}
+    return json_response(body_out, 201)
 
 
 @operation(
@@ -60,19 +52,13 @@ async def create_key(request: Request) -> Response:
     errors=(404,),
     tags=TAG,
 )
-async def revoke_key(request: Request) -> Response:
-    principal = await authorize(request, SCOPE)
-    key = idempotency_key(request)
-    body = await read_body(request)
-    svc = services(request)
-    key_id = request.path_params["key_id"]
-
-    async def handle() -> Response:
-        if _KEY_ID_RE.fullmatch(key_id) is None or not await svc.auth.revoke(principal.org_id, key_id):
-            raise NotFound("no such API key", {"key_id": key_id}, code="api_key_not_found")
-        return Response(status_code=204)
-
-    return await svc.idempotency.run(request, principal, key, body, handle)
+@idempotent_write(SCOPE)
+async def revoke_key(write: Write) -> Response:
+    principal, svc = write.principal, write.svc
+    key_id = write.request.path_params["key_id"]
+    if _KEY_ID_RE.fullmatch(key_id) is None or not await svc.auth.revoke(principal.org_id, key_id):
+        raise NotFound("no such API key", {"key_id": key_id}, code="api_key_not_found")
+    return Response(status_code=204)
 
 
 ROUTES: list[BaseRoute] = [
