@@ -10,7 +10,6 @@ a reconnecting listener clears its whole cache).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -23,6 +22,7 @@ from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 
 from gateway.errors import Forbidden, PersistenceUnavailable, Unauthorized, storage_outage_as_503
+from gateway.subscription import Subscription
 from persistence import apikeys, redis_keys
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,6 @@ key_cache_entries_max = 10_000
 key_cache_ttl_s = 30.0
 mirror_ttl_s = 3_600
 db_acquire_timeout_s = 2.0
-listener_backoff_s_max = 5.0
 BEARER = "bearer "
 
 
@@ -128,24 +127,14 @@ class Authenticator:
 
     async def listen(self) -> None:
         """Evict revoked keys as other processes announce them; runs until cancelled, reconnecting."""
-        backoff_s = 0.1
-        while True:
-            try:
-                async with self._listener_redis.pubsub() as pubsub:
-                    await pubsub.subscribe(redis_keys.API_KEYS_REVOKED_CHANNEL)
-                    self.clear()  # anything announced while we were not listening is gone
-                    backoff_s = 0.1
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            data = message["data"]
-                            self.evict(data.decode() if isinstance(data, bytes) else str(data))
-            except (RedisError, OSError):
-                log.warning("API key revocation listener lost Redis; reconnecting")
-            except Exception:  # never let the listener die silently: revocations would stop arriving
-                log.exception("API key revocation listener failed; restarting it")
-            self.clear()
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(backoff_s * 2, listener_backoff_s_max)
+        await Subscription(
+            self._listener_redis,
+            "API key revocation listener",
+            on_message=lambda _, data: self.evict(data.decode() if isinstance(data, bytes) else str(data)),
+            channels=(redis_keys.API_KEYS_REVOKED_CHANNEL,),
+            on_connect=self.clear,  # anything announced while we were not listening is gone
+            on_disconnect=self.clear,
+        ).run_forever()
 
     def _cached(self, prefix: str) -> _KeyEntry | None:
         entry = self._cache.get(prefix)

@@ -21,9 +21,9 @@ from typing import Any
 import asyncpg
 import msgpack
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from gateway.errors import storage_outage_as_503
+from gateway.subscription import Subscription
 from persistence import events as pg_events
 from persistence import live_state, redis_keys
 from persistence.live_state import AvailabilityView, Delta
@@ -34,7 +34,6 @@ views_cached_max = 1_000
 deltas_buffered_max = 1_024
 subscriber_queue_max = 256
 seat_lists_cached_bytes_max = 64 * 1024 * 1024
-listener_backoff_s_max = 5.0
 db_acquire_timeout_s = 2.0
 _CHANNEL_RE = re.compile(r"vg:([^:]+):\{([^}]+)\}:live")
 
@@ -156,28 +155,22 @@ class AvailabilityCache:
 
     async def listen(self) -> None:
         """Apply every event's deltas as they are published; runs until cancelled, reconnecting."""
-        backoff_s = 0.1
-        while True:
-            try:
-                async with self._listener_redis.pubsub() as pubsub:
-                    await pubsub.psubscribe(redis_keys.LIVE_CHANNEL_PATTERN)
-                    self.drop_all()  # anything published while we were not listening is unknown
-                    self.listening.set()
-                    backoff_s = 0.1
-                    async for message in pubsub.listen():
-                        if message.get("type") == "pmessage":
-                            channel = message["channel"]
-                            self.on_message(
-                                channel.decode() if isinstance(channel, bytes) else channel, message["data"]
-                            )
-            except (RedisError, OSError):
-                log.warning("availability listener lost Redis; reconnecting")
-            except Exception:  # never let the listener die silently: every copy would go stale
-                log.exception("availability listener failed; restarting it")
-            self.listening.clear()
-            self.drop_all()
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(backoff_s * 2, listener_backoff_s_max)
+        await Subscription(
+            self._listener_redis,
+            "availability listener",
+            on_message=self.on_message,
+            patterns=(redis_keys.LIVE_CHANNEL_PATTERN,),
+            on_connect=self._connected,
+            on_disconnect=self._disconnected,
+        ).run_forever()
+
+    def _connected(self) -> None:
+        self.drop_all()  # anything published while we were not listening is unknown
+        self.listening.set()
+
+    def _disconnected(self) -> None:
+        self.listening.clear()
+        self.drop_all()
 
     async def _load(self, key: EventKey) -> AvailabilityView | None:
         loading = self._loading.get(key)
