@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 from redis.asyncio import Redis
 
-from actors.wire import Row, encode_results
+from actors.wire import encode_results
 from engine.commands import Command, Confirm, HoldView, Ok, Rejected, Result, SaleView
 from engine.inventory import Inventory, InventorySnapshot
 from persistence import events as pg_events
@@ -43,7 +43,7 @@ class InventoryLost(Exception):
 
 @dataclass(frozen=True, slots=True)
 class BatchReply:
-    results: list[Row]  # actors.wire-encoded, in command order
+    results: bytes  # actors.wire-encoded, in command order
     apply_s: float  # the core
     commit_s: float  # the Postgres group commit (0 when the batch sold nothing)
     write_s: float  # all write-through: commit plus the Redis script

@@ -12,7 +12,6 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -26,7 +25,7 @@ from actors.event_inventory import (
     EventInventory,
     InventoryLost,
 )
-from actors.wire import Row, decode_commands, encode_results
+from actors.wire import decode_commands, encode_results
 from engine.commands import Result
 from engine.inventory import InvariantViolation
 from persistence import redis_keys
@@ -74,7 +73,7 @@ class InventoryHost:
         self._name = ray.get_runtime_context().get_actor_name() or f"unnamed-{os.getpid()}"
         self._reopening = asyncio.get_event_loop().create_task(self._reopen_served_events())
 
-    async def apply(self, org_id: str, event_id: str, rows: Sequence[Row]) -> BatchReply:
+    async def apply(self, org_id: str, event_id: str, rows: bytes) -> BatchReply:
         """Apply one batch (commands encoded by actors.wire) and answer encoded results, in order."""
         commands = decode_commands(rows)
         owner = None

@@ -6,7 +6,7 @@ Engine: each run applies ``batches`` batches of ``batch`` Hold commands (half si
 buyer each) to a fresh Inventory, with and without the drain that follows every batch in the actor. Commands are
 built before the clock starts. Serialization: one batch of Hold commands plus their results, pickled and
 unpickled as engine dataclasses (stdlib pickle and Ray's cloudpickle, which Ray uses for actor arguments), and as
-actors.wire tuples (encode + cloudpickle + decode), which is how the actor path ships them. Medians of ``runs``.
+actors.wire (msgpack of tuples; encode + cloudpickle + decode), which is how the actor path ships them. Medians of ``runs``.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def serialization_cases(batch: int) -> dict[str, tuple[Callable[[], Any], Callab
         "dataclasses, ray cloudpickle": (
             lambda: (commands, results), lambda p: cloudpickle.dumps(p, pickle_protocol), cloudpickle.loads,
         ),
-        "actors.wire tuples, cloudpickle": (
+        "actors.wire msgpack, cloudpickle": (
             lambda: (encode_commands(commands), encode_results(results)),
             lambda p: cloudpickle.dumps(p, pickle_protocol),
             wire_loads,
