@@ -1,7 +1,8 @@
 """Request coalescing: one queue per event, at most one actor call in flight per event per process.
 
 When no batch is in flight a command goes at once; otherwise it waits and goes with the others when the in-flight
-batch returns (up to ``batch_commands_max`` per call). The queue is bounded: when full, the caller gets
+batch returns (up to ``batch_commands_max`` per call), after lingering ``batch_linger_s`` while commands are
+still arriving, since each actor call costs milliseconds of CPU whatever its size. The queue is bounded: when full, the caller gets
 InventoryBusy (503 + Retry-After) and nothing is applied. A command waits at most ``submit_wait_s_max``.
 """
 
@@ -17,6 +18,7 @@ from gateway.metrics import BATCH_COMMANDS, QUEUE_DEPTH
 
 queue_commands_max = 20_000
 submit_wait_s_max = 30.0
+batch_linger_s = 0.003  # measured: 2,776 vs 2,257 holds/s with 0 (wrk, 64 connections, one run each)
 batch_commands_max = 2_048
 assert batch_commands_max <= limits.batch_commands_max
 
@@ -83,3 +85,7 @@ class Coalescer:
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+            if self._waiting and len(self._waiting) < self._batch_max:
+                # Under load, let the next batch fill a little: an actor call costs milliseconds of CPU on both
+                # sides whatever its size, so fewer, fuller calls leave more CPU for requests.
+                await asyncio.sleep(batch_linger_s)
