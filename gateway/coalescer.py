@@ -2,8 +2,9 @@
 
 When no batch is in flight a command goes at once; otherwise it waits and goes with the others when the in-flight
 batch returns (up to ``batch_commands_max`` per call), after lingering ``batch_linger_s`` while commands are
-still arriving, since each actor call costs milliseconds of CPU whatever its size. The queue is bounded: when full, the caller gets
-InventoryBusy (503 + Retry-After) and nothing is applied. A command waits at most ``submit_wait_s_max``.
+still arriving, since each actor call costs milliseconds of CPU whatever its size. The queue is bounded: when
+full, the caller gets InventoryBusy (503 + Retry-After) and nothing is applied. A command waits at most
+``submit_wait_s_max``.
 """
 
 from __future__ import annotations
