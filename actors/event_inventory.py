@@ -1,7 +1,7 @@
 """The imperative shell around one event's inventory core: recover, apply batches, write through, expire.
 
 Per event, batches are applied strictly one after another (an asyncio lock): apply in memory, commit the batch's
-sales in one fenced Postgres transaction, write the batch's changes to Redis in one MULTI/EXEC pipeline, and only
+sales in one fenced Postgres transaction, write the batch's changes to Redis in one fenced Lua script, and only
 then answer. If Postgres cannot be reached the sales are aborted (their holds stay held) and those confirms
 answer 503. If a commit's outcome is unknown (timeout, lost connection), or Redis fails or refuses the write
 (a newer epoch, a version gap), nothing of the batch is acknowledged and the event is dropped from memory, to be
@@ -59,6 +59,7 @@ class EventInventory:
         self._redis = redis
         self._lock = asyncio.Lock()
         self._commit_s = 0.0
+        self._lost: str | None = None
 
     @property
     def event_id(self) -> str:
@@ -91,6 +92,7 @@ class EventInventory:
 
     async def apply(self, commands: Sequence[Command]) -> BatchReply:
         async with self._lock:
+            self._check_not_lost()
             started = time.perf_counter()
             results = self.inventory.apply(commands, time.time())
             applied = time.perf_counter()
@@ -103,12 +105,25 @@ class EventInventory:
 
     async def expire(self, holds_max: int) -> int:
         async with self._lock:
+            self._check_not_lost()
             expired = self.inventory.expire(time.time(), holds_max)
             if expired:
                 await self._write_through((), [])
             return len(expired)
 
+    def _check_not_lost(self) -> None:
+        # Batches queued on the lock when this incarnation was given up must not run on its unknown state.
+        if self._lost is not None:
+            raise InventoryLost(f"{self.event_id}: this incarnation was given up ({self._lost})")
+
     async def _write_through(self, commands: Sequence[Command], results: list[Result]) -> list[Result]:
+        try:
+            return await self._write_through_once(commands, results)
+        except InventoryLost as error:
+            self._lost = str(error)
+            raise
+
+    async def _write_through_once(self, commands: Sequence[Command], results: list[Result]) -> list[Result]:
         new_sales, cancelled = self.inventory.pending_sales()
         if new_sales or cancelled:
             results = await self._commit(commands, results, new_sales, cancelled)
@@ -171,7 +186,7 @@ def _refuse_aborted(command: Command, result: Result, aborted: set[str]) -> Resu
     if command.hold_id not in aborted:
         return result
     if isinstance(command, Confirm):
-        return PERSISTENCE_UNAVAILABLE if isinstance(result, Ok) else result
+        return PERSISTENCE_UNAVAILABLE  # also a twin confirm refused as "already confirmed" by the aborted sale
     value = result.value if isinstance(result, Ok) else None
     said_sold = isinstance(value, SaleView) or (isinstance(value, HoldView) and value.status == "sold")
     if said_sold or (isinstance(result, Rejected) and result.code == "invalid_transition"):

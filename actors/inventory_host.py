@@ -8,6 +8,7 @@ rebuilds each event lazily on its first call, taking a new fencing epoch.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import os
@@ -70,7 +71,8 @@ class InventoryHost:
         self._started_at = time.time()
         # The event loop already runs here: bring back, now, the events this actor served before a restart, so
         # their holds expire and their availability is rewritten without waiting for a buyer's call.
-        self._name = ray.get_runtime_context().get_actor_name() or f"unnamed-{os.getpid()}"
+        context = ray.get_runtime_context()
+        self._name = f"{context.namespace}/{context.get_actor_name() or f'unnamed-{os.getpid()}'}"
         self._reopening = asyncio.get_event_loop().create_task(self._reopen_served_events())
 
     async def apply(self, org_id: str, event_id: str, rows: bytes) -> BatchReply:
@@ -110,11 +112,13 @@ class InventoryHost:
         if task is None:
             task = asyncio.ensure_future(self._recover(event_id))
             self._loading[event_id] = task
-        try:
-            return await asyncio.shield(task)
-        finally:
-            if task.done():
-                self._loading.pop(event_id, None)
+            # Forget the recovery when it ends, even if every caller stopped waiting for it.
+            task.add_done_callback(functools.partial(self._forget_recovery, event_id))
+        return await asyncio.shield(task)
+
+    def _forget_recovery(self, event_id: str, task: asyncio.Task[EventInventory | None]) -> None:
+        if self._loading.get(event_id) is task:
+            del self._loading[event_id]
 
     async def _recover(self, event_id: str) -> EventInventory | None:
         pool, redis = await self._connections()

@@ -137,7 +137,9 @@ class AvailabilityCache:
         if loading is not None and len(loading.buffered) < deltas_buffered_max:
             loading.buffered.append(delta)
         view = self._views.get(key)
-        if view is not None and delta.version > view.version:
+        if view is not None and delta.full:
+            del self._views[key]  # a rebuilt inventory: its version may even have gone back
+        elif view is not None and delta.version > view.version:
             following = view.apply(delta)
             if following is None:
                 del self._views[key]

@@ -66,15 +66,17 @@ class Coalescer:
             raise
 
     def _withdraw(self, entry: tuple[Command, asyncio.Future[Result]]) -> None:
-        if entry in self._waiting:
-            self._waiting.remove(entry)
-            QUEUE_DEPTH.dec()
+        # O(1): the entry stays queued with its future cancelled, and the drain skips it unsent.
+        entry[1].cancel()
 
     async def _drain(self) -> None:
         while self._waiting:
-            batch = self._waiting[: self._batch_max]
+            taken = self._waiting[: self._batch_max]
             del self._waiting[: self._batch_max]
-            QUEUE_DEPTH.dec(len(batch))
+            QUEUE_DEPTH.dec(len(taken))
+            batch = [entry for entry in taken if not entry[1].done()]
+            if not batch:
+                continue
             BATCH_COMMANDS.observe(len(batch))
             try:
                 results = await self._send([command for command, _ in batch])

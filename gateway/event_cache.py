@@ -1,8 +1,9 @@
 """An event's hot-path metadata (org, status, ticket types, limits), without a Postgres read on the hot path.
 
-Lookup order: this process's bounded LRU -> the Redis meta written at publish time -> Postgres (only on a miss).
-Only on-sale metas are remembered (memory) or written back (Redis): status moves draft -> on_sale and never
-back, so an on-sale meta can never go stale, while a draft one would hide the publish that follows it.
+Lookup order: this process's bounded LRU -> the Redis meta (written at creation and again at publish) ->
+Postgres (only on a miss, e.g. an event created before its meta reached Redis). Only on-sale metas are kept in
+memory or written back to Redis from a Postgres read: status moves draft -> on_sale and never back, so an on-sale
+meta can never go stale, while a remembered draft would hide the publish that follows it.
 Unknown ids are remembered briefly as absent, so a flood of made-up ids cannot turn into a flood of queries.
 """
 

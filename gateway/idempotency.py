@@ -4,7 +4,8 @@ The record lives in Redis at redis_keys.idempotency(org, key id, idempotency key
 A response with status < 500 is stored with SET NX; when NX loses, a concurrent twin finished first and its
 stored response is returned instead, so twins answer alike. The commands themselves are idempotent too (hold and
 confirm command ids derive from the key), so twins never apply anything twice; this layer makes the answers equal.
-5xx responses are not stored: nothing was applied, so a retry must be free to run.
+5xx responses are not stored, so a retry is free to run: a 503 usually means nothing was applied, and where a
+command was already sent when its wait ran out, its derived command id makes the retry return what it did.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ Engine: each run applies ``batches`` batches of ``batch`` Hold commands (half si
 buyer each) to a fresh Inventory, with and without the drain that follows every batch in the actor. Commands are
 built before the clock starts. Serialization: one batch of Hold commands plus their results, pickled and
 unpickled as engine dataclasses (stdlib pickle and Ray's cloudpickle, which Ray uses for actor arguments), and as
-actors.wire (msgpack of tuples; encode + cloudpickle + decode), which is how the actor path ships them. Medians of ``runs``.
+actors.wire (msgpack of tuples; encode + cloudpickle + decode), which is how the actor path ships them.
+Medians of ``runs``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ RUNTIME_FILE_NAME = "runtime.json"
 DEFAULT_DATA_DIR = ".voelgoed"
 DEFAULT_RAY_NAMESPACE = "voelgoed"
 inventory_hosts_default = 4
+inventory_hosts_max = 256  # actors.placement.inventory_hosts_max; not imported: settings load before Ray
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,16 @@ class Settings:
             data_dir=data_dir,
             gateway_host=env.get("VOELGOED_GATEWAY_HOST", "127.0.0.1"),
             gateway_port=int(env.get("VOELGOED_GATEWAY_PORT", "8000")),
-            inventory_hosts=int(env.get("VOELGOED_INVENTORY_HOSTS", str(inventory_hosts_default))),
+            inventory_hosts=_inventory_hosts(env.get("VOELGOED_INVENTORY_HOSTS", str(inventory_hosts_default))),
         )
+
+
+def _inventory_hosts(raw: str) -> int:
+    """Checked at start-up: every gateway must place events alike, and a bad count would fail every hold."""
+    hosts = int(raw) if raw.isdigit() else 0
+    if not 1 <= hosts <= inventory_hosts_max:
+        raise RuntimeError(f"VOELGOED_INVENTORY_HOSTS must be 1..{inventory_hosts_max}, not {raw!r}")
+    return hosts
 
 
 def read_runtime_file(data_dir: Path) -> dict[str, str]:

@@ -138,7 +138,7 @@ async def _hold_event(svc: Services, principal: Principal, hold_id: str) -> Even
     summary="A hold as it stands (status held or sold); 410 once expired",
     response=schemas.HoldStatusOut,
     scope="inventory:read",
-    errors=(404, 410),
+    errors=(404, 409, 410),
     tags=TAG,
 )
 async def get_hold(request: Request) -> Response:
