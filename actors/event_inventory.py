@@ -119,8 +119,10 @@ class EventInventory:
     async def _write_through(self, commands: Sequence[Command], results: list[Result]) -> list[Result]:
         try:
             return await self._write_through_once(commands, results)
-        except InventoryLost as error:
-            self._lost = str(error)
+        except BaseException as error:
+            # Whatever interrupted the write-through (a cancellation included), this state is no longer known
+            # to match the stores: no queued batch may run on it.
+            self._lost = repr(error)
             raise
 
     async def _write_through_once(self, commands: Sequence[Command], results: list[Result]) -> list[Result]:
@@ -164,9 +166,15 @@ class EventInventory:
             # A timeout or a lost connection may hide a commit: only the truth can tell, so rebuild from it.
             raise InventoryLost(f"{self.event_id}: commit outcome unknown ({error!r})") from error
         finally:
-            await self._pool.release(conn)
+            await self._release(conn)
         self._commit_s = time.perf_counter() - started
         return results
+
+    async def _release(self, conn: asyncpg.Connection) -> None:
+        try:
+            await self._pool.release(conn)
+        except Exception:  # a failed reset must not mask how the commit ended
+            log.warning("could not return a connection of %s to the pool", self.event_id, exc_info=True)
 
     def _abort(
         self, commands: Sequence[Command], results: list[Result], new_sales: list[SaleView],

@@ -272,9 +272,12 @@ class Inventory:
         sold_holds = {sale.hold_id for sale in snapshot.sales}
         for sale in snapshot.sales:
             inventory._restore_sale(sale)
+        sold_units = {code: set(units) for code, units in inventory._restored_units.items()}
         dropped = set()
         for view in snapshot.holds:
-            if view.hold_id in sold_holds or view.expires_at <= now:
+            # A hold on what a sale took is a leftover from a Redis that went back in time (an fsync window, a
+            # failover): that hold ended before the sale was made, so the sales, being the truth, win.
+            if view.hold_id in sold_holds or view.expires_at <= now or inventory._sold_under(view, sold_units):
                 dropped.add(view.hold_id)
                 if view.hold_id not in sold_holds:  # a late confirm still answers hold_expired, not not-found
                     inventory._ended[view.hold_id] = "expired"
@@ -287,6 +290,13 @@ class Inventory:
         journal.holds_removed = dropped
         journal.ga_types = set(inventory._ga)
         return inventory
+
+    def _sold_under(self, view: HoldView, sold_units: dict[str, set[int]]) -> bool:
+        index_of = self._seat_index
+        seats_sold = any(
+            (i := index_of.get(seat_id)) is not None and self._seats[i] == SEAT_SOLD for seat_id in view.seats
+        )
+        return seats_sold or any(unit in sold_units.get(view.ticket_type, ()) for unit in view.units)
 
     def _restore_sale(self, sale: SaleView) -> None:
         _require(sale.hold_id not in self._holds, f"two sales for hold {sale.hold_id}")
@@ -414,6 +424,9 @@ class Inventory:
             if existing.buyer_id != command.buyer_id:
                 return Rejected("invalid_hold_request", "hold id already used", {"hold_id": command.hold_id})
             return Ok(self._view(existing))
+        if self._ended.get(command.hold_id) == "cancelled":
+            # Its sale id is taken (a cancelled sale keeps its row): a new sale under it could never commit.
+            return Rejected("invalid_hold_request", "hold id already used", {"hold_id": command.hold_id})
         ttl_s = self.spec.hold_ttl_s if command.ttl_s is None else command.ttl_s
         if not limits.hold_ttl_s_min <= ttl_s <= self.spec.hold_ttl_s:
             return Rejected(

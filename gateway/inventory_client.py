@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from actors.event_inventory import BatchReply
 from actors.inventory_host import INVENTORY_ACTOR_OPTIONS, InventoryHost
@@ -38,6 +39,7 @@ actor_retry_backoff_s_first = 0.02
 actor_retry_backoff_s_max = 0.5
 ready_probe_s_max = 2.0
 redis_socket_s_max = 5.0
+handle_lookup_s_max = 10.0
 events_cached_max = 10_000
 
 
@@ -83,6 +85,8 @@ class RayInventoryClient:
             self._forget_idle_coalescers()
             coalescer = Coalescer(lambda commands: self._send(org_id, event_id, commands))
             self._coalescers[key] = coalescer
+        # Route before queueing, so a batch is not held up by a Redis read between being taken and being sent.
+        await self._route(org_id, event_id)
         return await coalescer.submit(command)
 
     async def activate(self, org_id: str, event_id: str) -> None:
@@ -123,6 +127,10 @@ class RayInventoryClient:
             except RayTaskError as error:
                 log.error("inventory %s %s raised: %s", name, method, error)
                 raise InventoryUnavailable() from error
+            except RayError as error:  # e.g. the cluster unreachable while looking the actor up: retry, bounded
+                ACTOR_RETRIES.inc()
+                log.warning("inventory %s %s: Ray error (attempt %d): %r", name, method, attempt + 1, error)
+                self._handles.pop(name, None)
             if time.monotonic() + backoff_s > deadline:
                 break
             await asyncio.sleep(backoff_s)
@@ -134,7 +142,10 @@ class RayInventoryClient:
         name = self._routes.get(key)
         if name is None:
             assert self._redis is not None, "start() first"
-            meta = await live_state.get_event_meta(self._redis, org_id, event_id) or {}
+            try:
+                meta = await live_state.get_event_meta(self._redis, org_id, event_id) or {}
+            except (RedisError, OSError) as error:
+                raise InventoryUnavailable() from error
             name = actor_name(
                 org_id, event_id, dedicated=bool(meta.get("dedicated")), hosts_count=self._settings.inventory_hosts
             )
@@ -146,7 +157,7 @@ class RayInventoryClient:
     async def _handle(self, name: str) -> Any:
         handle = self._handles.get(name)
         if handle is None:
-            handle = await asyncio.to_thread(self._get_or_create, name)
+            handle = await asyncio.wait_for(asyncio.to_thread(self._get_or_create, name), handle_lookup_s_max)
             self._handles[name] = handle
         return handle
 

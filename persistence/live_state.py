@@ -234,9 +234,9 @@ async def read_availability(redis: Redis, org_id: str, event_id: str) -> Availab
     pipe.hgetall(redis_keys.counts(org_id, event_id))
     pipe.get(redis_keys.availability_bitmap(org_id, event_id))
     counts, bitmap = await pipe.execute()
-    if not counts:
-        return None
     fields = {_text(k): v for k, v in counts.items()}
+    if "version" not in fields:
+        return None  # never written, or fenced by a recovery that has not written yet
     return AvailabilityView(
         version=int(fields["version"]),
         seats_total=int(fields["seats_total"]),

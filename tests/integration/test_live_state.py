@@ -117,3 +117,10 @@ async def test_a_lost_batch_is_noticed_not_patched_over(clean_redis: str) -> Non
     with pytest.raises(live_state.LiveStateRefused, match="version"):
         await write(redis, inventory)
     await redis.aclose()
+
+
+async def test_a_recovery_that_fenced_but_never_wrote_shows_no_availability(clean_redis: str) -> None:
+    redis = Redis.from_url(clean_redis)
+    await live_state.fence_and_load_holds(redis, ORG, EVENT, 1)
+    assert await live_state.read_availability(redis, ORG, EVENT) is None
+    await redis.aclose()

@@ -167,6 +167,8 @@ class Model:
             if existing.buyer_id != cmd.buyer_id:
                 return Refusal("invalid_hold_request", {"hold_id": cmd.hold_id})
             return Ok(self.view(existing))
+        if self.ended.get(cmd.hold_id) == "cancelled":
+            return Refusal("invalid_hold_request", {"hold_id": cmd.hold_id})
         ttl_s = HOLD_TTL_S if cmd.ttl_s is None else cmd.ttl_s
         if not 1 <= ttl_s <= HOLD_TTL_S:
             return Refusal("invalid_hold_request", {"field": "ttl_s"})
