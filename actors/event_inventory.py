@@ -44,10 +44,7 @@ class InventoryLost(Exception):
 @dataclass(frozen=True, slots=True)
 class BatchReply:
     results: bytes  # actors.wire-encoded, in command order
-    apply_s: float  # the core
-    commit_s: float  # the Postgres group commit (0 when the batch sold nothing)
-    write_s: float  # all write-through: commit plus the Redis script
-    version: int
+    commit_s: float  # the Postgres group commit (0 when the batch sold nothing), for the gateway's metric
 
 
 class EventInventory:
@@ -93,15 +90,10 @@ class EventInventory:
     async def apply(self, commands: Sequence[Command]) -> BatchReply:
         async with self._lock:
             self._check_not_lost()
-            started = time.perf_counter()
             results = self.inventory.apply(commands, time.time())
-            applied = time.perf_counter()
             self._commit_s = 0.0
             results = await self._write_through(commands, results)
-            written = time.perf_counter()
-            return BatchReply(
-                encode_results(results), applied - started, self._commit_s, written - applied, self.inventory.version
-            )
+            return BatchReply(encode_results(results), self._commit_s)
 
     async def expire(self, holds_max: int) -> int:
         async with self._lock:

@@ -186,4 +186,4 @@ class InventoryHost:
 
 
 def _reply(results: list[Result]) -> BatchReply:
-    return BatchReply(encode_results(results), 0.0, 0.0, 0.0, 0)
+    return BatchReply(encode_results(results), 0.0)

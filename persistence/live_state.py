@@ -7,13 +7,14 @@ MULTI/EXEC pipeline before it answers, and reads the live holds back when it rec
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from engine.commands import HoldView
 from engine.inventory import SEAT_AVAILABLE, SEAT_STATE_NAMES, Changes, Inventory
@@ -83,7 +84,11 @@ def _decode_hold(hold_id: str, blob: bytes) -> HoldView:
     return HoldView(hold_id, buyer_id, tuple(seats), ticket_type, quantity, tuple(units), expires_at, "held")
 
 
-def encode_delta(inventory: Inventory, changes: Changes) -> bytes:
+def _type_rows(inventory: Inventory) -> list[list[Any]]:
+    return [[c.code, c.capacity, c.available, c.held, c.sold] for c in _ticket_type_counts(inventory)]
+
+
+def _encode_delta(inventory: Inventory, changes: Changes, type_rows: list[list[Any]]) -> bytes:
     seat_ids = inventory.spec.seat_ids
     seats = [] if changes.full else [[i, s] for i, s in changes.seats.items()]
     return msgpack.packb(
@@ -92,7 +97,7 @@ def encode_delta(inventory: Inventory, changes: Changes) -> bytes:
             "s": seats,
             "n": {seat_ids[i]: SEAT_STATE_NAMES[s] for i, s in seats},
             "sa": inventory.seat_counts()[0],
-            "t": [[c.code, c.capacity, c.available, c.held, c.sold] for c in _ticket_type_counts(inventory)],
+            "t": type_rows,
             "f": changes.full,
         }
     )
@@ -168,13 +173,14 @@ async def write_changes(redis: Redis, org_id: str, epoch: int, inventory: Invent
     before ``changes.version`` (a full rewrite, after a restore, needs only the epoch).
     """
     event_id = inventory.spec.event_id
+    type_rows = _type_rows(inventory)
     batch: dict[str, Any] = {
         "epoch": epoch,
         "version": changes.version,
         "put": [x for h, v in changes.holds_put.items() for x in (h, _encode_hold(v))],
         "del": list(changes.holds_removed),
-        "counts": [x for pair in _counts(inventory, changes.version).items() for x in pair],
-        "delta": encode_delta(inventory, changes),
+        "counts": [x for pair in _counts(inventory, changes.version, type_rows).items() for x in pair],
+        "delta": _encode_delta(inventory, changes, type_rows),
     }
     if changes.full:
         batch["bitmap"] = inventory.availability_bitmap()
@@ -192,16 +198,23 @@ async def write_changes(redis: Redis, org_id: str, epoch: int, inventory: Invent
     await _run(redis, _WRITE_BATCH_LUA, keys, msgpack.packb(batch, use_bin_type=False))
 
 
+_SCRIPT_SHAS = {script: hashlib.sha1(script.encode()).hexdigest() for script in (_FENCE_AND_LOAD_LUA, _WRITE_BATCH_LUA)}
+
+
 async def _run(redis: Redis, script: str, keys: list[str], *args: Any) -> Any:
     try:
-        return await redis.register_script(script)(keys=keys, args=list(args))
+        try:
+            return await redis.evalsha(_SCRIPT_SHAS[script], len(keys), *keys, *args)
+        except NoScriptError:  # a new or restarted Redis: load it once, then as before
+            await redis.script_load(script)
+            return await redis.evalsha(_SCRIPT_SHAS[script], len(keys), *keys, *args)
     except ResponseError as error:
         if "VG_REFUSED" in str(error):
             raise LiveStateRefused(str(error)) from error
         raise
 
 
-def _counts(inventory: Inventory, version: int) -> dict[str, Any]:
+def _counts(inventory: Inventory, version: int, type_rows: list[list[Any]]) -> dict[str, Any]:
     available, held, sold = inventory.seat_counts()
     return {
         "version": version,
@@ -209,9 +222,7 @@ def _counts(inventory: Inventory, version: int) -> dict[str, Any]:
         "seats_available": available,
         "seats_held": held,
         "seats_sold": sold,
-        "ticket_types": msgpack.packb(
-            [[c.code, c.capacity, c.available, c.held, c.sold] for c in _ticket_type_counts(inventory)]
-        ),
+        "ticket_types": msgpack.packb(type_rows),
     }
 
 

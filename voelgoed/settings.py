@@ -21,8 +21,6 @@ class Settings:
     ray_address: str | None = None  # None: join or start a local Ray (tests); else "host:port"
     ray_namespace: str = DEFAULT_RAY_NAMESPACE
     data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR))
-    gateway_host: str = "127.0.0.1"
-    gateway_port: int = 8000
     inventory_hosts: int = inventory_hosts_default
 
     @classmethod
@@ -43,8 +41,6 @@ class Settings:
             ray_address=env.get("VOELGOED_RAY_ADDRESS") or runtime.get("ray_address"),
             ray_namespace=env.get("VOELGOED_RAY_NAMESPACE", DEFAULT_RAY_NAMESPACE),
             data_dir=data_dir,
-            gateway_host=env.get("VOELGOED_GATEWAY_HOST", "127.0.0.1"),
-            gateway_port=int(env.get("VOELGOED_GATEWAY_PORT", "8000")),
             inventory_hosts=_inventory_hosts(env.get("VOELGOED_INVENTORY_HOSTS", str(inventory_hosts_default))),
         )
 
