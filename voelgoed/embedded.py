@@ -43,6 +43,7 @@ redis_start_s_max = 10.0
 redis_stop_s_max = 10.0
 redis_start_attempts_max = 3  # a free port can be taken between picking it and binding it
 ray_start_s_max = 90.0
+ray_start_attempts_max = 3
 ray_stop_s_max = 20.0
 process_poll_s = 0.1
 # A local development/test head: explicit, so a token another Ray left in ~/.ray/auth_token does not switch
@@ -55,9 +56,16 @@ RAY_TEMP_ROOT = Path("/tmp")
 
 def free_tcp_port(host: str = LOCALHOST) -> int:
     """A TCP port nobody listens on right now (the caller binds it soon after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    return free_tcp_ports(1, host)[0]
+
+
+def free_tcp_ports(count: int, host: str = LOCALHOST) -> list[int]:
+    """``count`` distinct free TCP ports: all are held open together while picked, so none can repeat."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def with_database(url: str, database: str) -> str:
@@ -251,28 +259,35 @@ class RayHead:
         object_store_bytes: int | None = None,
         dashboard_port: int | None = None,
     ) -> RayHead:
-        """dashboard_port None: no dashboard UI. Every port is picked free, so heads never collide."""
+        """dashboard_port None: no dashboard UI. Every port is picked free, so heads never collide.
+
+        A head that fails to come up (Ray's own start-up deadline, seen on a loaded machine) is stopped and
+        started again on fresh ports, at most ``ray_start_attempts_max`` times."""
         temp_dir.mkdir(parents=True, exist_ok=True)
-        port = free_tcp_port()
-        command = [*_ray_start_command(temp_dir, port, dashboard_port)]
-        if num_cpus is not None:
-            command.append(f"--num-cpus={num_cpus}")
-        if object_store_bytes is not None:
-            command.append(f"--object-store-memory={object_store_bytes}")
-        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | RAY_ENV
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env
-        )
-        head = cls(process.pid, port, temp_dir)
-        try:
-            output, _ = process.communicate(timeout=ray_start_s_max)
-        except subprocess.TimeoutExpired:
+        failure = ""
+        for _ in range(ray_start_attempts_max):
+            port, *other_ports = free_tcp_ports(1 + len(_RAY_PORT_OPTIONS))
+            command = [*_ray_start_command(temp_dir, port, other_ports, dashboard_port)]
+            if num_cpus is not None:
+                command.append(f"--num-cpus={num_cpus}")
+            if object_store_bytes is not None:
+                command.append(f"--object-store-memory={object_store_bytes}")
+            env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | RAY_ENV
+            process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env
+            )
+            head = cls(process.pid, port, temp_dir)
+            try:
+                output, _ = process.communicate(timeout=ray_start_s_max)
+            except subprocess.TimeoutExpired:
+                head.stop()
+                failure = f"ray start did not finish in {ray_start_s_max}s"
+                continue
+            if process.returncode == 0:
+                return head
             head.stop()
-            raise RuntimeError(f"ray start did not finish in {ray_start_s_max}s") from None
-        if process.returncode != 0:
-            head.stop()
-            raise RuntimeError(f"ray start failed: {output.decode(errors='replace')[-2000:]}")
-        return head
+            failure = f"ray start failed: {output.decode(errors='replace')[-2000:]}"
+        raise RuntimeError(f"{failure} (after {ray_start_attempts_max} attempts)")
 
     def session_pids(self) -> list[int]:
         return session_pids(self.session_id)
@@ -287,21 +302,21 @@ def ray_temp_dir_for(data_dir: Path) -> Path:
     return RAY_TEMP_ROOT / f"voelgoed-ray-{digest}"
 
 
-def _ray_start_command(temp_dir: Path, port: int, dashboard_port: int | None) -> list[str]:
+_RAY_PORT_OPTIONS = (
+    "ray-client-server-port",
+    "dashboard-agent-listen-port",
+    "dashboard-agent-grpc-port",
+    "runtime-env-agent-port",
+    "metrics-export-port",
+    "node-manager-port",
+    "object-manager-port",
+)
+
+
+def _ray_start_command(temp_dir: Path, port: int, other_ports: list[int], dashboard_port: int | None) -> list[str]:
     beside_python = Path(sys.executable).with_name("ray")
     ray_cli = str(beside_python) if beside_python.exists() else (shutil.which("ray") or "ray")
-    free_ports = [
-        f"--{name}={free_tcp_port()}"
-        for name in (
-            "ray-client-server-port",
-            "dashboard-agent-listen-port",
-            "dashboard-agent-grpc-port",
-            "runtime-env-agent-port",
-            "metrics-export-port",
-            "node-manager-port",
-            "object-manager-port",
-        )
-    ]
+    free_ports = [f"--{name}={p}" for name, p in zip(_RAY_PORT_OPTIONS, other_ports, strict=True)]
     if dashboard_port is None:
         dashboard = ["--include-dashboard=false"]
     else:
