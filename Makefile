@@ -11,13 +11,21 @@ PYTHON := $(shell for candidate in python3.11 python3; do \
 	{ echo $$candidate; break; }; done)
 PACKAGES := engine actors gateway persistence voelgoed loadtests
 
-.PHONY: up test lint
+.PHONY: up test lint flash-sale compare
 
 up: $(STAMP)
 	$(VENV)/bin/voelgoed up
 
 test: $(STAMP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The flash-sale harness with its defaults (100,000 buyers, 20,000 seats, 10 s); FLASH_SALE_ARGS adds options.
+flash-sale: $(STAMP)
+	$(VENV)/bin/python -m loadtests.flashsale $(FLASH_SALE_ARGS)
+
+# The engine and both baselines on the same scenario, one after another.
+compare: $(STAMP)
+	$(VENV)/bin/python -m loadtests.compare $(FLASH_SALE_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

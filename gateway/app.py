@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +42,13 @@ from persistence.db import create_pool
 from voelgoed.settings import Settings
 
 if TYPE_CHECKING:
+    import asyncpg
+
     from gateway.inventory_client import InventoryClient
+
+# Builds the availability reader from the process's Postgres pool, Redis client and subscription client; the
+# load-test baselines (loadtests/baselines/) swap in their own this way.
+AvailabilityFactory = Callable[["asyncpg.Pool", Redis, Redis], AvailabilityCache]
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +59,17 @@ redis_connect_timeout_s = 2.0
 CLOSE_INTERNAL_ERROR = 1011
 
 
-def create_app(settings: Settings | None = None, *, inventory: InventoryClient | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    inventory: InventoryClient | None = None,
+    availability: AvailabilityFactory | None = None,
+) -> Starlette:
     routes = all_routes()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _services(settings or Settings.from_env(), inventory) as services:
+        async with _services(settings or Settings.from_env(), inventory, availability) as services:
             app.state.services = services
             listeners = [
                 asyncio.ensure_future(services.auth.listen()),
@@ -86,7 +97,9 @@ def create_app(settings: Settings | None = None, *, inventory: InventoryClient |
 
 
 @asynccontextmanager
-async def _services(settings: Settings, inventory: InventoryClient | None) -> AsyncIterator[Services]:
+async def _services(
+    settings: Settings, inventory: InventoryClient | None, availability: AvailabilityFactory | None
+) -> AsyncIterator[Services]:
     if inventory is None:
         from gateway.inventory_client import RayInventoryClient  # Ray is heavy: import it only when used
 
@@ -113,7 +126,7 @@ async def _services(settings: Settings, inventory: InventoryClient | None) -> As
             inventory=inventory,
             auth=Authenticator(pool, redis, listener_redis=listener_redis),
             events=EventCache(pool, redis),
-            availability=AvailabilityCache(redis, listener_redis=listener_redis),
+            availability=(availability or _default_availability)(pool, redis, listener_redis),
             seat_lists=SeatListCache(pool, redis),
             idempotency=IdempotencyStore(redis),
         )
@@ -123,6 +136,10 @@ async def _services(settings: Settings, inventory: InventoryClient | None) -> As
         await listener_redis.aclose()
         await redis.aclose()
         await pool.close()
+
+
+def _default_availability(pool: asyncpg.Pool, redis: Redis, listener_redis: Redis) -> AvailabilityCache:
+    return AvailabilityCache(redis, listener_redis=listener_redis)
 
 
 async def render_error(connection: HTTPConnection, exc: Exception) -> Response | None:

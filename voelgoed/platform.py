@@ -65,6 +65,8 @@ class UpConfig:
     gateway_port: int
     gateway_workers: int
     dashboard_port: int
+    # the ASGI factory uvicorn serves; the load-test baselines (loadtests/baselines/) run under `up` this way
+    gateway_app: str = GATEWAY_APP
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> UpConfig:
@@ -78,6 +80,7 @@ class UpConfig:
             gateway_port=int(environ.get("VOELGOED_GATEWAY_PORT", "8000")),
             gateway_workers=int(environ.get("VOELGOED_GATEWAY_WORKERS", str(gateway_workers_default))),
             dashboard_port=int(environ.get("VOELGOED_RAY_DASHBOARD_PORT", str(RAY_DASHBOARD_PORT))),
+            gateway_app=environ.get("VOELGOED_GATEWAY_APP", GATEWAY_APP),
         )
 
     @property
@@ -146,7 +149,7 @@ async def _start_and_serve(config: UpConfig, stack: contextlib.ExitStack, stop: 
     write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
     checkpoint()
     gateway = _start_gateway(config, _gateway_env(config, database_url, redis_url, ray_address), stack)
-    runtime["gateway_pid"] = gateway.pid
+    runtime |= {"gateway_pid": gateway.pid, "gateway_app": config.gateway_app}
     write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
     await _wait_ready(config, gateway, stop)
     demo = await _ensure_demo(config, database_url)
@@ -212,7 +215,7 @@ def _start_gateway(config: UpConfig, env: dict[str, str], stack: contextlib.Exit
     print(f"Starting the gateway on {config.api_url} ({config.gateway_workers} workers, log {log_path}) ...",
           flush=True)  # fmt: skip
     command = [
-        sys.executable, "-m", "uvicorn", GATEWAY_APP, "--factory",
+        sys.executable, "-m", "uvicorn", config.gateway_app, "--factory",
         "--host", config.gateway_host,
         "--port", str(config.gateway_port),
         "--workers", str(config.gateway_workers),
@@ -388,7 +391,8 @@ def _stop_stale_run(data_dir: Path) -> None:
         return
     print("Stopping what a previous run left behind ...", flush=True)
     if isinstance(stale.get("gateway_pid"), int):
-        embedded.stop_stale_process(stale["gateway_pid"], GATEWAY_APP, stale_stop_s_max)
+        app = stale.get("gateway_app")
+        embedded.stop_stale_process(stale["gateway_pid"], app if isinstance(app, str) else GATEWAY_APP, stale_stop_s_max)
     if isinstance(stale.get("redis_pid"), int):
         embedded.stop_stale_process(stale["redis_pid"], "redis-server", stale_stop_s_max)
     session_id, temp_dir = stale.get("ray_session_id"), stale.get("ray_temp_dir")

@@ -1,0 +1,262 @@
+"""A load-generator process: plays its share of the buyers against the platform over keep-alive HTTP (aiohttp).
+
+Open loop: each buyer starts at its planned arrival time whatever the platform is doing, so when the platform
+falls behind, requests wait in this process's connection pool and the wait counts as latency (a request's clock
+starts when it was due). Everything is bounded: connections, journeys in flight, each request's time, retries.
+The process reports progress on a queue every ``progress_interval_s`` and its whole outcome at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import uvloop
+
+from loadtests.flashsale.plan import ABANDON, CONFIRM, BuyerPlan
+from loadtests.flashsale.samples import (
+    AVAILABILITY,
+    HOLD,
+    NO_ANSWER,
+    RELEASE,
+    AckedSale,
+    AckedTicket,
+    GeneratorOutcome,
+    Sample,
+)
+from loadtests.flashsale.samples import CONFIRM as CONFIRM_KIND
+from loadtests.flashsale.scenario import GA_CODE
+from loadtests.flashsale.seatview import SeatView
+
+request_timeout_s_max = 60.0  # includes the wait for a pooled connection: the open loop's queue
+journeys_in_flight_max = 100_000
+availability_refresh_s = 0.25  # how stale a buyer's seat map may be, like a page on the live websocket
+progress_interval_s = 0.5
+answer_attempts_max = 6  # a confirm or release that got 503 or no answer is sent again, same Idempotency-Key
+answer_time_s_max = 30.0
+retry_pause_s_first = 0.05
+retry_pause_s_max = 1.0
+drain_s_max = 300.0  # after the last arrival, how long this process waits for its journeys to end
+RETRYABLE = frozenset({NO_ANSWER, 429, 503})
+
+
+@dataclass(frozen=True)
+class GeneratorJob:
+    index: int
+    target: str
+    key: str
+    event_id: str
+    seat_ids: tuple[str, ...]
+    plans: list[BuyerPlan]
+    t0: float  # time.monotonic() of the sale's start: the same clock in every process of this machine
+    retry: int
+    connections: int
+
+
+@dataclass
+class _Progress:
+    buyers_started: int = 0
+    holds_ok: int = 0
+    holds_answered: int = 0
+    confirms_ok: int = 0
+    errors: int = 0
+    done: bool = False
+
+
+def run_generator(job: GeneratorJob, queue: Any) -> None:
+    """The process entry point: the outcome goes on ``queue`` as ("done", index, outcome)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        outcome = runner.run(_Sale(job, queue).run())
+    queue.put(("done", job.index, outcome))
+
+
+def run_ceiling(target: str, connections: int, seconds: float, queue: Any, index: int) -> None:
+    """Closed loop GET /healthz on every connection for ``seconds``: the most this process can send."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        answered = runner.run(_ceiling(target, connections, seconds))
+    queue.put(("ceiling", index, answered / seconds))
+
+
+async def _ceiling(target: str, connections: int, seconds: float) -> int:
+    connector = aiohttp.TCPConnector(limit=connections)
+    answered = 0
+    async with aiohttp.ClientSession(target, connector=connector) as http:
+        deadline = time.monotonic() + seconds
+
+        async def worker() -> None:
+            nonlocal answered
+            while time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+                    async with http.get("/healthz") as answer:
+                        await answer.read()
+                        answered += answer.status == 200
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+    return answered
+
+
+class _Sale:
+    def __init__(self, job: GeneratorJob, queue: Any) -> None:
+        self.job = job
+        self.queue = queue
+        self.outcome = GeneratorOutcome()
+        self.view = SeatView(job.seat_ids)
+        self.progress = _Progress()
+        self.http: aiohttp.ClientSession | None = None
+
+    def now(self) -> float:
+        return time.monotonic() - self.job.t0
+
+    async def run(self) -> GeneratorOutcome:
+        connector = aiohttp.TCPConnector(limit=self.job.connections, force_close=False)
+        headers = {"Authorization": f"Bearer {self.job.key}"}
+        timeout = aiohttp.ClientTimeout(total=request_timeout_s_max)
+        async with aiohttp.ClientSession(self.job.target, connector=connector, headers=headers,
+                                         timeout=timeout) as http:
+            self.http = http
+            helpers = [asyncio.ensure_future(self._report_progress())]
+            if self.job.seat_ids:
+                helpers.append(asyncio.ensure_future(self._refresh_seat_map()))
+            try:
+                await self._arrive_all()
+            finally:
+                for task in helpers:
+                    task.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
+        self.progress.done = True
+        self._put_progress()
+        return self.outcome
+
+    async def _arrive_all(self) -> None:
+        journeys: set[asyncio.Task[None]] = set()
+        for plan in self.job.plans:
+            delay = plan.arrival_s - self.now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if len(journeys) >= journeys_in_flight_max:
+                self.outcome.buyers_dropped += 1
+                continue
+            self.outcome.buyers_started += 1
+            self.progress.buyers_started += 1
+            task = asyncio.ensure_future(self._journey(plan))
+            journeys.add(task)
+            task.add_done_callback(journeys.discard)
+        if journeys:
+            _, late = await asyncio.wait(journeys, timeout=drain_s_max)
+            for task in late:
+                task.cancel()
+
+    async def _journey(self, plan: BuyerPlan) -> None:
+        held = await self._hold(plan, random.Random(plan.seed))
+        if held is None:
+            return
+        hold_id, units = held
+        await asyncio.sleep(plan.think_s)
+        if plan.fate == CONFIRM:
+            await self._confirm(plan, hold_id, units)
+        elif plan.fate == ABANDON:
+            self.outcome.abandoned_hold_ids.append(hold_id)
+        else:
+            await self._answered(RELEASE, "DELETE", f"/v1/holds/{hold_id}", None, f"fs-release-{hold_id}", units)
+
+    async def _hold(self, plan: BuyerPlan, rng: random.Random) -> tuple[str, int] | None:
+        due, quantity = plan.arrival_s, plan.quantity
+        path = f"/v1/events/{self.job.event_id}/holds"
+        for attempt in range(1 + self.job.retry):
+            if attempt:
+                due = self.now()
+            body: dict[str, Any] = {"buyer_id": plan.buyer_id}
+            if plan.ga:
+                body |= {"ticket_type": GA_CODE, "quantity": quantity}
+                units = quantity
+            else:
+                body["seats"] = self.view.choose(quantity, rng)
+                units = len(body["seats"])
+            status, payload = await self._call(HOLD, "POST", path, due, units, body, None)
+            self.progress.holds_answered += 1
+            if status == 201:
+                self.progress.holds_ok += 1
+                return str(json.loads(payload)["hold_id"]), units
+            if status == 409:
+                self.view.mark_taken(_taken_seats(payload))
+                quantity = 1  # fewer tickets are likelier to be found: what a real buyer does next
+            elif status in RETRYABLE:
+                await asyncio.sleep(_pause(attempt))
+            else:
+                return None
+        return None
+
+    async def _confirm(self, plan: BuyerPlan, hold_id: str, units: int) -> None:
+        body = {"order_ref": f"fs-order-{plan.number}"}
+        payload = await self._answered(CONFIRM_KIND, "POST", f"/v1/holds/{hold_id}/confirm", body,
+                                       f"fs-confirm-{hold_id}", units)
+        if payload is not None:
+            sale = json.loads(payload)
+            tickets = tuple(AckedTicket(t["ticket_id"], t["ticket_type"], t.get("seat_id"), t.get("unit"))
+                            for t in sale["tickets"])
+            self.outcome.sales.append(AckedSale(sale["sale_id"], hold_id, tickets))
+            self.progress.confirms_ok += 1
+
+    async def _answered(self, kind: str, method: str, path: str, body: dict[str, Any] | None, key: str,
+                        units: int) -> bytes | None:
+        """Sends until answered 2xx, again after 503 or no answer (same Idempotency-Key); the payload or None."""
+        started = self.now()
+        for attempt in range(answer_attempts_max):
+            status, payload = await self._call(kind, method, path, self.now(), units, body, key)
+            if 200 <= status < 300:
+                return payload
+            if status not in RETRYABLE or self.now() - started > answer_time_s_max:
+                return None
+            await asyncio.sleep(_pause(attempt))
+        return None
+
+    async def _call(self, kind: str, method: str, path: str, due: float, units: int, body: dict[str, Any] | None,
+                    key: str | None) -> tuple[int, bytes]:
+        assert self.http is not None
+        headers = {"Idempotency-Key": key} if key else None
+        try:
+            async with self.http.request(method, path, json=body, headers=headers) as answer:
+                payload = await answer.read()
+                status = answer.status
+        except (TimeoutError, aiohttp.ClientError):
+            status, payload = NO_ANSWER, b""
+        ok = 200 <= status < 300
+        self.outcome.samples.append(Sample(kind, due, self.now(), status, units if ok else 0))
+        self.progress.errors += status >= 500 or status == NO_ANSWER
+        return status, payload
+
+    async def _refresh_seat_map(self) -> None:
+        path = f"/v1/events/{self.job.event_id}/availability"
+        while True:
+            status, payload = await self._call(AVAILABILITY, "GET", path, self.now(), 0, None, None)
+            if status == 200:
+                self.view.refresh(base64.b64decode(json.loads(payload)["seats"]["bitmap"]))
+            await asyncio.sleep(availability_refresh_s)
+
+    async def _report_progress(self) -> None:
+        while True:
+            await asyncio.sleep(progress_interval_s)
+            self._put_progress()
+
+    def _put_progress(self) -> None:
+        with contextlib.suppress(Exception):  # progress is best effort; a full queue must not stop the sale
+            self.queue.put_nowait(("progress", self.job.index, dict(vars(self.progress))))
+
+
+def _taken_seats(payload: bytes) -> list[str]:
+    try:
+        seats = json.loads(payload)["error"]["details"].get("seats", [])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+    return [s for s in seats if isinstance(s, str)]
+
+
+def _pause(attempt: int) -> float:
+    return float(min(retry_pause_s_max, retry_pause_s_first * 2**attempt))

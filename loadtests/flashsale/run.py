@@ -1,0 +1,220 @@
+"""One flash sale end to end: platform, tenant and event, generator ceiling, the sale, the audit, the report."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import multiprocessing
+import os
+import platform as host
+import queue as queues
+import subprocess
+import time
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import psutil
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from loadtests.flashsale import stack, truth
+from loadtests.flashsale.audit import Facts, audit
+from loadtests.flashsale.generator import GeneratorJob, drain_s_max, run_ceiling, run_generator
+from loadtests.flashsale.plan import BuyerPlan, plan_buyers, share
+from loadtests.flashsale.plot import plot_report
+from loadtests.flashsale.report import RunFacts, build_report, print_table, write_report
+from loadtests.flashsale.samples import GeneratorOutcome
+from loadtests.flashsale.scenario import GA_CODE, Scenario, event_body
+
+REPORTS_DIR = Path("loadtests/reports")
+sale_start_lead_s = 3.0  # generator processes start (and import) before the first buyer is due
+queue_wait_s = 0.5
+process_join_s_max = 30.0
+ceiling_wait_s_max = 60.0
+http_timeout_s = 30.0
+
+
+def run_sale(scenario: Scenario) -> dict[str, Any]:
+    """Runs the sale and returns its report (also written as JSON + PNG and printed)."""
+    started_at = dt.datetime.now(dt.UTC)
+    with stack.platform(scenario) as plat:
+        key = scenario.key or asyncio.run(stack.create_tenant(plat.database_url))[1]
+        event_id, seat_ids = asyncio.run(_create_event(plat.url, key, scenario))
+        org_id = asyncio.run(_event_org(plat.database_url, event_id))
+        ceiling_rps = _ceiling(plat.url, scenario)
+        outcome, kills_s = _drive(scenario, plat, key, org_id, event_id, seat_ids, plan_buyers(scenario))
+        audited = asyncio.run(_audit(scenario, plat, key, org_id, event_id, seat_ids, outcome))
+    report = build_report(RunFacts(
+        mode=scenario.mode, buyers=scenario.buyers, seats=scenario.seats, ga_capacity=scenario.ga,
+        arrival_seconds=scenario.arrival_seconds, options=scenario.options(), samples=outcome.samples,
+        kills_s=kills_s, audit=audited, generator_ceiling_rps=ceiling_rps, started_at=started_at,
+        git_commit=git_commit(), machine=machine(), buyers_dropped=outcome.buyers_dropped,
+    ))
+    report["event_id"] = event_id
+    path = scenario.report or REPORTS_DIR / f"flashsale-{scenario.mode}-{started_at:%Y%m%d-%H%M%S}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_report(report, path)
+    plot_report(report, path.with_suffix(".png"))
+    print_table(report)
+    print(f"report: {path}  plot: {path.with_suffix('.png')}")
+    return report
+
+
+async def _create_event(url: str, key: str, scenario: Scenario) -> tuple[str, tuple[str, ...]]:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(url, headers=headers, timeout=aiohttp.ClientTimeout(http_timeout_s)) as http:
+        async with http.post("/v1/events", json=event_body(scenario)) as created:
+            if created.status != 201:
+                raise RuntimeError(f"creating the event: HTTP {created.status}: {await created.text()}")
+            event_id = str((await created.json())["id"])
+        async with http.post(f"/v1/events/{event_id}/publish") as published:
+            if published.status != 200:
+                raise RuntimeError(f"publishing the event: HTTP {published.status}: {await published.text()}")
+        seat_ids: tuple[str, ...] = ()
+        if scenario.seats:
+            async with http.get(f"/v1/events/{event_id}/seats") as seats:
+                seat_ids = tuple((await seats.json())["seat_ids"])
+        # every mode loads its inventory before the first buyer, so no mode's first holds pay for the load
+        async with http.get(f"/v1/events/{event_id}/availability") as availability:
+            if availability.status != 200:
+                raise RuntimeError(f"the event's availability: HTTP {availability.status}")
+    return event_id, seat_ids
+
+
+async def _event_org(database_url: str, event_id: str) -> str:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return str(await conn.fetchval("SELECT org_id FROM events WHERE id = $1", event_id))
+    finally:
+        await conn.close()
+
+
+def _ceiling(url: str, scenario: Scenario) -> float:
+    """The generator's own ceiling: every process at once, closed loop against GET /healthz."""
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    processes = [ctx.Process(target=run_ceiling, args=(url, scenario.connections, scenario.ceiling_seconds,
+                                                         results, i)) for i in range(scenario.processes)]
+    for p in processes:
+        p.start()
+    rates = [results.get(timeout=ceiling_wait_s_max)[2] for _ in processes]
+    for p in processes:
+        p.join(process_join_s_max)
+    return float(sum(rates))
+
+
+def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, event_id: str,
+           seat_ids: tuple[str, ...], plans: list[BuyerPlan]) -> tuple[GeneratorOutcome, list[float]]:
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    t0 = time.monotonic() + sale_start_lead_s
+    jobs = [GeneratorJob(i, plat.url, key, event_id, seat_ids, part, t0, scenario.retry, scenario.connections)
+            for i, part in enumerate(share(plans, scenario.processes))]
+    processes = [ctx.Process(target=run_generator, args=(job, results)) for job in jobs]
+    for p in processes:
+        p.start()
+    killer = _killer(scenario, plat, org_id, event_id, t0)
+    if killer is not None:
+        killer.start()
+    try:
+        outcome = _collect(scenario, results, len(jobs), t0)
+    finally:
+        if killer is not None:
+            killer.stop()
+        for p in processes:
+            p.join(process_join_s_max)
+            if p.is_alive():
+                p.kill()
+    return outcome, list(killer.kills_s) if killer else []
+
+
+def _killer(scenario: Scenario, plat: stack.Platform, org_id: str, event_id: str, t0: float) -> Any:
+    if not scenario.kill_actor_every:
+        return None
+    if plat.ray_address is None:
+        raise RuntimeError("--kill-actor-every needs the platform's Ray address")
+    from loadtests.flashsale.killer import ActorKiller  # Ray is heavy: only the chaos runs join the cluster
+
+    return ActorKiller(plat.ray_address, plat.ray_namespace, org_id, event_id, scenario.kill_actor_every, t0)
+
+
+def _collect(scenario: Scenario, results: Any, parts: int, t0: float) -> GeneratorOutcome:
+    """Shows live progress and gathers each process's outcome; bounded by the sale's longest possible run."""
+    deadline = t0 + scenario.arrival_seconds + drain_s_max + process_join_s_max
+    outcome, progress, done = GeneratorOutcome(), {}, 0
+    with _progress_display(scenario) as display:
+        task = display.add_task("buyers", total=scenario.buyers) if display else None
+        while done < parts and time.monotonic() < deadline:
+            try:
+                kind, index, value = results.get(timeout=queue_wait_s)
+            except queues.Empty:
+                continue
+            if kind == "done":
+                outcome.merge(value)
+                done += 1
+            else:
+                progress[index] = value
+            if display is not None and task is not None:
+                _show(display, task, progress)
+    if done < parts:
+        raise RuntimeError(f"only {done} of {parts} generator processes reported within the sale's time bound")
+    return outcome
+
+
+def _progress_display(scenario: Scenario) -> AbstractContextManager[Progress | None]:
+    if not scenario.progress:
+        return nullcontext(None)
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+
+
+def _show(display: Progress, task: Any, progress: dict[int, dict[str, int]]) -> None:
+    total = {name: sum(p[name] for p in progress.values())
+             for name in ("buyers_started", "holds_ok", "holds_answered", "confirms_ok", "errors")}
+    display.update(task, completed=total["buyers_started"], status=(
+        f"holds {total['holds_ok']:,} ok / {total['holds_answered']:,} answered  "
+        f"confirms {total['confirms_ok']:,}  errors {total['errors']:,}"
+    ))
+
+
+async def _audit(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, event_id: str,
+                 seat_ids: tuple[str, ...], outcome: GeneratorOutcome) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(plat.url, headers=headers, timeout=aiohttp.ClientTimeout(http_timeout_s)) as http:
+        settle_s = await truth.settle(http, event_id, scenario.hold_ttl_s)
+        tickets = await truth.live_tickets(plat.database_url, event_id)
+        store = await truth.store_view(scenario.mode, plat.database_url, plat.redis_url, org_id, event_id)
+        endpoint = await truth.endpoint_view(http, event_id)
+    facts = Facts(
+        seat_ids=seat_ids, ga_capacity={GA_CODE: scenario.ga} if scenario.ga else {}, tickets=tickets,
+        acked=outcome.sales, store=store, endpoint=endpoint, store_is_redis=scenario.mode != "postgres",
+    )
+    return audit(facts) | {"settle_s": round(settle_s, 3), "abandoned_holds": len(outcome.abandoned_hold_ids)}
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu_model": model, "memory_gib": _memory_gib(),
+            "python": host.python_version(), "system": host.platform(), "hostname": host.node()}
+
+
+def _memory_gib() -> float:
+    return round(psutil.virtual_memory().total / 2**30, 1)

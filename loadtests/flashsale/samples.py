@@ -1,0 +1,64 @@
+"""What one flash-sale run records: a sample per HTTP request, the acknowledged sales, the actor kills.
+
+Times are seconds since the sale's start (the first buyer's scheduled arrival), on the driver's monotonic clock.
+A request's latency runs from when it was *due* (its scheduled send time), not from when it was sent, so a
+generator that falls behind its schedule shows up as latency instead of hiding it (open loop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+HOLD = "hold"
+CONFIRM = "confirm"
+RELEASE = "release"
+AVAILABILITY = "availability"
+KINDS = (HOLD, CONFIRM, RELEASE, AVAILABILITY)
+
+NO_ANSWER = 0  # the status of a request that got no HTTP answer (timeout, connection refused or reset)
+
+
+class Sample(NamedTuple):
+    kind: str  # one of KINDS
+    due_s: float  # when the request was scheduled to go out
+    done_s: float  # when its answer (or its failure) arrived
+    status: int  # HTTP status, or NO_ANSWER
+    units: int  # seats or GA units asked for (hold, release) or sold (a 201 confirm); 0 otherwise
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.done_s - self.due_s) * 1000.0
+
+
+class AckedTicket(NamedTuple):
+    ticket_id: str
+    ticket_type: str
+    seat_id: str | None
+    unit: int | None
+
+
+class AckedSale(NamedTuple):
+    """A confirm the platform answered 201: it promised this sale is durable."""
+
+    sale_id: str
+    hold_id: str
+    tickets: tuple[AckedTicket, ...]
+
+
+@dataclass
+class GeneratorOutcome:
+    """What one generator process brings back."""
+
+    samples: list[Sample] = field(default_factory=list)
+    sales: list[AckedSale] = field(default_factory=list)
+    buyers_started: int = 0
+    buyers_dropped: int = 0  # arrivals refused because the process already had journeys_in_flight_max running
+    abandoned_hold_ids: list[str] = field(default_factory=list)
+
+    def merge(self, other: GeneratorOutcome) -> None:
+        self.samples += other.samples
+        self.sales += other.sales
+        self.buyers_started += other.buyers_started
+        self.buyers_dropped += other.buyers_dropped
+        self.abandoned_hold_ids += other.abandoned_hold_ids
