@@ -392,7 +392,8 @@ def _stop_stale_run(data_dir: Path) -> None:
     print("Stopping what a previous run left behind ...", flush=True)
     if isinstance(stale.get("gateway_pid"), int):
         app = stale.get("gateway_app")
-        embedded.stop_stale_process(stale["gateway_pid"], app if isinstance(app, str) else GATEWAY_APP, stale_stop_s_max)
+        marker = app if isinstance(app, str) else GATEWAY_APP
+        embedded.stop_stale_process(stale["gateway_pid"], marker, stale_stop_s_max)
     if isinstance(stale.get("redis_pid"), int):
         embedded.stop_stale_process(stale["redis_pid"], "redis-server", stale_stop_s_max)
     session_id, temp_dir = stale.get("ray_session_id"), stale.get("ray_temp_dir")
