@@ -4,6 +4,11 @@ Open loop: each buyer starts at its planned arrival time whatever the platform i
 falls behind, requests wait in this process's connection pool and the wait counts as latency (a request's clock
 starts when it was due). Everything is bounded: connections, journeys in flight, each request's time, retries.
 The process reports progress on a queue every ``progress_interval_s`` and its whole outcome at the end.
+
+Buyers behave like people on a checkout page that polls availability: they pick seats the page shows free, and
+a buyer whose page shows nothing left for them (no free seat, fewer GA units than wanted) leaves without asking,
+before the first try and before each retry. So once a sale is sold out, arrivals stop costing hold requests,
+as on a real sold-out page; the report counts them as buyers_saw_sold_out.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ class _Progress:
     holds_answered: int = 0
     confirms_ok: int = 0
     errors: int = 0
+    saw_sold_out: int = 0
     done: bool = False
 
 
@@ -108,6 +114,7 @@ class _Sale:
         self.queue = queue
         self.outcome = GeneratorOutcome()
         self.view = SeatView(job.seat_ids)
+        self.ga_free: int | None = None  # GA units the page shows; None until the first availability answer
         self.progress = _Progress()
         self.http: aiohttp.ClientSession | None = None
 
@@ -121,9 +128,8 @@ class _Sale:
         async with aiohttp.ClientSession(self.job.target, connector=connector, headers=headers,
                                          timeout=timeout) as http:
             self.http = http
-            helpers = [asyncio.ensure_future(self._report_progress())]
-            if self.job.seat_ids:
-                helpers.append(asyncio.ensure_future(self._refresh_seat_map()))
+            helpers = [asyncio.ensure_future(self._report_progress()),
+                       asyncio.ensure_future(self._refresh_seat_map())]
             try:
                 await self._arrive_all()
             finally:
@@ -172,10 +178,16 @@ class _Sale:
         for attempt in range(1 + self.job.retry):
             if attempt:
                 due = self.now()
+            if self._looks_sold_out(plan.ga, quantity):
+                self.outcome.buyers_saw_sold_out += 1
+                self.progress.saw_sold_out += 1
+                return None
             body: dict[str, Any] = {"buyer_id": plan.buyer_id}
             if plan.ga:
                 body |= {"ticket_type": GA_CODE, "quantity": quantity}
                 units = quantity
+                if self.ga_free is not None:
+                    self.ga_free -= quantity  # this process's next buyers see these units gone
             else:
                 body["seats"] = self.view.choose(quantity, rng)
                 units = len(body["seats"])
@@ -192,6 +204,11 @@ class _Sale:
             else:
                 return None
         return None
+
+    def _looks_sold_out(self, ga: bool, quantity: int) -> bool:
+        if ga:
+            return self.ga_free is not None and self.ga_free < quantity
+        return self.view.believed_free == 0
 
     async def _confirm(self, plan: BuyerPlan, hold_id: str, units: int) -> None:
         body = {"order_ref": f"fs-order-{plan.number}"}
@@ -237,8 +254,14 @@ class _Sale:
         while True:
             status, payload = await self._call(AVAILABILITY, "GET", path, self.now(), 0, None, None)
             if status == 200:
-                self.view.refresh(base64.b64decode(json.loads(payload)["seats"]["bitmap"]))
+                self._refresh(json.loads(payload))
             await asyncio.sleep(availability_refresh_s)
+
+    def _refresh(self, availability: dict[str, Any]) -> None:
+        if self.job.seat_ids:
+            self.view.refresh(base64.b64decode(availability["seats"]["bitmap"]))
+        ga = [t["available"] for t in availability["ticket_types"] if t["code"] == GA_CODE]
+        self.ga_free = ga[0] if ga else None
 
     async def _report_progress(self) -> None:
         while True:

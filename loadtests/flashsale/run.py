@@ -52,7 +52,7 @@ def run_sale(scenario: Scenario) -> dict[str, Any]:
         kills_s=kills_s, audit=audited, generator_ceiling_rps=ceiling_rps, started_at=started_at,
         git_commit=git_commit(), machine=machine(), buyers_dropped=outcome.buyers_dropped,
     ))
-    report["event_id"] = event_id
+    report |= {"event_id": event_id, "buyers_saw_sold_out": outcome.buyers_saw_sold_out}
     path = scenario.report or REPORTS_DIR / f"flashsale-{scenario.mode}-{started_at:%Y%m%d-%H%M%S}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_report(report, path)
@@ -172,10 +172,10 @@ def _progress_display(scenario: Scenario) -> AbstractContextManager[Progress | N
 
 def _show(display: Progress, task: Any, progress: dict[int, dict[str, int]]) -> None:
     total = {name: sum(p[name] for p in progress.values())
-             for name in ("buyers_started", "holds_ok", "holds_answered", "confirms_ok", "errors")}
+             for name in ("buyers_started", "holds_ok", "holds_answered", "confirms_ok", "errors", "saw_sold_out")}
     display.update(task, completed=total["buyers_started"], status=(
         f"holds {total['holds_ok']:,} ok / {total['holds_answered']:,} answered  "
-        f"confirms {total['confirms_ok']:,}  errors {total['errors']:,}"
+        f"confirms {total['confirms_ok']:,}  errors {total['errors']:,}  saw sold out {total['saw_sold_out']:,}"
     ))
 
 

@@ -54,6 +54,7 @@ class GeneratorOutcome:
     sales: list[AckedSale] = field(default_factory=list)
     buyers_started: int = 0
     buyers_dropped: int = 0  # arrivals refused because the process already had journeys_in_flight_max running
+    buyers_saw_sold_out: int = 0  # buyers whose seat map showed nothing left for them, so they sent no hold
     abandoned_hold_ids: list[str] = field(default_factory=list)
 
     def merge(self, other: GeneratorOutcome) -> None:
@@ -61,4 +62,5 @@ class GeneratorOutcome:
         self.sales += other.sales
         self.buyers_started += other.buyers_started
         self.buyers_dropped += other.buyers_dropped
+        self.buyers_saw_sold_out += other.buyers_saw_sold_out
         self.abandoned_hold_ids += other.abandoned_hold_ids
