@@ -32,7 +32,7 @@ class Scenario:
     ga: int = 0
     arrival_seconds: float = 10.0
     arrivals: str = "poisson"
-    confirm_ratio: float = 0.95
+    confirm_ratio: float = 1.0
     abandon_ratio: float = 0.0  # the rest (1 - confirm - abandon) release their hold explicitly
     retry: int = 2  # a buyer refused with 409 (or 503) tries again up to this many times
     tickets_max: int = 2  # each buyer wants 1..tickets_max seats or units
@@ -81,7 +81,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ga", type=_non_negative_int, default=0, help="general-admission units on sale")
     p.add_argument("--arrival-seconds", type=_positive_float, default=10.0, help="buyers arrive over this long")
     p.add_argument("--arrivals", choices=ARRIVALS, default="poisson", help="arrival process (open loop)")
-    p.add_argument("--confirm-ratio", type=_ratio, default=0.95, help="share of holds that are confirmed")
+    p.add_argument("--confirm-ratio", type=_ratio, default=1.0, help="share of holds that are confirmed")
     p.add_argument("--abandon-ratio", type=_ratio, default=0.0, help="share of holds left to expire")
     p.add_argument("--retry", type=_retries, default=2, help="tries after a 409 or 503, each on other seats")
     p.add_argument("--tickets-max", type=_positive_int, default=2, help="each buyer wants 1..N tickets")

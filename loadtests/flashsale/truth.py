@@ -36,7 +36,7 @@ async def live_tickets(database_url: str, event_id: str) -> list[LiveTicket]:
 async def store_view(mode: str, database_url: str, redis_url: str, org_id: str, event_id: str) -> InventoryView | None:
     """The inventory store's own state: Redis for the engine and redis-lua, the baseline's tables for postgres."""
     if mode == "postgres":
-        from loadtests.baselines import postgres as pg_baseline
+        import loadtests.baselines.postgres as pg_baseline
 
         conn = await asyncpg.connect(database_url)
         try:
@@ -47,7 +47,7 @@ async def store_view(mode: str, database_url: str, redis_url: str, org_id: str, 
         redis = Redis.from_url(redis_url)
         try:
             if mode == "redis-lua":
-                from loadtests.baselines import redis_lua
+                import loadtests.baselines.redis_lua as redis_lua
 
                 found = await redis_lua.store_availability(redis, org_id, event_id)
             else:
