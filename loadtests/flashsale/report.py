@@ -68,6 +68,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -444,11 +445,7 @@ def print_table(report: Mapping[str, Any], console: Console | None = None) -> No
         f"orphaned holds {_fmt(report.get('orphaned_holds'))}",
     )
     if report["actor_kills"]:
-        recoveries = ", ".join(
-            f"{_fmt(kill, ' s', 1)} -> {_fmt(rec, ' s', 2) if rec is not None else '[red]never[/]'}"
-            for kill, rec in zip(report.get("kills_s", []), report.get("kill_recovery_s", []), strict=False)
-        )
-        table.add_row("actor kills", f"{report['actor_kills']}: {recoveries}")
+        table.add_row("actor kills", _kills_summary(report))
     else:
         table.add_row("actor kills", "0")
     note_style = "yellow" if report.get("generator_near_ceiling") else "dim"
@@ -484,3 +481,15 @@ def print_comparison(
         for name, ratio in ratios.items():
             ratio_table.add_row(name, "-" if ratio is None or math.isnan(ratio) else f"{ratio:,.2f}x")
         console.print(ratio_table)
+
+
+def _kills_summary(report: Mapping[str, Any]) -> str:
+    """A line, however many kills: the full list is in the JSON (kills_s, kill_recovery_s)."""
+    recovered = sorted(r for r in report.get("kill_recovery_s", []) if r is not None)
+    never = report["actor_kills"] - len(recovered)
+    if not recovered:
+        return f"{report['actor_kills']}, none followed by a 2xx"
+    median = statistics.median(recovered)
+    line = (f"{report['actor_kills']}; back to a 2xx after median {_fmt(median, ' s', 2)}, "
+            f"max {_fmt(recovered[-1], ' s', 2)}")
+    return line + (f"; [red]{never} never[/] (no 2xx after them)" if never else "")
