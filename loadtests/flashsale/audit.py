@@ -6,7 +6,9 @@ availability endpoint's answer, and the sales the platform acknowledged to buyer
 
 - oversold: seats with more than one live ticket, GA units sold more than once or outside 1..capacity, and GA
   tickets beyond a type's capacity. Must be 0.
-- lost_acknowledged: acknowledged sales (a 201 confirm) that Postgres lacks, or holds with other tickets. Must be 0.
+- lost_acknowledged: acknowledged sales (a 201 confirm) that Postgres lacks, or holds under another hold or with
+  other tickets. Must be 0.
+- sold_unconfirmed: live sales of holds that their buyer released (answered 204) or abandoned. Must be 0.
 - redis_pg_mismatch (store_pg_mismatch for the postgres baseline, which has no Redis): seats the store shows
   available though Postgres sold them, seats it shows taken that are neither sold nor held, a seated sold count
   that differs from Postgres', and per GA type |store sold - Postgres sold| plus any available + held + sold that
@@ -60,6 +62,8 @@ class Facts:
     store: InventoryView | None
     endpoint: InventoryView | None
     store_is_redis: bool
+    released_hold_ids: Sequence[str] = ()
+    abandoned_hold_ids: Sequence[str] = ()
 
 
 def audit(facts: Facts) -> dict[str, Any]:
@@ -83,6 +87,8 @@ def audit(facts: Facts) -> dict[str, Any]:
         "oversold": sum(oversold_detail.values()),
         "oversold_detail": oversold_detail,
         "lost_acknowledged": lost_acknowledged(facts.acked, facts.tickets),
+        "sold_unconfirmed": len({t.hold_id for t in facts.tickets}
+                                & (set(facts.released_hold_ids) | set(facts.abandoned_hold_ids))),
         "acknowledged_sales": len(facts.acked),
         "redis_pg_mismatch": store if facts.store_is_redis else None,
         "store_pg_mismatch": store,
@@ -93,12 +99,12 @@ def audit(facts: Facts) -> dict[str, Any]:
 
 
 def lost_acknowledged(acked: Iterable[AckedSale], tickets: Iterable[LiveTicket]) -> int:
-    in_pg: dict[str, set[tuple[str, str | None, int | None]]] = {}
+    in_pg: dict[str, set[tuple[str, str, str | None, int | None]]] = {}
     for t in tickets:
-        in_pg.setdefault(t.sale_id, set()).add((t.ticket_type, t.seat_id, t.unit))
+        in_pg.setdefault(t.sale_id, set()).add((t.hold_id, t.ticket_type, t.seat_id, t.unit))
     return sum(
         1 for sale in acked
-        if in_pg.get(sale.sale_id) != {(t.ticket_type, t.seat_id, t.unit) for t in sale.tickets}
+        if in_pg.get(sale.sale_id) != {(sale.hold_id, t.ticket_type, t.seat_id, t.unit) for t in sale.tickets}
     )
 
 

@@ -163,74 +163,94 @@ class _Sale:
         held = await self._hold(plan, random.Random(plan.seed))
         if held is None:
             return
-        hold_id, units = held
-        await asyncio.sleep(plan.think_s)
+        hold_id, units, answered_s = held
+        due = answered_s + plan.think_s  # the buyer's next click is due then, however late this loop runs
+        await asyncio.sleep(max(0.0, due - self.now()))
         if plan.fate == CONFIRM:
-            await self._confirm(plan, hold_id, units)
+            await self._confirm(plan, hold_id, units, due)
         elif plan.fate == ABANDON:
             self.outcome.abandoned_hold_ids.append(hold_id)
         else:
-            await self._answered(RELEASE, "DELETE", f"/v1/holds/{hold_id}", None, f"fs-release-{hold_id}", units)
+            path = f"/v1/holds/{hold_id}"
+            if await self._answered(RELEASE, "DELETE", path, None, f"fs-release-{hold_id}", units, due) is not None:
+                self.outcome.released_hold_ids.append(hold_id)
 
-    async def _hold(self, plan: BuyerPlan, rng: random.Random) -> tuple[str, int] | None:
-        due, quantity = plan.arrival_s, plan.quantity
+    async def _hold(self, plan: BuyerPlan, rng: random.Random) -> tuple[str, int, float] | None:
+        """(hold id, units, when answered), or None. A retry after 503 or no answer resends the same body under
+        the same Idempotency-Key (the first may have been applied); a retry after 409 asks for other seats."""
+        due, quantity, choice = plan.arrival_s, plan.quantity, 0
         path = f"/v1/events/{self.job.event_id}/holds"
+        body: dict[str, Any] | None = None
+        units = 0
         for attempt in range(1 + self.job.retry):
-            if attempt:
-                due = self.now()
-            if self._looks_sold_out(plan.ga, quantity):
-                self.outcome.buyers_saw_sold_out += 1
-                self.progress.saw_sold_out += 1
-                return None
-            body: dict[str, Any] = {"buyer_id": plan.buyer_id}
-            if plan.ga:
-                body |= {"ticket_type": GA_CODE, "quantity": quantity}
-                units = quantity
-                if self.ga_free is not None:
-                    self.ga_free -= quantity  # this process's next buyers see these units gone
-            else:
-                body["seats"] = self.view.choose(quantity, rng)
-                units = len(body["seats"])
-            status, payload = await self._call(HOLD, "POST", path, due, units, body, None)
+            if body is None:
+                if self._looks_sold_out(plan.ga, quantity):
+                    self.outcome.buyers_saw_sold_out += 1
+                    self.progress.saw_sold_out += 1
+                    return None
+                body, units = self._hold_body(plan, quantity, rng)
+            key = f"fs-hold-{self.job.event_id[-12:]}-{plan.number}-{choice}"
+            status, payload = await self._call(HOLD, "POST", path, due, units, body, key)
             self.progress.holds_answered += 1
             if status == 201:
+                hold_id = _hold_id(payload)
+                if hold_id is None:
+                    self.outcome.unreadable_answers += 1
+                    return None
                 self.progress.holds_ok += 1
-                return str(json.loads(payload)["hold_id"]), units
+                return hold_id, units, self.now()
             if status == 409:
                 self.view.mark_taken(_taken_seats(payload))
-                quantity = 1  # fewer tickets are likelier to be found: what a real buyer does next
+                quantity, body, choice, due = 1, None, choice + 1, self.now()  # fewer tickets: likelier found
             elif status in RETRYABLE:
+                due = self.now() + _pause(attempt)
                 await asyncio.sleep(_pause(attempt))
             else:
                 return None
         return None
 
+    def _hold_body(self, plan: BuyerPlan, quantity: int, rng: random.Random) -> tuple[dict[str, Any], int]:
+        body: dict[str, Any] = {"buyer_id": plan.buyer_id}
+        if plan.ga:
+            if self.ga_free is not None:
+                self.ga_free -= quantity  # this process's next buyers see these units gone
+            return body | {"ticket_type": GA_CODE, "quantity": quantity}, quantity
+        body["seats"] = self.view.choose(quantity, rng)
+        return body, len(body["seats"])
+
     def _looks_sold_out(self, ga: bool, quantity: int) -> bool:
         if ga:
             return self.ga_free is not None and self.ga_free < quantity
-        return self.view.believed_free == 0
+        return self.view.believed_free <= 0
 
-    async def _confirm(self, plan: BuyerPlan, hold_id: str, units: int) -> None:
+    async def _confirm(self, plan: BuyerPlan, hold_id: str, units: int, due: float) -> None:
         body = {"order_ref": f"fs-order-{plan.number}"}
         payload = await self._answered(CONFIRM_KIND, "POST", f"/v1/holds/{hold_id}/confirm", body,
-                                       f"fs-confirm-{hold_id}", units)
-        if payload is not None:
+                                       f"fs-confirm-{hold_id}", units, due)
+        if payload is None:
+            return
+        try:
             sale = json.loads(payload)
             tickets = tuple(AckedTicket(t["ticket_id"], t["ticket_type"], t.get("seat_id"), t.get("unit"))
                             for t in sale["tickets"])
-            self.outcome.sales.append(AckedSale(sale["sale_id"], hold_id, tickets))
-            self.progress.confirms_ok += 1
+            acked = AckedSale(sale["sale_id"], sale["hold_id"], tickets)
+        except (ValueError, KeyError, TypeError):
+            self.outcome.unreadable_answers += 1  # a 201 the audit cannot check: reported, never ignored
+            return
+        self.outcome.sales.append(acked)
+        self.progress.confirms_ok += 1
 
     async def _answered(self, kind: str, method: str, path: str, body: dict[str, Any] | None, key: str,
-                        units: int) -> bytes | None:
-        """Sends until answered 2xx, again after 503 or no answer (same Idempotency-Key); the payload or None."""
-        started = self.now()
+                        units: int, due: float) -> bytes | None:
+        """Sends until answered 2xx, again after 503 or no answer (same Idempotency-Key); the payload or None.
+        Each try's latency runs from when it was due: the first from ``due``, a retry from the end of its pause."""
         for attempt in range(answer_attempts_max):
-            status, payload = await self._call(kind, method, path, self.now(), units, body, key)
+            status, payload = await self._call(kind, method, path, due, units, body, key)
             if 200 <= status < 300:
                 return payload
-            if status not in RETRYABLE or self.now() - started > answer_time_s_max:
+            if status not in RETRYABLE or self.now() + _pause(attempt) - due > answer_time_s_max:
                 return None
+            due = self.now() + _pause(attempt)
             await asyncio.sleep(_pause(attempt))
         return None
 
@@ -253,8 +273,11 @@ class _Sale:
         path = f"/v1/events/{self.job.event_id}/availability"
         while True:
             status, payload = await self._call(AVAILABILITY, "GET", path, self.now(), 0, None, None)
-            if status == 200:
-                self._refresh(json.loads(payload))
+            try:
+                if status == 200:
+                    self._refresh(json.loads(payload))
+            except (ValueError, KeyError, TypeError):
+                self.outcome.unreadable_answers += 1  # the map stays as it was until the next good answer
             await asyncio.sleep(availability_refresh_s)
 
     def _refresh(self, availability: dict[str, Any]) -> None:
@@ -279,6 +302,13 @@ def _taken_seats(payload: bytes) -> list[str]:
     except (ValueError, KeyError, TypeError, AttributeError):
         return []
     return [s for s in seats if isinstance(s, str)]
+
+
+def _hold_id(payload: bytes) -> str | None:
+    try:
+        return str(json.loads(payload)["hold_id"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _pause(attempt: int) -> float:

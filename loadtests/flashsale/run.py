@@ -44,8 +44,12 @@ def run_sale(scenario: Scenario) -> dict[str, Any]:
         event_id, seat_ids = asyncio.run(_create_event(plat.url, key, scenario))
         org_id = asyncio.run(_event_org(plat.database_url, event_id))
         ceiling_rps = _ceiling(plat.url, scenario)
-        outcome, kills_s = _drive(scenario, plat, key, org_id, event_id, seat_ids, plan_buyers(scenario))
+        outcome, kills_s, kill_failures = _drive(scenario, plat, key, org_id, event_id, seat_ids,
+                                                 plan_buyers(scenario))
         audited = asyncio.run(_audit(scenario, plat, key, org_id, event_id, seat_ids, outcome))
+    # a chaos run whose kills failed proves nothing about surviving them
+    audited |= {"kills_failed": len(kill_failures) + int(bool(scenario.kill_actor_every) and not kills_s),
+                "kill_failures": kill_failures[:20]}
     report = build_report(RunFacts(
         mode=scenario.mode, buyers=scenario.buyers, seats=scenario.seats, ga_capacity=scenario.ga,
         arrival_seconds=scenario.arrival_seconds, options=scenario.options(), samples=outcome.samples,
@@ -99,14 +103,18 @@ def _ceiling(url: str, scenario: Scenario) -> float:
                                                          results, i)) for i in range(scenario.processes)]
     for p in processes:
         p.start()
-    rates = [results.get(timeout=ceiling_wait_s_max)[2] for _ in processes]
-    for p in processes:
-        p.join(process_join_s_max)
+    try:
+        rates = [results.get(timeout=ceiling_wait_s_max)[2] for _ in processes]
+    finally:
+        for p in processes:
+            p.join(process_join_s_max)
+            if p.is_alive():
+                p.kill()
     return float(sum(rates))
 
 
 def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, event_id: str,
-           seat_ids: tuple[str, ...], plans: list[BuyerPlan]) -> tuple[GeneratorOutcome, list[float]]:
+           seat_ids: tuple[str, ...], plans: list[BuyerPlan]) -> tuple[GeneratorOutcome, list[float], list[str]]:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     t0 = time.monotonic() + sale_start_lead_s
@@ -120,6 +128,10 @@ def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, even
         killer.start()
     try:
         outcome = _collect(scenario, results, len(jobs), t0)
+    except BaseException:
+        for p in processes:  # interrupted: the generators stop now, not after their journeys
+            p.terminate()
+        raise
     finally:
         if killer is not None:
             killer.stop()
@@ -127,7 +139,7 @@ def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, even
             p.join(process_join_s_max)
             if p.is_alive():
                 p.kill()
-    return outcome, list(killer.kills_s) if killer else []
+    return outcome, list(killer.kills_s) if killer else [], list(killer.failures) if killer else []
 
 
 def _killer(scenario: Scenario, plat: stack.Platform, org_id: str, event_id: str, t0: float) -> Any:
@@ -190,8 +202,14 @@ async def _audit(scenario: Scenario, plat: stack.Platform, key: str, org_id: str
     facts = Facts(
         seat_ids=seat_ids, ga_capacity={GA_CODE: scenario.ga} if scenario.ga else {}, tickets=tickets,
         acked=outcome.sales, store=store, endpoint=endpoint, store_is_redis=scenario.mode != "postgres",
+        released_hold_ids=outcome.released_hold_ids, abandoned_hold_ids=outcome.abandoned_hold_ids,
     )
-    return audit(facts) | {"settle_s": round(settle_s, 3), "abandoned_holds": len(outcome.abandoned_hold_ids)}
+    return audit(facts) | {
+        "settle_s": round(settle_s, 3),
+        "abandoned_holds": len(outcome.abandoned_hold_ids),
+        "released_holds": len(outcome.released_hold_ids),
+        "unreadable_answers": outcome.unreadable_answers,
+    }
 
 
 def git_commit() -> str:

@@ -56,6 +56,8 @@ class GeneratorOutcome:
     buyers_dropped: int = 0  # arrivals refused because the process already had journeys_in_flight_max running
     buyers_saw_sold_out: int = 0  # buyers whose seat map showed nothing left for them, so they sent no hold
     abandoned_hold_ids: list[str] = field(default_factory=list)
+    released_hold_ids: list[str] = field(default_factory=list)  # releases answered 204
+    unreadable_answers: int = 0  # 2xx answers whose body could not be read (a 201 hold or confirm, availability)
 
     def merge(self, other: GeneratorOutcome) -> None:
         self.samples += other.samples
@@ -64,3 +66,5 @@ class GeneratorOutcome:
         self.buyers_dropped += other.buyers_dropped
         self.buyers_saw_sold_out += other.buyers_saw_sold_out
         self.abandoned_hold_ids += other.abandoned_hold_ids
+        self.released_hold_ids += other.released_hold_ids
+        self.unreadable_answers += other.unreadable_answers

@@ -34,7 +34,8 @@ class SeatView:
         self._taken.clear()
 
     def mark_taken(self, seats: Iterable[str]) -> None:
-        self._taken.update(self._index[s] for s in seats if s in self._index)
+        # only seats the map shows free: believed_free stays the count of seats a buyer could still pick
+        self._taken.update(i for i in (self._index.get(s) for s in seats) if i is not None and i in self._free_set)
 
     def choose(self, quantity: int, rng: random.Random) -> list[str]:
         if not self.seat_ids:

@@ -36,6 +36,7 @@ GATEWAY_APPS = {
 }
 up_ready_s_max = 240.0
 up_stop_s_max = 90.0
+group_stop_s_max = 5.0
 ready_poll_s = 0.25
 ORG_NAME = "Flash-sale harness"
 
@@ -119,14 +120,30 @@ def _wait_up(up: subprocess.Popen[bytes], data_dir: Path, url: str) -> Platform:
 
 
 def _stop_up(up: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C lets `up` stop its services in order; whatever of its process group outlives it is killed, so
+    nothing of one run (a uvicorn worker, say) takes CPU or ports from the next."""
     if up.poll() is None:
         up.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             up.wait(up_stop_s_max)
-    if up.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(up.pid, signal.SIGKILL)
-        up.wait(up_stop_s_max)
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(up.pid, signum)
+        except ProcessLookupError:
+            break  # nothing of the group is left
+        deadline = time.monotonic() + group_stop_s_max
+        while _group_alive(up.pid) and time.monotonic() < deadline:
+            time.sleep(ready_poll_s)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        up.wait(group_stop_s_max)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _read(path: Path) -> dict[str, str]:

@@ -148,3 +148,17 @@ def test_the_postgres_baseline_has_no_redis_to_compare() -> None:
     facts = Facts(SEATS, {"GA": 3}, [], [], store, store, store_is_redis=False)
     result = audit(facts)
     assert result["redis_pg_mismatch"] is None and result["store_pg_mismatch"] == 0
+
+
+def test_a_sale_of_a_released_or_abandoned_hold_is_caught() -> None:
+    tickets = [_ticket("sal_1", seat="A-1-1"), _ticket("sal_2", unit=1)]
+    store = _view(0b01110000, Counts(4, 3, 0, 1), Counts(3, 2, 0, 1))
+    facts = Facts(SEATS, {"GA": 3}, tickets, [], store, store, store_is_redis=True,
+                  released_hold_ids=["hld_1"], abandoned_hold_ids=["hld_2", "hld_9"])
+    assert audit(facts)["sold_unconfirmed"] == 2
+
+
+def test_an_acknowledged_sale_under_another_hold_is_lost() -> None:
+    tickets = [_ticket("sal_1", seat="A-1-1")]
+    acked = [AckedSale("sal_1", "hld_other", (AckedTicket("t", "SEAT", "A-1-1", None),))]
+    assert lost_acknowledged(acked, tickets) == 1

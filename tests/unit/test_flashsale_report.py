@@ -25,7 +25,8 @@ REQUIRED_FIELDS = (
 )
 CLEAN_AUDIT: dict[str, Any] = {
     "sold_seats_pg": 2, "sold_ga_pg": 3, "oversold": 0, "lost_acknowledged": 0, "redis_pg_mismatch": 0,
-    "orphaned_holds": 0, "details": {"checked_sales": 4},
+    "orphaned_holds": 0, "details": {"checked_sales": 4}, "sold_unconfirmed": 0, "store_pg_mismatch": 0,
+    "endpoint_pg_mismatch": 0, "unreadable_answers": 0, "kills_failed": 0,
 }
 
 
@@ -67,13 +68,13 @@ def test_counts_are_exact() -> None:
 
 def test_rates_use_first_due_to_last_done_windows() -> None:
     report = build_report(facts(mixed_samples()))
-    # holds: first due 0.0, last done 5.0 (the unanswered one counts for the window); 2 ok + 2 conflict decided
-    assert report["hold_window_s"] == 5.0
-    assert report["holds_per_s"] == pytest.approx(4 / 5.0)
-    assert report["holds_ok_per_s"] == pytest.approx(2 / 5.0)
-    # confirms: first due 1.0, last done 4.0, 2 answered 201
-    assert report["confirm_window_s"] == 3.0
-    assert report["confirms_per_s"] == pytest.approx(2 / 3.0, abs=1e-3)
+    # holds: first due 0.0, last decided (409) done 4.75; the later unanswered one does not stretch the window
+    assert report["hold_window_s"] == 4.75
+    assert report["holds_per_s"] == pytest.approx(4 / 4.75, abs=1e-3)
+    assert report["holds_ok_per_s"] == pytest.approx(2 / 4.75, abs=1e-3)
+    # confirms: first due 1.0, last 201 done 3.0
+    assert report["confirm_window_s"] == 2.0
+    assert report["confirms_per_s"] == pytest.approx(2 / 2.0, abs=1e-3)
 
 
 def test_rates_are_null_without_requests() -> None:
@@ -177,6 +178,7 @@ def test_generator_ceiling_not_measured() -> None:
 
 
 def test_audit_passes_when_clean() -> None:
+    # the postgres baseline has no Redis: redis_pg_mismatch is null there, store_pg_mismatch is what counts
     report = build_report(facts(mixed_samples(), audit={**CLEAN_AUDIT, "redis_pg_mismatch": None}))
     assert report["audit_passed"] is True
     assert report["audit"]["details"] == {"checked_sales": 4}
@@ -184,7 +186,9 @@ def test_audit_passes_when_clean() -> None:
 
 @pytest.mark.parametrize(
     "flaw",
-    [{"oversold": 1}, {"lost_acknowledged": 2}, {"redis_pg_mismatch": 1}, {"orphaned_holds": 3}, {"oversold": None}],
+    [{"oversold": 1}, {"lost_acknowledged": 2}, {"store_pg_mismatch": 1}, {"orphaned_holds": 3}, {"oversold": None},
+     {"endpoint_pg_mismatch": 2}, {"sold_unconfirmed": 1}, {"unreadable_answers": 1}, {"kills_failed": 1},
+     {"store_pg_mismatch": None}, {"orphaned_holds": None}],
 )
 def test_audit_fails(flaw: dict[str, Any]) -> None:
     report = build_report(facts(mixed_samples(), audit={**CLEAN_AUDIT, **flaw}))
