@@ -63,6 +63,7 @@ class GeneratorJob:
     t0: float  # time.monotonic() of the sale's start: the same clock in every process of this machine
     retry: int
     connections: int
+    hold_keys: bool = True
 
 
 @dataclass
@@ -189,7 +190,7 @@ class _Sale:
                     self.progress.saw_sold_out += 1
                     return None
                 body, units = self._hold_body(plan, quantity, rng)
-            key = f"fs-hold-{self.job.event_id[-12:]}-{plan.number}-{choice}"
+            key = f"fs-hold-{self.job.event_id[-12:]}-{plan.number}-{choice}" if self.job.hold_keys else None
             status, payload = await self._call(HOLD, "POST", path, due, units, body, key)
             self.progress.holds_answered += 1
             if status == 201:

@@ -1,6 +1,9 @@
 """Kills the sale's inventory actor on a schedule, the way a crashed worker process would go (Ray restarts it).
 
-Runs on a thread of the harness's main process, which joins the platform's Ray cluster only for this.
+Runs on a thread of the harness's main process, which joins the platform's Ray cluster only for this. After each
+kill it asks the actor to activate the event until it answers: the seconds from the kill to that answer are the
+actor's recovery (restart plus rebuild from Postgres and Redis), which the buyers' own latencies cannot show
+when they wait in a backlog anyway.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from voelgoed.embedded import RAY_ENV
 log = logging.getLogger(__name__)
 
 kill_call_s_max = 10.0
+recovery_wait_s_max = 60.0
+recovery_probe_s_max = 5.0
+recovery_poll_s = 0.05
 
 
 class ActorKiller:
@@ -25,11 +31,15 @@ class ActorKiller:
                  t0: float) -> None:
         self._address, self._namespace = ray_address, namespace
         self._name = dedicated_name(org_id, event_id)  # the harness's events are dedicated: one actor each
+        self._org_id, self._event_id = org_id, event_id
         self._every_s, self._t0 = every_s, t0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="actor-killer", daemon=True)
         self.kills_s: list[float] = []
         self.failures: list[str] = []
+        # per kill, unless the sale ended while waiting; None when the actor did not answer within the bound.
+        # The next kill waits for this answer: a slot that passes meanwhile is skipped.
+        self.recoveries_s: list[float | None] = []
 
     def start(self) -> None:
         os.environ.update(RAY_ENV)
@@ -53,7 +63,24 @@ class ActorKiller:
         try:
             handle = ray.get_actor(self._name, namespace=self._namespace)
             ray.kill(handle, no_restart=False)
-            self.kills_s.append(time.monotonic() - self._t0)
+            killed = time.monotonic()
+            self.kills_s.append(killed - self._t0)
         except Exception as error:  # a kill that failed is reported (and fails the audit); the sale goes on
             self.failures.append(f"{type(error).__name__}: {error}")
             log.warning("killing %s failed: %s", self._name, error)
+            return
+        recovered = self._await_recovery(handle, killed)
+        if recovered is not None or not self._stop.is_set():  # a wait cut short by the sale's end says nothing
+            self.recoveries_s.append(recovered)
+
+    def _await_recovery(self, handle: object, killed: float) -> float | None:
+        deadline = killed + recovery_wait_s_max
+        while time.monotonic() < deadline and not self._stop.is_set():
+            try:
+                activate = handle.activate  # type: ignore[attr-defined]
+                if ray.get(activate.remote(self._org_id, self._event_id), timeout=recovery_probe_s_max):
+                    return round(time.monotonic() - killed, 3)
+            except Exception:  # still restarting: ask again
+                pass
+            time.sleep(recovery_poll_s)
+        return None

@@ -498,4 +498,8 @@ def _kills_summary(report: Mapping[str, Any]) -> str:
     median = statistics.median(recovered)
     line = (f"{report['actor_kills']}; back to a 2xx after median {_fmt(median, ' s', 2)}, "
             f"max {_fmt(recovered[-1], ' s', 2)}")
+    actor = sorted(r for r in report.get("actor_recovery_s") or [] if r is not None)
+    if actor:
+        line += (f"; actor answering again after median {_fmt(statistics.median(actor), ' s', 2)}, "
+                 f"max {_fmt(actor[-1], ' s', 2)}")
     return line + (f"; [red]{never} never[/] (no 2xx after them)" if never else "")

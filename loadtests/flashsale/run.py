@@ -44,11 +44,12 @@ def run_sale(scenario: Scenario) -> dict[str, Any]:
         event_id, seat_ids = asyncio.run(_create_event(plat.url, key, scenario))
         org_id = asyncio.run(_event_org(plat.database_url, event_id))
         ceiling_rps = _ceiling(plat.url, scenario)
-        outcome, kills_s, kill_failures = _drive(scenario, plat, key, org_id, event_id, seat_ids,
-                                                 plan_buyers(scenario))
+        outcome, kills_s, kill_failures, recoveries_s = _drive(scenario, plat, key, org_id, event_id, seat_ids,
+                                                               plan_buyers(scenario))
         audited = asyncio.run(_audit(scenario, plat, key, org_id, event_id, seat_ids, outcome))
     # a chaos run whose kills failed proves nothing about surviving them
-    audited |= {"kills_failed": len(kill_failures) + int(bool(scenario.kill_actor_every) and not kills_s),
+    unrecovered = sum(1 for r in recoveries_s if r is None)
+    audited |= {"kills_failed": len(kill_failures) + unrecovered + int(bool(scenario.kill_actor_every) and not kills_s),
                 "kill_failures": kill_failures[:20]}
     report = build_report(RunFacts(
         mode=scenario.mode, buyers=scenario.buyers, seats=scenario.seats, ga_capacity=scenario.ga,
@@ -56,7 +57,8 @@ def run_sale(scenario: Scenario) -> dict[str, Any]:
         kills_s=kills_s, audit=audited, generator_ceiling_rps=ceiling_rps, started_at=started_at,
         git_commit=git_commit(), machine=machine(), buyers_dropped=outcome.buyers_dropped,
     ))
-    report |= {"event_id": event_id, "buyers_saw_sold_out": outcome.buyers_saw_sold_out}
+    report |= {"event_id": event_id, "buyers_saw_sold_out": outcome.buyers_saw_sold_out,
+               "actor_recovery_s": recoveries_s}
     path = scenario.report or REPORTS_DIR / f"flashsale-{scenario.mode}-{started_at:%Y%m%d-%H%M%S}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_report(report, path)
@@ -114,12 +116,13 @@ def _ceiling(url: str, scenario: Scenario) -> float:
 
 
 def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, event_id: str,
-           seat_ids: tuple[str, ...], plans: list[BuyerPlan]) -> tuple[GeneratorOutcome, list[float], list[str]]:
+           seat_ids: tuple[str, ...], plans: list[BuyerPlan]
+           ) -> tuple[GeneratorOutcome, list[float], list[str], list[float | None]]:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     t0 = time.monotonic() + sale_start_lead_s
-    jobs = [GeneratorJob(i, plat.url, key, event_id, seat_ids, part, t0, scenario.retry, scenario.connections)
-            for i, part in enumerate(share(plans, scenario.processes))]
+    jobs = [GeneratorJob(i, plat.url, key, event_id, seat_ids, part, t0, scenario.retry, scenario.connections,
+                         scenario.hold_keys) for i, part in enumerate(share(plans, scenario.processes))]
     processes = [ctx.Process(target=run_generator, args=(job, results)) for job in jobs]
     for p in processes:
         p.start()
@@ -139,7 +142,9 @@ def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, even
             p.join(process_join_s_max)
             if p.is_alive():
                 p.kill()
-    return outcome, list(killer.kills_s) if killer else [], list(killer.failures) if killer else []
+    if killer is None:
+        return outcome, [], [], []
+    return outcome, list(killer.kills_s), list(killer.failures), list(killer.recoveries_s)
 
 
 def _killer(scenario: Scenario, plat: stack.Platform, org_id: str, event_id: str, t0: float) -> Any:

@@ -50,6 +50,7 @@ class Scenario:
     redis_url: str | None = None
     ray_address: str | None = None
     ceiling_seconds: float = 2.0
+    hold_keys: bool = True  # holds carry an Idempotency-Key, so a retried hold is never a second one
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -106,6 +107,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ceiling-seconds", type=_positive_float, default=2.0,
                    help="how long to measure the generator's own ceiling")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no live progress display")
+    p.add_argument("--no-hold-keys", dest="hold_keys", action="store_false",
+                   help="holds without an Idempotency-Key (cheaper; a hold retried after 503 may then be a second)")
     return p
 
 

@@ -65,6 +65,8 @@ async def test_a_sale_survives_actor_kills(gateway_url: str, api_key: str, setti
     _assert_clean(report)
     assert report["actor_kills"] >= 3
     assert len(report["kill_recovery_s"]) == report["actor_kills"]
+    assert report["actor_recovery_s"] and all(r is not None and r < 30 for r in report["actor_recovery_s"])
+    assert report["audit"]["kills_failed"] == 0
     assert report["confirms_ok"] > 0
 
 
