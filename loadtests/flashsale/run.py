@@ -162,7 +162,7 @@ def _collect(scenario: Scenario, results: Any, parts: int, t0: float) -> Generat
     deadline = t0 + scenario.arrival_seconds + drain_s_max + process_join_s_max
     outcome, progress, done = GeneratorOutcome(), {}, 0
     with _progress_display(scenario) as display:
-        task = display.add_task("buyers", total=scenario.buyers) if display else None
+        task = display.add_task("buyers", total=scenario.buyers, status="") if display else None
         while done < parts and time.monotonic() < deadline:
             try:
                 kind, index, value = results.get(timeout=queue_wait_s)

@@ -23,9 +23,9 @@ pytestmark = pytest.mark.services
 harness_s_max = 300.0
 
 
-def _harness(module: str, args: list[str], report: Path) -> dict[str, Any]:
-    command = [sys.executable, "-m", module, *args, "--report", str(report), "--no-progress", "--processes", "1",
-               "--connections", "64", "--ceiling-seconds", "0.5"]
+def _harness(module: str, args: list[str], report: Path, *, progress: bool = False) -> dict[str, Any]:
+    command = [sys.executable, "-m", module, *args, "--report", str(report), "--processes", "1",
+               "--connections", "64", "--ceiling-seconds", "0.5", *([] if progress else ["--no-progress"])]
     done = subprocess.run(command, capture_output=True, text=True, timeout=harness_s_max, env=dict(os.environ))
     assert report.exists(), f"no report; exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     result: dict[str, Any] = json.loads(report.read_text())
@@ -49,7 +49,8 @@ def _assert_clean(report: dict[str, Any]) -> None:
 async def test_a_seated_sale_sells_out_exactly(gateway_url: str, api_key: str, settings: Settings,
                                                tmp_path: Path) -> None:
     args = ["--buyers", "2000", "--seats", "400", "--arrival-seconds", "2", "--confirm-ratio", "1", "--retry", "3"]
-    report = _harness("loadtests.flashsale", [*args, *_target(gateway_url, api_key, settings)], tmp_path / "r.json")
+    report = _harness("loadtests.flashsale", [*args, *_target(gateway_url, api_key, settings)], tmp_path / "r.json",
+                      progress=True)  # the live display too (rich, here without a terminal)
     _assert_clean(report)
     assert report["sold_seats_pg"] == 400 and report["sellout_s"] is not None
     assert report["holds_ok"] >= 200 and report["holds_conflict"] + report["buyers_saw_sold_out"] > 0
