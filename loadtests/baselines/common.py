@@ -6,6 +6,8 @@ unique indexes defend every mode alike and the harness audits them all with the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -202,3 +204,16 @@ def bitmap_without(seats_total: int, taken: Sequence[int]) -> bytes:
     for index in taken:
         bitmap[index // 8] &= ~(0x80 >> (index % 8)) & 0xFF
     return bytes(bitmap)
+
+
+async def stop_task(task: asyncio.Future[None] | None) -> None:
+    """Cancels a background task (a baseline's sweeper) and waits until it has ended."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def running(task: asyncio.Future[None] | None) -> bool:
+    return task is not None and not task.done()

@@ -119,15 +119,12 @@ class PostgresInventory:
         self._sweeper = asyncio.ensure_future(self._sweep_forever())
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await common.stop_task(self._sweeper)
         if self._pool is not None:
             await self._pool.close()
 
     async def ready(self) -> bool:
-        return self._pool is not None and self._sweeper is not None and not self._sweeper.done()
+        return self._pool is not None and common.running(self._sweeper)
 
     async def activate(self, org_id: str, event_id: str) -> None:
         async with self._connection() as conn:
