@@ -62,6 +62,7 @@ class ActorKiller:
     def _kill_once(self) -> None:
         try:
             handle = ray.get_actor(self._name, namespace=self._namespace)
+            old_pid = self._pid(handle)
             ray.kill(handle, no_restart=False)
             killed = time.monotonic()
             self.kills_s.append(killed - self._t0)
@@ -69,18 +70,30 @@ class ActorKiller:
             self.failures.append(f"{type(error).__name__}: {error}")
             log.warning("killing %s failed: %s", self._name, error)
             return
-        recovered = self._await_recovery(handle, killed)
+        recovered = self._await_recovery(handle, killed, old_pid)
         if recovered is not None or not self._stop.is_set():  # a wait cut short by the sale's end says nothing
             self.recoveries_s.append(recovered)
 
-    def _await_recovery(self, handle: object, killed: float) -> float | None:
+    def _await_recovery(self, handle: object, killed: float, old_pid: int | None) -> float | None:
+        """Seconds from the kill until a new incarnation (another pid: ray.kill takes effect a moment later) has
+        the event open again; None past the bound."""
         deadline = killed + recovery_wait_s_max
         while time.monotonic() < deadline and not self._stop.is_set():
             try:
                 activate = handle.activate  # type: ignore[attr-defined]
-                if ray.get(activate.remote(self._org_id, self._event_id), timeout=recovery_probe_s_max):
+                if self._pid(handle) != old_pid and ray.get(
+                    activate.remote(self._org_id, self._event_id), timeout=recovery_probe_s_max
+                ):
                     return round(time.monotonic() - killed, 3)
             except Exception:  # still restarting: ask again
                 pass
             time.sleep(recovery_poll_s)
         return None
+
+    @staticmethod
+    def _pid(handle: object) -> int | None:
+        try:
+            ping = handle.ping  # type: ignore[attr-defined]
+            return int(ray.get(ping.remote(), timeout=recovery_probe_s_max)["pid"])
+        except Exception:  # dead or restarting
+            return None
