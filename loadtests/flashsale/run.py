@@ -11,6 +11,7 @@ import queue as queues
 import subprocess
 import time
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,36 +37,64 @@ ceiling_wait_s_max = 60.0
 http_timeout_s = 30.0
 
 
+@dataclass
+class _Sale:
+    """What one sale left to report: set up, driven and audited on a platform that has stopped since."""
+
+    event_id: str
+    ceiling_rps: float
+    outcome: GeneratorOutcome
+    chaos: _Chaos
+    audited: dict[str, Any]
+
+
+@dataclass
+class _Chaos:
+    kills_s: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    recoveries_s: list[float | None] = field(default_factory=list)
+
+    def failed(self, requested: bool) -> int:
+        """Kills that failed or whose actor never answered again, plus one for a chaos run without a kill: such
+        a run proves nothing about surviving kills."""
+        unrecovered = sum(1 for r in self.recoveries_s if r is None)
+        return len(self.failures) + unrecovered + int(requested and not self.kills_s)
+
+
 def run_sale(scenario: Scenario) -> dict[str, Any]:
     """Runs the sale and returns its report (also written as JSON + PNG and printed)."""
     started_at = dt.datetime.now(dt.UTC)
     with stack.platform(scenario) as plat:
-        key = scenario.key or asyncio.run(stack.create_tenant(plat.database_url))[1]
-        event_id, seat_ids = asyncio.run(_create_event(plat.url, key, scenario))
-        org_id = asyncio.run(_event_org(plat.database_url, event_id))
-        ceiling_rps = _ceiling(plat.url, scenario)
-        outcome, kills_s, kill_failures, recoveries_s = _drive(scenario, plat, key, org_id, event_id, seat_ids,
-                                                               plan_buyers(scenario))
-        audited = asyncio.run(_audit(scenario, plat, key, org_id, event_id, seat_ids, outcome))
-    # a chaos run whose kills failed proves nothing about surviving them
-    unrecovered = sum(1 for r in recoveries_s if r is None)
-    audited |= {"kills_failed": len(kill_failures) + unrecovered + int(bool(scenario.kill_actor_every) and not kills_s),
-                "kill_failures": kill_failures[:20]}
+        sale = _sell(scenario, plat)
     report = build_report(RunFacts(
         mode=scenario.mode, buyers=scenario.buyers, seats=scenario.seats, ga_capacity=scenario.ga,
-        arrival_seconds=scenario.arrival_seconds, options=scenario.options(), samples=outcome.samples,
-        kills_s=kills_s, audit=audited, generator_ceiling_rps=ceiling_rps, started_at=started_at,
-        git_commit=git_commit(), machine=machine(), buyers_dropped=outcome.buyers_dropped,
+        arrival_seconds=scenario.arrival_seconds, options=scenario.options(), samples=sale.outcome.samples,
+        kills_s=sale.chaos.kills_s, audit=sale.audited, generator_ceiling_rps=sale.ceiling_rps,
+        started_at=started_at, git_commit=git_commit(), machine=machine(), buyers_dropped=sale.outcome.buyers_dropped,
     ))
-    report |= {"event_id": event_id, "buyers_saw_sold_out": outcome.buyers_saw_sold_out,
-               "actor_recovery_s": recoveries_s}
-    path = scenario.report or REPORTS_DIR / f"flashsale-{scenario.mode}-{started_at:%Y%m%d-%H%M%S}.json"
+    report |= {"event_id": sale.event_id, "buyers_saw_sold_out": sale.outcome.buyers_saw_sold_out,
+               "actor_recovery_s": sale.chaos.recoveries_s}
+    _publish(report, scenario.report or REPORTS_DIR / f"flashsale-{scenario.mode}-{started_at:%Y%m%d-%H%M%S}.json")
+    return report
+
+
+def _sell(scenario: Scenario, plat: stack.Platform) -> _Sale:
+    key = scenario.key or asyncio.run(stack.create_tenant(plat.database_url))[1]
+    event_id, seat_ids = asyncio.run(_create_event(plat.url, key, scenario))
+    org_id = asyncio.run(_event_org(plat.database_url, event_id))
+    ceiling_rps = _ceiling(plat.url, scenario)
+    outcome, chaos = _drive(scenario, plat, key, org_id, event_id, seat_ids, plan_buyers(scenario))
+    audited = asyncio.run(_audit(scenario, plat, key, org_id, event_id, seat_ids, outcome))
+    audited |= {"kills_failed": chaos.failed(bool(scenario.kill_actor_every)), "kill_failures": chaos.failures[:20]}
+    return _Sale(event_id, ceiling_rps, outcome, chaos, audited)
+
+
+def _publish(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_report(report, path)
     plot_report(report, path.with_suffix(".png"))
     print_table(report)
     print(f"report: {path}  plot: {path.with_suffix('.png')}")
-    return report
 
 
 async def _create_event(url: str, key: str, scenario: Scenario) -> tuple[str, tuple[str, ...]]:
@@ -116,8 +145,7 @@ def _ceiling(url: str, scenario: Scenario) -> float:
 
 
 def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, event_id: str,
-           seat_ids: tuple[str, ...], plans: list[BuyerPlan]
-           ) -> tuple[GeneratorOutcome, list[float], list[str], list[float | None]]:
+           seat_ids: tuple[str, ...], plans: list[BuyerPlan]) -> tuple[GeneratorOutcome, _Chaos]:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     t0 = time.monotonic() + sale_start_lead_s
@@ -143,8 +171,8 @@ def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, even
             if p.is_alive():
                 p.kill()
     if killer is None:
-        return outcome, [], [], []
-    return outcome, list(killer.kills_s), list(killer.failures), list(killer.recoveries_s)
+        return outcome, _Chaos()
+    return outcome, _Chaos(list(killer.kills_s), list(killer.failures), list(killer.recoveries_s))
 
 
 def _killer(scenario: Scenario, plat: stack.Platform, org_id: str, event_id: str, t0: float) -> Any:
