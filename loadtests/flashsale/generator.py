@@ -157,6 +157,7 @@ class _Sale:
             task.add_done_callback(journeys.discard)
         if journeys:
             _, late = await asyncio.wait(journeys, timeout=drain_s_max)
+            self.outcome.journeys_cut_short += len(late)
             for task in late:
                 task.cancel()
 

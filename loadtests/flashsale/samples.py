@@ -57,6 +57,7 @@ class GeneratorOutcome:
     buyers_saw_sold_out: int = 0  # buyers whose seat map showed nothing left for them, so they sent no hold
     abandoned_hold_ids: list[str] = field(default_factory=list)
     released_hold_ids: list[str] = field(default_factory=list)  # releases answered 204
+    journeys_cut_short: int = 0  # journeys still running drain_s_max after the last arrival, cancelled
     unreadable_answers: int = 0  # 2xx answers whose body could not be read (a 201 hold or confirm, availability)
 
     def merge(self, other: GeneratorOutcome) -> None:
@@ -68,3 +69,4 @@ class GeneratorOutcome:
         self.abandoned_hold_ids += other.abandoned_hold_ids
         self.released_hold_ids += other.released_hold_ids
         self.unreadable_answers += other.unreadable_answers
+        self.journeys_cut_short += other.journeys_cut_short
