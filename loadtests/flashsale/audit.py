@@ -8,7 +8,8 @@ availability endpoint's answer, and the sales the platform acknowledged to buyer
   tickets beyond a type's capacity. Must be 0.
 - lost_acknowledged: acknowledged sales (a 201 confirm) that Postgres lacks, or holds under another hold or with
   other tickets. Must be 0.
-- sold_unconfirmed: live sales of holds that their buyer released (answered 204) or abandoned. Must be 0.
+- sold_unconfirmed: live sales of holds that their buyer released (answered 204) or abandoned, or whose confirm
+  was refused with a 4xx. Must be 0.
 - redis_pg_mismatch (store_pg_mismatch for the postgres baseline, which has no Redis): seats the store shows
   available though Postgres sold them, seats it shows taken that are neither sold nor held, a seated sold count
   that differs from Postgres', and per GA type |store sold - Postgres sold| plus any available + held + sold that
@@ -64,6 +65,7 @@ class Facts:
     store_is_redis: bool
     released_hold_ids: Sequence[str] = ()
     abandoned_hold_ids: Sequence[str] = ()
+    refused_hold_ids: Sequence[str] = ()
 
 
 def audit(facts: Facts) -> dict[str, Any]:
@@ -87,8 +89,7 @@ def audit(facts: Facts) -> dict[str, Any]:
         "oversold": sum(oversold_detail.values()),
         "oversold_detail": oversold_detail,
         "lost_acknowledged": lost_acknowledged(facts.acked, facts.tickets),
-        "sold_unconfirmed": len({t.hold_id for t in facts.tickets}
-                                & (set(facts.released_hold_ids) | set(facts.abandoned_hold_ids))),
+        "sold_unconfirmed": len({t.hold_id for t in facts.tickets} & _unconfirmed(facts)),
         "acknowledged_sales": len(facts.acked),
         "redis_pg_mismatch": store if facts.store_is_redis else None,
         "store_pg_mismatch": store,
@@ -96,6 +97,10 @@ def audit(facts: Facts) -> dict[str, Any]:
         "orphaned_holds": _held(facts.store),
         "orphaned_holds_endpoint": _held(facts.endpoint),
     }
+
+
+def _unconfirmed(facts: Facts) -> set[str]:
+    return set(facts.released_hold_ids) | set(facts.abandoned_hold_ids) | set(facts.refused_hold_ids)
 
 
 def lost_acknowledged(acked: Iterable[AckedSale], tickets: Iterable[LiveTicket]) -> int:

@@ -7,8 +7,8 @@ The process reports progress on a queue every ``progress_interval_s`` and its wh
 
 Buyers behave like people on a checkout page that polls availability: they pick seats the page shows free, and
 a buyer whose page shows nothing left for them (no free seat, fewer GA units than wanted) leaves without asking,
-before the first try and before each retry. So once a sale is sold out, arrivals stop costing hold requests,
-as on a real sold-out page; the report counts them as buyers_saw_sold_out.
+before the first try and before each new choice after a 409. So once a sale is sold out, arrivals stop costing
+hold requests, as on a real sold-out page; the report counts them as buyers_saw_sold_out.
 """
 
 from __future__ import annotations
@@ -173,8 +173,9 @@ class _Sale:
         elif plan.fate == ABANDON:
             self.outcome.abandoned_hold_ids.append(hold_id)
         else:
-            path = f"/v1/holds/{hold_id}"
-            if await self._answered(RELEASE, "DELETE", path, None, f"fs-release-{hold_id}", units, due) is not None:
+            status, _ = await self._answered(RELEASE, "DELETE", f"/v1/holds/{hold_id}", None,
+                                             f"fs-release-{hold_id}", units, due)
+            if status == 204:
                 self.outcome.released_hold_ids.append(hold_id)
 
     async def _hold(self, plan: BuyerPlan, rng: random.Random) -> tuple[str, int, float] | None:
@@ -227,9 +228,11 @@ class _Sale:
 
     async def _confirm(self, plan: BuyerPlan, hold_id: str, units: int, due: float) -> None:
         body = {"order_ref": f"fs-order-{plan.number}"}
-        payload = await self._answered(CONFIRM_KIND, "POST", f"/v1/holds/{hold_id}/confirm", body,
-                                       f"fs-confirm-{hold_id}", units, due)
-        if payload is None:
+        status, payload = await self._answered(CONFIRM_KIND, "POST", f"/v1/holds/{hold_id}/confirm", body,
+                                               f"fs-confirm-{hold_id}", units, due)
+        if 400 <= status < 500:
+            self.outcome.refused_hold_ids.append(hold_id)  # told "no sale": the audit checks there is none
+        if status != 201:
             return
         try:
             sale = json.loads(payload)
@@ -243,18 +246,19 @@ class _Sale:
         self.progress.confirms_ok += 1
 
     async def _answered(self, kind: str, method: str, path: str, body: dict[str, Any] | None, key: str,
-                        units: int, due: float) -> bytes | None:
-        """Sends until answered 2xx, again after 503 or no answer (same Idempotency-Key); the payload or None.
+                        units: int, due: float) -> tuple[int, bytes]:
+        """Sends until answered 2xx, again after 503 or no answer (same Idempotency-Key); the last answer.
         Each try's latency runs from when it was due: the first from ``due``, a retry from the end of its pause."""
+        first_due, status, payload = due, NO_ANSWER, b""
         for attempt in range(answer_attempts_max):
             status, payload = await self._call(kind, method, path, due, units, body, key)
-            if 200 <= status < 300:
-                return payload
-            if status not in RETRYABLE or self.now() + _pause(attempt) - due > answer_time_s_max:
-                return None
+            if 200 <= status < 300 or status not in RETRYABLE:
+                break
+            if self.now() + _pause(attempt) - first_due > answer_time_s_max:
+                break
             due = self.now() + _pause(attempt)
             await asyncio.sleep(_pause(attempt))
-        return None
+        return status, payload
 
     async def _call(self, kind: str, method: str, path: str, due: float, units: int, body: dict[str, Any] | None,
                     key: str | None) -> tuple[int, bytes]:
@@ -278,7 +282,7 @@ class _Sale:
             try:
                 if status == 200:
                     self._refresh(json.loads(payload))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, IndexError):
                 self.outcome.unreadable_answers += 1  # the map stays as it was until the next good answer
             await asyncio.sleep(availability_refresh_s)
 

@@ -27,12 +27,11 @@ recovery_poll_s = 0.05
 
 
 class ActorKiller:
-    def __init__(self, ray_address: str, namespace: str, org_id: str, event_id: str, every_s: float,
-                 t0: float) -> None:
+    def __init__(self, ray_address: str, namespace: str, org_id: str, event_id: str, every_s: float) -> None:
         self._address, self._namespace = ray_address, namespace
         self._name = dedicated_name(org_id, event_id)  # the harness's events are dedicated: one actor each
         self._org_id, self._event_id = org_id, event_id
-        self._every_s, self._t0 = every_s, t0
+        self._every_s, self._t0 = every_s, 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="actor-killer", daemon=True)
         self.kills_s: list[float] = []
@@ -41,15 +40,22 @@ class ActorKiller:
         # The next kill waits for this answer: a slot that passes meanwhile is skipped.
         self.recoveries_s: list[float | None] = []
 
-    def start(self) -> None:
+    def connect(self) -> None:
+        """Joins the cluster: done before the generators start, so a failure leaves nothing running."""
         os.environ.update(RAY_ENV)
         ray.init(address=self._address, namespace=self._namespace, log_to_driver=False, ignore_reinit_error=True)
+
+    def start(self, t0: float) -> None:
+        """Kills every ``every_s`` from ``t0`` (the sale's start, time.monotonic()) on."""
+        self._t0 = t0
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(kill_call_s_max * 2)
-        ray.shutdown()
+        if self._thread.is_alive():
+            self._thread.join(kill_call_s_max * 2)
+        if not self._thread.is_alive():  # a thread stuck in a Ray call keeps Ray; the process exit ends both
+            ray.shutdown()
 
     def _run(self) -> None:
         due = self._t0 + self._every_s
@@ -62,7 +68,7 @@ class ActorKiller:
     def _kill_once(self) -> None:
         try:
             handle = ray.get_actor(self._name, namespace=self._namespace)
-            old_pid = self._pid(handle)
+            killed_wall = time.time()
             ray.kill(handle, no_restart=False)
             killed = time.monotonic()
             self.kills_s.append(killed - self._t0)
@@ -70,18 +76,18 @@ class ActorKiller:
             self.failures.append(f"{type(error).__name__}: {error}")
             log.warning("killing %s failed: %s", self._name, error)
             return
-        recovered = self._await_recovery(handle, killed, old_pid)
+        recovered = self._await_recovery(handle, killed, killed_wall)
         if recovered is not None or not self._stop.is_set():  # a wait cut short by the sale's end says nothing
             self.recoveries_s.append(recovered)
 
-    def _await_recovery(self, handle: object, killed: float, old_pid: int | None) -> float | None:
-        """Seconds from the kill until a new incarnation (another pid: ray.kill takes effect a moment later) has
-        the event open again; None past the bound."""
+    def _await_recovery(self, handle: object, killed: float, killed_wall: float) -> float | None:
+        """Seconds from the kill until an incarnation started after it has the event open again (the old one may
+        still answer for a moment: ray.kill takes effect asynchronously); None past the bound."""
         deadline = killed + recovery_wait_s_max
         while time.monotonic() < deadline and not self._stop.is_set():
             try:
                 activate = handle.activate  # type: ignore[attr-defined]
-                if self._pid(handle) != old_pid and ray.get(
+                if self._started_at(handle) > killed_wall and ray.get(
                     activate.remote(self._org_id, self._event_id), timeout=recovery_probe_s_max
                 ):
                     return round(time.monotonic() - killed, 3)
@@ -91,9 +97,10 @@ class ActorKiller:
         return None
 
     @staticmethod
-    def _pid(handle: object) -> int | None:
+    def _started_at(handle: object) -> float:
+        """When the answering incarnation started (wall clock, this machine); 0 when none answers."""
         try:
             ping = handle.ping  # type: ignore[attr-defined]
-            return int(ray.get(ping.remote(), timeout=recovery_probe_s_max)["pid"])
+            return float(ray.get(ping.remote(), timeout=recovery_probe_s_max)["started_at"])
         except Exception:  # dead or restarting
-            return None
+            return 0.0

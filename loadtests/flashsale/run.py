@@ -148,15 +148,17 @@ def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, even
            seat_ids: tuple[str, ...], plans: list[BuyerPlan]) -> tuple[GeneratorOutcome, _Chaos]:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
+    killer = _killer(scenario, plat, org_id, event_id)
+    if killer is not None:
+        killer.connect()
     t0 = time.monotonic() + sale_start_lead_s
     jobs = [GeneratorJob(i, plat.url, key, event_id, seat_ids, part, t0, scenario.retry, scenario.connections,
                          scenario.hold_keys) for i, part in enumerate(share(plans, scenario.processes))]
     processes = [ctx.Process(target=run_generator, args=(job, results)) for job in jobs]
     for p in processes:
         p.start()
-    killer = _killer(scenario, plat, org_id, event_id, t0)
     if killer is not None:
-        killer.start()
+        killer.start(t0)
     try:
         outcome = _collect(scenario, results, len(jobs), t0)
     except BaseException:
@@ -175,14 +177,14 @@ def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, even
     return outcome, _Chaos(list(killer.kills_s), list(killer.failures), list(killer.recoveries_s))
 
 
-def _killer(scenario: Scenario, plat: stack.Platform, org_id: str, event_id: str, t0: float) -> Any:
+def _killer(scenario: Scenario, plat: stack.Platform, org_id: str, event_id: str) -> Any:
     if not scenario.kill_actor_every:
         return None
     if plat.ray_address is None:
         raise RuntimeError("--kill-actor-every needs the platform's Ray address")
     from loadtests.flashsale.killer import ActorKiller  # Ray is heavy: only the chaos runs join the cluster
 
-    return ActorKiller(plat.ray_address, plat.ray_namespace, org_id, event_id, scenario.kill_actor_every, t0)
+    return ActorKiller(plat.ray_address, plat.ray_namespace, org_id, event_id, scenario.kill_actor_every)
 
 
 def _collect(scenario: Scenario, results: Any, parts: int, t0: float) -> GeneratorOutcome:
@@ -236,6 +238,7 @@ async def _audit(scenario: Scenario, plat: stack.Platform, key: str, org_id: str
         seat_ids=seat_ids, ga_capacity={GA_CODE: scenario.ga} if scenario.ga else {}, tickets=tickets,
         acked=outcome.sales, store=store, endpoint=endpoint, store_is_redis=scenario.mode != "postgres",
         released_hold_ids=outcome.released_hold_ids, abandoned_hold_ids=outcome.abandoned_hold_ids,
+        refused_hold_ids=outcome.refused_hold_ids,
     )
     return audit(facts) | {
         "settle_s": round(settle_s, 3),

@@ -54,9 +54,11 @@ class GeneratorOutcome:
     sales: list[AckedSale] = field(default_factory=list)
     buyers_started: int = 0
     buyers_dropped: int = 0  # arrivals refused because the process already had journeys_in_flight_max running
-    buyers_saw_sold_out: int = 0  # buyers whose seat map showed nothing left for them, so they sent no hold
+    # buyers who left because their seat map showed nothing left for them (before a first try, or after a 409)
+    buyers_saw_sold_out: int = 0
     abandoned_hold_ids: list[str] = field(default_factory=list)
     released_hold_ids: list[str] = field(default_factory=list)  # releases answered 204
+    refused_hold_ids: list[str] = field(default_factory=list)  # confirms answered 4xx (expired, say): no sale
     journeys_cut_short: int = 0  # journeys still running drain_s_max after the last arrival, cancelled
     unreadable_answers: int = 0  # 2xx answers whose body could not be read (a 201 hold or confirm, availability)
 
@@ -68,5 +70,6 @@ class GeneratorOutcome:
         self.buyers_saw_sold_out += other.buyers_saw_sold_out
         self.abandoned_hold_ids += other.abandoned_hold_ids
         self.released_hold_ids += other.released_hold_ids
+        self.refused_hold_ids += other.refused_hold_ids
         self.unreadable_answers += other.unreadable_answers
         self.journeys_cut_short += other.journeys_cut_short

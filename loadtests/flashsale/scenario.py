@@ -84,7 +84,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--arrivals", choices=ARRIVALS, default="poisson", help="arrival process (open loop)")
     p.add_argument("--confirm-ratio", type=_ratio, default=1.0, help="share of holds that are confirmed")
     p.add_argument("--abandon-ratio", type=_ratio, default=0.0, help="share of holds left to expire")
-    p.add_argument("--retry", type=_retries, default=2, help="tries after a 409 or 503, each on other seats")
+    p.add_argument("--retry", type=_retries, default=2,
+                   help="tries after a 409 (on other seats) or after a 503 or no answer (the same request)")
     p.add_argument("--tickets-max", type=_positive_int, default=2, help="each buyer wants 1..N tickets")
     p.add_argument("--think-seconds", dest="think_s", type=_non_negative_float, default=0.5,
                    help="mean pause between hold and confirm/release")

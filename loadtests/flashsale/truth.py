@@ -58,13 +58,17 @@ async def store_view(mode: str, database_url: str, redis_url: str, org_id: str, 
 
 
 async def endpoint_view(http: aiohttp.ClientSession, event_id: str) -> InventoryView | None:
-    async with http.get(f"/v1/events/{event_id}/availability") as answer:
-        if answer.status != 200:
-            return None
-        body = await answer.json()
-    counts = [TicketTypeCounts(t["code"], t["capacity"], t["available"], t["held"], t["sold"])
-              for t in body["ticket_types"]]
-    return _view(base64.b64decode(body["seats"]["bitmap"]), counts)
+    """None when the endpoint did not answer 200 with a readable body (the audit then fails: nothing compared)."""
+    try:
+        async with http.get(f"/v1/events/{event_id}/availability") as answer:
+            if answer.status != 200:
+                return None
+            body = await answer.json()
+        counts = [TicketTypeCounts(t["code"], t["capacity"], t["available"], t["held"], t["sold"])
+                  for t in body["ticket_types"]]
+        return _view(base64.b64decode(body["seats"]["bitmap"]), counts)
+    except (TimeoutError, aiohttp.ClientError, ValueError, KeyError, TypeError):
+        return None
 
 
 async def settle(http: aiohttp.ClientSession, event_id: str, hold_ttl_s: int) -> float:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import random
+import time
+from typing import Any
 
 import pytest
 
 from loadtests.flashsale.audit import Counts, Facts, InventoryView, LiveTicket, audit, lost_acknowledged
+from loadtests.flashsale.generator import GeneratorJob, _Sale, answer_attempts_max, answer_time_s_max
 from loadtests.flashsale.plan import ABANDON, CONFIRM, RELEASE, plan_buyers, share
 from loadtests.flashsale.samples import AckedSale, AckedTicket
 from loadtests.flashsale.scenario import Scenario, check, event_body, parser, seating_sections
@@ -162,3 +165,49 @@ def test_an_acknowledged_sale_under_another_hold_is_lost() -> None:
     tickets = [_ticket("sal_1", seat="A-1-1")]
     acked = [AckedSale("sal_1", "hld_other", (AckedTicket("t", "SEAT", "A-1-1", None),))]
     assert lost_acknowledged(acked, tickets) == 1
+
+
+class _ScriptedSale(_Sale):
+    """The generator's buyer logic with the HTTP call replaced by a script of statuses."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        job = GeneratorJob(0, "http://unused", "vk_x", "evt_x", (), [], time.monotonic(), retry=2, connections=1)
+        super().__init__(job, queue=None)
+        self.statuses, self.sent = statuses, 0
+
+    async def _call(self, kind: str, method: str, path: str, due: float, units: int,
+                    body: dict[str, Any] | None, key: str | None) -> tuple[int, bytes]:
+        self.sent += 1
+        return self.statuses.pop(0) if self.statuses else 503, b"{}"
+
+
+async def test_a_confirm_is_resent_after_503_at_most_answer_attempts_max_times() -> None:
+    sale = _ScriptedSale([])
+    status, _ = await sale._answered("confirm", "POST", "/x", {}, "k", 1, sale.now())
+    assert (status, sale.sent) == (503, answer_attempts_max)
+
+
+async def test_a_confirm_is_not_resent_after_a_refusal_or_past_the_time_bound() -> None:
+    refused = _ScriptedSale([410])
+    assert (await refused._answered("confirm", "POST", "/x", {}, "k", 1, refused.now()))[0] == 410
+    assert refused.sent == 1
+    late = _ScriptedSale([])
+    await late._answered("confirm", "POST", "/x", {}, "k", 1, late.now() - answer_time_s_max)
+    assert late.sent == 1
+
+
+async def test_a_hold_retried_after_503_resends_the_same_body_under_the_same_key() -> None:
+    sent: list[tuple[Any, str | None]] = []
+
+    class Recording(_ScriptedSale):
+        async def _call(self, kind: str, method: str, path: str, due: float, units: int,
+                        body: dict[str, Any] | None, key: str | None) -> tuple[int, bytes]:
+            sent.append((dict(body or {}), key))
+            return await super()._call(kind, method, path, due, units, body, key)
+
+    sale = Recording([503, 409, 503])
+    sale.view = SeatView([f"A-1-{n}" for n in range(1, 11)])
+    plan = plan_buyers(Scenario(buyers=1, seats=10, tickets_max=2))[0]
+    assert await sale._hold(plan, random.Random(1)) is None  # 3 tries, none a 201
+    assert sent[0] == sent[1] and sent[0][1] is not None  # after the 503: the same body under the same key
+    assert sent[2][1] != sent[1][1]  # after the 409: a new request under another key
