@@ -94,8 +94,8 @@ def audit(facts: Facts) -> dict[str, Any]:
         "redis_pg_mismatch": store if facts.store_is_redis else None,
         "store_pg_mismatch": store,
         "endpoint_pg_mismatch": endpoint,
-        "orphaned_holds": _held(facts.store),
-        "orphaned_holds_endpoint": _held(facts.endpoint),
+        "orphaned_holds": held(facts.store),
+        "orphaned_holds_endpoint": held(facts.endpoint),
     }
 
 
@@ -134,7 +134,8 @@ def _mismatch(view: InventoryView | None, facts: Facts, sold: set[str], ga_sold:
     return mismatched
 
 
-def _held(view: InventoryView | None) -> int | None:
+def held(view: InventoryView | None) -> int | None:
+    """Seats and GA units the view shows held; None for no view."""
     if view is None:
         return None
     return (view.seated.held if view.seated else 0) + sum(c.held for c in view.ga.values())

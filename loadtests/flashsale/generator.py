@@ -68,12 +68,11 @@ class GeneratorJob:
 
 @dataclass
 class _Progress:
-    buyers_started: int = 0
+    """Running counts the outcome does not already keep (it keeps buyers, sales and leavers)."""
+
     holds_ok: int = 0
     holds_answered: int = 0
-    confirms_ok: int = 0
     errors: int = 0
-    saw_sold_out: int = 0
     done: bool = False
 
 
@@ -151,7 +150,6 @@ class _Sale:
                 self.outcome.buyers_dropped += 1
                 continue
             self.outcome.buyers_started += 1
-            self.progress.buyers_started += 1
             task = asyncio.ensure_future(self._journey(plan))
             journeys.add(task)
             task.add_done_callback(journeys.discard)
@@ -189,7 +187,6 @@ class _Sale:
             if body is None:
                 if self._looks_sold_out(plan.ga, quantity):
                     self.outcome.buyers_saw_sold_out += 1
-                    self.progress.saw_sold_out += 1
                     return None
                 body, units = self._hold_body(plan, quantity, rng)
             key = f"fs-hold-{self.job.event_id[-12:]}-{plan.number}-{choice}" if self.job.hold_keys else None
@@ -243,7 +240,6 @@ class _Sale:
             self.outcome.unreadable_answers += 1  # a 201 the audit cannot check: reported, never ignored
             return
         self.outcome.sales.append(acked)
-        self.progress.confirms_ok += 1
 
     async def _answered(self, kind: str, method: str, path: str, body: dict[str, Any] | None, key: str,
                         units: int, due: float) -> tuple[int, bytes]:
@@ -299,7 +295,10 @@ class _Sale:
 
     def _put_progress(self) -> None:
         with contextlib.suppress(Exception):  # progress is best effort; a full queue must not stop the sale
-            self.queue.put_nowait(("progress", self.job.index, dict(vars(self.progress))))
+            self.queue.put_nowait(("progress", self.job.index, dict(
+                vars(self.progress), buyers_started=self.outcome.buyers_started, confirms_ok=len(self.outcome.sales),
+                saw_sold_out=self.outcome.buyers_saw_sold_out,
+            )))
 
 
 def _taken_seats(payload: bytes) -> list[str]:

@@ -13,7 +13,7 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import asyncpg
@@ -29,9 +29,13 @@ from loadtests.flashsale.report import RunFacts, build_report, print_table, writ
 from loadtests.flashsale.samples import GeneratorOutcome
 from loadtests.flashsale.scenario import GA_CODE, Scenario, event_body
 
+if TYPE_CHECKING:
+    from loadtests.flashsale.killer import ActorKiller
+
 REPORTS_DIR = Path("loadtests/reports")
 sale_start_lead_s = 3.0  # generator processes start (and import) before the first buyer is due
 queue_wait_s = 0.5
+results_queued_max = 1_024  # progress every 0.5 s per process, drained as it comes; progress is dropped when full
 process_join_s_max = 30.0
 ceiling_wait_s_max = 60.0
 http_timeout_s = 30.0
@@ -129,7 +133,7 @@ async def _event_org(database_url: str, event_id: str) -> str:
 def _ceiling(url: str, scenario: Scenario) -> float:
     """The generator's own ceiling: every process at once, closed loop against GET /healthz."""
     ctx = multiprocessing.get_context("spawn")
-    results = ctx.Queue()
+    results = ctx.Queue(results_queued_max)
     processes = [ctx.Process(target=run_ceiling, args=(url, scenario.connections, scenario.ceiling_seconds,
                                                          results, i)) for i in range(scenario.processes)]
     for p in processes:
@@ -147,7 +151,7 @@ def _ceiling(url: str, scenario: Scenario) -> float:
 def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, event_id: str,
            seat_ids: tuple[str, ...], plans: list[BuyerPlan]) -> tuple[GeneratorOutcome, _Chaos]:
     ctx = multiprocessing.get_context("spawn")
-    results = ctx.Queue()
+    results = ctx.Queue(results_queued_max)
     killer = _killer(scenario, plat, org_id, event_id)
     if killer is not None:
         killer.connect()
@@ -177,7 +181,7 @@ def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, even
     return outcome, _Chaos(list(killer.kills_s), list(killer.failures), list(killer.recoveries_s))
 
 
-def _killer(scenario: Scenario, plat: stack.Platform, org_id: str, event_id: str) -> Any:
+def _killer(scenario: Scenario, plat: stack.Platform, org_id: str, event_id: str) -> ActorKiller | None:
     if not scenario.kill_actor_every:
         return None
     if plat.ray_address is None:

@@ -8,11 +8,9 @@ by the mode: the engine's own, or a baseline's (loadtests/baselines/). Stopping 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,8 +23,8 @@ import asyncpg
 
 from loadtests.flashsale.scenario import Scenario
 from persistence.orgs import create_org
-from voelgoed.embedded import RAY_ENV, RAY_TEMP_ROOT
-from voelgoed.platform import DEMO_FILE_NAME, GATEWAY_APP
+from voelgoed.embedded import RAY_ENV, RAY_TEMP_ROOT, free_tcp_ports
+from voelgoed.platform import DEMO_FILE_NAME, GATEWAY_APP, read_json
 from voelgoed.settings import DEFAULT_RAY_NAMESPACE, RUNTIME_FILE_NAME
 
 GATEWAY_APPS = {
@@ -59,8 +57,8 @@ def platform(scenario: Scenario) -> Iterator[Platform]:
                        scenario.ray_address, DEFAULT_RAY_NAMESPACE, None)
         return
     data_dir = Path(tempfile.mkdtemp(prefix="vg-flashsale-", dir=RAY_TEMP_ROOT))
-    port = _free_port()
-    up = _start_up(scenario, data_dir, port)
+    port, dashboard_port = free_tcp_ports(2)
+    up = _start_up(scenario, data_dir, port, dashboard_port)
     failed = True
     try:
         yield _wait_up(up, data_dir, f"http://127.0.0.1:{port}")
@@ -82,14 +80,14 @@ async def create_tenant(database_url: str) -> tuple[str, str]:
         await conn.close()
 
 
-def _start_up(scenario: Scenario, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def _start_up(scenario: Scenario, data_dir: Path, port: int, dashboard_port: int) -> subprocess.Popen[bytes]:
     env = {name: value for name, value in os.environ.items()
            if not name.startswith("VOELGOED_") and name != "RAY_ADDRESS"} | RAY_ENV
     env |= {
         "VOELGOED_DATA_DIR": str(data_dir),
         "VOELGOED_GATEWAY_HOST": "127.0.0.1",
         "VOELGOED_GATEWAY_PORT": str(port),
-        "VOELGOED_RAY_DASHBOARD_PORT": str(_free_port()),
+        "VOELGOED_RAY_DASHBOARD_PORT": str(dashboard_port),
         "VOELGOED_GATEWAY_WORKERS": str(scenario.gateway_workers),
         "VOELGOED_GATEWAY_APP": GATEWAY_APPS[scenario.mode],
     }
@@ -108,7 +106,7 @@ def _wait_up(up: subprocess.Popen[bytes], data_dir: Path, url: str) -> Platform:
     while time.monotonic() < deadline:
         if up.poll() is not None:
             raise RuntimeError(f"`voelgoed up` exited ({up.returncode}): {_tail(data_dir / 'up.log')}")
-        demo, runtime = _read(data_dir / DEMO_FILE_NAME), _read(data_dir / RUNTIME_FILE_NAME)
+        demo, runtime = read_json(data_dir / DEMO_FILE_NAME), read_json(data_dir / RUNTIME_FILE_NAME)
         if demo.get("event_id") and runtime.get("database_url"):
             return Platform(
                 url=url, database_url=runtime["database_url"], redis_url=runtime["redis_url"],
@@ -146,13 +144,6 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _read(path: Path) -> dict[str, str]:
-    try:
-        loaded = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
 
 def _tail(path: Path, chars: int = 3_000) -> str:
     try:
@@ -160,8 +151,3 @@ def _tail(path: Path, chars: int = 3_000) -> str:
     except OSError:
         return ""
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

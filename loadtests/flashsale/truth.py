@@ -11,7 +11,7 @@ import aiohttp
 import asyncpg
 from redis.asyncio import Redis
 
-from loadtests.flashsale.audit import Counts, InventoryView, LiveTicket
+from loadtests.flashsale.audit import Counts, InventoryView, LiveTicket, held
 from loadtests.flashsale.scenario import SEATED_CODE
 from persistence import live_state
 from persistence.live_state import AvailabilityView, TicketTypeCounts
@@ -77,14 +77,11 @@ async def settle(http: aiohttp.ClientSession, event_id: str, hold_ttl_s: int) ->
     deadline = started + hold_ttl_s + settle_margin_s
     while time.monotonic() < deadline:
         view = await endpoint_view(http, event_id)
-        if view is not None and _held(view) == 0:
+        if held(view) == 0:
             break
         await asyncio.sleep(settle_poll_s)
     return time.monotonic() - started
 
-
-def _held(view: InventoryView) -> int:
-    return (view.seated.held if view.seated else 0) + sum(c.held for c in view.ga.values())
 
 
 def _from_view(view: AvailabilityView) -> InventoryView:

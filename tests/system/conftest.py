@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,21 +15,16 @@ import pytest
 import ray
 
 from persistence.orgs import create_org
+from voelgoed.embedded import free_tcp_port
 from voelgoed.settings import Settings
 
 gateway_start_s_max = 60.0
 gateway_stop_s_max = 10.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def gateway_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_tcp_port()
     log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
     env = {
         **os.environ,

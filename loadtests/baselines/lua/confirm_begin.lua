@@ -1,15 +1,9 @@
 -- ARGV[3] hold id, [4] order_ref, [5] lease deadline, [6] due holds drained at most.
 -- A held hold becomes 'confirming': expiry no longer reclaims it while its sale is written to Postgres.
 local id, order_ref = ARGV[3], ARGV[4]
-drain(tonumber(ARGV[6]))
-local h = load_hold(id)
+local h, refusal = hold_to_end(id, tonumber(ARGV[6]))
 if not h then
-  return refuse('hold_not_found')
-end
-if h.st == 'held' and h.x <= NOW then
-  end_hold(id, h, 'expired')
-  bump()
-  return refuse('hold_expired')
+  return refusal
 end
 if h.st == 'sold' then
   if h.o ~= order_ref then

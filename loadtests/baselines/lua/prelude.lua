@@ -73,3 +73,19 @@ local function drain(max)
   end
 end
 
+
+-- The hold a release or confirm acts on, after draining at most `drain_max` due holds: the hold, or nil and the
+-- refusal to answer. A held hold past its expiry is expired here, so it is never released or confirmed late.
+local function hold_to_end(id, drain_max)
+  drain(drain_max)
+  local h = load_hold(id)
+  if not h then
+    return nil, refuse('hold_not_found')
+  end
+  if h.st == 'held' and h.x <= NOW then
+    end_hold(id, h, 'expired')
+    bump()
+    return nil, refuse('hold_expired')
+  end
+  return h
+end

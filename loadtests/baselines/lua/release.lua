@@ -1,14 +1,8 @@
 -- ARGV[3] hold id, [4] due holds drained at most.
 local id = ARGV[3]
-drain(tonumber(ARGV[4]))
-local h = load_hold(id)
+local h, refusal = hold_to_end(id, tonumber(ARGV[4]))
 if not h then
-  return refuse('hold_not_found')
-end
-if h.st == 'held' and h.x <= NOW then
-  end_hold(id, h, 'expired')
-  bump()
-  return refuse('hold_expired')
+  return refusal
 end
 if h.st == 'held' then
   end_hold(id, h, 'released')
