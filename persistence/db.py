@@ -17,11 +17,36 @@ pool_connections_max = 10
 APPLICATION_NAME = "voelgoed"
 
 
+# Migration 002 creates it; row-level security applies to it (never to a superuser or a table's owner).
+APP_ROLE = "voelgoed_app"
+
+
+async def _as_app_role(conn: asyncpg.Connection) -> None:
+    # Session-wide and kept by the pool's RESET ALL, which leaves `role` alone.
+    await conn.execute(f"SET ROLE {APP_ROLE}")
+
+
+async def connect(database_url: str) -> asyncpg.Connection:
+    """One connection as the platform's role (the CLI's), never waiting unboundedly."""
+    conn = await asyncpg.connect(
+        database_url,
+        timeout=connect_timeout_s,
+        command_timeout=command_timeout_s,
+        server_settings={"application_name": APPLICATION_NAME, "synchronous_commit": "on"},
+    )
+    try:
+        await _as_app_role(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
 async def create_pool(
     database_url: str, *, min_size: int = pool_connections_min, max_size: int = pool_connections_max
 ) -> asyncpg.Pool:
-    """A pool whose connections never wait unboundedly and commit synchronously (a sale is acknowledged only
-    after its commit is durable)."""
+    """A pool whose connections act as the platform's role (so row-level security holds), never wait
+    unboundedly and commit synchronously (a sale is acknowledged only after its commit is durable)."""
     pool = await asyncpg.create_pool(
         database_url,
         min_size=min_size,
@@ -29,6 +54,7 @@ async def create_pool(
         timeout=connect_timeout_s,
         command_timeout=command_timeout_s,
         server_settings={"application_name": APPLICATION_NAME, "synchronous_commit": "on"},
+        init=_as_app_role,
     )
     assert pool is not None
     return pool

@@ -1,0 +1,64 @@
+"""How every Postgres transaction is bound to one organization, and the one explicit way round it.
+
+Every repository function takes an ``OrgDb``: a connection inside a transaction whose org is set for row-level
+security (``set_config('voelgoed.org_id', org, true)``, undone at commit) and carried along for the queries' own
+``WHERE org_id = ...`` filters. Only ``org_transaction`` makes one, and it refuses a missing or malformed org, so
+a repository call without an org raises before it touches the database.
+
+Work that is cross-org by nature (finding the org of a presented API key, session or invitation; logging in by
+e-mail; an inventory recovering its event by id; migrations and platform reports) goes through ``unscoped``,
+which switches the transaction to the BYPASSRLS role. ``grep -rn "unscoped("`` lists every such place, each
+with its reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from persistence.db import Connection
+
+ORG_SETTING = "voelgoed.org_id"
+# Migration 002 creates it, beside persistence.db.APP_ROLE (the role of every platform connection).
+PLATFORM_ROLE = "voelgoed_platform"
+_ORG_ID_RE = re.compile(r"org_[0-9a-f]{32}")
+reason_chars_max = 200
+
+
+class MissingOrg(ValueError):
+    """A tenant-scoped database call was made without a (well-formed) organization."""
+
+
+def require_org(org_id: object) -> str:
+    if not isinstance(org_id, str) or _ORG_ID_RE.fullmatch(org_id) is None:
+        raise MissingOrg(f"a tenant-scoped database call needs an organization id, not {org_id!r}")
+    return org_id
+
+
+@dataclass(frozen=True, slots=True)
+class OrgDb:
+    """A connection in a transaction bound to ``org_id``. Made only by ``org_transaction``."""
+
+    conn: Connection
+    org_id: str
+
+
+@asynccontextmanager
+async def org_transaction(conn: Connection, org_id: str) -> AsyncIterator[OrgDb]:
+    """A transaction (a savepoint inside one already open) that sees and writes only ``org_id``'s rows."""
+    require_org(org_id)
+    async with conn.transaction():
+        await conn.execute("SELECT set_config($1, $2, true)", ORG_SETTING, org_id)
+        yield OrgDb(conn, org_id)
+
+
+@asynccontextmanager
+async def unscoped(conn: Connection, *, reason: str) -> AsyncIterator[Connection]:
+    """A transaction that sees every org's rows. The one cross-org entry: say why in ``reason``."""
+    if not 1 <= len(reason) <= reason_chars_max:
+        raise ValueError("an unscoped transaction must say why it needs every org's rows")
+    async with conn.transaction():
+        await conn.execute(f"SET LOCAL ROLE {PLATFORM_ROLE}")
+        yield conn
