@@ -6,6 +6,9 @@ then answer. If Postgres cannot be reached the sales are aborted (their holds st
 answer 503. If a commit's outcome is unknown (timeout, lost connection), or Redis fails or refuses the write
 (a newer epoch, a version gap), nothing of the batch is acknowledged and the event is dropped from memory, to be
 rebuilt from Postgres and Redis on the next call.
+
+Every Postgres transaction here is bound to the event's org (persistence.tenancy.org_transaction), so
+row-level security holds on the hot path as everywhere else: the group commit writes only the org's rows.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from engine.inventory import Inventory, InventorySnapshot
 from persistence import events as pg_events
 from persistence import live_state
 from persistence import sales as pg_sales
+from persistence.db import Connection
+from persistence.tenancy import org_transaction
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +68,22 @@ class EventInventory:
         return self.inventory.spec.event_id
 
     @classmethod
-    async def recover(cls, event_id: str, pool: asyncpg.Pool, redis: Redis) -> EventInventory | None:
+    async def recover(
+        cls, org_id: str, event_id: str, pool: asyncpg.Pool, redis: Redis
+    ) -> EventInventory | None:
         """Take a new epoch, rebuild from sales (Postgres) and live holds (Redis), check, rewrite Redis.
 
-        None when the event does not exist or is not on sale.
+        None when the org has no such event or it is not on sale (another org's event id included: its epoch
+        is left alone).
         """
-        async with pool.acquire() as conn:
-            taken = await pg_events.take_inventory_epoch(conn, event_id)
+        # One transaction: the epoch's row lock, taken first, keeps an older incarnation's commit from landing
+        # between the epoch bump and the read of the sales.
+        async with pool.acquire() as conn, org_transaction(conn, org_id) as db:
+            taken = await pg_events.take_inventory_epoch(db, event_id)
             if taken is None:
                 return None
             epoch, event, seat_ids = taken
-            sales = await pg_sales.load_sales(conn, event_id)
+            sales = await pg_sales.load_sales(db, event_id)
         try:
             version, holds = await live_state.fence_and_load_holds(redis, event.org_id, event_id, epoch)
             spec = pg_events.inventory_spec(event, seat_ids)
@@ -144,10 +154,7 @@ class EventInventory:
             return self._abort(commands, results, new_sales, cancelled, error)
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(
-                pg_sales.write_sales(conn, self.org_id, self.event_id, self.epoch, new_sales, cancelled),
-                commit_s_max,
-            )
+            await asyncio.wait_for(self._write_sales(conn, new_sales, cancelled), commit_s_max)
         except pg_sales.FencedOut as error:
             raise InventoryLost(f"{self.event_id} fenced out at epoch {self.epoch}") from error
         except asyncpg.IntegrityConstraintViolationError as error:
@@ -161,6 +168,11 @@ class EventInventory:
             await self._release(conn)
         self._commit_s = time.perf_counter() - started
         return results
+
+    async def _write_sales(self, conn: Connection, new_sales: list[SaleView], cancelled: list[SaleView]) -> None:
+        # The group commit is one transaction bound to the org: the sales, their tickets and their audit entries.
+        async with org_transaction(conn, self.org_id) as db:
+            await pg_sales.write_sales(db, self.event_id, self.epoch, new_sales, cancelled)
 
     async def _release(self, conn: asyncpg.Connection) -> None:
         try:

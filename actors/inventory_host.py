@@ -3,6 +3,10 @@
 An async actor: different events on one host never wait for each other's I/O, while each event's batches are
 serialized by its own lock (actors/event_inventory.py). The actor restarts on failure (max_restarts=-1) and
 rebuilds each event lazily on its first call, taking a new fencing epoch.
+
+Tenancy: a shared host serves events of many orgs, so it keys every event by (org, event): a call naming the
+wrong org finds no inventory, and its recovery, bound to that org (row-level security), finds no event and
+fences nothing. The Redis set of served events stores "org:event", so a restarted host knows each event's org.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ expire_holds_per_event_max = 1_024
 events_per_host_max = 10_000
 host_pool_connections_max = 4
 invariant_exit_code = 70
+EventKey = tuple[str, str]  # (org_id, event_id)
 recover_s_max = 30.0
 gc_thresholds = (50_000, 20, 20)
 redis_socket_s_max = 5.0
@@ -62,8 +67,8 @@ class InventoryHost:
         gc.set_threshold(*gc_thresholds)
         self._database_url = database_url
         self._redis_url = redis_url
-        self._events: dict[str, EventInventory] = {}
-        self._loading: dict[str, asyncio.Task[EventInventory | None]] = {}
+        self._events: dict[EventKey, EventInventory] = {}
+        self._loading: dict[EventKey, asyncio.Task[EventInventory | None]] = {}
         self._pool: asyncpg.Pool | None = None
         self._redis: Redis | None = None
         self._connect_lock = asyncio.Lock()
@@ -78,23 +83,24 @@ class InventoryHost:
     async def apply(self, org_id: str, event_id: str, rows: bytes) -> BatchReply:
         """Apply one batch (commands encoded by actors.wire) and answer encoded results, in order."""
         commands = decode_commands(rows)
+        key = (org_id, event_id)
         owner = None
         try:
-            owner = await asyncio.wait_for(self._event(event_id), recover_s_max)
-            if owner is None or owner.org_id != org_id:
+            owner = await asyncio.wait_for(self._event(key), recover_s_max)
+            if owner is None or owner.org_id != org_id:  # keyed by org already; checked again all the same
                 return _reply([NOT_ON_SALE] * len(commands))
             return await owner.apply(commands)
         except InvariantViolation:
             self._stop_loudly(event_id)
             raise
         except Exception as error:  # InventoryLost, or a recovery that could not reach Postgres or Redis
-            self._drop(event_id, owner, error)
+            self._drop(key, owner, error)
             return _reply([INVENTORY_UNAVAILABLE] * len(commands))
 
     async def activate(self, org_id: str, event_id: str) -> bool:
         """Load the event now (after publish) so its availability is in Redis before the first hold."""
         try:
-            owner = await asyncio.wait_for(self._event(event_id), recover_s_max)
+            owner = await asyncio.wait_for(self._event((org_id, event_id)), recover_s_max)
         except InvariantViolation:
             self._stop_loudly(event_id)
             raise
@@ -103,51 +109,60 @@ class InventoryHost:
     async def ping(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "events": len(self._events), "started_at": self._started_at}
 
-    async def _event(self, event_id: str) -> EventInventory | None:
-        owner = self._events.get(event_id)
+    async def _event(self, key: EventKey) -> EventInventory | None:
+        owner = self._events.get(key)
         if owner is not None:
             return owner
         # One recovery per event even when many batches arrive at once after a restart.
-        task = self._loading.get(event_id)
+        task = self._loading.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._recover(event_id))
-            self._loading[event_id] = task
+            task = asyncio.ensure_future(self._recover(key))
+            self._loading[key] = task
             # Forget the recovery when it ends, even if every caller stopped waiting for it.
-            task.add_done_callback(functools.partial(self._forget_recovery, event_id))
+            task.add_done_callback(functools.partial(self._forget_recovery, key))
         return await asyncio.shield(task)
 
-    def _forget_recovery(self, event_id: str, task: asyncio.Task[EventInventory | None]) -> None:
-        if self._loading.get(event_id) is task:
-            del self._loading[event_id]
+    def _forget_recovery(self, key: EventKey, task: asyncio.Task[EventInventory | None]) -> None:
+        if self._loading.get(key) is task:
+            del self._loading[key]
 
-    async def _recover(self, event_id: str) -> EventInventory | None:
+    async def _recover(self, key: EventKey) -> EventInventory | None:
+        org_id, event_id = key
         pool, redis = await self._connections()
         if len(self._events) >= events_per_host_max:
             raise InventoryLost(f"host is full ({events_per_host_max} events)")
-        owner = await EventInventory.recover(event_id, pool, redis)
+        owner = await EventInventory.recover(org_id, event_id, pool, redis)
         served = redis_keys.served_events(self._name)
+        member = redis_keys.served_event_member(org_id, event_id)
         if owner is None:
-            await redis.srem(served, event_id)
+            await redis.srem(served, member)
         else:
-            self._events[event_id] = owner
-            await redis.sadd(served, event_id)
+            self._events[key] = owner
+            await redis.sadd(served, member)
         return owner
 
     async def _reopen_served_events(self) -> None:
+        served = redis_keys.served_events(self._name)
         try:
             _, redis = await self._connections()
-            members = await redis.smembers(redis_keys.served_events(self._name))
-            event_ids = [e.decode() if isinstance(e, bytes) else e for e in members]
+            members = [m.decode() if isinstance(m, bytes) else m for m in await redis.smembers(served)]
         except Exception:
             log.exception("could not list the events %s served before; they reopen on their next call", self._name)
             return
-        for event_id in sorted(event_ids)[:events_per_host_max]:
+        keys = []
+        for member in members:
+            key = redis_keys.parse_served_event_member(member)
+            if key is None:  # written before members carried their org: it reopens on its next call instead
+                await _forget_member(redis, served, member)
+            else:
+                keys.append(key)
+        for key in sorted(keys)[:events_per_host_max]:
             try:
-                await asyncio.wait_for(self._event(event_id), recover_s_max)
+                await asyncio.wait_for(self._event(key), recover_s_max)
             except InvariantViolation:
-                self._stop_loudly(event_id)
+                self._stop_loudly(key[1])
             except Exception as error:
-                log.warning("could not reopen %s: %r (it reopens on its next call)", event_id, error)
+                log.warning("could not reopen %s: %r (it reopens on its next call)", key, error)
         log.info("%s reopened %d events", self._name, len(self._events))
 
     async def _connections(self) -> tuple[asyncpg.Pool, Redis]:
@@ -164,25 +179,32 @@ class InventoryHost:
         """Expire holds on the actor's own clock, a bounded number per event per tick."""
         while True:
             await asyncio.sleep(expire_interval_s)
-            for event_id, owner in list(self._events.items()):
+            for key, owner in list(self._events.items()):
                 try:
                     await owner.expire(expire_holds_per_event_max)
                 except InvariantViolation:
-                    self._stop_loudly(event_id)
+                    self._stop_loudly(key[1])
                 except Exception as error:
-                    self._drop(event_id, owner, error)
+                    self._drop(key, owner, error)
 
-    def _drop(self, event_id: str, owner: EventInventory | None, error: BaseException) -> None:
+    def _drop(self, key: EventKey, owner: EventInventory | None, error: BaseException) -> None:
         """Forget this incarnation of the event (never a newer one); the next call rebuilds it."""
-        log.warning("dropping %s: %r", event_id, error, exc_info=not isinstance(error, InventoryLost))
-        if owner is not None and self._events.get(event_id) is owner:
-            del self._events[event_id]
+        log.warning("dropping %s: %r", key, error, exc_info=not isinstance(error, InventoryLost))
+        if owner is not None and self._events.get(key) is owner:
+            del self._events[key]
 
     def _stop_loudly(self, event_id: str) -> None:
         # A broken invariant is never repaired in place: exit, let Ray restart the process, and rebuild every
         # event from the truth, where the invariants are checked again before serving.
         log.critical("invariant broken in %s; exiting", event_id, exc_info=True)
         os._exit(invariant_exit_code)
+
+
+async def _forget_member(redis: Redis, served: str, member: str) -> None:
+    try:
+        await redis.srem(served, member)
+    except Exception:
+        log.warning("could not remove %r from %s", member, served, exc_info=True)
 
 
 def _reply(results: list[Result]) -> BatchReply:

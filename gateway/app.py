@@ -31,14 +31,18 @@ from gateway.errors import (
     InfrastructureError,
     MethodNotAllowed,
     NotFound,
+    TooManyRequests,
     error_response,
 )
 from gateway.event_cache import EventCache
 from gateway.idempotency import IdempotencyStore
 from gateway.metrics import RequestMetricsMiddleware, mark_process_dead, route_templates
+from gateway.ratelimit import RateLimiter
 from gateway.routes import all_routes
 from gateway.routes.context import Services
+from gateway.sessions import TokenSigner
 from persistence.db import create_pool
+from persistence.rate_limits import RateLimitStore
 from voelgoed.settings import Settings
 
 if TYPE_CHECKING:
@@ -73,6 +77,7 @@ def create_app(
             app.state.services = services
             listeners = [
                 asyncio.ensure_future(services.auth.listen()),
+                asyncio.ensure_future(services.auth.record_last_use_forever()),
                 asyncio.ensure_future(services.availability.listen()),
             ]
             try:
@@ -124,11 +129,12 @@ async def _services(
             pool=pool,
             redis=redis,
             inventory=inventory,
-            auth=Authenticator(pool, redis, listener_redis=listener_redis),
+            auth=Authenticator(pool, redis, signer=_signer(settings), listener_redis=listener_redis),
             events=EventCache(pool, redis),
             availability=(availability or _default_availability)(pool, redis, listener_redis),
             seat_lists=SeatListCache(pool, redis),
             idempotency=IdempotencyStore(redis),
+            limits=RateLimiter(RateLimitStore(redis), settings.rate_limits),
         )
     finally:
         with contextlib.suppress(Exception):
@@ -136,6 +142,13 @@ async def _services(
         await listener_redis.aclose()
         await redis.aclose()
         await pool.close()
+
+
+def _signer(settings: Settings) -> TokenSigner | None:
+    if settings.session_secret is None:
+        log.warning("no session secret (VOELGOED_SESSION_SECRET): people cannot log in; API keys still work")
+        return None
+    return TokenSigner(settings.session_secret)
 
 
 def _default_availability(pool: asyncpg.Pool, redis: Redis, listener_redis: Redis) -> AvailabilityCache:
@@ -148,7 +161,9 @@ async def render_error(connection: HTTPConnection, exc: Exception) -> Response |
     if isinstance(connection, WebSocket):
         await connection.close(CLOSE_INTERNAL_ERROR, error.code)
         return None
-    if isinstance(error, InfrastructureError):
+    if isinstance(error, TooManyRequests):
+        pass  # counted in voelgoed_rate_limited: a flood must not flood the log too
+    elif isinstance(error, InfrastructureError):
         log.warning("%s %s: %s", connection.scope.get("method"), connection.url.path, error.code)
     elif not isinstance(error, DomainError):
         log.error("%s %s failed", connection.scope.get("method"), connection.url.path, exc_info=exc)

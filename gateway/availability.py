@@ -27,6 +27,7 @@ from gateway.subscription import Subscription
 from persistence import events as pg_events
 from persistence import live_state, redis_keys
 from persistence.live_state import AvailabilityView, Delta
+from persistence.tenancy import org_transaction
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +231,11 @@ class SeatListCache:
         if cached is not None:
             return tuple(cached)
         with storage_outage_as_503():
-            async with self._pool.acquire(timeout=db_acquire_timeout_s) as conn:
-                seat_ids = await pg_events.list_seat_ids(conn, org_id, event_id)
+            async with (
+                self._pool.acquire(timeout=db_acquire_timeout_s) as conn,
+                org_transaction(conn, org_id) as db,
+            ):
+                seat_ids = await pg_events.list_seat_ids(db, event_id)
         if seat_ids is not None:
             with storage_outage_as_503():
                 await self._redis.set(redis_keys.seat_ids(org_id, event_id), _pack(seat_ids), nx=True)

@@ -157,6 +157,21 @@ class PersistenceUnavailable(InfrastructureError):
     default_message = "storage is temporarily unavailable; retry shortly"
 
 
+class TooManyRequests(InfrastructureError):
+    """429: the caller is over a rate limit (gateway/ratelimit.py); nothing was applied, retry after Retry-After.
+    Like a 503 (hence the base class) it is an answer about now, not about the request: an Idempotency-Key never
+    stores it, so the retry runs."""
+
+    status = 429
+    code = "rate_limited"
+    default_message = "too many requests; retry after the Retry-After header's seconds"
+
+    def __init__(self, limit: str, retry_after_s: int, message: str | None = None, *, code: str | None = None) -> None:
+        retry_after_s = max(1, retry_after_s)
+        details = {"limit": limit, "retry_after_s": retry_after_s}
+        super().__init__(message, details, code=code, retry_after_s=retry_after_s)
+
+
 _REJECTION_STATUS: dict[str, int] = {
     "seats_unavailable": 409,
     "insufficient_inventory": 409,

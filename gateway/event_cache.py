@@ -21,6 +21,7 @@ from engine import ids
 from gateway.errors import NotFound, storage_outage_as_503
 from persistence import events as pg_events
 from persistence import live_state
+from persistence.tenancy import org_transaction
 
 events_cached_max = 10_000
 absent_cached_max = 10_000
@@ -137,8 +138,11 @@ class EventCache:
         if raw is not None and raw.get("org_id") == org_id:
             return meta_of_dict(event_id, raw)
         with storage_outage_as_503():
-            async with self._pool.acquire(timeout=db_acquire_timeout_s) as conn:
-                record = await pg_events.get_event(conn, org_id, event_id)
+            async with (
+                self._pool.acquire(timeout=db_acquire_timeout_s) as conn,
+                org_transaction(conn, org_id) as db,
+            ):
+                record = await pg_events.get_event(db, event_id)
         if record is None:
             return None
         meta = meta_of_record(record)

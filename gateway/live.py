@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gateway.auth import Principal
 from gateway.availability import RESYNC, LiveSubscriber, availability_json, delta_json
 from gateway.errors import ApiError, InfrastructureError, error_response
 from gateway.metrics import WEBSOCKETS_OPEN
@@ -32,7 +33,8 @@ CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 client_message_chars_max = 1_024
 
-LoadAvailability = Callable[[Services, str, str], Awaitable[AvailabilityView]]
+# (services, the caller, event id): the caller decides the org and what it may see (publishable keys: on sale only)
+LoadAvailability = Callable[[Services, Principal, str], Awaitable[AvailabilityView]]
 
 
 async def serve(websocket: WebSocket, load: LoadAvailability) -> None:
@@ -44,7 +46,7 @@ async def serve(websocket: WebSocket, load: LoadAvailability) -> None:
         principal = await authorize(websocket, "inventory:read", allow_query_key=True)
         org_id = principal.org_id
         svc.availability.subscribe(org_id, event_id, subscriber)
-        view = await load(svc, org_id, event_id)
+        view = await load(svc, principal, event_id)
     except ApiError as error:
         svc.availability.unsubscribe(org_id, event_id, subscriber)
         await _deny(websocket, error)
@@ -52,7 +54,7 @@ async def serve(websocket: WebSocket, load: LoadAvailability) -> None:
     await websocket.accept()
     WEBSOCKETS_OPEN.inc()
     try:
-        await _stream(websocket, subscriber, view, lambda: load(svc, org_id, event_id), event_id)
+        await _stream(websocket, subscriber, view, lambda: load(svc, principal, event_id), event_id)
     finally:
         WEBSOCKETS_OPEN.dec()
         svc.availability.unsubscribe(org_id, event_id, subscriber)

@@ -30,6 +30,7 @@ _ERROR_MEANINGS = {
     413: "body over 64 KiB (or too many commands)",
     415: "the body is not JSON",
     422: "validation failed: details.fields names each bad field",
+    429: "over a rate limit (details.limit names it); nothing applied; see Retry-After",
     503: "temporarily unable; nothing applied; see Retry-After",
 }
 
@@ -42,6 +43,7 @@ class Operation:
     status: int = 200
     response: type[BaseModel] | None = None
     request: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None  # the query parameters, one field each
     scope: str | None = None
     errors: tuple[int, ...] = ()
     idempotent: bool = False
@@ -158,7 +160,32 @@ def _operation_json(route: BaseRoute, op: Operation, path: str) -> dict[str, Any
         )
     if op.request is not None:
         result["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.request)}}}
+    if op.query is not None:
+        result["parameters"] += _query_parameters(op.query)
     return result
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, prop in schema["properties"].items():
+        parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+        description = prop.pop("description", None)
+        prop.pop("title", None)
+        # An optional parameter is absent, never null: document only its non-null form.
+        branches = [b for b in prop.pop("anyOf", ()) if b != {"type": "null"}]
+        if len(branches) == 1:
+            prop.update(branches[0])
+        elif branches:
+            prop["anyOf"] = branches
+        if prop.get("default", 0) is None:
+            del prop["default"]
+        parameter["schema"] = prop
+        if description:
+            parameter["description"] = description
+        parameters.append(parameter)
+    return parameters
 
 
 def _responses(op: Operation) -> dict[str, Any]:
@@ -170,10 +197,10 @@ def _responses(op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {str(op.status): success}
     errors = set(op.errors)
     if op.scope is not None:
-        errors |= {401, 403, 503}
+        errors |= {401, 403, 429, 503}
     if op.request is not None:
         errors |= {400, 413, 415, 422}
-    if op.idempotent:
+    if op.idempotent or op.query is not None:
         errors.add(422)
     for status in sorted(errors):
         responses[str(status)] = {

@@ -20,9 +20,11 @@ import ray
 from redis.asyncio import Redis
 
 from persistence import live_state
+from persistence.db import connect
 from persistence.events import NewEvent, TicketTypeRecord, create_event, publish_event
 from persistence.migrate import migrate
 from persistence.orgs import create_org
+from persistence.tenancy import org_transaction
 from voelgoed.embedded import RAY_ENV
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -88,10 +90,11 @@ async def published_event(rig: Rig, *, seats: int, ga: int, dedicated: bool) -> 
         max_tickets_per_buyer=10, seating={"sections": [{"name": "S", "rows": rows}]} if seats else None,
         seat_ids=seat_ids, ticket_types=tuple(types), dedicated=dedicated,
     )
-    conn = await asyncpg.connect(rig.database_url)
+    conn = await connect(rig.database_url)  # the platform's role: row-level security holds here too
     try:
-        event = await create_event(conn, rig.org_id, new)
-        await publish_event(conn, rig.org_id, event.id)
+        async with org_transaction(conn, rig.org_id) as db:
+            event = await create_event(db, new)
+            await publish_event(db, event.id)
     finally:
         await conn.close()
     redis = Redis.from_url(rig.redis_url)

@@ -1,7 +1,8 @@
 """Events with their seats and ticket types: created as drafts, published once, then owned by one inventory.
 
-Every function a request reaches takes the caller's org and filters by it, so another org's event id reads as
-unknown. Only take_inventory_epoch is bound to the event alone: it serves the event's inventory owner.
+Every function takes an ``OrgDb`` (persistence/tenancy.py): its transaction is bound to the org, so row-level
+security hides every other org's rows, and each query also filters by ``db.org_id`` (defence in depth). Another
+org's event id therefore reads as unknown.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncpg
 from engine import limits
 from engine.ids import EVENT_PREFIX, event_hex_chars
 from engine.inventory import InventorySpec
-from persistence.db import Connection
+from persistence.tenancy import OrgDb
 
 KIND_GA = "ga"
 KIND_SEATED = "seated"
@@ -31,9 +32,11 @@ _EVENT_COLUMNS = (
 )
 _TICKET_TYPES_SQL = (
     "SELECT code, kind, capacity, price_minor, currency FROM ticket_types "
-    "WHERE event_id = $1 ORDER BY position"
+    "WHERE org_id = $1 AND event_id = $2 ORDER BY position"
 )
-_SEAT_IDS_SQL = "SELECT coalesce(array_agg(seat_id ORDER BY seat_index), '{}') FROM seats WHERE event_id = $1"
+_SEAT_IDS_SQL = (
+    "SELECT coalesce(array_agg(seat_id ORDER BY seat_index), '{}') FROM seats WHERE org_id = $1 AND event_id = $2"
+)
 
 
 @dataclass(frozen=True)
@@ -140,16 +143,17 @@ def _event(row: asyncpg.Record, ticket_types: tuple[TicketTypeRecord, ...]) -> E
     )
 
 
-async def _with_ticket_types(conn: Connection, row: asyncpg.Record | None) -> EventRecord | None:
+async def _with_ticket_types(db: OrgDb, row: asyncpg.Record | None) -> EventRecord | None:
     if row is None:
         return None
-    types = tuple(_ticket_type(r) for r in await conn.fetch(_TICKET_TYPES_SQL, row["id"]))
+    types = tuple(_ticket_type(r) for r in await db.conn.fetch(_TICKET_TYPES_SQL, db.org_id, row["id"]))
     return _event(row, types)
 
 
-async def create_event(conn: Connection, org_id: str, new: NewEvent) -> EventRecord:
-    """Insert a draft event, its ticket types and its seats (COPY) in one transaction."""
+async def create_event(db: OrgDb, new: NewEvent) -> EventRecord:
+    """Insert a draft event, its ticket types and its seats in one transaction (a savepoint of db's)."""
     check_new_event(new)
+    conn, org_id = db.conn, db.org_id
     event_id = EVENT_PREFIX + secrets.token_hex(event_hex_chars // 2)
     async with conn.transaction():
         row = await conn.fetchrow(
@@ -175,66 +179,87 @@ async def create_event(conn: Connection, org_id: str, new: NewEvent) -> EventRec
             ],
         )
         if new.seat_ids:
-            await conn.copy_records_to_table(
-                "seats",
-                records=[(org_id, event_id, seat_id, index) for index, seat_id in enumerate(new.seat_ids)],
-                columns=["org_id", "event_id", "seat_id", "seat_index"],
+            # One statement for all seats. Not COPY: Postgres refuses COPY FROM into a table with row-level
+            # security for a role it applies to. WITH ORDINALITY numbers them from 1, the index from 0.
+            await conn.execute(
+                "INSERT INTO seats (org_id, event_id, seat_id, seat_index) "
+                "SELECT $1, $2, seat_id, (n - 1)::int FROM unnest($3::text[]) WITH ORDINALITY AS s(seat_id, n)",
+                org_id,
+                event_id,
+                list(new.seat_ids),
             )
     return _event(row, new.ticket_types)
 
 
-async def get_event(conn: Connection, org_id: str, event_id: str) -> EventRecord | None:
+async def get_event(db: OrgDb, event_id: str) -> EventRecord | None:
     """The org's event, or None when it is unknown or belongs to another org."""
-    row = await conn.fetchrow(
-        f"SELECT {_EVENT_COLUMNS} FROM events WHERE org_id = $1 AND id = $2", org_id, event_id
+    row = await db.conn.fetchrow(
+        f"SELECT {_EVENT_COLUMNS} FROM events WHERE org_id = $1 AND id = $2", db.org_id, event_id
     )
-    return await _with_ticket_types(conn, row)
+    return await _with_ticket_types(db, row)
 
 
-async def publish_event(conn: Connection, org_id: str, event_id: str) -> EventRecord | None:
-    """Put a draft on sale (an event already on sale stays as it is); None when the org has no such event."""
-    row = await conn.fetchrow(
-        "UPDATE events SET status = $3, published_at = coalesce(published_at, now()) "
-        f"WHERE org_id = $1 AND id = $2 RETURNING {_EVENT_COLUMNS}",
-        org_id,
+@dataclass(frozen=True)
+class Published:
+    event: EventRecord
+    changed: bool  # False when the event was already on sale (nothing happened, nothing to audit)
+
+
+async def publish_event(db: OrgDb, event_id: str) -> Published | None:
+    """Put a draft on sale (an event already on sale stays as it is); None when the org has no such event.
+
+    A concurrent publish waits for the row and then finds it on sale: exactly one of them reports a change.
+    """
+    row = await db.conn.fetchrow(
+        "UPDATE events SET status = $3, published_at = now() "
+        f"WHERE org_id = $1 AND id = $2 AND status = $4 RETURNING {_EVENT_COLUMNS}",
+        db.org_id,
         event_id,
         STATUS_ON_SALE,
+        STATUS_DRAFT,
     )
-    return await _with_ticket_types(conn, row)
+    if row is not None:
+        record = await _with_ticket_types(db, row)
+        assert record is not None
+        return Published(record, changed=True)
+    existing = await get_event(db, event_id)
+    return None if existing is None else Published(existing, changed=False)
 
 
-async def list_seat_ids(conn: Connection, org_id: str, event_id: str) -> tuple[str, ...] | None:
+async def list_seat_ids(db: OrgDb, event_id: str) -> tuple[str, ...] | None:
     """The event's seat ids in index order (the bitmap's order); None when the org has no such event."""
-    row = await conn.fetchrow(
+    row = await db.conn.fetchrow(
         "SELECT (SELECT coalesce(array_agg(seat_id ORDER BY seat_index), '{}') FROM seats "
-        "WHERE event_id = e.id) FROM events e WHERE e.org_id = $1 AND e.id = $2",
-        org_id,
+        "WHERE org_id = e.org_id AND event_id = e.id) FROM events e WHERE e.org_id = $1 AND e.id = $2",
+        db.org_id,
         event_id,
     )
     return None if row is None else tuple(row[0])
 
 
-async def take_inventory_epoch(
-    conn: Connection, event_id: str
-) -> tuple[int, EventRecord, tuple[str, ...]] | None:
+async def take_inventory_epoch(db: OrgDb, event_id: str) -> tuple[int, EventRecord, tuple[str, ...]] | None:
     """For a new incarnation of the event's inventory: a fresh epoch (fencing out every older incarnation),
-    the event and its seat ids. None when the event is unknown or not on sale.
+    the event and its seat ids. None when the org has no such event or it is not on sale (and then no epoch
+    moves: a call naming the wrong org cannot fence out the real owner).
 
     The UPDATE waits for any write_sales holding the event row FOR SHARE, so once this returns no older
     incarnation can commit another sale.
     """
+    conn = db.conn
     async with conn.transaction():
         row = await conn.fetchrow(
-            "UPDATE events SET inventory_epoch = inventory_epoch + 1 WHERE id = $1 AND status = $2 "
+            "UPDATE events SET inventory_epoch = inventory_epoch + 1 WHERE org_id = $1 AND id = $2 AND status = $3 "
             f"RETURNING inventory_epoch, {_EVENT_COLUMNS}",
+            db.org_id,
             event_id,
             STATUS_ON_SALE,
         )
-        event = await _with_ticket_types(conn, row)
+        event = await _with_ticket_types(db, row)
         if row is None or event is None:
             return None
-        seat_ids = tuple(await conn.fetchval(_SEAT_IDS_SQL, event_id))
+        seat_ids = tuple(await conn.fetchval(_SEAT_IDS_SQL, db.org_id, event_id))
     return row["inventory_epoch"], event, seat_ids
+
 
 
 def inventory_spec(event: EventRecord, seat_ids: tuple[str, ...]) -> InventorySpec:

@@ -58,5 +58,41 @@ API_KEYS_REVOKED_CHANNEL = "vg:apikeys:revoked"
 
 
 def served_events(actor_name: str) -> str:
-    """SET of the event ids an inventory actor serves, so a restarted actor reopens them at once."""
+    """SET of the events an inventory actor serves ("<org_id>:<event_id>", see served_event_member), so a
+    restarted actor reopens them at once, each bound to its org."""
     return f"vg:inventory:{actor_name}:events"
+
+
+def served_event_member(org_id: str, event_id: str) -> str:
+    return f"{org_id}:{event_id}"
+
+
+def parse_served_event_member(member: str) -> tuple[str, str] | None:
+    """(org_id, event_id), or None for a member without an org (written by an older version)."""
+    org_id, sep, event_id = member.partition(":")
+    return (org_id, event_id) if sep and org_id and event_id else None
+
+
+# Rate limits (persistence/rate_limit.lua). An org's buckets share the hash tag {org_id}, so one script call may
+# check a request's key, address and buyer buckets together on Redis Cluster; the platform-wide login buckets share
+# {login} for the same reason. Keys never hold an e-mail address in clear.
+def rate_bucket(org_id: str, route_class: str, subject: str, *parts: str) -> str:
+    """STRING: one GCRA bucket's TAT (us), e.g. rate_bucket(org, "holds", "buyer", event_id, buyer_id)."""
+    return f"vg:{{{org_id}}}:rl:{route_class}:{subject}:" + ":".join(parts)
+
+
+def rate_quota(org_id: str, key_holder_id: str) -> str:
+    """HASH {d: UTC day number, n: requests that day}: the key's daily quota."""
+    return f"vg:{{{org_id}}}:rl:quota:{key_holder_id}"
+
+
+def login_bucket(subject: str, value: str) -> str:
+    """STRING: a platform-wide login failure bucket, per account (hashed e-mail) or per address."""
+    if subject == "account":
+        value = hashlib.sha256(value.encode()).hexdigest()[:32]
+    return f"vg:rl:{{login}}:{subject}:{value}"
+
+
+def auth_failure_bucket(ip: str) -> str:
+    """STRING: the platform-wide bucket of an address's failed authentications."""
+    return f"vg:rl:authfail:{ip}"

@@ -3,26 +3,48 @@
 Fencing: each incarnation of an inventory takes a new epoch (events.take_inventory_epoch). A write locks the
 event row FOR SHARE and checks the epoch it carries is still current, so a zombie incarnation writes nothing;
 the epoch bump's UPDATE conflicts with that lock, so it waits for in-flight writes instead of racing them.
+
+Tenancy: every function takes an ``OrgDb`` (persistence/tenancy.py), so row-level security holds on the hot
+path too, and each query also filters by the org. Every sale and cancellation is audited in the same
+transaction (persistence/audit.py), so the log and the sales commit or roll back together.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 from engine.commands import SaleView, TicketView
-from persistence.db import Connection
+from persistence import audit
+from persistence.tenancy import OrgDb
 
-_SALE_COLUMNS = ["id", "org_id", "event_id", "hold_id", "buyer_id", "order_ref", "epoch"]
-_TICKET_COLUMNS = [
-    "id", "org_id", "event_id", "sale_id", "ordinal", "ticket_type", "seat_id", "unit", "capacity",
-]
+# Not COPY: Postgres refuses COPY FROM into a table with row-level security for a role it applies to. One
+# INSERT ... SELECT FROM unnest(arrays) per table per batch costs the same single round trip.
+_INSERT_SALES_SQL = """
+INSERT INTO sales (id, org_id, event_id, hold_id, buyer_id, order_ref, epoch)
+SELECT s.id, $1, $2, s.hold_id, s.buyer_id, s.order_ref, $3
+FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) AS s(id, hold_id, buyer_id, order_ref)
+"""
+# The GA capacity goes on each GA ticket so the schema can check unit <= capacity row by row (the foreign key
+# proves it is the type's real capacity); an unknown type gets none, which the schema refuses.
+_INSERT_TICKETS_SQL = """
+INSERT INTO tickets (id, org_id, event_id, sale_id, ordinal, ticket_type, seat_id, unit, capacity)
+SELECT t.id, $1, $2, t.sale_id, t.ordinal, t.ticket_type, t.seat_id, t.unit,
+       CASE WHEN t.unit IS NULL THEN NULL ELSE (
+           SELECT tt.capacity FROM ticket_types tt
+           WHERE tt.org_id = $1 AND tt.event_id = $2 AND tt.code = t.ticket_type AND tt.kind = 'ga') END
+FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::int[])
+     AS t(id, sale_id, ordinal, ticket_type, seat_id, unit)
+"""
 _LOAD_SQL = """
 SELECT s.id, s.hold_id, s.buyer_id, s.order_ref, t.id AS ticket_id, t.ticket_type, t.seat_id, t.unit
-FROM sales s LEFT JOIN tickets t ON t.sale_id = s.id
-WHERE s.event_id = $1 AND s.status = 'live'
+FROM sales s LEFT JOIN tickets t ON t.sale_id = s.id AND t.org_id = s.org_id
+WHERE s.org_id = $1 AND s.event_id = $2 AND s.status = 'live'
 ORDER BY s.created_at, s.id, t.ordinal
 """
+SALE_CREATE = "sale.create"
+SALE_CANCEL = "sale.cancel"
 
 
 class FencedOut(Exception):
@@ -39,40 +61,60 @@ class SaleNotFound(Exception):
     """A cancellation named a sale the event does not have: memory and Postgres disagree."""
 
 
+def inventory_actor(event_id: str) -> audit.Actor:
+    """Who the audit log names for sales: the event's inventory, which commits them."""
+    return audit.Actor("system", f"inventory:{event_id}")
+
+
 async def write_sales(
-    conn: Connection,
-    org_id: str,
+    db: OrgDb,
     event_id: str,
     epoch: int,
     new_sales: Sequence[SaleView],
     cancelled: Sequence[SaleView],
 ) -> None:
-    """Commit a batch's cancellations and new sales in ONE transaction, or nothing.
+    """Write a batch's cancellations and new sales, and their audit entries, in db's transaction.
 
-    Cancellations go first: a batch may cancel a sale and sell its seat again. Raises FencedOut when ``epoch``
-    is stale; any other failure (a unique violation, a lost connection) also means nothing was committed.
+    ``db`` comes from ``org_transaction``, whose one transaction commits all of it or nothing. Cancellations go
+    first: a batch may cancel a sale and sell its seat again. Raises FencedOut when ``epoch`` is stale; any
+    other failure (a unique violation, a lost connection) also means nothing is committed.
     """
     if not new_sales and not cancelled:
         return
-    async with conn.transaction():
-        current = await conn.fetchval(
-            "SELECT inventory_epoch FROM events WHERE id = $1 AND org_id = $2 FOR SHARE", event_id, org_id
-        )
-        if current != epoch:
-            raise FencedOut(event_id, epoch, current)
-        if cancelled:
-            await _cancel(conn, org_id, event_id, cancelled)
-        if new_sales:
-            await _insert(conn, org_id, event_id, epoch, new_sales)
+    conn, org_id = db.conn, db.org_id
+    current = await conn.fetchval(
+        "SELECT inventory_epoch FROM events WHERE id = $1 AND org_id = $2 FOR SHARE", event_id, org_id
+    )
+    if current != epoch:
+        raise FencedOut(event_id, epoch, current)
+    if cancelled:
+        await _cancel(db, event_id, cancelled)
+    if new_sales:
+        await _insert(db, event_id, epoch, new_sales)
+    changes = [audit.Change(SALE_CANCEL, "sale", s.sale_id, before=_sale_json(s), after=None) for s in cancelled]
+    changes += [audit.Change(SALE_CREATE, "sale", s.sale_id, after=_sale_json(s)) for s in new_sales]
+    await audit.record(db, inventory_actor(event_id), *changes)
 
 
-async def _cancel(conn: Connection, org_id: str, event_id: str, cancelled: Sequence[SaleView]) -> None:
+def _sale_json(sale: SaleView) -> dict[str, Any]:
+    return {
+        "hold_id": sale.hold_id,
+        "buyer_id": sale.buyer_id,
+        "order_ref": sale.order_ref,
+        "tickets": [
+            {"id": t.ticket_id, "ticket_type": t.ticket_type, "seat_id": t.seat_id, "unit": t.unit}
+            for t in sale.tickets
+        ],
+    }
+
+
+async def _cancel(db: OrgDb, event_id: str, cancelled: Sequence[SaleView]) -> None:
     """Cancelling a sale cancels its tickets too (ON UPDATE CASCADE), which frees their seats and units."""
     sale_ids = sorted({sale.sale_id for sale in cancelled})
-    rows = await conn.fetch(
+    rows = await db.conn.fetch(
         "UPDATE sales SET status = 'cancelled', cancelled_at = coalesce(cancelled_at, now()) "
         "WHERE org_id = $1 AND event_id = $2 AND id = ANY($3::text[]) RETURNING id",
-        org_id,
+        db.org_id,
         event_id,
         sale_ids,
     )
@@ -81,37 +123,36 @@ async def _cancel(conn: Connection, org_id: str, event_id: str, cancelled: Seque
         raise SaleNotFound(f"event {event_id} has no sales {missing[:10]}")
 
 
-async def _insert(
-    conn: Connection, org_id: str, event_id: str, epoch: int, sales: Sequence[SaleView]
-) -> None:
-    # The GA capacity goes on each GA ticket so the schema can check unit <= capacity row by row.
-    capacity_of = dict(
-        await conn.fetch(
-            "SELECT code, capacity FROM ticket_types WHERE event_id = $1 AND kind = 'ga'", event_id
-        )
+async def _insert(db: OrgDb, event_id: str, epoch: int, sales: Sequence[SaleView]) -> None:
+    await db.conn.execute(
+        _INSERT_SALES_SQL,
+        db.org_id,
+        event_id,
+        epoch,
+        [s.sale_id for s in sales],
+        [s.hold_id for s in sales],
+        [s.buyer_id for s in sales],
+        [s.order_ref for s in sales],
     )
-    await conn.copy_records_to_table(
-        "sales",
-        records=[(s.sale_id, org_id, event_id, s.hold_id, s.buyer_id, s.order_ref, epoch) for s in sales],
-        columns=_SALE_COLUMNS,
-    )
-    await conn.copy_records_to_table(
-        "tickets",
-        records=[
-            (
-                t.ticket_id, org_id, event_id, s.sale_id, ordinal, t.ticket_type, t.seat_id, t.unit,
-                None if t.unit is None else capacity_of.get(t.ticket_type),
-            )
-            for s in sales
-            for ordinal, t in enumerate(s.tickets, 1)
-        ],
-        columns=_TICKET_COLUMNS,
+    tickets = [(s.sale_id, ordinal, t) for s in sales for ordinal, t in enumerate(s.tickets, 1)]
+    if not tickets:
+        return
+    await db.conn.execute(
+        _INSERT_TICKETS_SQL,
+        db.org_id,
+        event_id,
+        [t.ticket_id for _, _, t in tickets],
+        [sale_id for sale_id, _, _ in tickets],
+        [ordinal for _, ordinal, _ in tickets],
+        [t.ticket_type for _, _, t in tickets],
+        [t.seat_id for _, _, t in tickets],
+        [t.unit for _, _, t in tickets],
     )
 
 
-async def load_sales(conn: Connection, event_id: str) -> list[SaleView]:
-    """Every live sale of the event, tickets in the order they were sold: the truth to rebuild from."""
-    rows = await conn.fetch(_LOAD_SQL, event_id)
+async def load_sales(db: OrgDb, event_id: str) -> list[SaleView]:
+    """Every live sale of the org's event, tickets in the order they were sold: the truth to rebuild from."""
+    rows = await db.conn.fetch(_LOAD_SQL, db.org_id, event_id)
     sales = []
     for _, group in itertools.groupby(rows, key=lambda row: row["id"]):
         sale_rows = list(group)

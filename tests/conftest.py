@@ -26,6 +26,7 @@ import pytest_asyncio
 import redis
 
 from persistence.migrate import migrate
+from tests.fakes import TEST_SESSION_SECRET
 from voelgoed import embedded
 from voelgoed.settings import Settings
 
@@ -54,6 +55,8 @@ def service_env(services_root: Path) -> Iterator[pytest.MonkeyPatch]:
         for name in _SERVICE_VARIABLES:
             patch.delenv(name, raising=False)
         patch.setenv("VOELGOED_DATA_DIR", str(services_root / "data"))
+        # Gateways started as subprocesses sign sessions like the in-process ones (tests.fakes.running_gateway).
+        patch.setenv("VOELGOED_SESSION_SECRET", TEST_SESSION_SECRET)
         for name, value in embedded.RAY_ENV.items():
             patch.setenv(name, value)
         yield patch
@@ -131,6 +134,7 @@ def settings(database_url: str, redis_url: str, ray_address: str, services_root:
         redis_url=redis_url,
         ray_address=ray_address,
         data_dir=services_root / "data",
+        session_secret=TEST_SESSION_SECRET,
     )
 
 

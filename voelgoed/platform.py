@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -26,11 +27,18 @@ import asyncpg
 import httpx
 
 from persistence.apikeys import find_api_key, parse_api_key, secret_matches
-from persistence.db import connect_timeout_s
+from persistence.db import connect
 from persistence.migrate import migrate
 from persistence.orgs import create_org
+from persistence.tenancy import unscoped
 from voelgoed import embedded
-from voelgoed.settings import DEFAULT_DATA_DIR, RUNTIME_FILE_NAME
+from voelgoed.settings import (
+    DEFAULT_DATA_DIR,
+    RUNTIME_FILE_NAME,
+    SESSION_SECRET_FILE_NAME,
+    check_session_secret,
+    read_session_secret_file,
+)
 
 DEMO_FILE_NAME = "demo.json"
 DEMO_ORG_NAME = "Voelgoed Demo"
@@ -45,6 +53,8 @@ http_timeout_s = 10.0
 stale_stop_s_max = 15.0
 demo_event_lead_days = 30
 private_file_mode = 0o600
+session_secret_bytes = 32  # token_urlsafe: 43 characters, 256 bits
+UP_ACTOR = "up"  # the audit log's system actor for what `voelgoed up` creates
 
 
 class ShutdownRequested(Exception):
@@ -148,7 +158,8 @@ async def _start_and_serve(config: UpConfig, stack: contextlib.ExitStack, stop: 
     runtime |= {"database_url": database_url, "redis_url": redis_url, "ray_address": ray_address}
     write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
     checkpoint()
-    gateway = _start_gateway(config, _gateway_env(config, database_url, redis_url, ray_address), stack)
+    env = _gateway_env(config, database_url, redis_url, ray_address, ensure_session_secret(config.data_dir))
+    gateway = _start_gateway(config, env, stack)
     runtime |= {"gateway_pid": gateway.pid, "gateway_app": config.gateway_app}
     write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
     await _wait_ready(config, gateway, stop)
@@ -191,13 +202,33 @@ async def _start_ray(config: UpConfig, stack: contextlib.ExitStack, runtime: dic
     return head.address
 
 
-def _gateway_env(config: UpConfig, database_url: str, redis_url: str, ray_address: str) -> dict[str, str]:
+def ensure_session_secret(data_dir: Path) -> str:
+    """The data folder's session secret, made on the first run and kept, so people's sessions survive a restart
+    and every gateway worker signs alike. VOELGOED_SESSION_SECRET, if set, wins (and must be long enough)."""
+    given = os.environ.get("VOELGOED_SESSION_SECRET")
+    if given:
+        try:
+            return check_session_secret(given)
+        except RuntimeError as error:
+            raise StartupFailed(str(error)) from None
+    kept = read_session_secret_file(data_dir)
+    if kept is not None and len(kept.encode()) >= session_secret_bytes:
+        return kept
+    secret = secrets.token_urlsafe(session_secret_bytes)
+    write_private_text(data_dir / SESSION_SECRET_FILE_NAME, secret + "\n")
+    return secret
+
+
+def _gateway_env(
+    config: UpConfig, database_url: str, redis_url: str, ray_address: str, session_secret: str
+) -> dict[str, str]:
     return {
         **os.environ,
         **embedded.RAY_ENV,
         "VOELGOED_DATABASE_URL": database_url,
         "VOELGOED_REDIS_URL": redis_url,
         "VOELGOED_RAY_ADDRESS": ray_address,
+        "VOELGOED_SESSION_SECRET": session_secret,
         "VOELGOED_DATA_DIR": str(config.data_dir),
         "VOELGOED_GATEWAY_HOST": config.gateway_host,
         "VOELGOED_GATEWAY_PORT": str(config.gateway_port),
@@ -293,23 +324,26 @@ async def _key_is_live(database_url: str, org_id: str, api_key: str) -> bool:
     parsed = parse_api_key(api_key)
     if parsed is None:
         return False
-    conn = await asyncpg.connect(database_url, timeout=connect_timeout_s)
+    conn = await connect(database_url)
     try:
-        record = await find_api_key(conn, parsed[0])
+        async with unscoped(conn, reason="check the demo key recorded in demo.json, whichever org it names") as db:
+            record = await find_api_key(db, parsed[0])
+            now = await db.fetchval("SELECT now()")
     finally:
         await conn.close()
     return (
         record is not None
         and record.org_id == org_id
         and record.revoked_at is None
+        and not record.expired(now)
         and secret_matches(parsed[1], record.secret_hash)
     )
 
 
 async def _create_demo_org(database_url: str) -> tuple[str, str]:
-    conn = await asyncpg.connect(database_url, timeout=connect_timeout_s)
+    conn = await connect(database_url)
     try:
-        return await create_org(conn, DEMO_ORG_NAME)
+        return await create_org(conn, DEMO_ORG_NAME, actor=UP_ACTOR)
     finally:
         await conn.close()
 
@@ -414,9 +448,14 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def write_private_json(path: Path, data: Mapping[str, Any]) -> None:
     """Atomic, and readable by this user only (demo.json holds an API key)."""
+    write_private_text(path, json.dumps(data, indent=2))
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Atomic, and readable by this user only."""
     temp = path.with_name(path.name + ".tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, private_file_mode)
     with os.fdopen(fd, "w") as out:
         os.fchmod(out.fileno(), private_file_mode)
-        json.dump(data, out, indent=2)
+        out.write(text)
     os.replace(temp, path)

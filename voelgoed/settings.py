@@ -7,11 +7,17 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.ratelimit import DEFAULT_POLICY, Policy, policy_with
+
 RUNTIME_FILE_NAME = "runtime.json"
+# Made once by `voelgoed up` and kept across runs (sessions outlive a restart); readable by its user only.
+SESSION_SECRET_FILE_NAME = "session_secret"
 DEFAULT_DATA_DIR = ".voelgoed"
 DEFAULT_RAY_NAMESPACE = "voelgoed"
 inventory_hosts_default = 4
 inventory_hosts_max = 256  # actors.placement.inventory_hosts_max; not imported: settings load before Ray
+# Signs people's session access tokens (HS256): at least 256 bits, the same on every gateway process.
+session_secret_bytes_min = 32
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,14 @@ class Settings:
     ray_namespace: str = DEFAULT_RAY_NAMESPACE
     data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR))
     inventory_hosts: int = inventory_hosts_default
+    # None: people cannot log in (session routes answer 503); API keys work regardless. `voelgoed up` makes one.
+    session_secret: str | None = field(default=None, repr=False)
+    # engine/ratelimit.py's defaults with VOELGOED_RATE_LIMITS's overrides (docs/api.md "Rate limits").
+    rate_limits: Policy = DEFAULT_POLICY
+
+    def __post_init__(self) -> None:
+        if self.session_secret is not None:
+            check_session_secret(self.session_secret)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -42,7 +56,29 @@ class Settings:
             ray_namespace=env.get("VOELGOED_RAY_NAMESPACE", DEFAULT_RAY_NAMESPACE),
             data_dir=data_dir,
             inventory_hosts=_inventory_hosts(env.get("VOELGOED_INVENTORY_HOSTS", str(inventory_hosts_default))),
+            session_secret=env.get("VOELGOED_SESSION_SECRET") or read_session_secret_file(data_dir),
+            rate_limits=rate_limits_from(env.get("VOELGOED_RATE_LIMITS")),
         )
+
+
+def check_session_secret(secret: str) -> str:
+    """Refuse a short secret at start-up: a guessable one would let anyone sign tokens for any org."""
+    if len(secret.encode()) < session_secret_bytes_min:
+        raise RuntimeError(
+            f"the session secret (VOELGOED_SESSION_SECRET) must be at least {session_secret_bytes_min} bytes"
+        )
+    return secret
+
+
+def rate_limits_from(raw: str | None) -> Policy:
+    """VOELGOED_RATE_LIMITS: a JSON object of overrides, e.g. '{"holds.buyer": {"per_s": 2, "burst": 4}}'. Checked
+    at start-up: a typo would otherwise leave a limit silently at its default."""
+    if not raw or not raw.strip():
+        return DEFAULT_POLICY
+    try:
+        return policy_with(json.loads(raw))
+    except ValueError as error:  # json.JSONDecodeError is one too
+        raise RuntimeError(f"VOELGOED_RATE_LIMITS: {error}") from None
 
 
 def _inventory_hosts(raw: str) -> int:
@@ -59,3 +95,11 @@ def read_runtime_file(data_dir: Path) -> dict[str, str]:
         return {}
     loaded = json.loads(path.read_text())
     return {k: v for k, v in loaded.items() if isinstance(v, str)}
+
+
+def read_session_secret_file(data_dir: Path) -> str | None:
+    try:
+        secret = (data_dir / SESSION_SECRET_FILE_NAME).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return secret or None

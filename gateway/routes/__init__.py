@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from gateway.routes import events, holds, keys, operations
+from gateway.routes import audit, events, holds, keys, members, operations, sessions
 
 
 def all_routes() -> list[BaseRoute]:
     # The router tries routes in order: the hot path (holds, availability) first.
-    return [*holds.ROUTES, *events.ROUTES, *keys.ROUTES, *operations.ROUTES]
+    return [
+        *holds.ROUTES,
+        *events.ROUTES,
+        *keys.ROUTES,
+        *sessions.ROUTES,
+        *members.ROUTES,
+        *audit.ROUTES,
+        *operations.ROUTES,
+    ]

@@ -13,11 +13,16 @@ from redis.asyncio import Redis
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
+from engine.ratelimit import RouteClass
 from gateway.auth import Authenticator, Principal, bearer_key, require_scope
 from gateway.availability import AvailabilityCache, SeatListCache
-from gateway.errors import PayloadTooLarge, UnsupportedMediaType, storage_outage_as_503
+from gateway.client_ip import client_ip
+from gateway.errors import ApiError, PayloadTooLarge, Unauthorized, UnsupportedMediaType, storage_outage_as_503
 from gateway.event_cache import EventCache
 from gateway.idempotency import IdempotencyStore, idempotency_key
+from gateway.ratelimit import RateLimiter
+from persistence import audit
+from persistence.tenancy import OrgDb, org_transaction, unscoped
 
 if TYPE_CHECKING:
     from gateway.inventory_client import InventoryClient
@@ -25,6 +30,7 @@ if TYPE_CHECKING:
 body_bytes_max = 64 * 1024
 db_acquire_timeout_s = 2.0
 _JSON_MEDIA_TYPES = ("application/json",)
+_READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 @dataclass(frozen=True)
@@ -37,13 +43,24 @@ class Services:
     availability: AvailabilityCache
     seat_lists: SeatListCache
     idempotency: IdempotencyStore
+    limits: RateLimiter
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
-        """A pooled Postgres connection, waiting a bounded time; an outage answers 503."""
+    async def tenant(self, org_id: str) -> AsyncIterator[OrgDb]:
+        """A pooled connection in a transaction bound to ``org_id`` (row-level security shows it only that org's
+        rows), waiting a bounded time for the connection; an outage answers 503. The one way routes reach
+        Postgres: ``async with svc.tenant(principal.org_id) as db:``."""
         with storage_outage_as_503():
-            async with self.pool.acquire(timeout=db_acquire_timeout_s) as conn:
-                yield conn
+            async with self.pool.acquire(timeout=db_acquire_timeout_s) as conn, org_transaction(conn, org_id) as db:
+                yield db
+
+    @asynccontextmanager
+    async def unscoped(self, reason: str) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
+        """A pooled connection in a transaction that sees every org (persistence.tenancy.unscoped): only for
+        work that is cross-org by nature, such as finding the org of a presented credential. Say why."""
+        with storage_outage_as_503():
+            async with self.pool.acquire(timeout=db_acquire_timeout_s) as conn, unscoped(conn, reason=reason) as raw:
+                yield raw
 
 
 def services(connection: HTTPConnection) -> Services:
@@ -51,12 +68,44 @@ def services(connection: HTTPConnection) -> Services:
     return found
 
 
-async def authorize(connection: HTTPConnection, scope: str, *, allow_query_key: bool = False) -> Principal:
-    """The caller, checked to hold ``scope``: 401 without a valid key, 403 without the scope."""
-    key = bearer_key(connection, allow_query=allow_query_key)
-    principal = await services(connection).auth.authenticate(key)
-    require_scope(principal, scope)
+async def authorize(
+    connection: HTTPConnection,
+    scope: str | tuple[str, ...],
+    *,
+    allow_query_key: bool = False,
+    route_class: RouteClass | None = None,
+) -> Principal:
+    """The caller, checked to hold ``scope`` (or, given several, any one of them): 401 without a valid key, 403
+    without the scope; admitted by the rate limits of ``route_class`` (by default: GET reads, else writes), 429."""
+    principal = await authenticate(connection, allow_query_key=allow_query_key)
+    limits = services(connection).limits
+    await limits.admit(route_class or route_class_of(connection), principal=principal, ip=client_ip(connection))
+    _require(principal, scope)
     return principal
+
+
+async def authenticate(connection: HTTPConnection, *, allow_query_key: bool = False) -> Principal:
+    """The caller, or 401; 429 instead once the address has spent its budget of failed authentications (checked
+    before the credential only for addresses already over it: gateway/ratelimit.py)."""
+    svc, ip = services(connection), client_ip(connection)
+    key = bearer_key(connection, allow_query=allow_query_key)
+    await svc.limits.before_authentication(ip)
+    try:
+        return await svc.auth.authenticate(key)
+    except Unauthorized:
+        await svc.limits.auth_failed(ip=ip, presented=key)
+        raise
+
+
+def route_class_of(connection: HTTPConnection) -> RouteClass:
+    return RouteClass.reads if connection.scope.get("method", "GET") in _READ_METHODS else RouteClass.writes
+
+
+def _require(principal: Principal, scope: str | tuple[str, ...]) -> None:
+    if isinstance(scope, str):
+        require_scope(principal, scope)
+    elif principal.scopes.isdisjoint(scope):
+        require_scope(principal, scope[0])  # the 403 names the first (the route's documented scope)
 
 
 @dataclass(frozen=True)
@@ -73,15 +122,26 @@ class Write:
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def idempotent_write(scope: str) -> Callable[[Callable[[Write], Awaitable[Response]]], Endpoint]:
-    """The shape of every POST and DELETE: authorize (401/403), check the Idempotency-Key, read the body (413/415),
-    then run the handler under the key, so a retry replays the first answer instead of applying twice."""
+# A route's buyer, read leniently from the raw body: (event id, buyer id), or None.
+BuyerOf = Callable[[Request, bytes], tuple[str, str] | None]
+
+
+def idempotent_write(
+    scope: str, *, route_class: RouteClass | None = None, buyer: BuyerOf | None = None
+) -> Callable[[Callable[[Write], Awaitable[Response]]], Endpoint]:
+    """The shape of every POST and DELETE: authorize (401/403, rate limits 429), check the Idempotency-Key, read
+    the body (413/415), then run the handler under the key, so a retry replays the first answer instead of
+    applying twice. With ``buyer``, the rate limits wait for the body, so the key's, the address's and the
+    buyer's buckets are spent in one Redis call (a request refused before that still spends the first two)."""
 
     def wrap(handler: Callable[[Write], Awaitable[Response]]) -> Endpoint:
         async def endpoint(request: Request) -> Response:
-            principal = await authorize(request, scope)
-            key = idempotency_key(request)
-            body = await read_body(request)
+            if buyer is None:
+                principal = await authorize(request, scope, route_class=route_class)
+                key = idempotency_key(request)
+                body = await read_body(request)
+            else:
+                principal, key, body = await _admitted_with_buyer(request, scope, route_class, buyer)
             write = Write(request, principal, key, body, services(request))
             return await write.svc.idempotency.run(request, principal, key, body, lambda: handler(write))
 
@@ -90,6 +150,24 @@ def idempotent_write(scope: str) -> Callable[[Callable[[Write], Awaitable[Respon
         return endpoint
 
     return wrap
+
+
+async def _admitted_with_buyer(
+    request: Request, scope: str, route_class: RouteClass | None, buyer: BuyerOf
+) -> tuple[Principal, str | None, bytes]:
+    principal = await authenticate(request)
+    limits, ip = services(request).limits, client_ip(request)
+    route_class = route_class or route_class_of(request)
+    try:
+        _require(principal, scope)
+        key = idempotency_key(request)
+        body = await read_body(request)
+    except ApiError:
+        await limits.admit(route_class, principal=principal, ip=ip)
+        raise
+    event_id, buyer_id = buyer(request, body) or (None, None)
+    await limits.admit(route_class, principal=principal, ip=ip, buyer_id=buyer_id, event_id=event_id)
+    return principal, key, body
 
 
 async def read_body(request: Request) -> bytes:
@@ -132,3 +210,9 @@ def rfc3339(moment: datetime | float | None) -> str | None:
     if isinstance(moment, datetime):
         return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def actor_of(connection: HTTPConnection, principal: Principal) -> audit.Actor:
+    """The caller as the audit log records it: a person or an API key, and the address the call came from."""
+    actor_type: audit.ActorType = "user" if principal.actor_type == "user" else "key"
+    return audit.Actor(actor_type, principal.actor_id, client_ip(connection))

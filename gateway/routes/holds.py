@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from engine import ids
 from engine.commands import Command, Confirm, Hold, HoldView, LookupHold, Ok, Rejected, Release, SaleView
+from engine.ratelimit import RouteClass
 from gateway import schemas
 from gateway.auth import Principal
 from gateway.errors import ApiError, NotFound, ValidationFailed, error_for_rejection
@@ -20,7 +21,7 @@ from gateway.idempotency import token_for
 from gateway.metrics import HOLDS_TOTAL, SALES_TOTAL
 from gateway.openapi import operation
 from gateway.routes.context import Services, Write, authorize, idempotent_write, json_response, rfc3339, services
-from gateway.routes.events import not_on_sale
+from gateway.routes.events import not_on_sale, visible_to
 
 TAG = ("holds",)
 OUTCOME_OK = "ok"
@@ -84,6 +85,19 @@ def hold_command(body: schemas.HoldCreate, meta: EventMeta, hold_id: str) -> Hol
     )
 
 
+def hold_buyer(request: Request, body: bytes) -> tuple[str, str] | None:
+    """(event id, buyer id) of a well-formed hold body, for the buyer's rate limit, which runs before the handler
+    so that one Redis call admits key, address and buyer. The parsed body waits in ``request.state`` for the
+    handler. A malformed or invalid body: None, so it spends the key's and the address's buckets only, and the
+    handler refuses it in the documented order."""
+    try:
+        parsed = schemas.parse_body(schemas.HoldCreate, body)
+    except ApiError:
+        return None
+    request.state.hold_create = parsed
+    return request.path_params["event_id"], parsed.buyer_id
+
+
 async def submit(svc: Services, meta: EventMeta, command: Command) -> Ok:
     result = await svc.inventory.submit(meta.org_id, meta.event_id, command)
     if isinstance(result, Rejected):
@@ -101,17 +115,19 @@ async def submit(svc: Services, meta: EventMeta, command: Command) -> Ok:
     errors=(404, 409),
     tags=TAG,
 )
-@idempotent_write("inventory:hold")
+@idempotent_write("inventory:hold", route_class=RouteClass.holds, buyer=hold_buyer)
 async def create_hold(write: Write) -> Response:
     principal, body, svc, key = write.principal, write.body, write.svc, write.key
     event_id = write.request.path_params["event_id"]
-    meta = await svc.events.get(principal.org_id, event_id)
+    meta = visible_to(principal, await svc.events.get(principal.org_id, event_id))  # publishable: on sale or 404
     if not meta.on_sale:
         raise not_on_sale(event_id)
     hold_id = new_hold_id(principal, event_id, key)
-    command = hold_command(schemas.parse_body(schemas.HoldCreate, body), meta, hold_id)
+    parsed = getattr(write.request.state, "hold_create", None) or schemas.parse_body(schemas.HoldCreate, body)
+    command = hold_command(parsed, meta, hold_id)
     try:
-        result = await submit(svc, meta, command)
+        async with svc.limits.holds_in_flight(principal.org_id, event_id, command.buyer_id):
+            result = await submit(svc, meta, command)
     except ApiError as error:
         HOLDS_TOTAL.labels(error.code).inc()
         raise
@@ -159,7 +175,7 @@ async def get_hold(request: Request) -> Response:
     errors=(404, 409, 410),
     tags=TAG,
 )
-@idempotent_write("inventory:hold")
+@idempotent_write("inventory:hold", route_class=RouteClass.holds)
 async def release_hold(write: Write) -> Response:
     principal, svc = write.principal, write.svc
     hold_id = write.request.path_params["hold_id"]
@@ -179,7 +195,7 @@ async def release_hold(write: Write) -> Response:
     errors=(404, 409, 410),
     tags=TAG,
 )
-@idempotent_write("inventory:confirm")
+@idempotent_write("inventory:confirm", route_class=RouteClass.holds)
 async def confirm_hold(write: Write) -> Response:
     principal, body, svc = write.principal, write.body, write.svc
     hold_id = write.request.path_params["hold_id"]

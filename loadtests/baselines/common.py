@@ -2,6 +2,9 @@
 
 The sale goes into the platform's own ``sales`` and ``tickets`` tables with the engine's id rules, so the schema's
 unique indexes defend every mode alike and the harness audits them all with the same queries.
+
+The baselines run inside the platform's gateway on its pool (role voelgoed_app), so row-level security holds for
+them as for the engine: every read of the platform's tables and every sale goes through an ``OrgDb``.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from typing import Any
 
 from engine.commands import HoldView, Rejected, SaleView, TicketView
 from engine.ids import sale_id_of_hold, ticket_id_of_hold
-from persistence.db import Connection
 from persistence.live_state import TicketTypeCounts
+from persistence.tenancy import OrgDb
 
 BASELINE_EPOCH = 1  # sales.epoch must be >= 1; baselines have no incarnations to fence
 
@@ -35,17 +38,20 @@ class EventShape:
 
 _SHAPE_SQL = """
 SELECT e.org_id, e.hold_ttl_s, e.max_tickets_per_buyer,
-       (SELECT coalesce(array_agg(seat_id ORDER BY seat_index), '{}') FROM seats WHERE event_id = e.id) AS seat_ids,
-       ARRAY(SELECT code FROM ticket_types WHERE event_id = e.id AND kind = 'seated') AS seated,
-       ARRAY(SELECT code FROM ticket_types WHERE event_id = e.id AND kind = 'ga' ORDER BY position) AS ga_codes,
-       ARRAY(SELECT capacity FROM ticket_types WHERE event_id = e.id AND kind = 'ga' ORDER BY position) AS ga_caps
-FROM events e WHERE e.id = $1 AND e.status = 'on_sale'
+       (SELECT coalesce(array_agg(seat_id ORDER BY seat_index), '{}') FROM seats
+        WHERE org_id = e.org_id AND event_id = e.id) AS seat_ids,
+       ARRAY(SELECT code FROM ticket_types WHERE org_id = e.org_id AND event_id = e.id AND kind = 'seated') AS seated,
+       ARRAY(SELECT code FROM ticket_types WHERE org_id = e.org_id AND event_id = e.id AND kind = 'ga'
+             ORDER BY position) AS ga_codes,
+       ARRAY(SELECT capacity FROM ticket_types WHERE org_id = e.org_id AND event_id = e.id AND kind = 'ga'
+             ORDER BY position) AS ga_caps
+FROM events e WHERE e.org_id = $1 AND e.id = $2 AND e.status = 'on_sale'
 """
 
 
-async def load_shape(conn: Connection, event_id: str) -> EventShape | None:
-    """The on-sale event's shape, or None when it is unknown or still a draft."""
-    row = await conn.fetchrow(_SHAPE_SQL, event_id)
+async def load_shape(db: OrgDb, event_id: str) -> EventShape | None:
+    """The org's on-sale event's shape, or None when it is unknown, another org's or still a draft."""
+    row = await db.conn.fetchrow(_SHAPE_SQL, db.org_id, event_id)
     if row is None:
         return None
     return EventShape(
@@ -173,10 +179,12 @@ RETURNING sale_id
 """
 
 
-async def insert_sale(conn: Connection, shape: EventShape, sale: SaleView) -> bool:
+async def insert_sale(db: OrgDb, shape: EventShape, sale: SaleView) -> bool:
     """Insert the sale and its tickets; False when the hold already has a sale (nothing inserted)."""
+    if db.org_id != shape.org_id:
+        raise ValueError("a sale goes into its event's org")
     ticket_type = sale.tickets[0].ticket_type
-    rows = await conn.fetch(
+    rows = await db.conn.fetch(
         _INSERT_SALE_SQL,
         sale.sale_id, shape.org_id, shape.event_id, sale.hold_id, sale.buyer_id, sale.order_ref, BASELINE_EPOCH,
         ticket_type, shape.ga_capacity.get(ticket_type),

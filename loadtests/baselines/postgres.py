@@ -40,8 +40,9 @@ from gateway.availability import AvailabilityCache
 from gateway.errors import InventoryUnavailable, storage_outage_as_503
 from loadtests.baselines import common, postgres_tx
 from loadtests.baselines.common import EventShape
-from persistence.db import Connection, create_pool
+from persistence.db import Connection, connect_timeout_s, create_pool
 from persistence.live_state import AvailabilityView, TicketTypeCounts
+from persistence.tenancy import org_transaction
 from voelgoed.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,9 @@ async def read_view(conn: Connection, shape: EventShape, now: float) -> Availabi
 
 async def store_availability(conn: Connection, org_id: str, event_id: str) -> AvailabilityView | None:
     """The availability this baseline's tables hold now (the harness audit reads it)."""
-    shape = await common.load_shape(conn, event_id)
-    if shape is None or shape.org_id != org_id:
+    async with org_transaction(conn, org_id) as db:
+        shape = await common.load_shape(db, event_id)
+    if shape is None:
         return None
     return await read_view(conn, shape, time.time())
 
@@ -106,16 +108,14 @@ class PostgresInventory:
     def __init__(self, database_url: str) -> None:
         self._database_url = database_url
         self._pool: asyncpg.Pool | None = None
-        self._shapes: dict[str, EventShape] = {}
+        self._shapes: dict[tuple[str, str], EventShape] = {}
         self._sweeper: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
+        await _create_schema(self._database_url)
         self._pool = await create_pool(
             self._database_url, min_size=pool_connections_min, max_size=pool_connections_max
         )
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK_KEY)
-            await conn.execute(SCHEMA_PATH.read_text())
         self._sweeper = asyncio.ensure_future(self._sweep_forever())
 
     async def close(self) -> None:
@@ -144,17 +144,18 @@ class PostgresInventory:
 
     async def shape(self, conn: Connection, org_id: str, event_id: str) -> EventShape | None:
         """The event's shape (cached: it never changes once on sale), or None unless it is this org's, on sale."""
-        shape = self._shapes.get(event_id)
+        shape = self._shapes.get((org_id, event_id))
         if shape is None:
-            shape = await common.load_shape(conn, event_id)
+            async with org_transaction(conn, org_id) as db:
+                shape = await common.load_shape(db, event_id)
             if shape is None:
                 return None
             # an event published before this process started, or before the baseline ran, is activated here
-            await postgres_tx.activate_event(conn, shape.org_id, event_id)
+            await postgres_tx.activate_event(conn, org_id, event_id)
             if len(self._shapes) >= shapes_cached_max:
                 self._shapes.clear()
-            self._shapes[event_id] = shape
-        return shape if shape.org_id == org_id else None
+            self._shapes[(org_id, event_id)] = shape
+        return shape
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
@@ -174,6 +175,18 @@ class PostgresInventory:
                     await postgres_tx.sweep(conn, time.time())
             except Exception as error:  # a failed pass is retried by the next one
                 log.warning("postgres baseline sweep failed: %r", error)
+
+
+async def _create_schema(database_url: str) -> None:
+    """Create the baseline's tables as the URL's own user: the platform's role (voelgoed_app, which every pooled
+    connection acts as) may read and write tables, not create them. postgres.sql grants it its tables."""
+    conn = await asyncpg.connect(database_url, timeout=connect_timeout_s)
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK_KEY)
+            await conn.execute(SCHEMA_PATH.read_text())
+    finally:
+        await conn.close()
 
 
 class PostgresAvailability(AvailabilityCache):

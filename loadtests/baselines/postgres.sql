@@ -53,3 +53,7 @@ CREATE TABLE IF NOT EXISTS bl_pg_holds (
 CREATE INDEX IF NOT EXISTS bl_pg_holds_buyer_idx ON bl_pg_holds (event_id, buyer_id);
 -- the sweeper and the lazy reclaim find due GA holds (seat holds expire lazily, by their seat rows)
 CREATE INDEX IF NOT EXISTS bl_pg_holds_ga_due_idx ON bl_pg_holds (expires_at) WHERE status = 'held' AND is_ga;
+
+-- The gateway's pool acts as the platform's role (persistence/db.py); these tables are the baseline's, without
+-- row-level security (they hold no platform row: the sales go into the platform's own, org-scoped tables).
+GRANT SELECT, INSERT, UPDATE, DELETE ON bl_pg_events, bl_pg_seats, bl_pg_ga, bl_pg_holds TO voelgoed_app;

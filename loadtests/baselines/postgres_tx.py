@@ -2,6 +2,10 @@
 
 Locks are always taken in one order (buyer advisory lock, then hold rows, then seat rows by seat index, then a GA
 counter row), so two commands never deadlock; a lookup reads without locking. See postgres.py for why.
+
+The baseline's own tables (bl_pg_*) hold no platform row, so holds and releases need no org; a confirm writes the
+platform's sales and tickets and activation reads its events, seats and ticket types: those transactions are
+org transactions (persistence.tenancy), as row-level security requires of the platform's role.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from engine.commands import Command, Confirm, Hold, HoldView, LookupHold, Ok, Re
 from loadtests.baselines import common
 from loadtests.baselines.common import EventShape
 from persistence.db import Connection
+from persistence.tenancy import OrgDb, org_transaction
 
 expired_reclaimed_per_call_max = 1_024
 due_types_per_sweep_max = 256
@@ -116,9 +121,9 @@ FROM ga WHERE h.hold_id = $4 RETURNING h.units
 """
 _ACTIVATE_SQL = (
     "INSERT INTO bl_pg_seats (event_id, seat_index, seat_id) SELECT event_id, seat_index, seat_id FROM seats "
-    "WHERE event_id = $1 ON CONFLICT DO NOTHING",
+    "WHERE org_id = $2 AND event_id = $1 ON CONFLICT DO NOTHING",
     "INSERT INTO bl_pg_ga (event_id, code, capacity, available, held, sold) SELECT event_id, code, capacity, "
-    "capacity, 0, 0 FROM ticket_types WHERE event_id = $1 AND kind = 'ga' ON CONFLICT DO NOTHING",
+    "capacity, 0, 0 FROM ticket_types WHERE org_id = $2 AND event_id = $1 AND kind = 'ga' ON CONFLICT DO NOTHING",
     "INSERT INTO bl_pg_events (event_id, org_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
 )
 class _Rollback(Exception):
@@ -267,7 +272,8 @@ async def confirm(conn: Connection, shape: EventShape, command: Confirm, now: fl
 
 async def _confirm(conn: Connection, shape: EventShape, command: Confirm, now: float) -> Result:
     hold_id = command.hold_id
-    async with conn.transaction():
+    # The org's transaction: the sale goes into the platform's sales and tickets, under row-level security.
+    async with org_transaction(conn, shape.org_id) as db:
         row = await conn.fetchrow(_LOCK_HOLD_SQL, hold_id, shape.event_id)
         state = _state(row, now)
         if row is None or state in ("released", "expired", "missing"):
@@ -279,10 +285,11 @@ async def _confirm(conn: Connection, shape: EventShape, command: Confirm, now: f
             if row["order_ref"] != command.order_ref:
                 return common.sold_elsewhere(hold_id)
             return Ok(_sale(row, row["order_ref"], row["units"]))
-        return Ok(await _sell(conn, shape, row, command.order_ref))
+        return Ok(await _sell(db, shape, row, command.order_ref))
 
 
-async def _sell(conn: Connection, shape: EventShape, row: asyncpg.Record, order_ref: str) -> SaleView:
+async def _sell(db: OrgDb, shape: EventShape, row: asyncpg.Record, order_ref: str) -> SaleView:
+    conn = db.conn
     hold_id, quantity = row["hold_id"], row["quantity"]
     units: list[int] = []
     if row["is_ga"]:
@@ -293,7 +300,7 @@ async def _sell(conn: Connection, shape: EventShape, row: asyncpg.Record, order_
             # Its time passed while this waited for the hold's lock, and a new hold took a seat first.
             raise _Rollback(common.hold_expired(hold_id))
     sale = _sale(row, order_ref, units)
-    if not await common.insert_sale(conn, shape, sale):
+    if not await common.insert_sale(db, shape, sale):
         raise RuntimeError(f"hold {hold_id} is held here but already has a sale")  # rolls back; a bug
     return sale
 
@@ -317,14 +324,14 @@ async def activate_event(conn: Connection, org_id: str, event_id: str) -> None:
     """Fill this baseline's rows from the platform's seats and ticket types, once (idempotent)."""
     if await conn.fetchval("SELECT 1 FROM bl_pg_events WHERE event_id = $1", event_id):
         return
-    async with conn.transaction():
+    async with org_transaction(conn, org_id):
         on_sale = await conn.fetchval(
             "SELECT 1 FROM events WHERE id = $1 AND org_id = $2 AND status = 'on_sale'", event_id, org_id
         )
         if not on_sale:
             return
-        await conn.execute(_ACTIVATE_SQL[0], event_id)
-        await conn.execute(_ACTIVATE_SQL[1], event_id)
+        await conn.execute(_ACTIVATE_SQL[0], event_id, org_id)
+        await conn.execute(_ACTIVATE_SQL[1], event_id, org_id)
         await conn.execute(_ACTIVATE_SQL[2], event_id, org_id)
 
 

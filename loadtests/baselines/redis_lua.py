@@ -44,6 +44,7 @@ from loadtests.baselines import common
 from loadtests.baselines.common import EventShape
 from persistence.db import Connection, create_pool
 from persistence.live_state import AvailabilityView, TicketTypeCounts
+from persistence.tenancy import org_transaction
 from voelgoed.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ SCRIPTS = {name: _PRELUDE + (LUA_DIR / f"{name}.lua").read_text()
            for name in ("hold", "release", "confirm_begin", "confirm_end", "sweep", "activate")}
 _SHAS = {name: hashlib.sha1(text.encode()).hexdigest() for name, text in SCRIPTS.items()}
 _KEY_NAMES = ("counts", "seatidx", "avail", "holds", "expiry", "confirming", "buyers")
+_ORDER_REF_SQL = "SELECT order_ref FROM sales WHERE org_id = $1 AND hold_id = $2"
 
 
 def key_prefix(org_id: str, event_id: str) -> str:
@@ -166,7 +168,7 @@ class RedisLuaInventory:
         self._redis_url = redis_url
         self._pool: asyncpg.Pool | None = None
         self._redis: Redis | None = None
-        self._shapes: dict[str, EventShape] = {}
+        self._shapes: dict[tuple[str, str], EventShape] = {}
         self._sweeper: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
@@ -203,11 +205,11 @@ class RedisLuaInventory:
             await self._activate(shape)  # again: this process may have seen the event before Redis lost it
 
     async def submit(self, org_id: str, event_id: str, command: Command) -> Result:
-        shape = self._shapes.get(event_id)
+        shape = self._shapes.get((org_id, event_id))
         if shape is None:  # only the first command of an event in this process reads Postgres
             async with self._pg() as conn:
                 shape = await self._shape(conn, org_id, event_id)
-        if shape is None or shape.org_id != org_id:
+        if shape is None:
             return common.NOT_ON_SALE
         with storage_outage_as_503():
             return await self._apply(shape, command, time.time())
@@ -271,10 +273,13 @@ class RedisLuaInventory:
             await self._script("confirm_end", shape, time.time(), sale.hold_id, "held", "")
             raise PersistenceUnavailable() from error
         try:
-            with storage_outage_as_503():  # unknown outcome: 'confirming' until the sweeper asks Postgres
-                if await common.insert_sale(conn, shape, sale):
-                    return sale.order_ref
-                return str(await conn.fetchval("SELECT order_ref FROM sales WHERE hold_id = $1", sale.hold_id))
+            # unknown outcome: 'confirming' until the sweeper asks Postgres. The sale is the org's (row-level
+            # security): an org transaction, where the platform's commit is a batch's.
+            with storage_outage_as_503():
+                async with org_transaction(conn, shape.org_id) as db:
+                    if await common.insert_sale(db, shape, sale):
+                        return sale.order_ref
+                    return str(await conn.fetchval(_ORDER_REF_SQL, shape.org_id, sale.hold_id))
         finally:
             await self._pool.release(conn)
 
@@ -283,17 +288,18 @@ class RedisLuaInventory:
         return _decode(await run_script(self._redis, name, shape.org_id, shape.event_id, now, *args))
 
     async def _shape(self, conn: Connection, org_id: str, event_id: str) -> EventShape | None:
-        """The event's shape (cached: it never changes once on sale), activated in Redis on first sight."""
-        shape = self._shapes.get(event_id)
+        """The org's event's shape (cached: it never changes once on sale), activated in Redis on first sight."""
+        shape = self._shapes.get((org_id, event_id))
         if shape is None:
-            shape = await common.load_shape(conn, event_id)
+            async with org_transaction(conn, org_id) as db:
+                shape = await common.load_shape(db, event_id)
             if shape is None:
                 return None
             await self._activate(shape)
             if len(self._shapes) >= shapes_cached_max:
                 self._shapes.clear()
-            self._shapes[event_id] = shape
-        return shape if shape.org_id == org_id else None
+            self._shapes[(org_id, event_id)] = shape
+        return shape
 
     async def _activate(self, shape: EventShape) -> None:
         assert self._redis is not None
@@ -334,8 +340,8 @@ class RedisLuaInventory:
 
     async def _settle(self, org_id: str, event_id: str, hold_id: str) -> None:
         """A confirm whose lease passed: Postgres says whether its sale committed; Redis follows."""
-        async with self._pg() as conn:
-            order_ref = await conn.fetchval("SELECT order_ref FROM sales WHERE hold_id = $1", hold_id)
+        async with self._pg() as conn, org_transaction(conn, org_id):
+            order_ref = await conn.fetchval(_ORDER_REF_SQL, org_id, hold_id)
         assert self._redis is not None
         outcome = "held" if order_ref is None else "sold"
         await run_script(self._redis, "confirm_end", org_id, event_id, time.time(), hold_id, outcome, order_ref or "")

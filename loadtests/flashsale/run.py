@@ -123,6 +123,7 @@ async def _create_event(url: str, key: str, scenario: Scenario) -> tuple[str, tu
 
 
 async def _event_org(database_url: str, event_id: str) -> str:
+    # The harness, like its truth readers (truth.py), connects as the URL's own user, outside row-level security.
     conn = await asyncpg.connect(database_url)
     try:
         return str(await conn.fetchval("SELECT org_id FROM events WHERE id = $1", event_id))

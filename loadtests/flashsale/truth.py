@@ -20,6 +20,11 @@ settle_poll_s = 0.5
 settle_margin_s = 15.0  # past the hold TTL: the engine's expiry sweep and the baselines' reclaim run this often
 
 
+# The truth readers connect straight with the URL's own (super)user, never through persistence.db (whose
+# connections act as voelgoed_app under row-level security): an auditor must see every row there is, whatever
+# org it carries, or a row written under a wrong org could hide from the very check meant to find it.
+
+
 async def live_tickets(database_url: str, event_id: str) -> list[LiveTicket]:
     conn = await asyncpg.connect(database_url)
     try:

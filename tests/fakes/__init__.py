@@ -15,6 +15,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
+from engine.ratelimit import DEFAULT_POLICY, Policy
 from gateway.app import create_app
 from persistence.db import create_pool
 from persistence.orgs import create_org
@@ -22,6 +23,8 @@ from tests.fakes.inventory import FakeInventoryClient
 from voelgoed.settings import Settings
 
 server_start_s_max = 10.0
+# The session secret of every test gateway (and of the `settings` fixture), so a test can sign tokens for it.
+TEST_SESSION_SECRET = "test-session-secret-" + "x" * 32
 
 SEATS_PER_ROW = 10
 
@@ -52,12 +55,20 @@ class Gateway:
 
 @asynccontextmanager
 async def running_gateway(
-    database_url: str, redis_url: str, *, serve: bool = False, inventory: FakeInventoryClient | None = None
+    database_url: str,
+    redis_url: str,
+    *,
+    serve: bool = False,
+    inventory: FakeInventoryClient | None = None,
+    rate_limits: Policy = DEFAULT_POLICY,
 ) -> AsyncIterator[Gateway]:
     """The gateway app over a FakeInventoryClient (a fresh one unless given); ``serve`` puts it behind a real
-    uvicorn server."""
+    uvicorn server; ``rate_limits`` replaces the default policy (engine.ratelimit.policy_with)."""
     inventory = inventory or FakeInventoryClient(database_url, redis_url)
-    app = create_app(Settings(database_url=database_url, redis_url=redis_url), inventory=inventory)
+    settings = Settings(
+        database_url=database_url, redis_url=redis_url, session_secret=TEST_SESSION_SECRET, rate_limits=rate_limits
+    )
+    app = create_app(settings, inventory=inventory)
     if serve:
         async with _uvicorn(app) as url, httpx.AsyncClient(base_url=url) as client:
             yield Gateway(client, app, inventory, url)

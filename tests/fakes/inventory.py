@@ -23,7 +23,7 @@ class FakeInventoryClient:
         self._redis_url = redis_url
         self._pool: asyncpg.Pool | None = None
         self._redis: Redis | None = None
-        self._events: dict[str, EventInventory] = {}
+        self._events: dict[tuple[str, str], EventInventory] = {}  # by (org, event), as an inventory host keys them
         self._loading = asyncio.Lock()
         self.submitted: list[Command] = []
 
@@ -56,11 +56,11 @@ class FakeInventoryClient:
 
     async def _owner(self, org_id: str, event_id: str) -> EventInventory | None:
         async with self._loading:
-            owner = self._events.get(event_id)
+            owner = self._events.get((org_id, event_id))
             if owner is None:
                 assert self._pool is not None and self._redis is not None, "start() first"
-                owner = await EventInventory.recover(event_id, self._pool, self._redis)
+                owner = await EventInventory.recover(org_id, event_id, self._pool, self._redis)
                 if owner is None:
                     return None
-                self._events[event_id] = owner
+                self._events[(org_id, event_id)] = owner
         return owner if owner.org_id == org_id else None

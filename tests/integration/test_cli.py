@@ -9,17 +9,20 @@ import signal
 import stat
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import httpx
 import psutil
+import pytest
 
 from engine import limits
 from engine.access import OWNER_SCOPES
+from engine.passwords import verify_password
 from persistence.apikeys import find_api_key, parse_api_key, secret_matches
 from voelgoed import embedded, platform
-from voelgoed.settings import RUNTIME_FILE_NAME, Settings
+from voelgoed.settings import RUNTIME_FILE_NAME, SESSION_SECRET_FILE_NAME, Settings, session_secret_bytes_min
 
 cli_run_s_max = 60.0
 
@@ -31,14 +34,15 @@ class Run:
     stderr: str
 
 
-async def run_cli(*args: str, env: dict[str, str] | None = None) -> Run:
+async def run_cli(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> Run:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "voelgoed.cli", *args,
         env=dict(os.environ) if env is None else env,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    stdout, stderr = await asyncio.wait_for(process.communicate(), cli_run_s_max)
+    stdout, stderr = await asyncio.wait_for(process.communicate(stdin), cli_run_s_max)
     assert process.returncode is not None
     return Run(process.returncode, stdout.decode(), stderr.decode())
 
@@ -140,6 +144,167 @@ async def test_bad_usage_exits_2() -> None:
     assert (await run_cli()).status == 2
 
 
+# ---- voelgoed key create / user create / audit verify ---------------------------------------------------------
+
+
+async def cli_org() -> str:
+    run = await run_cli("org", "create", "CLI People", "--json")
+    assert run.status == 0, run.stderr
+    org_id: str = json.loads(run.stdout)["org_id"]
+    return org_id
+
+
+def assert_bad_input(run: Run, *words: str) -> None:
+    assert run.status == 2, (run.stdout, run.stderr)
+    assert run.stdout == ""
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    for word in words:
+        assert word in run.stderr, run.stderr
+
+
+async def test_key_create_prints_a_working_key_once(database_url: str, redis_url: str) -> None:
+    org_id = await cli_org()
+    expires_at = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    run = await run_cli(
+        "key", "create", org_id, "--name", "checkout", "--scopes", "inventory:read,inventory:hold",
+        "--kind", "publishable", "--expires-at", expires_at.isoformat().replace("+00:00", "Z"), "--json",
+    )  # fmt: skip
+    assert run.status == 0, run.stderr
+    printed = json.loads(run.stdout)
+    assert set(printed) == {"id", "org_id", "name", "kind", "prefix", "scopes", "expires_at", "key"}
+    assert (printed["org_id"], printed["kind"], printed["scopes"]) == (
+        org_id, "publishable", ["inventory:read", "inventory:hold"]
+    )  # fmt: skip
+    parsed = parse_api_key(printed["key"])
+    assert parsed is not None
+    conn = await asyncpg.connect(database_url)
+    try:
+        record = await find_api_key(conn, parsed[0])
+    finally:
+        await conn.close()
+    assert record is not None and record.org_id == org_id and secret_matches(parsed[1], record.secret_hash)
+    assert record.expires_at == expires_at and record.created_by == "system:cli"
+
+    plain = await run_cli("key", "create", org_id, "--name", "reports", "--scopes", "reports:read")
+    assert plain.status == 0, plain.stderr
+    assert "key: vk_" in plain.stdout and "shown only this once" in plain.stdout
+
+
+async def test_key_create_refuses_bad_input_with_exit_2(database_url: str, redis_url: str) -> None:
+    org_id = await cli_org()
+    unknown_org = "org_" + "0" * 32
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    assert_bad_input(await run_cli("key", "create", org_id, "--name", "x", "--scopes", "root"), "unknown")
+    assert_bad_input(
+        await run_cli("key", "create", org_id, "--name", "x", "--scopes", "events:write", "--kind", "publishable"),
+        "publishable",
+    )
+    assert_bad_input(
+        await run_cli("key", "create", org_id, "--name", "x", "--scopes", "events:read", "--expires-at", past),
+        "future",
+    )
+    assert_bad_input(
+        await run_cli("key", "create", org_id, "--name", "x", "--scopes", "events:read", "--expires-at", "soon"),
+        "RFC 3339",
+    )
+    assert_bad_input(await run_cli("key", "create", unknown_org, "--name", "x", "--scopes", "events:read"), "no org")
+    assert_bad_input(await run_cli("key", "create", "acme", "--name", "x", "--scopes", "events:read"), "org id")
+    assert (await run_cli("key", "create", org_id, "--name", "x")).status == 2  # --scopes is required
+    assert (await run_cli("key", "create", org_id, "--name", "x", "--scopes", "a", "--kind", "x")).status == 2
+
+
+async def test_user_create_with_a_password_and_with_an_invitation(database_url: str, redis_url: str) -> None:
+    org_id = await cli_org()
+    email = f"Ada.{os.getpid()}.{datetime.now(UTC).timestamp():.0f}@Example.com"
+    password = "a long enough passphrase"
+    run = await run_cli(
+        "user", "create", email, "--org", org_id, "--role", "admin", "--password-stdin", "--json",
+        stdin=(password + "\n").encode(),
+    )  # fmt: skip
+    assert run.status == 0, run.stderr
+    printed = json.loads(run.stdout)
+    assert printed["email"] == email.lower() and printed["role"] == "admin" and printed["invitation"] is None
+    assert password not in run.stdout
+    conn = await asyncpg.connect(database_url)
+    try:
+        stored = await conn.fetchval("SELECT password_hash FROM users WHERE id = $1", printed["user_id"])
+        role = await conn.fetchval(
+            "SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2", org_id, printed["user_id"]
+        )
+    finally:
+        await conn.close()
+    assert stored.startswith("$argon2id$") and verify_password(stored, password) and role == "admin"
+
+    invited = await run_cli("user", "create", f"bob.{printed['user_id']}@example.com", "--org", org_id,
+                            "--role", "scanner", "--json")  # fmt: skip
+    assert invited.status == 0, invited.stderr
+    invitation = json.loads(invited.stdout)["invitation"]
+    assert invitation["token"].startswith("vi_") and invitation["expires_at"]
+
+    plain = await run_cli(
+        "user", "create", f"cy.{printed['user_id']}@example.com", "--org", org_id, "--role", "analyst"
+    )
+    assert plain.status == 0, plain.stderr
+    assert "invitation: vi_" in plain.stdout
+
+    # The same person in a second org: a membership, no second account.
+    other = await cli_org()
+    again = await run_cli("user", "create", email, "--org", other, "--role", "analyst", "--json")
+    assert again.status == 0, again.stderr
+    assert json.loads(again.stdout)["user_id"] == printed["user_id"]
+    assert json.loads(again.stdout)["invitation"] is None  # they already have a password
+
+
+async def test_user_create_refuses_bad_input_with_exit_2(database_url: str, redis_url: str) -> None:
+    org_id = await cli_org()
+    email = f"dup.{datetime.now(UTC).timestamp()}@example.com"
+    assert (await run_cli("user", "create", email, "--org", org_id, "--role", "admin")).status == 0
+    assert_bad_input(await run_cli("user", "create", email, "--org", org_id, "--role", "admin"), "already a member")
+    assert_bad_input(await run_cli("user", "create", "not-an-address", "--org", org_id, "--role", "admin"), "e-mail")
+    assert_bad_input(
+        await run_cli(
+            "user", "create", "x" + email, "--org", org_id, "--role", "admin", "--password-stdin", stdin=b"short\n"
+        ),
+        "password",
+    )
+    assert_bad_input(
+        await run_cli("user", "create", "y" + email, "--org", "org_" + "0" * 32, "--role", "admin"), "no org"
+    )
+    assert (await run_cli("user", "create", "z" + email, "--org", org_id, "--role", "emperor")).status == 2
+    assert (await run_cli("user", "create", "z" + email, "--role", "admin")).status == 2
+
+
+async def test_audit_verify_passes_an_intact_chain_and_names_a_tampered_entry(
+    database_url: str, redis_url: str
+) -> None:
+    org_id = await cli_org()
+    assert (await run_cli("key", "create", org_id, "--name", "k", "--scopes", "events:read")).status == 0
+    intact = await run_cli("audit", "verify", org_id, "--json")
+    assert intact.status == 0, intact.stderr
+    assert json.loads(intact.stdout) == {
+        "org_id": org_id, "ok": True, "entries": 3, "first_broken_seq": None, "reason": None
+    }  # fmt: skip
+    plain = await run_cli("audit", "verify", org_id)
+    assert plain.status == 0 and "intact" in plain.stdout
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        # Only a superuser can get past the append-only trigger, and only for this session.
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute("UPDATE audit_log SET object_id = 'tampered' WHERE org_id = $1 AND seq = 2", org_id)
+    finally:
+        await conn.close()
+    broken = await run_cli("audit", "verify", org_id, "--json")
+    assert broken.status == 1, (broken.stdout, broken.stderr)
+    verdict = json.loads(broken.stdout)
+    assert verdict["ok"] is False and verdict["first_broken_seq"] == 2 and verdict["reason"]
+    text = await run_cli("audit", "verify", org_id)
+    assert text.status == 1 and "seq 2" in text.stdout
+
+    assert_bad_input(await run_cli("audit", "verify", "org_" + "0" * 32), "no org")
+    assert_bad_input(await run_cli("audit", "verify", "nonsense"), "org id")
+
+
 up_ready_s_max = 120.0
 up_stop_s_max = 60.0
 
@@ -211,3 +376,26 @@ async def test_up_serves_one_demo_across_restarts_and_stops_cleanly(settings: Se
     finally:
         await conn.close()
     assert (demo_orgs, demo_events) == (1, 1)
+
+
+def test_up_makes_a_session_secret_once_and_keeps_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VOELGOED_SESSION_SECRET", raising=False)
+    first = platform.ensure_session_secret(tmp_path)
+    path = tmp_path / SESSION_SECRET_FILE_NAME
+    assert len(first.encode()) >= session_secret_bytes_min
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert platform.ensure_session_secret(tmp_path) == first
+    env = {
+        "VOELGOED_DATA_DIR": str(tmp_path),
+        "VOELGOED_DATABASE_URL": "postgresql://x/y",
+        "VOELGOED_REDIS_URL": "redis://x",
+    }
+    assert Settings.from_env(env).session_secret == first  # what a gateway started by hand finds
+
+    monkeypatch.setenv("VOELGOED_SESSION_SECRET", "too short")
+    with pytest.raises(platform.StartupFailed):
+        platform.ensure_session_secret(tmp_path)
+    with pytest.raises(RuntimeError):
+        Settings.from_env(env | {"VOELGOED_SESSION_SECRET": "too short"})
+    with pytest.raises(RuntimeError):
+        Settings(database_url="postgresql://x/y", redis_url="redis://x", session_secret="short")

@@ -13,10 +13,11 @@ from actors.event_inventory import EventInventory, InventoryLost
 from actors.wire import decode_results
 from engine.commands import Command, Confirm, Hold, LookupHold, Ok, Rejected, Result
 from engine.ids import hold_id_for
-from persistence import live_state
+from persistence import live_state, redis_keys
 from persistence.db import create_pool
 from persistence.events import NewEvent, TicketTypeRecord, create_event, publish_event
 from persistence.orgs import create_org
+from persistence.tenancy import org_transaction
 
 
 class UnreachablePool:
@@ -29,7 +30,8 @@ class UnreachablePool:
         raise AssertionError("nothing was acquired")
 
 
-async def on_sale_event(database_url: str) -> str:
+async def on_sale_event(database_url: str) -> tuple[str, str]:
+    """(org_id, event_id) of a new org's on-sale event."""
     conn = await asyncpg.connect(database_url)
     try:
         org_id, _ = await create_org(conn, "shell test")
@@ -39,11 +41,12 @@ async def on_sale_event(database_url: str) -> str:
             seat_ids=("A-1-1", "A-1-2", "A-1-3", "A-1-4"),
             ticket_types=(TicketTypeRecord("SEAT", "seated", 4, 100, "ZAR"),), dedicated=False,
         )
-        event = await create_event(conn, org_id, new)
-        await publish_event(conn, org_id, event.id)
+        async with org_transaction(conn, org_id) as db:
+            event = await create_event(db, new)
+            await publish_event(db, event.id)
     finally:
         await conn.close()
-    return event.id
+    return org_id, event.id
 
 
 async def apply(shell: EventInventory, *commands: Command) -> list[Result]:
@@ -51,10 +54,10 @@ async def apply(shell: EventInventory, *commands: Command) -> list[Result]:
 
 
 async def test_postgres_down_answers_503_and_the_hold_stays_held(database_url: str, clean_redis: str) -> None:
-    event_id = await on_sale_event(database_url)
+    org_id, event_id = await on_sale_event(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=2)
     redis = Redis.from_url(clean_redis)
-    shell = await EventInventory.recover(event_id, pool, redis)
+    shell = await EventInventory.recover(org_id, event_id, pool, redis)
     assert shell is not None
     hold = hold_id_for(event_id, "1" * 20)
     [held] = await apply(shell, Hold(hold, hold, "buyer", seats=("A-1-1",)))
@@ -71,18 +74,20 @@ async def test_postgres_down_answers_503_and_the_hold_stays_held(database_url: s
     shell._pool = pool
     [sale] = await apply(shell, Confirm("c1", hold, "order"))  # the same command id: not a replay of the 503
     assert isinstance(sale, Ok)
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, org_transaction(conn, org_id):
         assert await conn.fetchval("SELECT count(*) FROM sales WHERE hold_id = $1", hold) == 1
+        audited = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'sale.create'")
+        assert audited == 1  # the group commit wrote the sale's audit entry in its transaction
     await pool.close()
     await redis.aclose()
 
 
 async def test_a_newer_incarnation_fences_the_old_one_out(database_url: str, clean_redis: str) -> None:
-    event_id = await on_sale_event(database_url)
+    org_id, event_id = await on_sale_event(database_url)
     pool = await create_pool(database_url, min_size=1, max_size=2)
     redis = Redis.from_url(clean_redis)
-    old = await EventInventory.recover(event_id, pool, redis)
-    new = await EventInventory.recover(event_id, pool, redis)
+    old = await EventInventory.recover(org_id, event_id, pool, redis)
+    new = await EventInventory.recover(org_id, event_id, pool, redis)
     assert old is not None and new is not None and new.epoch == old.epoch + 1
     hold = hold_id_for(event_id, "2" * 20)
     with pytest.raises(InventoryLost):
@@ -91,3 +96,28 @@ async def test_a_newer_incarnation_fences_the_old_one_out(database_url: str, cle
     assert isinstance(held, Ok)
     await pool.close()
     await redis.aclose()
+
+
+async def test_recovery_naming_another_org_finds_nothing_and_fences_nothing(
+    database_url: str, clean_redis: str
+) -> None:
+    """Row-level security binds the recovery to the org it is asked for: another org's event id is unknown to
+    it, and the real owner's epoch stays where it was."""
+    org_id, event_id = await on_sale_event(database_url)
+    other_org, _ = await on_sale_event(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    redis = Redis.from_url(clean_redis)
+    owner = await EventInventory.recover(org_id, event_id, pool, redis)
+    assert owner is not None and owner.org_id == org_id
+    assert await EventInventory.recover(other_org, event_id, pool, redis) is None
+    hold = hold_id_for(event_id, "3" * 20)
+    [held] = await apply(owner, Hold(hold, hold, "buyer", seats=("A-1-3",)))
+    assert isinstance(held, Ok)  # still the current incarnation: nothing was fenced
+    await pool.close()
+    await redis.aclose()
+
+
+def test_served_event_members_carry_the_org() -> None:
+    member = redis_keys.served_event_member("org_" + "a" * 32, "evt_" + "b" * 32)
+    assert redis_keys.parse_served_event_member(member) == ("org_" + "a" * 32, "evt_" + "b" * 32)
+    assert redis_keys.parse_served_event_member("evt_" + "b" * 32) is None  # an older member without its org

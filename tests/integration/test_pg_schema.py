@@ -4,6 +4,7 @@ play a buggy writer, and expect Postgres to refuse."""
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -13,11 +14,12 @@ import asyncpg
 import pytest
 
 from engine import limits
-from engine.access import SCOPES
+from engine.access import KEY_KINDS, PUBLISHABLE_SCOPES, ROLES, SCOPES
 from engine.ids import hold_id_for, sale_id_of_hold, ticket_id_of_hold
 from persistence.events import NewEvent, TicketTypeRecord, create_event
 from persistence.migrate import available_migrations, migrate
 from persistence.orgs import create_org
+from persistence.tenancy import org_transaction
 
 GA_CAPACITY = 5_000
 SEAT_IDS = ("A-1-1", "A-1-2", "A-1-3", "A-1-4")
@@ -51,7 +53,8 @@ async def event(conn: asyncpg.Connection) -> tuple[str, str]:
             TicketTypeRecord("SEAT", "seated", len(SEAT_IDS), 30_000, "ZAR"),
         ),
     )
-    record = await create_event(conn, org_id, new)
+    async with org_transaction(conn, org_id) as db:
+        record = await create_event(db, new)
     return org_id, record.id
 
 
@@ -297,6 +300,27 @@ async def test_api_key_scopes_are_the_known_ones(conn: asyncpg.Connection, event
             secrets.token_hex(6),
             b"short",
         )
+
+
+async def _check_values(conn: asyncpg.Connection, table: str, constraint_like: str) -> set[str]:
+    """The quoted names a table's CHECK constraints (those whose name matches) allow, read back from Postgres."""
+    rows = await conn.fetch(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = $1::regclass AND contype = 'c' AND conname LIKE $2",
+        table,
+        constraint_like,
+    )
+    assert rows, f"no CHECK constraint {constraint_like!r} on {table}"
+    return {name for row in rows for name in re.findall(r"'([a-z_:]+)'", row[0])}
+
+
+async def test_migrations_lists_agree_with_engine_access(conn: asyncpg.Connection) -> None:
+    """Migration 002 repeats engine/access.py's scopes, roles and key kinds: the lists must stay equal."""
+    assert await _check_values(conn, "api_keys", "api_keys_scopes_check") == set(SCOPES)
+    publishable = await _check_values(conn, "api_keys", "api_keys_publishable_scopes_check")
+    assert publishable - {"secret"} == set(PUBLISHABLE_SCOPES)
+    assert await _check_values(conn, "api_keys", "api_keys_kind_check") == set(KEY_KINDS)
+    assert await _check_values(conn, "memberships", "memberships_role_check") == set(ROLES)
 
 
 # ---- the schema's bounds are engine/limits.py's ----------------------------------------------------------

@@ -1,0 +1,262 @@
+"""Rate limits at the gateway: which buckets a request spends, and what happens when Redis does not answer.
+
+Every authenticated request is admitted once, in one Redis call (persistence/rate_limit.lua, all or nothing):
+its key's bucket and its address's bucket for the route class, the key's daily quota, and for a hold also the
+buyer's bucket (org + event + buyer id). Defaults and why they never throttle a flash sale: engine/ratelimit.py
+and docs/api.md "Rate limits".
+
+Failed authentication (a bad, revoked, expired or malformed key or token) spends the address's failure budget;
+once it is spent the answer is 429, not 401. So that a brute forcer who finally guesses right still gets 429, the
+addresses currently over budget sit in a small bounded in-process set (with expiry), and only for those does the
+gateway check the Redis bucket before authenticating: an honest caller pays nothing extra. The set is per
+process: a right guess that lands on a worker that has not yet refused this address is checked after it, not
+before (each worker joins in after its first refusal).
+
+Logins (POST /v1/sessions) check the account's (lower-cased e-mail) and the address's failure budgets before the
+password is verified, and spend both on each failure.
+
+When Redis does not answer:
+- request limits fail open (logged at most every ``fail_open_log_every_s``, counted in
+  ``voelgoed_rate_limit_fail_open``): a sale that keeps selling beats limits that hold;
+- login throttling fails closed (503): passwords are guessable, and an unthrottled login is an open door;
+- a failed authentication still answers 401 (a key's secret is not guessable; nothing is counted meanwhile), but
+  an address already over its failure budget gets 503 until Redis answers again.
+
+Concurrent holds per buyer are capped per gateway process (``Policy.holds_in_flight_per_buyer``), in a bounded
+in-process map: a cluster of N processes lets a buyer have up to N times the cap in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from prometheus_client import Counter
+from redis.exceptions import RedisError
+
+from engine.limits import id_chars_max
+from engine.ratelimit import (
+    AUTH_FAILURES,
+    DAILY_QUOTA,
+    HOLDS_IN_FLIGHT,
+    Policy,
+    RouteClass,
+    Subject,
+    limit_name,
+    us_per_s,
+)
+from gateway.auth import ACTOR_KEY, Principal
+from gateway.errors import REDIS_OUTAGES, PersistenceUnavailable, TooManyRequests
+from persistence import redis_keys
+from persistence.rate_limits import Bucket, Mode, Quota, Verdict
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED = Counter("voelgoed_rate_limited", "Requests refused with 429, by limit", ["limit"])
+RATE_LIMIT_FAIL_OPEN = Counter(
+    "voelgoed_rate_limit_fail_open", "Requests let through unchecked because Redis did not answer the rate limiter"
+)
+
+over_budget_ips_max = 10_000  # addresses remembered as over their auth failure budget, per process
+buyers_in_flight_max = 100_000  # buyers tracked with holds in flight, per process; beyond it, untracked
+fail_open_log_every_s = 10.0
+_STORE_FAILURES: tuple[type[BaseException], ...] = (*REDIS_OUTAGES, RedisError)
+TOO_MANY_HOLDS_IN_FLIGHT = "too_many_holds_in_flight"
+
+
+class BucketStore(Protocol):
+    """persistence.rate_limits.RateLimitStore (tests pass fakes: a Redis that does not answer)."""
+
+    async def check(
+        self, buckets: Sequence[Bucket], *, quota: Quota | None = None, mode: Mode = Mode.all, now_us: int | None = None
+    ) -> Verdict: ...
+
+
+def retry_after_s(retry_after_us: int) -> int:
+    """Whole seconds for Retry-After, rounded up, at least 1."""
+    return max(1, math.ceil(retry_after_us / us_per_s))
+
+
+class RateLimiter:
+    def __init__(self, store: BucketStore, policy: Policy, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.policy = policy
+        self._store = store
+        self._clock = clock
+        self._over_budget: OrderedDict[str, float] = OrderedDict()  # ip -> when to stop checking (clock)
+        self._in_flight: dict[tuple[str, str | None, str], int] = {}
+        self._fail_open_logged_at = -math.inf
+
+    # Requests
+
+    async def admit(
+        self,
+        route_class: RouteClass,
+        *,
+        principal: Principal,
+        ip: str,
+        buyer_id: str | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        """Spend the request's buckets (key, address, and the buyer's for a hold naming one), all or nothing;
+        429 ``rate_limited`` when one is empty."""
+        org = principal.org_id
+        buckets: list[Bucket] = []
+        for subject, parts in ((Subject.key, (principal.actor_id,)), (Subject.ip, (ip,))):
+            self._add(buckets, org, route_class, subject, parts)
+        if buyer_id is not None and event_id is not None and len(buyer_id) <= id_chars_max:
+            self._add(buckets, org, route_class, Subject.buyer, (event_id, buyer_id))
+        quota = None
+        if principal.actor_type == ACTOR_KEY and self.policy.daily_quota_per_key is not None:
+            quota = Quota(redis_keys.rate_quota(org, principal.actor_id), self.policy.daily_quota_per_key, DAILY_QUOTA)
+        if not buckets and quota is None:
+            return
+        try:
+            verdict = await self._store.check(buckets, quota=quota)
+        except _STORE_FAILURES:
+            self._failed_open()
+            return
+        _raise_if_refused(verdict)
+
+    def _add(
+        self, buckets: list[Bucket], org: str, route_class: RouteClass, subject: Subject, parts: tuple[str, ...]
+    ) -> None:
+        rate = self.policy.rate(route_class, subject)
+        if rate is not None:
+            key = redis_keys.rate_bucket(org, route_class, subject, *parts)
+            buckets.append(Bucket(key, rate, limit_name(route_class, subject)))
+
+    def _failed_open(self) -> None:
+        RATE_LIMIT_FAIL_OPEN.inc()
+        now = self._clock()
+        if now - self._fail_open_logged_at >= fail_open_log_every_s:
+            self._fail_open_logged_at = now
+            log.warning("rate limits not checked: Redis did not answer (failing open)", exc_info=True)
+
+    # Failed authentication
+
+    async def before_authentication(self, ip: str) -> None:
+        """For an address over its failure budget only (an in-process set lookup otherwise): 429 while the
+        budget is still spent, even if this request's credentials are right; 503 when Redis does not answer."""
+        until = self._over_budget.get(ip)
+        if until is None:
+            return
+        if self._clock() >= until:
+            del self._over_budget[ip]
+            return
+        bucket = self._auth_failure_bucket(ip)
+        if bucket is None:
+            return
+        try:
+            verdict = await self._store.check([bucket], mode=Mode.peek)
+        except _STORE_FAILURES:
+            raise PersistenceUnavailable("authentication is throttled for this address; retry shortly") from None
+        if verdict.allowed:
+            self._over_budget.pop(ip, None)
+            return
+        self._remember_over_budget(ip, verdict.retry_after_us)
+        _raise_if_refused(verdict)
+
+    async def auth_failed(self, *, ip: str, presented: str | None) -> None:
+        """A request presented a credential that failed: spend the address's failure budget; 429 once it is
+        spent (the caller re-raises its 401 otherwise). A request that presented nothing spends nothing."""
+        if not presented:
+            return
+        bucket = self._auth_failure_bucket(ip)
+        if bucket is None:
+            return
+        try:
+            verdict = await self._store.check([bucket], mode=Mode.each)
+        except _STORE_FAILURES:
+            self._failed_open()
+            return
+        if not verdict.allowed:
+            self._remember_over_budget(ip, verdict.retry_after_us)
+            _raise_if_refused(verdict)
+
+    def _auth_failure_bucket(self, ip: str) -> Bucket | None:
+        rate = self.policy.rate(AUTH_FAILURES, Subject.ip)
+        if rate is None:
+            return None
+        return Bucket(redis_keys.auth_failure_bucket(ip), rate, limit_name(AUTH_FAILURES, Subject.ip))
+
+    def _remember_over_budget(self, ip: str, retry_after_us: int) -> None:
+        self._over_budget[ip] = self._clock() + retry_after_us / us_per_s
+        self._over_budget.move_to_end(ip)
+        while len(self._over_budget) > over_budget_ips_max:
+            self._over_budget.popitem(last=False)
+
+    # Logins
+
+    async def login_allowed(self, *, email: str, ip: str) -> None:
+        """Before the password is verified: 429 when the account's or the address's failure budget is spent;
+        503 when Redis does not answer (logins fail closed)."""
+        buckets = self._login_buckets(email, ip)
+        if not buckets:
+            return
+        try:
+            verdict = await self._store.check(buckets, mode=Mode.peek)
+        except _STORE_FAILURES:
+            raise PersistenceUnavailable("logins are unavailable while their throttle is; retry shortly") from None
+        _raise_if_refused(verdict)
+
+    async def login_failed(self, *, email: str, ip: str) -> None:
+        """A wrong password (or unknown account): spend the account's and the address's failure budgets."""
+        buckets = self._login_buckets(email, ip)
+        if not buckets:
+            return
+        try:
+            await self._store.check(buckets, mode=Mode.each)
+        except _STORE_FAILURES:
+            log.warning("could not count a failed login: Redis did not answer")
+
+    def _login_buckets(self, email: str, ip: str) -> list[Bucket]:
+        buckets: list[Bucket] = []
+        for subject, value in ((Subject.account, email.strip().lower()), (Subject.ip, ip)):
+            rate = self.policy.rate(RouteClass.logins, subject)
+            if rate is not None:
+                key = redis_keys.login_bucket(subject, value)
+                buckets.append(Bucket(key, rate, limit_name(RouteClass.logins, subject)))
+        return buckets
+
+    # Holds in flight
+
+    @asynccontextmanager
+    async def holds_in_flight(self, org_id: str, event_id: str | None, buyer_id: str) -> AsyncIterator[None]:
+        """Count one hold in flight for the buyer while the block runs; 429 ``too_many_holds_in_flight`` when the
+        buyer already has the cap in flight in this process."""
+        slot = (org_id, event_id, buyer_id)
+        count = self._in_flight.get(slot, 0)
+        cap = self.policy.holds_in_flight_per_buyer
+        if count >= cap:
+            RATE_LIMITED.labels(HOLDS_IN_FLIGHT).inc()
+            raise TooManyRequests(
+                HOLDS_IN_FLIGHT,
+                1,
+                f"this buyer already has {cap} holds in flight; retry once they are answered",
+                code=TOO_MANY_HOLDS_IN_FLIGHT,
+            )
+        if count == 0 and len(self._in_flight) >= buyers_in_flight_max:
+            yield  # the map is full: this hold goes untracked rather than refused
+            return
+        self._in_flight[slot] = count + 1
+        try:
+            yield
+        finally:
+            left = self._in_flight[slot] - 1
+            if left:
+                self._in_flight[slot] = left
+            else:
+                del self._in_flight[slot]
+
+
+def _raise_if_refused(verdict: Verdict) -> None:
+    if verdict.allowed:
+        return
+    limit = verdict.refused_by or "unknown"
+    RATE_LIMITED.labels(limit).inc()
+    raise TooManyRequests(limit, retry_after_s(verdict.retry_after_us), f"rate limit {limit} reached")

@@ -1,0 +1,219 @@
+"""/v1/members: the people of the caller's organization and their roles (scope members:manage).
+
+Nobody grants more than they hold, only an owner makes, changes or removes an owner, and an org always keeps
+one owner (engine/access.py: may_assign_role, owners_left). Changing a member's role or removing them ends
+their sessions in the org at once (rows revoked, Redis marks set), so the old role's tokens stop working.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from engine.access import Role, may_assign_role, owners_left
+from gateway import schemas
+from gateway.auth import Principal
+from gateway.errors import Conflict, Forbidden, NotFound, Unauthorized, storage_outage_as_503
+from gateway.openapi import operation
+from gateway.routes.context import (
+    Services,
+    Write,
+    actor_of,
+    authorize,
+    idempotent_write,
+    json_response,
+    rfc3339,
+    services,
+)
+from gateway.sessions import mark_revoked
+from persistence import audit, invitations, memberships, sessions, users
+from persistence.tenancy import OrgDb
+
+TAG = ("members",)
+SCOPE = "members:manage"
+_USER_ID_RE = re.compile(re.escape(users.USER_PREFIX) + r"[0-9a-f]{32}")
+
+
+def member_view(member: memberships.MemberRecord) -> dict[str, Any]:
+    return {
+        "user_id": member.user_id,
+        "email": member.email,
+        "role": member.role,
+        "created_at": rfc3339(member.created_at),
+    }
+
+
+def _not_grantable(new_role: str | None) -> Forbidden:
+    what = "remove this member" if new_role is None else f"give the role {new_role!r} to this member"
+    return Forbidden(
+        f"you may not {what}: only an owner touches owners, and nobody grants more than they hold",
+        {"role": new_role},
+        code="role_not_grantable",
+    )
+
+
+def _member_not_found(user_id: str) -> NotFound:
+    return NotFound("no such member", {"user_id": user_id}, code="member_not_found")
+
+
+def _check_actor_current(principal: Principal, roles: dict[str, str]) -> None:
+    """A person's token names the role they had at login; a change since then ends their sessions, but a request
+    already past authentication could still land. Under the memberships' lock, the role must still be theirs."""
+    if principal.actor_type == "user" and roles.get(principal.actor_id) != principal.role:
+        raise Unauthorized("your role in this organization changed: log in again", code="session_ended")
+
+
+def _check_grant(principal: Principal, target_role: str | None, new_role: str | None) -> None:
+    if not may_assign_role(principal.role, principal.scopes, target_role, new_role):
+        raise _not_grantable(new_role)
+
+
+async def _end_member_sessions(svc: Services, db: OrgDb, session_ids: list[str]) -> None:
+    # Inside the transaction: a Redis failure rolls the change back (503); marks set before a failed commit
+    # only end those sessions early.
+    with storage_outage_as_503():
+        for session_id in session_ids:
+            await mark_revoked(svc.redis, db.org_id, session_id)
+
+
+@operation(
+    summary="List the organization's members and their roles",
+    response=schemas.MemberList,
+    scope=SCOPE,
+    tags=TAG,
+)
+async def list_members(request: Request) -> Response:
+    principal = await authorize(request, SCOPE)
+    async with services(request).tenant(principal.org_id) as db:
+        found = await memberships.list_members(db)
+    return json_response({"members": [member_view(m) for m in found]})
+
+
+@operation(
+    summary="Add a person to the organization with a role; a new person gets an invitation token, shown once",
+    description="An existing person (a member of another organization) becomes a member at once. A person "
+    "without a password gets an invitation: pass its token to them privately; they set a password with "
+    "POST /v1/invitations/accept.",
+    status=201,
+    request=schemas.MemberCreate,
+    response=schemas.MemberCreated,
+    scope=SCOPE,
+    idempotent=True,
+    errors=(409,),
+    tags=TAG,
+)
+@idempotent_write(SCOPE)
+async def add_member(write: Write) -> Response:
+    principal, svc = write.principal, write.svc
+    wanted = schemas.parse_body(schemas.MemberCreate, write.body)
+    _check_grant(principal, None, wanted.role)
+    async with svc.unscoped("invite: the person may already exist as a member of another org") as platform:
+        existing = await users.find_user_by_email(platform, wanted.email)
+    async with svc.tenant(principal.org_id) as db:
+        try:
+            person = existing or await users.create_user(db.conn, wanted.email, None)
+            member = await memberships.add_member(db, person.id, wanted.role)
+        except users.EmailTaken:  # invited by another org a moment ago
+            raise Conflict("the person was just added elsewhere: retry", code="retry") from None
+        except memberships.AlreadyMember:
+            raise Conflict("this person is already a member", {"user_id": person.id}, code="already_member") from None
+        invitation = None
+        if person.password_hash is None:
+            record, token = await invitations.create_invitation(db, person.id)
+            invitation = {"token": token, "expires_at": rfc3339(record.expires_at)}
+        change = audit.Change(
+            "member.invite",
+            "member",
+            person.id,
+            after={"email": member.email, "role": member.role, "invited": invitation is not None},
+        )
+        await audit.record(db, actor_of(write.request, principal), change)
+    return json_response({**member_view(member), "invitation": invitation}, 201)
+
+
+@operation(
+    summary="Change a member's role; their sessions in the organization end",
+    request=schemas.MemberUpdate,
+    response=schemas.MemberOut,
+    scope=SCOPE,
+    idempotent=True,
+    errors=(404, 409),
+    tags=TAG,
+)
+@idempotent_write(SCOPE)
+async def change_role(write: Write) -> Response:
+    principal, svc = write.principal, write.svc
+    user_id = write.request.path_params["user_id"]
+    wanted = schemas.parse_body(schemas.MemberUpdate, write.body)
+    if _USER_ID_RE.fullmatch(user_id) is None:
+        raise _member_not_found(user_id)
+    async with svc.tenant(principal.org_id) as db:
+        roles = await memberships.lock_roles(db)  # held to the commit: owner counts cannot race
+        _check_actor_current(principal, roles)
+        target_role = roles.get(user_id)
+        if target_role is None:
+            raise _member_not_found(user_id)
+        _check_grant(principal, target_role, wanted.role)
+        _keep_an_owner(roles, target_role, wanted.role)
+        if target_role == wanted.role:
+            member = await memberships.get_member(db, user_id)
+        else:
+            member = await memberships.change_role(db, user_id, wanted.role)
+            await _end_member_sessions(svc, db, await sessions.revoke_member_sessions(db, user_id))
+            change = audit.Change(
+                "member.role_change", "member", user_id, before={"role": target_role}, after={"role": wanted.role}
+            )
+            await audit.record(db, actor_of(write.request, principal), change)
+    assert member is not None  # locked above
+    return json_response(member_view(member))
+
+
+@operation(
+    summary="Remove a member from the organization; their sessions end",
+    status=204,
+    scope=SCOPE,
+    idempotent=True,
+    errors=(404, 409),
+    tags=TAG,
+)
+@idempotent_write(SCOPE)
+async def remove_member(write: Write) -> Response:
+    principal, svc = write.principal, write.svc
+    user_id = write.request.path_params["user_id"]
+    if _USER_ID_RE.fullmatch(user_id) is None:
+        raise _member_not_found(user_id)
+    async with svc.tenant(principal.org_id) as db:
+        roles = await memberships.lock_roles(db)
+        _check_actor_current(principal, roles)
+        target_role = roles.get(user_id)
+        if target_role is None:
+            raise _member_not_found(user_id)
+        _check_grant(principal, target_role, None)
+        _keep_an_owner(roles, target_role, None)
+        member = await memberships.get_member(db, user_id)
+        await _end_member_sessions(svc, db, await sessions.live_member_sessions(db, user_id))
+        await memberships.remove_member(db, user_id)  # its sessions and invitations go with it
+        before = {"role": target_role, "email": member.email if member else None}
+        await audit.record(
+            db, actor_of(write.request, principal), audit.Change("member.remove", "member", user_id, before=before)
+        )
+    return Response(status_code=204)
+
+
+def _keep_an_owner(roles: dict[str, str], target_role: str, new_role: str | None) -> None:
+    # Only a change to an owner can lose the last one: an org made with `voelgoed org create` has an owner key
+    # but may have no owner person yet, and its other members must stay manageable meanwhile.
+    if target_role == Role.OWNER and owners_left(roles.values(), target_role, new_role) < 1:
+        raise Conflict("an organization must keep at least one owner", code="last_owner")
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/v1/members", list_members, methods=["GET"]),
+    Route("/v1/members", add_member, methods=["POST"]),
+    Route("/v1/members/{user_id}", change_role, methods=["PATCH"]),
+    Route("/v1/members/{user_id}", remove_member, methods=["DELETE"]),
+]

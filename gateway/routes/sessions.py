@@ -1,0 +1,335 @@
+"""/v1/sessions and /v1/invitations/accept: people log in with e-mail and password, refresh, log out, and set
+their first password from an invitation.
+
+Logging in and accepting an invitation are the only /v1 routes without an API key or token (the caller has
+neither yet). A wrong e-mail and a wrong password answer alike, with the same message and about the same time:
+an unknown e-mail is verified against a dummy hash, so neither the answer nor its timing says who has an account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from engine.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
+from gateway import schemas
+from gateway.client_ip import client_ip
+from gateway.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Gone,
+    InfrastructureError,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+    storage_outage_as_503,
+)
+from gateway.openapi import operation
+from gateway.ratelimit import RouteClass
+from gateway.routes.context import Endpoint, Services, authenticate, json_response, read_body, services
+from gateway.sessions import TokenSigner, mark_revoked
+from persistence import audit, invitations, memberships, sessions, users
+from persistence.invitations import AcceptOutcome
+from persistence.sessions import RefreshOutcome
+from persistence.tenancy import OrgDb
+
+log = logging.getLogger(__name__)
+
+TAG = ("sessions",)
+_INVALID_CREDENTIALS = "the e-mail or password is wrong"
+_INVALID_REFRESH = "the refresh token is malformed, unknown, expired or revoked: log in again"
+
+
+@dataclass(frozen=True)
+class PublicWrite:
+    """What a handler of a route without an API key works with once the body is read."""
+
+    request: Request
+    body: bytes
+    ip: str
+    svc: Services
+
+
+def public_write(handler: Callable[[PublicWrite], Awaitable[Response]]) -> Endpoint:
+    """The shape of the routes a caller without a key may call: the same body rules as every write (64 KiB,
+    JSON only: 413/415; the handler's schema answers 400/422), but no key, hence no Idempotency-Key record
+    (there is no key holder to file it under). Their own checks make retries safe: a login only makes
+    another session; an invitation is single-use."""
+
+    async def endpoint(request: Request) -> Response:
+        body = await read_body(request)
+        return await handler(PublicWrite(request, body, client_ip(request), services(request)))
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+class SessionsUnavailable(InfrastructureError):
+    code = "sessions_unavailable"
+    default_message = "logging in is not configured on this server (no session secret); API keys still work"
+
+
+def _signer(svc: Services) -> TokenSigner:
+    signer = svc.auth.signer
+    if signer is None:
+        raise SessionsUnavailable()
+    return signer
+
+
+def _person(user_id: str, ip: str) -> audit.Actor:
+    return audit.Actor("user", user_id, ip)
+
+
+def _invalid_credentials() -> Unauthorized:
+    return Unauthorized(_INVALID_CREDENTIALS, code="invalid_credentials")
+
+
+def _invalid_refresh() -> Unauthorized:
+    return Unauthorized(_INVALID_REFRESH, code="invalid_refresh_token")
+
+
+def _session_body(
+    signer: TokenSigner, session: sessions.SessionRecord, refresh_token: str, role: str
+) -> dict[str, Any]:
+    access_token, expires_in = signer.issue_access(session.user_id, session.org_id, session.id, role)
+    return {
+        "access_token": access_token,
+        "token_type": "bearer",
+        "expires_in": expires_in,
+        "refresh_token": refresh_token,
+        "session_id": session.id,
+        "user_id": session.user_id,
+        "org_id": session.org_id,
+        "role": role,
+    }
+
+
+@operation(
+    summary="Log in with e-mail and password: a short-lived access token and a single-use refresh token",
+    description="No API key. A person in several organizations names one with org_id. A wrong e-mail or "
+    "password answers 401 invalid_credentials alike; repeated failures answer 429.",
+    status=201,
+    request=schemas.SessionCreate,
+    response=schemas.SessionOut,
+    errors=(401, 429, 503),
+    tags=TAG,
+)
+@public_write
+async def login(write: PublicWrite) -> Response:
+    svc, ip = write.svc, write.ip
+    wanted = schemas.parse_body(schemas.SessionCreate, write.body)
+    signer = _signer(svc)
+    email = users.normalize_email(wanted.email)
+    await svc.limits.login_allowed(email=email, ip=ip)  # 429 before the password is checked
+    async with svc.unscoped("log in: find the person by e-mail and the orgs they belong to") as platform:
+        user = await users.find_user_by_email(platform, email)
+        orgs = await memberships.memberships_of_user(platform, user.id) if user is not None else []
+    stored_hash = user.password_hash if user is not None and user.password_hash is not None else DUMMY_HASH
+    # argon2 holds the CPU for tens of milliseconds and releases the GIL: keep the event loop serving meanwhile.
+    matches = await asyncio.to_thread(verify_password, stored_hash, wanted.password)
+    chosen = [m for m in orgs if wanted.org_id in (None, m.org_id)]
+    if user is None or user.password_hash is None or not matches or not chosen:
+        await _login_failed(svc, ip, email, user, orgs, wanted.org_id)
+        raise _invalid_credentials()
+    if len(chosen) > 1:
+        # The password was right: telling the person their own organizations reveals nothing about anyone else.
+        raise ValidationFailed(
+            "you belong to several organizations: name one in org_id",
+            {
+                "fields": [{"field": "org_id", "message": "required: you belong to several orgs", "type": "missing"}],
+                "org_ids": [m.org_id for m in chosen],
+            },
+        )
+    membership = chosen[0]
+    async with svc.tenant(membership.org_id) as db:
+        session, refresh_token = await sessions.create_session(db, user.id)
+        if needs_rehash(user.password_hash):
+            await users.set_password(db, user.id, await asyncio.to_thread(hash_password, wanted.password))
+        change = audit.Change(
+            "session.login", "session", session.id, after={"user_id": user.id, "role": membership.role}
+        )
+        await audit.record(db, _person(user.id, ip), change)
+    return json_response(_session_body(signer, session, refresh_token, membership.role), 201)
+
+
+async def _login_failed(
+    svc: Services,
+    ip: str,
+    email: str,
+    user: users.UserRecord | None,
+    orgs: list[memberships.MembershipOf],
+    named_org: str | None,
+) -> None:
+    await svc.limits.login_failed(email=email, ip=ip)
+    if user is None or not orgs:
+        # No org to attribute it to (and an org's log must not learn of strangers): the process log only.
+        log.info("failed login for an unknown e-mail from %s", ip)
+        return
+    attributed = [m for m in orgs if m.org_id == named_org] or orgs
+    for membership in attributed:
+        async with svc.tenant(membership.org_id) as db:
+            change = audit.Change("session.login_failed", "user", user.id, after={"org_named": named_org})
+            await audit.record(db, _person(user.id, ip), change)
+
+
+@operation(
+    summary="Exchange a refresh token for a new access token and a new refresh token",
+    description="No API key. Each refresh token works once; presenting one already used ends the whole "
+    "session (someone else may hold a copy). A session lasts at most 30 days from login.",
+    request=schemas.SessionRefresh,
+    response=schemas.SessionOut,
+    errors=(401, 503),
+    tags=TAG,
+)
+@public_write
+async def refresh(write: PublicWrite) -> Response:
+    svc = write.svc
+    wanted = schemas.parse_body(schemas.SessionRefresh, write.body)
+    signer = _signer(svc)
+    await svc.limits.before_authentication(write.ip)
+    try:
+        return await _refresh(write, signer, wanted.refresh_token)
+    except Unauthorized:
+        await svc.limits.auth_failed(ip=write.ip, presented=wanted.refresh_token)  # guessing costs: 429 soon
+        raise
+
+
+async def _refresh(write: PublicWrite, signer: TokenSigner, refresh_token: str) -> Response:
+    svc = write.svc
+    parsed = sessions.parse_refresh_token(refresh_token)
+    if parsed is None:
+        raise _invalid_refresh()
+    session_id, secret = parsed
+    async with svc.unscoped("refresh a session: the refresh token names no org") as platform:
+        org_id = await sessions.org_of_session(platform, session_id)
+    if org_id is None:
+        raise _invalid_refresh()
+    async with svc.tenant(org_id) as db:
+        result = await sessions.rotate(db, session_id, secret)
+        member = await memberships.get_member(db, result.session.user_id) if result.session else None
+        if result.outcome is RefreshOutcome.REUSED and result.session is not None:
+            # Committed, not rolled back: the session stays revoked although this request fails.
+            await _end_sessions(svc, db, [session_id])
+            actor = _person(result.session.user_id, write.ip)
+            change = audit.Change("session.refresh_reused", "session", session_id, after={"revoked": True})
+            await audit.record(db, actor, change)
+        elif result.outcome is RefreshOutcome.ROTATED and result.session is not None and member is not None:
+            actor = _person(result.session.user_id, write.ip)
+            await audit.record(db, actor, audit.Change("session.refresh", "session", session_id))
+    if result.outcome is RefreshOutcome.REUSED:
+        log.warning("refresh token reuse: session %s of org %s revoked", session_id, org_id)
+        raise Unauthorized(
+            "this refresh token was already used: the session is ended, log in again", code="refresh_token_reused"
+        )
+    if result.outcome is not RefreshOutcome.ROTATED or result.refresh_token is None or member is None:
+        raise _invalid_refresh()
+    assert result.session is not None
+    return json_response(_session_body(signer, result.session, result.refresh_token, member.role))
+
+
+async def _end_sessions(svc: Services, db: OrgDb, session_ids: list[str]) -> None:
+    """Mark the sessions revoked in Redis, inside the transaction that revokes their rows: if Redis fails the
+    change rolls back (503, nothing applied); if the commit fails after the marks, the sessions merely end early."""
+    with storage_outage_as_503():
+        for session_id in session_ids:
+            await mark_revoked(svc.redis, db.org_id, session_id)
+
+
+@operation(
+    summary="Log out: end the session of the access token presented; it answers 401 from now on",
+    description="Needs a person's access token (Authorization: Bearer <access_token>), any role; not an API key.",
+    status=204,
+    errors=(401, 403, 503),
+    tags=TAG,
+)
+async def logout(request: Request) -> Response:
+    svc = services(request)
+    principal = await authenticate(request)  # a bad token spends the address's failure budget (429)
+    await svc.limits.admit(RouteClass.writes, principal=principal, ip=client_ip(request))
+    if principal.session_id is None:
+        raise Forbidden("only a person's session can log out; revoke an API key instead", code="session_required")
+    async with svc.tenant(principal.org_id) as db:
+        if await sessions.revoke_session(db, principal.session_id):
+            await _end_sessions(svc, db, [principal.session_id])
+            actor = _person(principal.actor_id, client_ip(request))
+            await audit.record(db, actor, audit.Change("session.logout", "session", principal.session_id))
+    return Response(status_code=204)
+
+
+@operation(
+    summary="Accept an invitation: set the invited person's password; then they log in",
+    description="No API key: the invitation token is the credential. Single use; it expires 7 days after the "
+    "invitation. A person who already has a password logs in instead (409).",
+    request=schemas.InvitationAccept,
+    response=schemas.InvitationAccepted,
+    errors=(404, 409, 410, 503),
+    tags=TAG,
+)
+@public_write
+async def accept_invitation(write: PublicWrite) -> Response:
+    svc = write.svc
+    wanted = schemas.parse_body(schemas.InvitationAccept, write.body)
+    await svc.limits.before_authentication(write.ip)
+    try:
+        return await _accept(write, wanted)
+    except NotFound:
+        await svc.limits.auth_failed(ip=write.ip, presented=wanted.token)  # guessing costs: 429 soon
+        raise
+
+
+async def _accept(write: PublicWrite, wanted: schemas.InvitationAccept) -> Response:
+    svc = write.svc
+    parsed = invitations.parse_invitation_token(wanted.token)
+    if parsed is None:
+        raise _no_invitation()
+    async with svc.unscoped("accept an invitation: the token names no org") as platform:
+        org_id = await invitations.org_of_invitation(platform, parsed[0])
+    if org_id is None:
+        raise _no_invitation()
+    password_hash = await asyncio.to_thread(hash_password, wanted.password)
+    async with svc.tenant(org_id) as db:
+        accepted = await invitations.accept(db, *parsed)
+        _refuse_unaccepted(accepted)
+        assert accepted.invitation is not None
+        user = await users.find_user(db, accepted.invitation.user_id)
+        if user is None:
+            raise _no_invitation()
+        if user.password_hash is not None:
+            # Never let an invitation replace a password: whoever invited the person saw the token.
+            raise Conflict("this person already has a password: log in instead", code="password_already_set")
+        await users.set_password(db, user.id, password_hash)
+        actor = _person(user.id, write.ip)
+        await audit.record(db, actor, audit.Change("invitation.accept", "invitation", accepted.invitation.id))
+    return json_response({"user_id": user.id, "email": user.email})
+
+
+def _no_invitation() -> NotFound:
+    return NotFound("no such invitation", code="invitation_not_found")
+
+
+def _refuse_unaccepted(accepted: invitations.Acceptance) -> None:
+    refusals: dict[AcceptOutcome, DomainError] = {
+        AcceptOutcome.UNKNOWN: _no_invitation(),
+        AcceptOutcome.ALREADY_USED: Conflict("the invitation was already used", code="invitation_used"),
+        AcceptOutcome.EXPIRED: Gone("the invitation has expired: ask for a new one", code="invitation_expired"),
+    }
+    refusal = refusals.get(accepted.outcome)
+    if refusal is not None:
+        raise refusal
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/v1/sessions", login, methods=["POST"]),
+    Route("/v1/sessions/refresh", refresh, methods=["POST"]),
+    Route("/v1/sessions/current", logout, methods=["DELETE"]),
+    Route("/v1/invitations/accept", accept_invitation, methods=["POST"]),
+]

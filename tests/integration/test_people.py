@@ -1,0 +1,180 @@
+"""People on real Postgres, as the platform's row-level-security role: users, memberships, sessions (refresh
+rotation, reuse detection, expiry, revocation) and invitations (single use, expiry)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from engine.passwords import hash_password, verify_password
+from persistence import invitations, memberships, sessions, users
+from persistence.db import connect
+from persistence.invitations import AcceptOutcome
+from persistence.sessions import RefreshOutcome
+from persistence.tenancy import org_transaction, unscoped
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await connect(database_url)  # SET ROLE voelgoed_app: row-level security applies
+    yield connection
+    await connection.close()
+
+
+async def _new_org(database_url: str) -> str:
+    # Made as the migrating (super)user: org creation is H2's, not what these tests are about.
+    admin = await asyncpg.connect(database_url)
+    try:
+        org_id = "org_" + secrets.token_hex(16)
+        await admin.execute("INSERT INTO orgs (id, name) VALUES ($1, 'people test')", org_id)
+        return org_id
+    finally:
+        await admin.close()
+
+
+def _email() -> str:
+    return f"Person.{secrets.token_hex(4)}@Example.com"
+
+
+async def _member(conn: asyncpg.Connection, org_id: str, role: str = "admin", email: str | None = None) -> str:
+    async with org_transaction(conn, org_id) as db:
+        user = await users.create_user(db.conn, email or _email(), hash_password(PASSWORD))
+        await memberships.add_member(db, user.id, role)
+        return user.id
+
+
+async def test_users_are_lower_cased_unique_and_visible_only_to_their_orgs(
+    conn: asyncpg.Connection, database_url: str
+) -> None:
+    org_a, org_b = await _new_org(database_url), await _new_org(database_url)
+    email = _email()
+    user_id = await _member(conn, org_a, "owner", email)
+    async with unscoped(conn, reason="test: login lookup") as platform:
+        found = await users.find_user_by_email(platform, email.upper())
+    assert found is not None and found.id == user_id and found.email == email.lower()
+    assert found.password_hash is not None and verify_password(found.password_hash, PASSWORD)
+    async with org_transaction(conn, org_a) as db:
+        assert (await users.find_user(db, user_id)) is not None
+        with pytest.raises(users.EmailTaken):
+            await users.create_user(db.conn, email, None)
+        assert (await users.find_user(db, user_id)) is not None  # the transaction is still usable
+    async with org_transaction(conn, org_b) as db:
+        assert await users.find_user(db, user_id) is None
+        assert await db.conn.fetch("SELECT * FROM users WHERE id = $1", user_id) == []  # RLS, no filter
+        assert not await users.set_password(db, user_id, hash_password("another long password"))
+    # Without an org, nobody is visible.
+    assert await conn.fetch("SELECT * FROM users") == []
+
+
+async def test_memberships_list_change_remove_and_cross_org(conn: asyncpg.Connection, database_url: str) -> None:
+    org_a, org_b = await _new_org(database_url), await _new_org(database_url)
+    owner = await _member(conn, org_a, "owner")
+    scanner = await _member(conn, org_a, "scanner")
+    async with org_transaction(conn, org_b) as db:
+        await memberships.add_member(db, owner, "analyst")  # one person, two orgs
+        assert [m.user_id for m in await memberships.list_members(db)] == [owner]
+        assert await memberships.change_role(db, scanner, "admin") is None
+        assert not await memberships.remove_member(db, scanner)
+    async with unscoped(conn, reason="test: login lookup") as platform:
+        of_owner = await memberships.memberships_of_user(platform, owner)
+    assert [(m.org_id, m.role) for m in of_owner] == [(org_a, "owner"), (org_b, "analyst")]
+    async with org_transaction(conn, org_a) as db:
+        with pytest.raises(memberships.AlreadyMember):
+            await memberships.add_member(db, scanner, "admin")
+        assert await memberships.lock_roles(db) == {owner: "owner", scanner: "scanner"}
+        changed = await memberships.change_role(db, scanner, "box_office")
+        assert changed is not None and changed.role == "box_office"
+        session, _ = await sessions.create_session(db, scanner)
+        assert await memberships.remove_member(db, scanner)
+        assert await sessions.get_session(db, session.id) is None  # removed with the membership
+        assert [m.user_id for m in await memberships.list_members(db)] == [owner]
+
+
+async def test_refresh_rotates_and_a_reused_token_revokes_the_session(
+    conn: asyncpg.Connection, database_url: str
+) -> None:
+    org_id = await _new_org(database_url)
+    user_id = await _member(conn, org_id)
+    async with org_transaction(conn, org_id) as db:
+        session, first = await sessions.create_session(db, user_id)
+    parsed = sessions.parse_refresh_token(first)
+    assert parsed is not None and parsed[0] == session.id
+    async with unscoped(conn, reason="test: refresh lookup") as platform:
+        assert await sessions.org_of_session(platform, session.id) == org_id
+    async with org_transaction(conn, org_id) as db:
+        rotated = await sessions.rotate(db, *parsed)
+    assert rotated.outcome is RefreshOutcome.ROTATED and rotated.refresh_token not in (None, first)
+    assert rotated.refresh_token is not None
+    second = sessions.parse_refresh_token(rotated.refresh_token)
+    assert second is not None
+    # The first token again: theft suspected, the whole session ends, the newer token too.
+    async with org_transaction(conn, org_id) as db:
+        reused = await sessions.rotate(db, *parsed)
+    assert reused.outcome is RefreshOutcome.REUSED
+    async with org_transaction(conn, org_id) as db:
+        assert (await sessions.rotate(db, *second)).outcome is RefreshOutcome.REVOKED
+        record = await sessions.get_session(db, session.id)
+    assert record is not None and record.revoked_at is not None
+
+
+async def test_sessions_expire_revoke_and_stay_in_their_org(conn: asyncpg.Connection, database_url: str) -> None:
+    org_id, other = await _new_org(database_url), await _new_org(database_url)
+    user_id = await _member(conn, org_id)
+    async with org_transaction(conn, org_id) as db:
+        short, short_token = await sessions.create_session(db, user_id, ttl_s=1)
+        live, live_token = await sessions.create_session(db, user_id)
+        gone, _ = await sessions.create_session(db, user_id)
+        assert await sessions.revoke_session(db, gone.id)
+    await conn.execute("SELECT pg_sleep(1.1)")
+    short_parsed, live_parsed = sessions.parse_refresh_token(short_token), sessions.parse_refresh_token(live_token)
+    assert short_parsed is not None and live_parsed is not None
+    async with org_transaction(conn, other) as db:
+        assert (await sessions.rotate(db, *live_parsed)).outcome is RefreshOutcome.UNKNOWN
+        assert not await sessions.revoke_session(db, live.id)
+        assert await db.conn.fetch("SELECT * FROM sessions") == []
+    async with org_transaction(conn, org_id) as db:
+        assert (await sessions.rotate(db, *short_parsed)).outcome is RefreshOutcome.EXPIRED
+        assert await sessions.live_member_sessions(db, user_id) == [live.id]
+        assert await sessions.revoke_member_sessions(db, user_id) == [live.id]
+        assert (await sessions.rotate(db, *live_parsed)).outcome is RefreshOutcome.REVOKED
+    assert short.id != live.id
+
+
+async def test_refresh_and_invitation_tokens_parse_strictly() -> None:
+    assert sessions.parse_refresh_token("vr_" + "0" * 32 + "_" + "a" * 43) == ("ses_" + "0" * 32, "a" * 43)
+    assert invitations.parse_invitation_token("vi_" + "0" * 32 + "_" + "a" * 43) == ("inv_" + "0" * 32, "a" * 43)
+    for body in ("", "0" * 32, "0" * 32 + "_" + "a" * 42, "0" * 31 + "_" + "a" * 43, "A" * 32 + "_" + "a" * 43):
+        assert sessions.parse_refresh_token("vr_" + body) is None
+        assert invitations.parse_invitation_token("vi_" + body) is None
+    assert sessions.parse_refresh_token("vi_" + "0" * 32 + "_" + "a" * 43) is None
+
+
+async def test_invitations_are_single_use_and_expire(conn: asyncpg.Connection, database_url: str) -> None:
+    org_id = await _new_org(database_url)
+    async with org_transaction(conn, org_id) as db:
+        user = await users.create_user(db.conn, _email(), None)
+        await memberships.add_member(db, user.id, "box_office")
+        invitation, token = await invitations.create_invitation(db, user.id)
+        _, short_token = await invitations.create_invitation(db, user.id, ttl_s=1)
+    parsed, short = invitations.parse_invitation_token(token), invitations.parse_invitation_token(short_token)
+    assert parsed is not None and parsed[0] == invitation.id and short is not None
+    async with unscoped(conn, reason="test: invitation lookup") as platform:
+        assert await invitations.org_of_invitation(platform, invitation.id) == org_id
+    async with org_transaction(conn, org_id) as db:
+        assert (await invitations.accept(db, parsed[0], "x" * 43)).outcome is AcceptOutcome.UNKNOWN
+        accepted = await invitations.accept(db, *parsed)
+        assert accepted.outcome is AcceptOutcome.ACCEPTED
+        assert await users.set_password(db, user.id, hash_password(PASSWORD))
+    async with org_transaction(conn, org_id) as db:
+        assert (await invitations.accept(db, *parsed)).outcome is AcceptOutcome.ALREADY_USED
+    await conn.execute("SELECT pg_sleep(1.1)")
+    async with org_transaction(conn, org_id) as db:
+        assert (await invitations.accept(db, *short)).outcome is AcceptOutcome.EXPIRED
+    other = await _new_org(database_url)
+    async with org_transaction(conn, other) as db:
+        assert (await invitations.accept(db, *parsed)).outcome is AcceptOutcome.UNKNOWN

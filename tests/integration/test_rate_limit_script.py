@@ -1,0 +1,140 @@
+"""persistence/rate_limit.lua on a real Redis: it agrees with the pure model (engine.ratelimit.decide) on random
+sequences under a test clock, is all or nothing across buckets and the quota, and its quota starts again each UTC
+day."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+from redis.asyncio import Redis
+
+from engine.ratelimit import Rate, decide, next_midnight_us, us_per_s
+from persistence import redis_keys
+from persistence.rate_limits import Bucket, Mode, Quota, RateLimitStore
+
+seeds = 60
+steps_per_seed = 80
+day_us = 86_400 * us_per_s
+start_us = 1_800_000_000 * us_per_s + 123_456  # an arbitrary moment, mid-day UTC
+
+
+@pytest_asyncio.fixture
+async def redis(clean_redis: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(clean_redis)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def _random_rate(rng: random.Random) -> Rate:
+    per_s = rng.choice([rng.randint(1, 20), rng.uniform(0.05, 5.0), rng.randint(1_000, 100_000)])
+    return Rate(per_s=per_s, burst=rng.randint(1, 12))
+
+
+async def _tat(redis: Redis, key: str) -> int:
+    raw = await redis.get(key)
+    return 0 if raw is None else int(raw)
+
+
+async def test_the_script_agrees_with_the_model_on_random_sequences(redis: Redis) -> None:
+    store = RateLimitStore(redis)
+    for seed in range(seeds):
+        rng = random.Random(seed)
+        buckets = [
+            Bucket(redis_keys.rate_bucket("org-t", "holds", "key", f"{seed}-{i}"), _random_rate(rng), f"b{i}")
+            for i in range(rng.randint(1, 3))
+        ]
+        tats = [0] * len(buckets)
+        now = start_us
+        for _ in range(steps_per_seed):
+            now += rng.choice([0, 0, rng.randint(1, 1_000), rng.randint(1, 2 * us_per_s)])
+            costs = [rng.randint(1, 3) for _ in buckets]
+            charged = [Bucket(b.key, b.rate, b.name, cost) for b, cost in zip(buckets, costs, strict=True)]
+            decisions = [decide(t, now, b.rate, b.cost) for t, b in zip(tats, charged, strict=True)]
+            verdict = await store.check(charged, now_us=now)
+            refusing = [(d.retry_after_us, -i) for i, d in enumerate(decisions) if not d.allowed]
+            if refusing:
+                wait, minus_index = max(refusing)
+                assert (verdict.allowed, verdict.refused_by, verdict.retry_after_us) == (
+                    False,
+                    buckets[-minus_index].name,
+                    wait,
+                ), seed
+            else:
+                assert (verdict.allowed, verdict.retry_after_us) == (True, 0), seed
+                tats = [d.tat_us for d in decisions]
+            assert [await _tat(redis, b.key) for b in buckets] == tats, seed  # all or nothing
+
+
+async def test_a_refusal_charges_no_bucket_and_names_the_one_that_frees_up_last(redis: Redis) -> None:
+    store = RateLimitStore(redis)
+    roomy = Bucket("vg:{o}:rl:t:roomy", Rate(per_s=1, burst=100), "roomy")
+    tight = Bucket("vg:{o}:rl:t:tight", Rate(per_s=1, burst=2), "tight")
+    assert (await store.check([roomy, tight], now_us=start_us)).allowed
+    assert (await store.check([roomy, tight], now_us=start_us)).allowed
+    roomy_tat = await _tat(redis, roomy.key)
+    verdict = await store.check([roomy, tight], now_us=start_us)
+    assert (verdict.allowed, verdict.refused_by, verdict.retry_after_us) == (False, "tight", us_per_s)
+    assert await _tat(redis, roomy.key) == roomy_tat
+    assert (await store.check([roomy, tight], now_us=start_us + us_per_s)).allowed
+
+
+async def test_peek_charges_nothing_and_each_charges_whatever_admits(redis: Redis) -> None:
+    store = RateLimitStore(redis)
+    full = Bucket("vg:{o}:rl:t:full", Rate(per_s=1, burst=1), "full")
+    free = Bucket("vg:{o}:rl:t:free", Rate(per_s=1, burst=5), "free")
+    assert (await store.check([full], now_us=start_us)).allowed
+    for _ in range(3):
+        verdict = await store.check([full, free], mode=Mode.peek, now_us=start_us)
+        assert (verdict.allowed, verdict.refused_by) == (False, "full")
+    assert await _tat(redis, free.key) == 0
+    verdict = await store.check([full, free], mode=Mode.each, now_us=start_us)
+    assert (verdict.allowed, verdict.refused_by) == (False, "full")
+    assert await _tat(redis, free.key) == start_us + us_per_s  # charged although the other refused
+
+
+async def test_the_daily_quota_refuses_until_midnight_and_starts_again_the_next_day(redis: Redis) -> None:
+    store = RateLimitStore(redis)
+    bucket = Bucket("vg:{o}:rl:t:b", Rate(per_s=1_000, burst=1_000), "bucket")
+    quota = Quota(redis_keys.rate_quota("o", "key-1"), 3, "daily_quota")
+    for _ in range(3):
+        assert (await store.check([bucket], quota=quota, now_us=start_us)).allowed
+    tat = await _tat(redis, bucket.key)
+    verdict = await store.check([bucket], quota=quota, now_us=start_us)
+    midnight = next_midnight_us(start_us)
+    assert (verdict.allowed, verdict.refused_by, verdict.retry_after_us) == (False, "daily_quota", midnight - start_us)
+    assert await _tat(redis, bucket.key) == tat  # the refused request charged nothing
+    assert not (await store.check([bucket], quota=quota, now_us=midnight - 1)).allowed
+    for _ in range(3):
+        assert (await store.check([bucket], quota=quota, now_us=midnight)).allowed
+    assert not (await store.check([bucket], quota=quota, now_us=midnight + day_us - 1)).allowed
+    assert (await store.check([bucket], quota=quota, now_us=midnight + day_us)).allowed
+
+
+async def test_a_bucket_refusal_does_not_count_against_the_quota(redis: Redis) -> None:
+    store = RateLimitStore(redis)
+    bucket = Bucket("vg:{o}:rl:t:slow", Rate(per_s=1, burst=1), "slow")
+    quota = Quota(redis_keys.rate_quota("o", "key-2"), 2, "daily_quota")
+    assert (await store.check([bucket], quota=quota, now_us=start_us)).allowed
+    for _ in range(5):
+        assert not (await store.check([bucket], quota=quota, now_us=start_us)).allowed
+    assert (await store.check([bucket], quota=quota, now_us=start_us + us_per_s)).allowed
+
+
+async def test_under_the_real_clock_buckets_expire_once_rested_and_the_script_survives_a_flush(redis: Redis) -> None:
+    store = RateLimitStore(redis)
+    bucket = Bucket("vg:{o}:rl:t:real", Rate(per_s=1, burst=10), "real")
+    quota = Quota(redis_keys.rate_quota("o", "key-3"), 100, "daily_quota")
+    assert (await store.check([bucket], quota=quota)).allowed
+    seconds, micros = await redis.time()
+    now = seconds * us_per_s + micros
+    tat = await _tat(redis, bucket.key)
+    assert now - 5 * us_per_s < tat <= now + us_per_s  # a rested bucket's TAT starts from Redis' clock
+    assert 0 < await redis.pttl(bucket.key) <= 1_000
+    assert 0 < await redis.pttl(quota.key) <= 86_400_000
+    await redis.script_flush()  # NOSCRIPT: redis-py loads the script again
+    assert (await store.check([bucket], quota=quota)).allowed
+    assert await redis.hget(quota.key, "n") == b"2"

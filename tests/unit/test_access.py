@@ -1,0 +1,128 @@
+"""engine/access.py: roles, scopes and key kinds as data, and the rules over them."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.access import (
+    KEY_KINDS,
+    OWNER_SCOPES,
+    PUBLISHABLE_SCOPES,
+    ROLE_PERMISSIONS,
+    ROLES,
+    SCOPES,
+    KeyKind,
+    Role,
+    key_scope_problems,
+    may_assign_role,
+    owners_left,
+    permissions_of,
+    scopes_beyond,
+)
+
+scope_sets = st.frozensets(st.sampled_from(SCOPES))
+roles = st.sampled_from(ROLES)
+maybe_roles = st.one_of(st.none(), roles)
+kinds = st.sampled_from(KEY_KINDS)
+
+
+def test_every_role_has_permissions_and_owner_and_admin_have_all() -> None:
+    assert set(ROLE_PERMISSIONS) == set(Role)
+    assert permissions_of("owner") == frozenset(SCOPES) == permissions_of("admin")
+    assert set(OWNER_SCOPES) == set(SCOPES)
+    for role in ROLES:
+        assert permissions_of(role) <= frozenset(SCOPES)
+        assert permissions_of(role)
+
+
+def test_narrow_roles() -> None:
+    assert permissions_of("scanner") == {"events:read", "scans:write"}
+    assert "keys:manage" not in permissions_of("box_office")
+    assert "members:manage" not in permissions_of("analyst")
+    assert "inventory:hold" not in permissions_of("analyst")
+
+
+def test_unknown_role_is_refused() -> None:
+    with pytest.raises(ValueError):
+        permissions_of("superuser")
+
+
+def test_publishable_scopes_are_the_buying_ones() -> None:
+    assert {str(p) for p in PUBLISHABLE_SCOPES} == {"inventory:read", "inventory:hold", "inventory:confirm"}
+
+
+@given(kinds, scope_sets, scope_sets)
+def test_a_key_that_passes_never_outranks_its_creator(
+    kind: str, wanted: frozenset[str], creator: frozenset[str]
+) -> None:
+    problems = key_scope_problems(kind, wanted, creator)
+    if not problems:
+        assert wanted <= creator
+        if kind == KeyKind.PUBLISHABLE:
+            assert wanted <= PUBLISHABLE_SCOPES
+    else:
+        assert set(problems) <= {"beyond_creator", "not_publishable"}
+        assert problems.get("beyond_creator", []) == scopes_beyond(wanted, creator)
+
+
+@given(kinds, st.lists(st.text(min_size=1, max_size=12)), scope_sets)
+def test_unknown_scopes_are_named(kind: str, wanted: list[str], creator: frozenset[str]) -> None:
+    unknown = sorted(set(wanted) - set(SCOPES))
+    problems = key_scope_problems(kind, wanted, creator)
+    assert problems.get("unknown", []) == unknown
+    # An unknown scope is never also reported as beyond the creator: it is simply not a scope.
+    assert not set(problems.get("beyond_creator", [])) & set(unknown)
+
+
+def test_key_scope_problems_examples() -> None:
+    box_office = permissions_of("box_office")
+    assert key_scope_problems("secret", ["inventory:hold"], box_office) == {}
+    assert key_scope_problems("secret", ["keys:manage"], box_office) == {"beyond_creator": ["keys:manage"]}
+    assert key_scope_problems("publishable", ["events:write"], SCOPES) == {"not_publishable": ["events:write"]}
+    assert key_scope_problems("secret", ["root"], SCOPES) == {"unknown": ["root"]}
+    with pytest.raises(ValueError):
+        key_scope_problems("private", ["events:read"], SCOPES)
+
+
+@given(maybe_roles, scope_sets, maybe_roles, maybe_roles)
+def test_only_an_owner_touches_owners(
+    actor_role: str | None, actor_scopes: frozenset[str], target: str | None, new: str | None
+) -> None:
+    allowed = may_assign_role(actor_role, actor_scopes, target, new)
+    if allowed and Role.OWNER in {target, new}:
+        assert actor_role == Role.OWNER
+    if allowed:
+        assert "members:manage" in actor_scopes
+        assert new is None or permissions_of(new) <= actor_scopes  # nobody grants more than they hold
+
+
+@given(scope_sets, maybe_roles, maybe_roles)
+def test_keys_never_touch_owners(scopes: frozenset[str], target: str | None, new: str | None) -> None:
+    if Role.OWNER in {target, new}:
+        assert not may_assign_role(None, scopes, target, new)
+
+
+def test_may_assign_role_examples() -> None:
+    owner, admin = permissions_of("owner"), permissions_of("admin")
+    assert may_assign_role("owner", owner, None, "owner")
+    assert may_assign_role("owner", owner, "owner", None)
+    assert not may_assign_role("admin", admin, None, "owner")
+    assert not may_assign_role("admin", admin, "owner", "admin")
+    assert may_assign_role("admin", admin, "scanner", "analyst")
+    assert not may_assign_role("box_office", permissions_of("box_office"), None, "scanner")
+
+
+@given(st.lists(roles, max_size=8), maybe_roles, maybe_roles)
+def test_owners_left_counts(members: list[str], target: str | None, new: str | None) -> None:
+    before = members.count("owner")
+    left = owners_left(members, target, new)
+    assert left == before - (target == "owner") + (new == "owner")
+
+
+def test_the_last_owner_cannot_leave_or_step_down() -> None:
+    assert owners_left(["owner", "admin"], "owner", None) == 0
+    assert owners_left(["owner", "admin"], "owner", "admin") == 0
+    assert owners_left(["owner", "owner"], "owner", None) == 1
+    assert owners_left(["owner"], None, "owner") == 2
