@@ -1,4 +1,6 @@
-"""Bad input on every route: each answer is a 4xx in the error shape (never a 500), and nothing changes."""
+"""Bad input on every route, and the cross-tenant matrix: every route of the router has an entry here, and for each
+one no credential answers 401, a key without the route's scope 403, and org A's key or A's person's session
+against org B's object ids 404. Each answer is a 4xx in the error shape (never a 500), and nothing changes."""
 
 from __future__ import annotations
 
@@ -12,15 +14,32 @@ import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
+from starlette.routing import Route, WebSocketRoute
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
+from engine.access import SCOPES
+from gateway.routes import all_routes
 from gateway.routes.context import body_bytes_max
 from persistence import live_state
 from tests.fakes import Gateway, event_body, new_org, running_gateway
 
 UNKNOWN_EVENT = "evt_" + "0" * 32
 UNKNOWN_HOLD = "hld_" + "0" * 52
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class Objects:
+    """One org's objects, by the router's own path parameter names."""
+
+    event_id: str
+    hold_id: str
+    key_id: str
+    user_id: str
+
+    def params(self) -> dict[str, str]:
+        return {"event_id": self.event_id, "hold_id": self.hold_id, "key_id": self.key_id, "user_id": self.user_id}
 
 
 @dataclass
@@ -29,21 +48,26 @@ class World:
     redis: Redis
     org_id: str
     owner: dict[str, str]
-    event_id: str
-    hold_id: str
-    key_id: str
+    session: dict[str, str]  # an admin person of org A, logged in
+    own: Objects
     other_owner: dict[str, str]
-    other_event_id: str
-    other_hold_id: str
-    other_key_id: str
+    other: Objects
     scoped: dict[str, dict[str, str]]  # scope -> headers of a key holding only that scope
+
+    @property
+    def event_id(self) -> str:
+        return self.own.event_id
+
+    @property
+    def hold_id(self) -> str:
+        return self.own.hold_id
 
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-async def _tenant(gw: Gateway, database_url: str, name: str) -> tuple[str, dict[str, str], str, str, str]:
+async def _tenant(gw: Gateway, database_url: str, name: str) -> tuple[str, dict[str, str], Objects]:
     org_id, key = await new_org(database_url, name)
     headers = bearer(key)
     created = await gw.client.post("/v1/events", json=event_body(), headers=headers)
@@ -54,74 +78,109 @@ async def _tenant(gw: Gateway, database_url: str, name: str) -> tuple[str, dict[
     )
     assert held.status_code == 201
     made = await gw.client.post("/v1/api-keys", json={"name": "spare", "scopes": ["events:read"]}, headers=headers)
-    return org_id, headers, event_id, held.json()["hold_id"], made.json()["id"]
+    email = f"analyst@{org_id.removeprefix('org_')}.example.com"
+    member = await gw.client.post("/v1/members", json={"email": email, "role": "analyst"}, headers=headers)
+    assert member.status_code == 201, member.text
+    objects = Objects(event_id, held.json()["hold_id"], made.json()["id"], member.json()["user_id"])
+    return org_id, headers, objects
+
+
+async def _admin_session(gw: Gateway, org_id: str, owner: dict[str, str]) -> dict[str, str]:
+    """A person with every permission but an owner's (keys cannot make owners), logged in to the org."""
+    email = f"admin@{org_id.removeprefix('org_')}.example.com"
+    invited = await gw.client.post("/v1/members", json={"email": email, "role": "admin"}, headers=owner)
+    token = invited.json()["invitation"]["token"]
+    accepted = await gw.client.post("/v1/invitations/accept", json={"token": token, "password": PASSWORD})
+    assert accepted.status_code == 200, accepted.text
+    login = await gw.client.post("/v1/sessions", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 201, login.text
+    return bearer(login.json()["access_token"])
 
 
 @pytest.fixture(scope="module")
 async def world(database_url: str, redis_url: str) -> AsyncIterator[World]:
     async with running_gateway(database_url, redis_url) as gw, Redis.from_url(redis_url) as redis:
-        org_id, owner, event_id, hold_id, key_id = await _tenant(gw, database_url, "tenant a")
-        _, other_owner, other_event_id, other_hold_id, other_key_id = await _tenant(gw, database_url, "tenant b")
+        org_id, owner, own = await _tenant(gw, database_url, "tenant a")
+        _, other_owner, other = await _tenant(gw, database_url, "tenant b")
+        session = await _admin_session(gw, org_id, owner)
         scoped = {}
-        for scope in (
-            "events:read",
-            "events:write",
-            "inventory:read",
-            "inventory:hold",
-            "inventory:confirm",
-            "keys:manage",
-        ):
+        for scope in SCOPES:
             made = await gw.client.post("/v1/api-keys", json={"name": scope, "scopes": [scope]}, headers=owner)
             scoped[scope] = bearer(made.json()["key"])
-        yield World(
-            gw,
-            redis,
-            org_id,
-            owner,
-            event_id,
-            hold_id,
-            key_id,
-            other_owner,
-            other_event_id,
-            other_hold_id,
-            other_key_id,
-            scoped,
-        )
+        yield World(gw, redis, org_id, owner, session, own, other_owner, other, scoped)
 
 
 @dataclass(frozen=True)
 class Call:
     method: str
-    path: str  # {event}, {hold}, {key} are filled from the world
+    path: str  # the router's template; its parameters are filled from the world's objects
     scope: str
     body: dict[str, Any] | None = None
     also: tuple[str, ...] = ()  # further scopes the route accepts instead of ``scope``
 
 
+# The cross-tenant matrix: one entry per route of the router that a key or session may call.
 CALLS = [
     Call("POST", "/v1/api-keys", "keys:manage", {"name": "k", "scopes": ["events:read"]}),
-    Call("DELETE", "/v1/api-keys/{key}", "keys:manage"),
+    Call("GET", "/v1/api-keys", "keys:manage"),
+    Call("DELETE", "/v1/api-keys/{key_id}", "keys:manage"),
     Call("POST", "/v1/events", "events:write", event_body()),
-    Call("GET", "/v1/events/{event}", "events:read"),
-    Call("POST", "/v1/events/{event}/publish", "events:write"),
-    Call("GET", "/v1/events/{event}/seats", "inventory:read", also=("events:read",)),
-    Call("GET", "/v1/events/{event}/availability", "inventory:read"),
-    Call("POST", "/v1/events/{event}/holds", "inventory:hold", {"buyer_id": "b", "seats": ["A-2-2"]}),
-    Call("GET", "/v1/holds/{hold}", "inventory:read"),
-    Call("DELETE", "/v1/holds/{hold}", "inventory:hold"),
-    Call("POST", "/v1/holds/{hold}/confirm", "inventory:confirm", {"order_ref": "o-1"}),
+    Call("GET", "/v1/events/{event_id}", "events:read"),
+    Call("POST", "/v1/events/{event_id}/publish", "events:write"),
+    Call("GET", "/v1/events/{event_id}/seats", "inventory:read", also=("events:read",)),
+    Call("GET", "/v1/events/{event_id}/availability", "inventory:read"),
+    Call("POST", "/v1/events/{event_id}/holds", "inventory:hold", {"buyer_id": "b", "seats": ["A-2-2"]}),
+    Call("GET", "/v1/holds/{hold_id}", "inventory:read"),
+    Call("DELETE", "/v1/holds/{hold_id}", "inventory:hold"),
+    Call("POST", "/v1/holds/{hold_id}/confirm", "inventory:confirm", {"order_ref": "o-1"}),
+    Call("GET", "/v1/members", "members:manage"),
+    Call("POST", "/v1/members", "members:manage", {"email": "new@example.com", "role": "analyst"}),
+    Call("PATCH", "/v1/members/{user_id}", "members:manage", {"role": "scanner"}),
+    Call("DELETE", "/v1/members/{user_id}", "members:manage"),
+    Call("GET", "/v1/audit-log", "audit:read"),
 ]
+# Routes outside the matrix, each for its reason (and tested where named).
+PUBLIC = {
+    ("GET", "/healthz"),  # operations: test_operations_never_500
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("POST", "/v1/sessions"),  # the credential is in the body: tests/e2e/test_sessions_and_members.py
+    ("POST", "/v1/sessions/refresh"),
+    ("POST", "/v1/invitations/accept"),
+}
+SESSION_ONLY = {("DELETE", "/v1/sessions/current")}  # names no object: test_logout_needs_a_session
+WEBSOCKETS = {("WS", "/v1/events/{event_id}/live")}  # test_websocket_refusals
 BODY_CALLS = [c for c in CALLS if c.body is not None]
 ID_CALLS = [c for c in CALLS if "{" in c.path]
-WRITE_CALLS = [c for c in CALLS if c.method in ("POST", "DELETE")]
+LIST_CALLS = [c for c in CALLS if c.method == "GET" and "{" not in c.path]
+WRITE_CALLS = [c for c in CALLS if c.method in ("POST", "PATCH", "DELETE")]
 
 
-def _path(call: Call, event_id: str, hold_id: str, key_id: str) -> str:
-    return call.path.format(event=event_id, hold=hold_id, key=key_id)
+def router_routes() -> set[tuple[str, str]]:
+    found = set()
+    for route in all_routes():
+        if isinstance(route, WebSocketRoute):
+            found.add(("WS", route.path))
+        elif isinstance(route, Route):
+            found |= {(method, route.path) for method in route.methods or () if method != "HEAD"}
+    return found
+
+
+def test_every_route_of_the_router_is_in_the_matrix() -> None:
+    listed = {(c.method, c.path) for c in CALLS}
+    assert len(listed) == len(CALLS), "a route is listed twice"
+    accounted = listed | PUBLIC | SESSION_ONLY | WEBSOCKETS
+    assert router_routes() - accounted == set(), "routes with no entry in the cross-tenant matrix"
+    assert accounted - router_routes() == set(), "matrix entries for routes the router no longer has"
+
+
+def _path(call: Call, objects: Objects) -> str:
+    return call.path.format(**objects.params())
 
 
 def own_path(world: World, call: Call) -> str:
-    return _path(call, world.event_id, world.hold_id, world.key_id)
+    return _path(call, world.own)
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
@@ -136,7 +195,7 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
 
 
 async def state(world: World, database_url: str) -> tuple[Any, ...]:
-    """Everything a bad request could have changed: availability, the hold, events, keys and sales."""
+    """Everything a bad request could have changed: availability, the hold, events, keys, sales, people, audit."""
     availability = await live_state.read_availability(world.redis, world.org_id, world.event_id)
     assert availability is not None
     hold = (await world.gw.client.get(f"/v1/holds/{world.hold_id}", headers=world.owner)).json()
@@ -145,7 +204,11 @@ async def state(world: World, database_url: str) -> tuple[Any, ...]:
         counts = await conn.fetchrow(
             "SELECT (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM api_keys) AS keys, "
             "(SELECT count(*) FROM api_keys WHERE revoked_at IS NOT NULL) AS revoked, "
-            "(SELECT count(*) FROM sales) AS sales, (SELECT count(*) FROM events WHERE status = 'on_sale') AS live"
+            "(SELECT count(*) FROM sales) AS sales, (SELECT count(*) FROM events WHERE status = 'on_sale') AS live, "
+            "(SELECT count(*) FROM users) AS users, "
+            "(SELECT string_agg(org_id || user_id || role, ',' ORDER BY org_id, user_id) FROM memberships) AS roles, "
+            "(SELECT count(*) FROM sessions WHERE revoked_at IS NULL) AS sessions, "
+            "(SELECT count(*) FROM audit_log) AS audited"
         )
     finally:
         await conn.close()
@@ -187,12 +250,38 @@ async def test_wrong_scope_is_403(world: World, unchanged: None, call: Call) -> 
 
 @pytest.mark.parametrize("call", ID_CALLS, ids=_call_id)
 async def test_other_tenants_and_unknown_ids_are_404(world: World, unchanged: None, call: Call) -> None:
-    others = _path(call, world.other_event_id, world.other_hold_id, world.other_key_id)
-    unknown = _path(call, UNKNOWN_EVENT, UNKNOWN_HOLD, "key_" + "0" * 32)
-    malformed = _path(call, "evt_nope", "hld_nope", "nope")
-    for path in (others, unknown, malformed, _path(call, "x" * 5000, "x" * 5000, "x" * 5000)):
-        response = await world.gw.client.request(call.method, path, json=call.body, headers=world.owner)
-        assert_error(response, 404)
+    unknown = Objects(UNKNOWN_EVENT, UNKNOWN_HOLD, "key_" + "0" * 32, "usr_" + "0" * 32)
+    malformed = Objects("evt_nope", "hld_nope", "nope", "usr_nope")
+    huge = Objects("x" * 5000, "x" * 5000, "x" * 5000, "x" * 5000)
+    for caller in (world.owner, world.session):
+        for objects in (world.other, unknown, malformed, huge):
+            response = await world.gw.client.request(call.method, _path(call, objects), json=call.body, headers=caller)
+            assert_error(response, 404)
+
+
+@pytest.mark.parametrize("call", LIST_CALLS, ids=_call_id)
+async def test_lists_show_none_of_another_orgs_objects(world: World, unchanged: None, call: Call) -> None:
+    theirs = set(world.other.params().values())
+    for caller in (world.owner, world.session):
+        response = await world.gw.client.get(call.path, headers=caller)
+        assert response.status_code == 200, response.text
+        assert not theirs & set(_strings(response.json())), response.text
+        mine = await world.gw.client.get(call.path, headers=world.other_owner)
+        assert set(world.other.params().values()) & set(_strings(mine.json())), "a control: B sees its own"
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return [value] if isinstance(value, str) else []
+
+
+async def test_logout_needs_a_session(world: World, unchanged: None) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}, bearer("vk_000000000000_" + "A" * 43)):
+        assert_error(await world.gw.client.delete("/v1/sessions/current", headers=headers), 401, "unauthorized")
+    assert_error(await world.gw.client.delete("/v1/sessions/current", headers=world.owner), 403)
 
 
 @pytest.mark.parametrize("call", BODY_CALLS, ids=_call_id)
