@@ -23,10 +23,10 @@ import asyncpg
 from redis.asyncio import Redis
 
 from actors.wire import encode_results
-from engine.commands import Command, Confirm, HoldView, Ok, Rejected, Result, SaleView
+from engine.commands import Command, Confirm, HoldView, Ok, Rejected, Result, SaleView, split_actor_ref
 from engine.inventory import Inventory, InventorySnapshot
+from persistence import audit, live_state
 from persistence import events as pg_events
-from persistence import live_state
 from persistence import sales as pg_sales
 from persistence.db import Connection
 from persistence.tenancy import org_transaction
@@ -153,8 +153,9 @@ class EventInventory:
             # Nothing was sent: these sales certainly did not commit, so their holds stay held.
             return self._abort(commands, results, new_sales, cancelled, error)
         started = time.perf_counter()
+        confirmed_by = _confirmers(commands, results)
         try:
-            await asyncio.wait_for(self._write_sales(conn, new_sales, cancelled), commit_s_max)
+            await asyncio.wait_for(self._write_sales(conn, new_sales, cancelled, confirmed_by), commit_s_max)
         except pg_sales.FencedOut as error:
             raise InventoryLost(f"{self.event_id} fenced out at epoch {self.epoch}") from error
         except asyncpg.IntegrityConstraintViolationError as error:
@@ -169,10 +170,15 @@ class EventInventory:
         self._commit_s = time.perf_counter() - started
         return results
 
-    async def _write_sales(self, conn: Connection, new_sales: list[SaleView], cancelled: list[SaleView]) -> None:
+    async def _write_sales(
+        self, conn: Connection, new_sales: list[SaleView], cancelled: list[SaleView],
+        confirmed_by: dict[str, audit.Actor],
+    ) -> None:
         # The group commit is one transaction bound to the org: the sales, their tickets and their audit entries.
         async with org_transaction(conn, self.org_id) as db:
-            await pg_sales.write_sales(db, self.event_id, self.epoch, new_sales, cancelled)
+            await pg_sales.write_sales(
+                db, self.event_id, self.epoch, new_sales, cancelled, confirmed_by=confirmed_by
+            )
 
     async def _release(self, conn: asyncpg.Connection) -> None:
         try:
@@ -190,6 +196,23 @@ class EventInventory:
         aborted = {sale.hold_id for sale in new_sales}
         self.inventory.abort_sales(aborted)
         return [_refuse_aborted(c, r, aborted) for c, r in zip(commands, results, strict=True)]
+
+
+def _confirmers(commands: Sequence[Command], results: Sequence[Result]) -> dict[str, audit.Actor]:
+    """Hold id -> who made its sale in this batch, for the sale's audit entry.
+
+    The first confirm of a hold answered with a sale made it: before it, no confirm of that hold could have
+    been answered with one, and a later twin only got the same sale back. A sale made in an earlier batch is
+    not pending here, and a retried command id is answered from memory without selling, so neither is named
+    again (the audit log keeps one sale.create per sale).
+    """
+    confirmed_by: dict[str, audit.Actor] = {}
+    for command, result in zip(commands, results, strict=True):
+        sold = isinstance(result, Ok) and isinstance(result.value, SaleView)
+        if sold and isinstance(command, Confirm) and command.hold_id not in confirmed_by:
+            actor_type, actor_id = split_actor_ref(command.by)
+            confirmed_by[command.hold_id] = audit.Actor(actor_type, actor_id, command.ip)
+    return confirmed_by
 
 
 def _refuse_aborted(command: Command, result: Result, aborted: set[str]) -> Result:

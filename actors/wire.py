@@ -43,7 +43,7 @@ def _fields(command: Command) -> Row:
         return (command.cmd_id, command.hold_id, command.buyer_id, command.seats, command.ticket_type,
                 command.quantity, command.ttl_s)
     if isinstance(command, Confirm):
-        return command.cmd_id, command.hold_id, command.order_ref
+        return command.cmd_id, command.hold_id, command.order_ref, command.by, command.ip
     return command.cmd_id, command.hold_id
 
 

@@ -135,22 +135,28 @@ def check_entry(entry: Entry) -> None:
     """Raise ValueError for an entry the audit_log table (or the chain) would refuse."""
     if entry.seq < 1:
         raise ValueError("audit sequence numbers start at 1")
-    if entry.actor_type not in ACTOR_TYPES:
-        raise ValueError(f"audit actor type must be one of {sorted(ACTOR_TYPES)}")
-    _check_field(entry.actor_id, "actor id", actor_id_chars_max)
+    check_actor(entry.actor_type, entry.actor_id, entry.ip)
     _check_field(entry.action, "action", action_chars_max)
     if _ACTION_RE.fullmatch(entry.action) is None:
         raise ValueError(f"audit action {entry.action!r} is not dotted lower_snake (like event.create)")
     _check_field(entry.object_type, "object type", object_type_chars_max)
     _check_field(entry.object_id, "object id", object_id_chars_max)
-    if entry.ip is not None:
-        _check_text(entry.ip, "audit ip")
-        if len(entry.ip) > ip_chars_max:
-            raise ValueError(f"audit ip is longer than {ip_chars_max} characters")
     if entry.at.tzinfo is None:
         raise ValueError("audit times must be timezone-aware")
     check_json(entry.before)
     check_json(entry.after)
+
+
+def check_actor(actor_type: str, actor_id: str, ip: str | None) -> None:
+    """Raise ValueError for an actor the audit_log table would refuse. Public so a command that carries an actor
+    into a later group commit (engine.commands.Confirm) is refused where it is made, not when it is written."""
+    if actor_type not in ACTOR_TYPES:
+        raise ValueError(f"audit actor type must be one of {sorted(ACTOR_TYPES)}")
+    _check_field(actor_id, "actor id", actor_id_chars_max)
+    if ip is not None:
+        _check_text(ip, "audit ip")
+        if len(ip) > ip_chars_max:
+            raise ValueError(f"audit ip is longer than {ip_chars_max} characters")
 
 
 def _check_field(value: str, what: str, chars_max: int) -> None:

@@ -9,6 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.audit_chain import check_actor
+
+_ACTOR_REF_SEP = ":"
+
+
+def actor_ref(actor_type: str, actor_id: str) -> str:
+    """One string for who acted, as a Confirm carries it across the wire: "<type>:<id>"."""
+    return f"{actor_type}{_ACTOR_REF_SEP}{actor_id}"
+
+
+def split_actor_ref(ref: str) -> tuple[str, str]:
+    """(type, id) of an ``actor_ref``; ids may contain the separator, types never do."""
+    actor_type, _, actor_id = ref.partition(_ACTOR_REF_SEP)
+    return actor_type, actor_id
+
 
 @dataclass(frozen=True, slots=True)
 class Hold:
@@ -31,9 +46,22 @@ class Release:
 
 @dataclass(frozen=True, slots=True)
 class Confirm:
+    """``by`` (an ``actor_ref``: "key:<key id>", "user:<user id>") and ``ip`` say who confirmed and from where.
+
+    The core only carries them: the shell names them in the audit entry of the sale this command makes, in the
+    sale's own group commit. A retried confirm (the same ``cmd_id``) makes no sale, so it leaves no second entry.
+    A malformed actor is a caller's bug, not a buyer's refusal: it raises where the command is built, never
+    later in a group commit that would then fail for the whole batch.
+    """
+
     cmd_id: str
     hold_id: str
     order_ref: str
+    by: str
+    ip: str | None
+
+    def __post_init__(self) -> None:
+        check_actor(*split_actor_ref(self.by), self.ip)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,13 +28,19 @@ from typing import Any
 us_per_s = 1_000_000
 day_us = 86_400 * us_per_s
 rate_per_s_max = 10_000_000.0  # an interval of 0.1 us would round to 0: nothing above this is a rate
+# One unit a day: anything slower is a ban, not a rate, and a tiny per_s (1e-300) would make an interval no
+# Redis expiry (SET PX) can take, so every check would fail and the limiter would fail open.
+rate_per_s_min = 1 / 86_400
+# How long a drained bucket takes to refill (burst / per_s): at most a year keeps every TAT exact in Lua's
+# doubles (2^53 us is ~285 years past the epoch's now) and every expiry a sane one.
+bucket_refill_s_max = 366 * 86_400
 burst_max = 100_000_000
 daily_quota_max = 10**15
 
 
 class RouteClass(StrEnum):
     """What a request costs the platform; every route has one (GET -> reads, other methods -> writes, unless the
-    route declares otherwise: the hold routes are ``holds``; the login failure budgets are ``logins``)."""
+    route declares otherwise: the hold routes are ``holds``; the login attempt budgets are ``logins``)."""
 
     reads = "reads"
     holds = "holds"
@@ -66,10 +72,18 @@ class Rate:
     def __post_init__(self) -> None:
         if not (isinstance(self.per_s, int | float) and math.isfinite(self.per_s) and self.per_s > 0):
             raise ValueError(f"per_s must be a positive number, not {self.per_s!r}")
-        if self.per_s > rate_per_s_max:
-            raise ValueError(f"per_s must be at most {rate_per_s_max:g}, not {self.per_s!r}")
+        if not rate_per_s_min <= self.per_s <= rate_per_s_max:
+            raise ValueError(
+                f"per_s must be {rate_per_s_min:g}..{rate_per_s_max:g} (one a day up to ten million a second), "
+                f"not {self.per_s!r}"
+            )
         if isinstance(self.burst, bool) or not isinstance(self.burst, int) or not 1 <= self.burst <= burst_max:
             raise ValueError(f"burst must be a whole number 1..{burst_max}, not {self.burst!r}")
+        if self.burst / self.per_s > bucket_refill_s_max:
+            raise ValueError(
+                f"burst / per_s (the seconds a drained bucket takes to refill) must be at most "
+                f"{bucket_refill_s_max}, not {self.burst / self.per_s:g}"
+            )
 
     @property
     def interval_us(self) -> int:
@@ -112,8 +126,9 @@ def limit_name(scope: RouteClass | str, subject: Subject) -> str:
 # - per buyer (holds): a person holds a few times a minute; 5/s with a burst of 10 lets every retry of the
 #   harness's buyers (1 + 2 tries after 409s or 503s) through, and stops one buyer id from hammering an event.
 # - admin writes (events, keys, members): people and back-office scripts; 500/s burst 2,000 per key.
-# - failed logins: 10 at once per account, then one a minute (password guessing is the threat); per IP 100 at
-#   once, then 1/s (an office behind NAT fumbles passwords too).
+# - login attempts (every password check, charged on arrival so a concurrent burst cannot slip past): 10 at once
+#   per account, then one a minute (password guessing is the threat; a person logs in a few times a day); per IP
+#   100 at once, then 1/s (an office behind NAT logs in together, and fumbles passwords too).
 # - failed authentications (bad, revoked, expired keys or tokens) per IP: 100 at once, then 2/s. A key's secret is
 #   unguessable; this stops floods of guesses and makes brute force answer 429.
 per_key_reads = Rate(per_s=50_000, burst=100_000)
@@ -123,8 +138,8 @@ per_ip_holds = Rate(per_s=50_000, burst=100_000)
 per_buyer_holds = Rate(per_s=5, burst=10)
 per_key_writes = Rate(per_s=500, burst=2_000)
 per_ip_writes = Rate(per_s=500, burst=2_000)
-login_failures_per_account = Rate(per_s=1 / 60, burst=10)
-login_failures_per_ip = Rate(per_s=1, burst=100)
+login_attempts_per_account = Rate(per_s=1 / 60, burst=10)
+login_attempts_per_ip = Rate(per_s=1, burst=100)
 auth_failures_per_ip = Rate(per_s=2, burst=100)
 daily_requests_per_key = 100_000_000  # ~1,150/s all day long: a quota for runaway clients, not for sales
 holds_in_flight_per_buyer = 4  # concurrent hold requests per buyer per gateway process
@@ -138,8 +153,8 @@ DEFAULT_RATES: Mapping[str, Rate | None] = MappingProxyType(
         limit_name(RouteClass.holds, Subject.buyer): per_buyer_holds,
         limit_name(RouteClass.writes, Subject.key): per_key_writes,
         limit_name(RouteClass.writes, Subject.ip): per_ip_writes,
-        limit_name(RouteClass.logins, Subject.account): login_failures_per_account,
-        limit_name(RouteClass.logins, Subject.ip): login_failures_per_ip,
+        limit_name(RouteClass.logins, Subject.account): login_attempts_per_account,
+        limit_name(RouteClass.logins, Subject.ip): login_attempts_per_ip,
         limit_name(AUTH_FAILURES, Subject.ip): auth_failures_per_ip,
     }
 )

@@ -75,6 +75,9 @@ class Principal:
     publishable: bool = False  # a publishable key: buying on on-sale events only
     session_id: str | None = None  # a person's session
     role: str | None = None  # a person's role in the org
+    # When the credential stops working: an API key's expires_at. None for a key that never expires, and for a
+    # person's session: the keys a person makes belong to the org, not to the session or the person.
+    expires_at: datetime | None = None
 
     @property
     def key_id(self) -> str:
@@ -94,7 +97,14 @@ class _KeyEntry:
     cached_at: float
 
     def principal(self) -> Principal:
-        return Principal(ACTOR_KEY, self.key_id, self.org_id, self.scopes, publishable=self.kind == KeyKind.PUBLISHABLE)
+        return Principal(
+            ACTOR_KEY,
+            self.key_id,
+            self.org_id,
+            self.scopes,
+            publishable=self.kind == KeyKind.PUBLISHABLE,
+            expires_at=None if self.expires_at is None else datetime.fromtimestamp(self.expires_at, UTC),
+        )
 
 
 def bearer_key(connection: HTTPConnection, *, allow_query: bool = False) -> str | None:

@@ -6,14 +6,19 @@ stored response is returned instead, so twins answer alike. The commands themsel
 confirm command ids derive from the key), so twins never apply anything twice; this layer makes the answers equal.
 5xx responses are not stored, so a retry is free to run: a 503 usually means nothing was applied, and where a
 command was already sent when its wait ran out, its derived command id makes the retry return what it did.
+
+Secrets are never stored: a route that answers with one (a new API key, an invitation token) names those fields
+(``secret_fields``, dotted paths into the JSON body), and the record keeps the body with them null, so a replay
+answers the same status and body with the secret null. The secret was shown once; it is kept nowhere.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -100,8 +105,11 @@ class IdempotencyStore:
         key: str | None,
         body: bytes,
         handler: Callable[[], Awaitable[Response]],
+        *,
+        secret_fields: Sequence[str] = (),
     ) -> Response:
-        """Answer with ``handler``'s response, or replay the stored one for a repeated Idempotency-Key."""
+        """Answer with ``handler``'s response, or replay the stored one for a repeated Idempotency-Key. The
+        response's ``secret_fields`` (dotted paths into its JSON body) are stored as null, never in clear."""
         if key is None:
             return await handler()
         record_key = redis_keys.idempotency(principal.org_id, principal.key_id, key)
@@ -115,7 +123,11 @@ class IdempotencyStore:
             response = error_response(error)  # a refusal is an answer too: replay it, never re-run it
         if response.status_code >= 500:
             return response
-        fresh = StoredResponse(print_, response.status_code, bytes(response.body), response.media_type)
+        kept = without_secrets(bytes(response.body), secret_fields)
+        if kept is None:
+            log.error("not storing the response for Idempotency-Key %r: its secrets could not be removed", key)
+            return response
+        fresh = StoredResponse(print_, response.status_code, kept, response.media_type)
         try:
             won = await self._redis.set(record_key, _encode(fresh), ex=self._ttl_s, nx=True)
             winner = None if won else await self._get(record_key)
@@ -148,6 +160,36 @@ class IdempotencyStore:
                 code="idempotency_key_reused",
             )
         return stored.response()
+
+
+def without_secrets(body: bytes, secret_fields: Sequence[str]) -> bytes | None:
+    """``body`` with every field named in ``secret_fields`` (a dotted path: ``invitation.token``) set to null,
+    re-encoded as the JSON responses are; unchanged when none is present (an error, an invitation that is null).
+    None when the body names secrets but is not JSON: then it must not be stored at all."""
+    if not secret_fields or not body:
+        return body
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    removed = [_null_at(document, path.split(".")) for path in secret_fields]
+    if not any(removed):
+        return body
+    # As starlette's JSONResponse renders, so a replay's bytes look like a first answer's.
+    return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _null_at(document: object, path: list[str]) -> bool:
+    """Set the field at ``path`` to null if it is there and not null already; whether it was."""
+    *parents, name = path
+    for part in parents:
+        if not isinstance(document, dict):
+            return False
+        document = document.get(part)
+    if not isinstance(document, dict) or document.get(name) is None:
+        return False
+    document[name] = None
+    return True
 
 
 def _encode(stored: StoredResponse) -> bytes:

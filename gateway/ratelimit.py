@@ -6,21 +6,23 @@ buyer's bucket (org + event + buyer id). Defaults and why they never throttle a 
 and docs/api.md "Rate limits".
 
 Failed authentication (a bad, revoked, expired or malformed key or token) spends the address's failure budget;
-once it is spent the answer is 429, not 401. So that a brute forcer who finally guesses right still gets 429, the
-addresses currently over budget sit in a small bounded in-process set (with expiry), and only for those does the
-gateway check the Redis bucket before authenticating: an honest caller pays nothing extra. The set is per
-process: a right guess that lands on a worker that has not yet refused this address is checked after it, not
-before (each worker joins in after its first refusal).
+once it is spent the answer to a failing credential is 429, not 401. The credential is always checked first: a
+valid one is served whatever the address's budget says. Thousands of buyers can share one NAT address, so one
+stale tab presenting a revoked key must not lock out every buyer behind it (of every org); and a key's 256-bit
+secret cannot be guessed, so refusing a right guess would protect nothing. Passwords can be guessed: logins have
+budgets of their own, checked before the password (below).
 
-Logins (POST /v1/sessions) check the account's (lower-cased e-mail) and the address's failure budgets before the
-password is verified, and spend both on each failure.
+Password checks (a login, POST /v1/sessions, and accepting an invitation with an existing password) are charged
+to the account's (lower-cased e-mail) and the address's login buckets when they arrive, in one atomic call, before
+the password is verified: a burst of concurrent guesses cannot all slip through between a check and a charge.
+Routes without a key (login, refresh, accepting an invitation) are also admitted through a platform-wide bucket
+of the address at the ``writes`` rate, so even right credentials cannot keep argon2 busy without end.
 
 When Redis does not answer:
 - request limits fail open (logged at most every ``fail_open_log_every_s``, counted in
   ``voelgoed_rate_limit_fail_open``): a sale that keeps selling beats limits that hold;
 - login throttling fails closed (503): passwords are guessable, and an unthrottled login is an open door;
-- a failed authentication still answers 401 (a key's secret is not guessable; nothing is counted meanwhile), but
-  an address already over its failure budget gets 503 until Redis answers again.
+- a failed authentication still answers 401 (a key's secret is not guessable; nothing is counted meanwhile).
 
 Concurrent holds per buyer are capped per gateway process (``Policy.holds_in_flight_per_buyer``), in a bounded
 in-process map: a cluster of N processes lets a buyer have up to N times the cap in flight.
@@ -31,7 +33,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -62,7 +63,6 @@ RATE_LIMIT_FAIL_OPEN = Counter(
     "voelgoed_rate_limit_fail_open", "Requests let through unchecked because Redis did not answer the rate limiter"
 )
 
-over_budget_ips_max = 10_000  # addresses remembered as over their auth failure budget, per process
 buyers_in_flight_max = 100_000  # buyers tracked with holds in flight, per process; beyond it, untracked
 fail_open_log_every_s = 10.0
 _STORE_FAILURES: tuple[type[BaseException], ...] = (*REDIS_OUTAGES, RedisError)
@@ -87,7 +87,6 @@ class RateLimiter:
         self.policy = policy
         self._store = store
         self._clock = clock
-        self._over_budget: OrderedDict[str, float] = OrderedDict()  # ip -> when to stop checking (clock)
         self._in_flight: dict[tuple[str, str | None, str], int] = {}
         self._fail_open_logged_at = -math.inf
 
@@ -139,31 +138,10 @@ class RateLimiter:
 
     # Failed authentication
 
-    async def before_authentication(self, ip: str) -> None:
-        """For an address over its failure budget only (an in-process set lookup otherwise): 429 while the
-        budget is still spent, even if this request's credentials are right; 503 when Redis does not answer."""
-        until = self._over_budget.get(ip)
-        if until is None:
-            return
-        if self._clock() >= until:
-            del self._over_budget[ip]
-            return
-        bucket = self._auth_failure_bucket(ip)
-        if bucket is None:
-            return
-        try:
-            verdict = await self._store.check([bucket], mode=Mode.peek)
-        except _STORE_FAILURES:
-            raise PersistenceUnavailable("authentication is throttled for this address; retry shortly") from None
-        if verdict.allowed:
-            self._over_budget.pop(ip, None)
-            return
-        self._remember_over_budget(ip, verdict.retry_after_us)
-        _raise_if_refused(verdict)
-
     async def auth_failed(self, *, ip: str, presented: str | None) -> None:
-        """A request presented a credential that failed: spend the address's failure budget; 429 once it is
-        spent (the caller re-raises its 401 otherwise). A request that presented nothing spends nothing."""
+        """A request presented a credential that failed (it is only called after the credential was checked: a
+        valid one is never refused for its address's failures): spend the address's failure budget; 429 once it
+        is spent (the caller re-raises its 401 otherwise). A request that presented nothing spends nothing."""
         if not presented:
             return
         bucket = self._auth_failure_bucket(ip)
@@ -174,9 +152,7 @@ class RateLimiter:
         except _STORE_FAILURES:
             self._failed_open()
             return
-        if not verdict.allowed:
-            self._remember_over_budget(ip, verdict.retry_after_us)
-            _raise_if_refused(verdict)
+        _raise_if_refused(verdict)
 
     def _auth_failure_bucket(self, ip: str) -> Bucket | None:
         rate = self.policy.rate(AUTH_FAILURES, Subject.ip)
@@ -184,35 +160,34 @@ class RateLimiter:
             return None
         return Bucket(redis_keys.auth_failure_bucket(ip), rate, limit_name(AUTH_FAILURES, Subject.ip))
 
-    def _remember_over_budget(self, ip: str, retry_after_us: int) -> None:
-        self._over_budget[ip] = self._clock() + retry_after_us / us_per_s
-        self._over_budget.move_to_end(ip)
-        while len(self._over_budget) > over_budget_ips_max:
-            self._over_budget.popitem(last=False)
-
     # Logins
 
-    async def login_allowed(self, *, email: str, ip: str) -> None:
-        """Before the password is verified: 429 when the account's or the address's failure budget is spent;
-        503 when Redis does not answer (logins fail closed)."""
+    async def admit_login(self, *, email: str, ip: str) -> None:
+        """Before a password is verified: charge one attempt to the account's and the address's login buckets,
+        all or nothing; 429 when either is empty; 503 when Redis does not answer (logins fail closed)."""
         buckets = self._login_buckets(email, ip)
         if not buckets:
             return
         try:
-            verdict = await self._store.check(buckets, mode=Mode.peek)
+            verdict = await self._store.check(buckets, mode=Mode.all)
         except _STORE_FAILURES:
             raise PersistenceUnavailable("logins are unavailable while their throttle is; retry shortly") from None
         _raise_if_refused(verdict)
 
-    async def login_failed(self, *, email: str, ip: str) -> None:
-        """A wrong password (or unknown account): spend the account's and the address's failure budgets."""
-        buckets = self._login_buckets(email, ip)
-        if not buckets:
+    async def admit_public(self, ip: str) -> None:
+        """A route without a key (login, refresh, accepting an invitation): charge the address's platform-wide
+        bucket at the ``writes`` rate; 429 when it is empty. Fails open, like every request limit."""
+        rate = self.policy.rate(RouteClass.writes, Subject.ip)
+        if rate is None:
             return
+        name = limit_name(RouteClass.writes, Subject.ip)
+        bucket = Bucket(redis_keys.public_rate_bucket(RouteClass.writes, ip), rate, name)
         try:
-            await self._store.check(buckets, mode=Mode.each)
+            verdict = await self._store.check([bucket])
         except _STORE_FAILURES:
-            log.warning("could not count a failed login: Redis did not answer")
+            self._failed_open()
+            return
+        _raise_if_refused(verdict)
 
     def _login_buckets(self, email: str, ip: str) -> list[Bucket]:
         buckets: list[Bucket] = []

@@ -198,7 +198,10 @@ class ApiKeyCreate(RequestModel):
         default="secret", description="publishable: a checkout front-end's key, buying scopes only"
     )
     expires_at: AwareDatetime | None = Field(
-        default=None, description="when the key stops working; in the future, at most 730 days ahead"
+        default=None,
+        description="when the key stops working; in the future, at most 730 days ahead, and never after the "
+        "creating key's own expiry (absent: that expiry, or never for a key made by a person or a key that never "
+        "expires)",
     )
 
     @model_validator(mode="after")
@@ -323,7 +326,9 @@ class ApiKeyOut(BaseModel):
     created_at: datetime
     created_by: str
     expires_at: datetime | None
-    key: str = Field(description="the plaintext key, shown once")
+    key: str | None = Field(
+        description="the plaintext key, shown once: null in an Idempotency-Key replay (the secret is kept nowhere)"
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -432,7 +437,8 @@ class SessionRefresh(RequestModel):
 class InvitationAccept(RequestModel):
     token: OpaqueToken = Field(description="vi_<invitation>_<secret>, shown once to whoever invited the person")
     password: NewPassword = Field(
-        description=f"{passwords.password_chars_min}-{passwords.password_chars_max} characters"
+        description=f"{passwords.password_chars_min}-{passwords.password_chars_max} characters: the new "
+        "password when the invitation created the account, otherwise the person's existing password"
     )
 
 
@@ -465,6 +471,9 @@ class MemberOut(BaseModel):
     user_id: str
     email: str
     role: str
+    status: Literal["active", "pending"] = Field(
+        description="pending until the person accepts the organization's invitation; a pending member cannot log in"
+    )
     created_at: datetime
 
 
@@ -473,9 +482,14 @@ class MemberList(BaseModel):
 
 
 class InvitationOut(BaseModel):
-    token: str = Field(description="the invitation token, shown once: pass it to the person privately")
+    token: str | None = Field(
+        description="the invitation token, shown once: pass it to the person privately; null in an Idempotency-Key "
+        "replay (the token is kept nowhere)"
+    )
     expires_at: datetime
 
 
 class MemberCreated(MemberOut):
-    invitation: InvitationOut | None = Field(description="present when the person has no password yet")
+    invitation: InvitationOut | None = Field(
+        description="the invitation the person accepts to join (always present from this route)"
+    )

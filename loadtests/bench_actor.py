@@ -32,6 +32,10 @@ from loadtests.bench_rig import (
     stop_rig,
 )
 
+# Confirms carry a caller as the gateway's do, so the commit writes audit entries of real size.
+BENCH_CONFIRMER = "key:key_bench"
+BENCH_IP = "203.0.113.7"
+
 
 def hold_batch(event_id: str, start: int, size: int) -> list[Command]:
     commands: list[Command] = []
@@ -64,7 +68,7 @@ async def one_run(rig: Rig, batch: int, batches: int) -> tuple[float, float]:
         held += [r.value.hold_id for r in results if isinstance(r, Ok) and isinstance(r.value, HoldView)]
     holds_per_s = len(held) / (time.perf_counter() - started)
     assert len(held) == batch * batches, f"only {len(held)} holds succeeded"
-    confirms = [Confirm(f"c-{h}", h, f"order-{h}") for h in held]
+    confirms = [Confirm(f"c-{h}", h, f"order-{h}", BENCH_CONFIRMER, BENCH_IP) for h in held]
     started = time.perf_counter()
     sold = 0
     for b in range(0, len(confirms), batch):

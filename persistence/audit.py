@@ -11,7 +11,7 @@ before/after are snapshots for people reading the log: never put a secret, a has
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,17 +37,18 @@ _COLUMNS = "org_id, seq, at, actor_type, actor_id, action, object_type, object_i
 # append creates the row first (ON CONFLICT: another transaction may be creating it at the same moment).
 _LOCK_HEAD = "SELECT seq, hash FROM audit_heads WHERE org_id = $1 FOR UPDATE"
 _CREATE_HEAD = "INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (org_id) DO NOTHING"
-# Every entry of one call in one statement, and the head moved with them. INSERT ... SELECT FROM unnest rather
-# than COPY: Postgres refuses COPY FROM into a table with row-level security.
+# Every entry of one call in one statement, and the head moved with them; each entry has its own actor (a group
+# commit's sales were confirmed by different callers). INSERT ... SELECT FROM unnest rather than COPY: Postgres
+# refuses COPY FROM into a table with row-level security.
 _APPEND = (
     "WITH appended AS ("
     " INSERT INTO audit_log (org_id, seq, at, actor_type, actor_id, action, object_type, object_id, ip,"
     " before, after, prev_hash, hash)"
-    " SELECT $1::text, e.seq, $2::timestamptz, $3::text, $4::text, e.action, e.object_type, e.object_id, $5::text,"
-    " e.before::jsonb, e.after::jsonb,"
-    " e.prev_hash, e.hash"
-    " FROM unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bytea[],"
-    " $13::bytea[]) AS e(seq, action, object_type, object_id, before, after, prev_hash, hash)"
+    " SELECT $1::text, e.seq, $2::timestamptz, e.actor_type, e.actor_id, e.action, e.object_type, e.object_id,"
+    " e.ip, e.before::jsonb, e.after::jsonb, e.prev_hash, e.hash"
+    " FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],"
+    " $10::text[], $11::text[], $12::bytea[], $13::bytea[])"
+    " AS e(seq, actor_type, actor_id, ip, action, object_type, object_id, before, after, prev_hash, hash)"
     ") UPDATE audit_heads SET seq = $14, hash = $15 WHERE org_id = $1"
 )
 
@@ -78,8 +79,15 @@ def now() -> datetime:
 
 
 async def record(db: OrgDb, actor: Actor, *changes: Change) -> None:
-    """Append ``changes`` to db's org's chain, in db's transaction. No changes: nothing happens."""
-    if not changes:
+    """Append ``changes``, all by ``actor``, to db's org's chain, in db's transaction. No changes: nothing
+    happens."""
+    await record_many(db, [(actor, change) for change in changes])
+
+
+async def record_many(db: OrgDb, entries: Sequence[tuple[Actor, Change]]) -> None:
+    """Append each (actor, change) in order to db's org's chain, in db's transaction, in one statement: a group
+    commit records every sale under the caller who confirmed it. No entries: nothing happens."""
+    if not entries:
         return
     at = now()
     head_row = await db.conn.fetchrow(_LOCK_HEAD, db.org_id)
@@ -88,7 +96,7 @@ async def record(db: OrgDb, actor: Actor, *changes: Change) -> None:
         head_row = await db.conn.fetchrow(_LOCK_HEAD, db.org_id)
         assert head_row is not None
     head = Head(head_row["seq"], bytes(head_row["hash"]))
-    entries = [
+    numbered = [
         Entry(
             org_id=db.org_id,
             seq=head.seq + n,
@@ -102,17 +110,17 @@ async def record(db: OrgDb, actor: Actor, *changes: Change) -> None:
             before=change.before,
             after=change.after,
         )
-        for n, change in enumerate(changes, start=1)
+        for n, (actor, change) in enumerate(entries, start=1)
     ]
-    chained, new_head = chain(head, entries)  # raises ValueError for a bad entry, before anything is written
+    chained, new_head = chain(head, numbered)  # raises ValueError for a bad entry, before anything is written
     await db.conn.execute(
         _APPEND,
         db.org_id,
         at,
-        actor.type,
-        actor.id,
-        actor.ip,
         [c.entry.seq for c in chained],
+        [c.entry.actor_type for c in chained],
+        [c.entry.actor_id for c in chained],
+        [c.entry.ip for c in chained],
         [c.entry.action for c in chained],
         [c.entry.object_type for c in chained],
         [c.entry.object_id for c in chained],

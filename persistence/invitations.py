@@ -1,5 +1,7 @@
-"""Invitations: how a person added without a password sets one. "vi_<invitation id hex>_<secret>", shown once
-to whoever invited them; only sha256(secret) is stored. Usable once, until ``invitation_ttl_s`` after issue.
+"""Invitations: how a person joins an org. "vi_<invitation id hex>_<secret>", shown once to whoever invited
+them; only sha256(secret) is stored. Usable once, until ``invitation_ttl_s`` after issue. Accepting one makes the
+person's pending membership active; only the invitation that created the account (``creates_user``) may set its
+first password, every other one is accepted with the person's existing password (gateway/routes/sessions.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ TOKEN_PREFIX = "vi_"
 invitation_ttl_s = 7 * 24 * 3_600
 invitation_secret_bytes = 32
 _TOKEN_RE = re.compile(r"vi_([0-9a-f]{32})_([A-Za-z0-9_-]{43})")
-_COLUMNS = "id, org_id, user_id, created_at, expires_at, accepted_at"
+_COLUMNS = "id, org_id, user_id, creates_user, created_at, expires_at, accepted_at"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class InvitationRecord:
     id: str
     org_id: str
     user_id: str
+    creates_user: bool  # the invitation that created the account: the only one that may set its first password
     created_at: datetime
     expires_at: datetime
     accepted_at: datetime | None
@@ -60,48 +63,85 @@ def parse_invitation_token(token: str) -> tuple[str, str] | None:
 
 def _record(row: asyncpg.Record) -> InvitationRecord:
     return InvitationRecord(
-        row["id"], row["org_id"], row["user_id"], row["created_at"], row["expires_at"], row["accepted_at"]
+        row["id"],
+        row["org_id"],
+        row["user_id"],
+        row["creates_user"],
+        row["created_at"],
+        row["expires_at"],
+        row["accepted_at"],
     )
 
 
-async def create_invitation(db: OrgDb, user_id: str, *, ttl_s: int = invitation_ttl_s) -> tuple[InvitationRecord, str]:
-    """An invitation for a member of db's org: its record and token (shown once, never stored)."""
+async def create_invitation(
+    db: OrgDb, user_id: str, *, creates_user: bool, ttl_s: int = invitation_ttl_s
+) -> tuple[InvitationRecord, str]:
+    """An invitation for a member of db's org: its record and token (shown once, never stored).
+    ``creates_user`` only when this invitation's org created the account just now."""
     invitation_id = INVITATION_PREFIX + secrets.token_hex(16)
     secret = secrets.token_urlsafe(invitation_secret_bytes)
     row = await db.conn.fetchrow(
-        "INSERT INTO invitations (id, org_id, user_id, secret_hash, expires_at) "
-        f"VALUES ($1, $2, $3, $4, now() + $5::interval) RETURNING {_COLUMNS}",
+        "INSERT INTO invitations (id, org_id, user_id, secret_hash, creates_user, expires_at) "
+        f"VALUES ($1, $2, $3, $4, $5, now() + $6::interval) RETURNING {_COLUMNS}",
         invitation_id,
         db.org_id,
         user_id,
         _hash(secret),
+        creates_user,
         timedelta(seconds=ttl_s),
     )
     token = f"{TOKEN_PREFIX}{invitation_id[len(INVITATION_PREFIX) :]}_{secret}"
     return _record(row), token
 
 
-async def org_of_invitation(conn: Connection, invitation_id: str) -> str | None:
-    """The org an invitation belongs to. Cross-org (a token names no org): run inside ``unscoped``."""
-    org_id: str | None = await conn.fetchval("SELECT org_id FROM invitations WHERE id = $1", invitation_id)
-    return org_id
+async def first_password_unclaimed(conn: Connection, user_id: str) -> bool:
+    """Whether a new invitation for this passwordless account may set its first password: nobody has joined an
+    org with it and no other such invitation is still open. (An org that removes a pending member, or lets the
+    invitation expire, must be able to invite them again; while another org's invitation may still set the
+    password, or an org already counts the account as a member, a second one must not.) Cross-org: run inside
+    ``unscoped``."""
+    unclaimed: bool = await conn.fetchval(
+        "SELECT NOT EXISTS (SELECT FROM memberships WHERE user_id = $1 AND accepted_at IS NOT NULL) "
+        "AND NOT EXISTS (SELECT FROM invitations WHERE user_id = $1 AND creates_user "
+        "AND accepted_at IS NULL AND expires_at > now())",
+        user_id,
+    )
+    return unclaimed
 
 
-async def accept(db: OrgDb, invitation_id: str, secret: str) -> Acceptance:
-    """Use the invitation (once: the row is locked and marked accepted). The caller sets the password in the
-    same transaction."""
-    row = await db.conn.fetchrow(
-        f"SELECT {_COLUMNS}, secret_hash, now() >= expires_at AS expired FROM invitations "
-        "WHERE org_id = $1 AND id = $2 FOR UPDATE",
-        db.org_id,
+async def check(conn: Connection, invitation_id: str, secret: str) -> Acceptance:
+    """What accepting would answer now, changing nothing (ACCEPTED: it would be accepted), so the caller can
+    refuse a bad token before spending a password check on it. Cross-org (a token names no org): run inside
+    ``unscoped``; then accept in the invitation's org, which checks again under lock."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS}, secret_hash, now() >= expires_at AS expired FROM invitations WHERE id = $1",
         invitation_id,
     )
+    return _judge(row, secret)
+
+
+def _judge(row: asyncpg.Record | None, secret: str) -> Acceptance:
     if row is None or not hmac.compare_digest(_hash(secret), bytes(row["secret_hash"])):
         return Acceptance(AcceptOutcome.UNKNOWN)
     if row["accepted_at"] is not None:
         return Acceptance(AcceptOutcome.ALREADY_USED, _record(row))
     if row["expired"]:
         return Acceptance(AcceptOutcome.EXPIRED, _record(row))
+    return Acceptance(AcceptOutcome.ACCEPTED, _record(row))
+
+
+async def accept(db: OrgDb, invitation_id: str, secret: str) -> Acceptance:
+    """Use the invitation (once: the row is locked and marked accepted). The caller makes the membership active
+    (and sets a first password, when the invitation may) in the same transaction."""
+    row = await db.conn.fetchrow(
+        f"SELECT {_COLUMNS}, secret_hash, now() >= expires_at AS expired FROM invitations "
+        "WHERE org_id = $1 AND id = $2 FOR UPDATE",
+        db.org_id,
+        invitation_id,
+    )
+    judged = _judge(row, secret)
+    if judged.outcome is not AcceptOutcome.ACCEPTED:
+        return judged
     updated = await db.conn.fetchrow(
         f"UPDATE invitations SET accepted_at = now() WHERE org_id = $1 AND id = $2 RETURNING {_COLUMNS}",
         db.org_id,

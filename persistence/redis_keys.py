@@ -93,6 +93,11 @@ def login_bucket(subject: str, value: str) -> str:
     return f"vg:rl:{{login}}:{subject}:{value}"
 
 
+def public_rate_bucket(route_class: str, ip: str) -> str:
+    """STRING: a platform-wide bucket of an address's requests to routes without a key (login, refresh, accept)."""
+    return f"vg:rl:public:{route_class}:ip:{ip}"
+
+
 def auth_failure_bucket(ip: str) -> str:
     """STRING: the platform-wide bucket of an address's failed authentications."""
     return f"vg:rl:authfail:{ip}"

@@ -12,7 +12,7 @@ transaction (persistence/audit.py), so the log and the sales commit or roll back
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.commands import SaleView, TicketView
@@ -62,7 +62,7 @@ class SaleNotFound(Exception):
 
 
 def inventory_actor(event_id: str) -> audit.Actor:
-    """Who the audit log names for sales: the event's inventory, which commits them."""
+    """Who the audit log names for what no caller asked for (cancellations): the event's inventory."""
     return audit.Actor("system", f"inventory:{event_id}")
 
 
@@ -72,12 +72,16 @@ async def write_sales(
     epoch: int,
     new_sales: Sequence[SaleView],
     cancelled: Sequence[SaleView],
+    *,
+    confirmed_by: Mapping[str, audit.Actor],
 ) -> None:
     """Write a batch's cancellations and new sales, and their audit entries, in db's transaction.
 
     ``db`` comes from ``org_transaction``, whose one transaction commits all of it or nothing. Cancellations go
-    first: a batch may cancel a sale and sell its seat again. Raises FencedOut when ``epoch`` is stale; any
-    other failure (a unique violation, a lost connection) also means nothing is committed.
+    first: a batch may cancel a sale and sell its seat again. ``confirmed_by`` maps a new sale's hold id to who
+    confirmed it and from where, which its sale.create entry names (a sale without one is the inventory's own).
+    Raises FencedOut when ``epoch`` is stale; any other failure (a unique violation, a lost connection) also
+    means nothing is committed.
     """
     if not new_sales and not cancelled:
         return
@@ -91,9 +95,15 @@ async def write_sales(
         await _cancel(db, event_id, cancelled)
     if new_sales:
         await _insert(db, event_id, epoch, new_sales)
-    changes = [audit.Change(SALE_CANCEL, "sale", s.sale_id, before=_sale_json(s), after=None) for s in cancelled]
-    changes += [audit.Change(SALE_CREATE, "sale", s.sale_id, after=_sale_json(s)) for s in new_sales]
-    await audit.record(db, inventory_actor(event_id), *changes)
+    system = inventory_actor(event_id)
+    entries = [
+        (system, audit.Change(SALE_CANCEL, "sale", s.sale_id, before=_sale_json(s), after=None)) for s in cancelled
+    ]
+    entries += [
+        (confirmed_by.get(s.hold_id, system), audit.Change(SALE_CREATE, "sale", s.sale_id, after=_sale_json(s)))
+        for s in new_sales
+    ]
+    await audit.record_many(db, entries)
 
 
 def _sale_json(sale: SaleView) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """People's sessions: one row per login, holding the hash of its current refresh token.
 
 A refresh token is "vr_<session id hex>_<secret>"; only sha256(secret) is stored (256 random bits need no
-stretching). Every refresh replaces the secret, so each refresh token works once. Presenting a refresh token
-whose secret no longer matches means an old one was replayed: someone else may hold a copy (the thief, or the
-person after the thief refreshed), so the whole session is revoked and both must log in again.
+stretching). Every refresh replaces the secret, so each refresh token works once. Presenting the secret the last
+refresh replaced means an old token was replayed: someone else may hold a copy (the thief, or the person after the
+thief refreshed), so the whole session is revoked and both must log in again. Any other wrong secret is refused
+and changes nothing: the session id is no secret (it is in the access token and the audit log), so a made-up
+secret must not be able to end someone's session.
 A session lives at most ``refresh_ttl_s`` from login, however often it is refreshed.
 """
 
@@ -43,7 +45,8 @@ class SessionRecord:
 
 class RefreshOutcome(enum.Enum):
     ROTATED = "rotated"
-    REUSED = "reused"  # an old secret: the session is now revoked
+    REUSED = "reused"  # the previous secret: the session is now revoked
+    WRONG_SECRET = "wrong_secret"  # neither the current nor the previous secret: refused, nothing changed
     REVOKED = "revoked"
     EXPIRED = "expired"
     UNKNOWN = "unknown"
@@ -117,9 +120,9 @@ async def get_session(db: OrgDb, session_id: str) -> SessionRecord | None:
 
 async def rotate(db: OrgDb, session_id: str, secret: str) -> Refresh:
     """Exchange a refresh token's secret for a new one (locking the row, so two refreshes with the same token
-    cannot both win). A secret that no longer matches revokes the session: commit the transaction even then."""
+    cannot both win). The previous secret revokes the session: commit the transaction even then."""
     row = await db.conn.fetchrow(
-        f"SELECT {_COLUMNS}, refresh_hash, now() >= expires_at AS expired FROM sessions "
+        f"SELECT {_COLUMNS}, refresh_hash, previous_refresh_hash, now() >= expires_at AS expired FROM sessions "
         "WHERE org_id = $1 AND id = $2 FOR UPDATE",
         db.org_id,
         session_id,
@@ -130,12 +133,16 @@ async def rotate(db: OrgDb, session_id: str, secret: str) -> Refresh:
         return Refresh(RefreshOutcome.REVOKED, _record(row))
     if row["expired"]:
         return Refresh(RefreshOutcome.EXPIRED, _record(row))
-    if not hmac.compare_digest(_hash(secret), bytes(row["refresh_hash"])):
+    presented = _hash(secret)
+    if not hmac.compare_digest(presented, bytes(row["refresh_hash"])):
+        previous = row["previous_refresh_hash"]
+        if previous is None or not hmac.compare_digest(presented, bytes(previous)):
+            return Refresh(RefreshOutcome.WRONG_SECRET, _record(row))
         revoked = await _revoke(db, session_id)
         return Refresh(RefreshOutcome.REUSED, revoked or _record(row))
     new_secret = _new_secret()
     updated = await db.conn.fetchrow(
-        "UPDATE sessions SET refresh_hash = $3, refreshed_at = now() "
+        "UPDATE sessions SET previous_refresh_hash = refresh_hash, refresh_hash = $3, refreshed_at = now() "
         f"WHERE org_id = $1 AND id = $2 RETURNING {_COLUMNS}",
         db.org_id,
         session_id,

@@ -45,20 +45,39 @@ class OrgDb:
     org_id: str
 
 
+class NestedTenancy(RuntimeError):
+    """An org transaction and an unscoped one were nested: the role or org of one would leak into the other."""
+
+
 @asynccontextmanager
 async def org_transaction(conn: Connection, org_id: str) -> AsyncIterator[OrgDb]:
-    """A transaction (a savepoint inside one already open) that sees and writes only ``org_id``'s rows."""
+    """A transaction (a savepoint inside one already open) that sees and writes only ``org_id``'s rows.
+
+    Refused (``NestedTenancy``) inside ``unscoped``: the BYPASSRLS role would still apply, so row-level security
+    would not guard this org's queries."""
     require_org(org_id)
     async with conn.transaction():
-        await conn.execute("SELECT set_config($1, $2, true)", ORG_SETTING, org_id)
+        # One round trip: the org is set, and the role it runs as is read to refuse the BYPASSRLS one.
+        role = await conn.fetchval("SELECT current_user::text FROM set_config($1, $2, true)", ORG_SETTING, org_id)
+        if role == PLATFORM_ROLE:
+            raise NestedTenancy(
+                "org_transaction inside unscoped: row-level security would not apply; end the unscoped "
+                "transaction first"
+            )
         yield OrgDb(conn, org_id)
 
 
 @asynccontextmanager
 async def unscoped(conn: Connection, *, reason: str) -> AsyncIterator[Connection]:
-    """A transaction that sees every org's rows. The one cross-org entry: say why in ``reason``."""
+    """A transaction that sees every org's rows. The one cross-org entry: say why in ``reason``.
+
+    Only on a connection outside any transaction (``NestedTenancy`` otherwise): inside one it would be a
+    savepoint, and SET LOCAL ROLE outlives a savepoint's release, so the enclosing (org) transaction would run
+    without row-level security until its commit."""
     if not 1 <= len(reason) <= reason_chars_max:
         raise ValueError("an unscoped transaction must say why it needs every org's rows")
+    if conn.is_in_transaction():
+        raise NestedTenancy("unscoped inside a transaction: its role would outlast it; use a connection of its own")
     async with conn.transaction():
         await conn.execute(f"SET LOCAL ROLE {PLATFORM_ROLE}")
         yield conn

@@ -1,7 +1,9 @@
 """People: one row per e-mail address, shared by every org the person belongs to (memberships say which).
 
-Row-level security shows an org only its members (migration 002), and anyone may add a person; finding a person
-by e-mail before any org is known (logging in, inviting someone who may belong to other orgs) runs inside
+Row-level security shows an org only its members, and anyone may add a person (migration 002). Under the
+org-bound role nobody reads a password hash or changes a person: the row is shared by every org they belong to,
+so one org must not be able to read or replace what guards the others. Finding a person by e-mail before any org
+is known (logging in, inviting someone who may belong to other orgs), and setting a first password, run inside
 ``persistence.tenancy.unscoped``.
 """
 
@@ -19,6 +21,7 @@ from persistence.tenancy import OrgDb
 USER_PREFIX = "usr_"
 email_chars_max = 254
 _COLUMNS = "id, email, password_hash, created_at"
+_ORG_COLUMNS = "id, email, created_at"  # what the org-bound role may read
 
 
 class EmailTaken(ValueError):
@@ -67,23 +70,42 @@ async def find_user_by_email(conn: Connection, email: str) -> UserRecord | None:
 
 
 async def find_user(db: OrgDb, user_id: str) -> UserRecord | None:
-    """A member of db's org by id (row-level security hides everyone else)."""
+    """A member of db's org by id (row-level security hides everyone else); password_hash is always None here
+    (the org-bound role may not read it)."""
     row = await db.conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM users u WHERE id = $1 "
+        f"SELECT {_ORG_COLUMNS} FROM users u WHERE id = $1 "
         "AND EXISTS (SELECT FROM memberships m WHERE m.user_id = u.id AND m.org_id = $2)",
         user_id,
         db.org_id,
     )
+    return UserRecord(row["id"], row["email"], None, row["created_at"]) if row else None
+
+
+async def find_user_by_id(conn: Connection, user_id: str) -> UserRecord | None:
+    """The person with this id, password hash included. Cross-org: run inside ``unscoped`` (accepting an
+    invitation checks the person's own password)."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)
     return _record(row) if row else None
 
 
-async def set_password(db: OrgDb, user_id: str, password_hash: str) -> bool:
-    """Store a member's new password hash; False when db's org has no such member."""
-    row = await db.conn.fetchrow(
-        "UPDATE users u SET password_hash = $2 WHERE id = $1 "
-        "AND EXISTS (SELECT FROM memberships m WHERE m.user_id = u.id AND m.org_id = $3) RETURNING id",
+async def set_first_password(conn: Connection, user_id: str, password_hash: str) -> bool:
+    """Store the first password of a person who has none; False when they have one already (never replaced
+    this way). Cross-org: run inside ``unscoped`` (the org-bound role may not write users)."""
+    row = await conn.fetchrow(
+        "UPDATE users SET password_hash = $2 WHERE id = $1 AND password_hash IS NULL RETURNING id",
         user_id,
         password_hash,
-        db.org_id,
+    )
+    return row is not None
+
+
+async def rehash_password(conn: Connection, user_id: str, old_hash: str, new_hash: str) -> bool:
+    """Replace a hash made with older argon2 parameters by one of the same password (login does, after checking
+    it); False when the password changed meanwhile. Cross-org: run inside ``unscoped``."""
+    row = await conn.fetchrow(
+        "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2 RETURNING id",
+        user_id,
+        old_hash,
+        new_hash,
     )
     return row is not None

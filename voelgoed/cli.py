@@ -2,8 +2,9 @@
 
 - `voelgoed up` (what `make up` runs);
 - `voelgoed org create NAME [--json]`: an organization and its owner API key (shown once);
-- `voelgoed user create EMAIL --org ORG --role ROLE [--password-stdin] [--json]`: a member (a new person, or one
-  who already belongs to another org); without a password, an invitation token is printed once;
+- `voelgoed user create EMAIL --org ORG --role ROLE [--password-stdin] [--json]`: an active member (a new person,
+  or one who already has a password in another org: the operator vouches, no invitation); a new person without a
+  password gets an invitation token, printed once, that sets it;
 - `voelgoed key create ORG --name N --scopes a,b [--kind secret|publishable] [--expires-at RFC3339] [--json]`:
   an API key, shown once;
 - `voelgoed audit verify ORG [--json]`: recompute the org's audit hash chain.
@@ -257,13 +258,19 @@ async def _add_person(
                 )
             )
         try:
-            member = await memberships.add_member(db, person.id, role)
+            member = await memberships.add_member(db, person.id, role, accepted=True)  # the operator vouches
         except memberships.AlreadyMember:
             raise BadInput(f"{email} is already a member of {org_id}") from None
+        if existing is not None and existing.password_hash is None:  # rolls the membership back
+            # Whoever holds the invitation that created the account sets its password: making the account an
+            # active member here would hand this org to that invitation's holder.
+            raise BadInput(
+                f"{email} has not set a password yet: they accept the invitation that created their account first"
+            )
         changes.append(audit.Change("member.invite", "member", person.id, after={"email": email, "role": role}))
         invitation = None
-        if person.password_hash is None:
-            record, token = await invitations.create_invitation(db, person.id)
+        if person.password_hash is None:  # created just now, without a password: this invitation sets it
+            record, token = await invitations.create_invitation(db, person.id, creates_user=True)
             invitation = {"token": token, "expires_at": _rfc3339(record.expires_at)}
         await audit.record(db, SYSTEM_ACTOR, *changes)
     return {

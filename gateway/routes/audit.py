@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -40,9 +40,15 @@ def _rfc3339(value: object) -> object:
     if not isinstance(value, str) or _RFC3339_RE.fullmatch(value) is None:
         raise PydanticCustomError("rfc3339", "must be an RFC 3339 time with an offset, like 2026-01-01T00:00:00Z")
     try:
-        return datetime.fromisoformat(value.upper())
+        moment = datetime.fromisoformat(value.upper())
     except ValueError:
         raise PydanticCustomError("rfc3339", "is not a valid time") from None
+    try:
+        # In UTC here, not in the database: 9999-12-31T23:59:59-01:00 is year 10000 in UTC, which the driver would
+        # refuse mid-query (a DataError the route would otherwise answer as an outage).
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("rfc3339", "is out of range: in UTC it must fall within years 1..9999") from None
 
 
 def encode_cursor(seq: int) -> str:

@@ -85,15 +85,15 @@ async def authorize(
 
 
 async def authenticate(connection: HTTPConnection, *, allow_query_key: bool = False) -> Principal:
-    """The caller, or 401; 429 instead once the address has spent its budget of failed authentications (checked
-    before the credential only for addresses already over it: gateway/ratelimit.py)."""
-    svc, ip = services(connection), client_ip(connection)
+    """The caller, or 401; a credential that fails gets 429 instead once the address has spent its budget of
+    failed authentications. The credential is checked first, always: behind a NAT, one stale tab's revoked key
+    must not lock out every buyer sharing the address (gateway/ratelimit.py)."""
+    svc = services(connection)
     key = bearer_key(connection, allow_query=allow_query_key)
-    await svc.limits.before_authentication(ip)
     try:
         return await svc.auth.authenticate(key)
     except Unauthorized:
-        await svc.limits.auth_failed(ip=ip, presented=key)
+        await svc.limits.auth_failed(ip=client_ip(connection), presented=key)
         raise
 
 
@@ -127,12 +127,18 @@ BuyerOf = Callable[[Request, bytes], tuple[str, str] | None]
 
 
 def idempotent_write(
-    scope: str, *, route_class: RouteClass | None = None, buyer: BuyerOf | None = None
+    scope: str,
+    *,
+    route_class: RouteClass | None = None,
+    buyer: BuyerOf | None = None,
+    secret_fields: tuple[str, ...] = (),
 ) -> Callable[[Callable[[Write], Awaitable[Response]]], Endpoint]:
     """The shape of every POST and DELETE: authorize (401/403, rate limits 429), check the Idempotency-Key, read
     the body (413/415), then run the handler under the key, so a retry replays the first answer instead of
     applying twice. With ``buyer``, the rate limits wait for the body, so the key's, the address's and the
-    buyer's buckets are spent in one Redis call (a request refused before that still spends the first two)."""
+    buyer's buckets are spent in one Redis call (a request refused before that still spends the first two).
+    ``secret_fields`` names the response's secrets (dotted paths: ``invitation.token``): shown once, stored and
+    replayed as null (gateway/idempotency.py)."""
 
     def wrap(handler: Callable[[Write], Awaitable[Response]]) -> Endpoint:
         async def endpoint(request: Request) -> Response:
@@ -143,7 +149,9 @@ def idempotent_write(
             else:
                 principal, key, body = await _admitted_with_buyer(request, scope, route_class, buyer)
             write = Write(request, principal, key, body, services(request))
-            return await write.svc.idempotency.run(request, principal, key, body, lambda: handler(write))
+            return await write.svc.idempotency.run(
+                request, principal, key, body, lambda: handler(write), secret_fields=secret_fields
+            )
 
         endpoint.__name__ = handler.__name__
         endpoint.__doc__ = handler.__doc__

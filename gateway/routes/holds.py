@@ -11,7 +11,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine import ids
-from engine.commands import Command, Confirm, Hold, HoldView, LookupHold, Ok, Rejected, Release, SaleView
+from engine.commands import (
+    Command,
+    Confirm,
+    Hold,
+    HoldView,
+    LookupHold,
+    Ok,
+    Rejected,
+    Release,
+    SaleView,
+    actor_ref,
+)
 from engine.ratelimit import RouteClass
 from gateway import schemas
 from gateway.auth import Principal
@@ -20,7 +31,16 @@ from gateway.event_cache import EventMeta
 from gateway.idempotency import token_for
 from gateway.metrics import HOLDS_TOTAL, SALES_TOTAL
 from gateway.openapi import operation
-from gateway.routes.context import Services, Write, authorize, idempotent_write, json_response, rfc3339, services
+from gateway.routes.context import (
+    Services,
+    Write,
+    actor_of,
+    authorize,
+    idempotent_write,
+    json_response,
+    rfc3339,
+    services,
+)
 from gateway.routes.events import not_on_sale, visible_to
 
 TAG = ("holds",)
@@ -201,10 +221,15 @@ async def confirm_hold(write: Write) -> Response:
     hold_id = write.request.path_params["hold_id"]
     meta = await _hold_event(svc, principal, hold_id)
     order_ref = schemas.parse_body(schemas.ConfirmCreate, body).order_ref
-    # The command id derives from hold and order_ref, so a retried confirm returns the same sale.
+    # The command id derives from hold and order_ref, so a retried confirm returns the same sale (and leaves
+    # no second audit entry, whoever retries it).
     cmd_id = "confirm:" + hashlib.sha256(f"{hold_id}\x00{order_ref}".encode()).hexdigest()
+    # Who confirms and from where rides with the command: the sale's audit entry is written in the inventory's
+    # group commit, far from this request.
+    actor = actor_of(write.request, principal)
+    command = Confirm(cmd_id, hold_id, order_ref, actor_ref(actor.type, actor.id), actor.ip)
     try:
-        result = await submit(svc, meta, Confirm(cmd_id, hold_id, order_ref))
+        result = await submit(svc, meta, command)
     except ApiError as error:
         SALES_TOTAL.labels(error.code).inc()
         raise

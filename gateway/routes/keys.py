@@ -31,6 +31,20 @@ def _field_error(field: str, message: str, kind: str = "invalid") -> ValidationF
     return ValidationFailed(details={"fields": [{"field": field, "message": message, "type": kind}]})
 
 
+def _bounded_by_creator(wanted: datetime | None, principal: Principal) -> datetime | None:
+    """The new key's expiry: never after the creating key's (a key expiring tomorrow must not mint one that never
+    does), so none given means the creator's; a person's session bounds nothing (keys belong to the org)."""
+    if principal.expires_at is None:
+        return wanted
+    if wanted is None:
+        return principal.expires_at
+    if wanted > principal.expires_at:
+        raise _field_error(
+            "expires_at", f"must be at or before the creating key's expiry, {rfc3339(principal.expires_at)}"
+        )
+    return wanted
+
+
 def key_view(record: apikeys.ApiKeyRecord) -> dict[str, Any]:
     """A key as the API shows it: never its secret or hash."""
     return {
@@ -53,7 +67,8 @@ def key_view(record: apikeys.ApiKeyRecord) -> dict[str, Any]:
         "A key carries a subset of its creator's scopes (403 otherwise). A publishable key (a checkout "
         "front-end's) carries only inventory:read, inventory:hold and inventory:confirm (422 otherwise) and "
         "reaches only the org's on-sale events. expires_at, if given, is in the future and at most "
-        f"{apikeys.key_lifetime_days_max} days ahead."
+        f"{apikeys.key_lifetime_days_max} days ahead. A key made by a key that expires expires no later (422 "
+        "otherwise; by default, at the same time)."
     ),
     status=201,
     request=schemas.ApiKeyCreate,
@@ -62,13 +77,14 @@ def key_view(record: apikeys.ApiKeyRecord) -> dict[str, Any]:
     idempotent=True,
     tags=TAG,
 )
-@idempotent_write(SCOPE)
+@idempotent_write(SCOPE, secret_fields=("key",))
 async def create_key(write: Write) -> Response:
     principal, body, svc = write.principal, write.body, write.svc
     wanted = schemas.parse_body(schemas.ApiKeyCreate, body)
     problem = apikeys.expiry_problem(wanted.expires_at, datetime.now(UTC))
     if problem is not None:
         raise _field_error("expires_at", problem)
+    expires_at = _bounded_by_creator(wanted.expires_at, principal)
     problems = key_scope_problems(wanted.kind, wanted.scopes, principal.scopes)
     if "unknown" in problems or "not_publishable" in problems:  # the schema refuses both first
         raise _field_error("scopes", "; ".join(f"{reason}: {names}" for reason, names in problems.items()))
@@ -81,7 +97,7 @@ async def create_key(write: Write) -> Response:
                 wanted.name,
                 wanted.scopes,
                 kind=wanted.kind,
-                expires_at=wanted.expires_at,
+                expires_at=expires_at,
                 created_by=_creator(principal),
             )
             change = audit.Change("api_key.create", "api_key", record.id, after=apikeys.audit_view(record))

@@ -3,6 +3,10 @@
 Nobody grants more than they hold, only an owner makes, changes or removes an owner, and an org always keeps
 one owner (engine/access.py: may_assign_role, owners_left). Changing a member's role or removing them ends
 their sessions in the org at once (rows revoked, Redis marks set), so the old role's tokens stop working.
+
+Adding a person makes a pending membership and an invitation, always: the person joins by accepting it (a new
+person sets their password with it, anyone else gives their own), so no org can join an account to itself
+without its owner's consent. Pending members cannot log in and do not count as owners.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ def member_view(member: memberships.MemberRecord) -> dict[str, Any]:
         "user_id": member.user_id,
         "email": member.email,
         "role": member.role,
+        "status": "active" if member.accepted else "pending",
         "created_at": rfc3339(member.created_at),
     }
 
@@ -60,10 +65,12 @@ def _member_not_found(user_id: str) -> NotFound:
     return NotFound("no such member", {"user_id": user_id}, code="member_not_found")
 
 
-def _check_actor_current(principal: Principal, roles: dict[str, str]) -> None:
+def _check_actor_current(principal: Principal, roster: memberships.Roster) -> None:
     """A person's token names the role they had at login; a change since then ends their sessions, but a request
     already past authentication could still land. Under the memberships' lock, the role must still be theirs."""
-    if principal.actor_type == "user" and roles.get(principal.actor_id) != principal.role:
+    if principal.actor_type == "user" and (
+        roster.roles.get(principal.actor_id) != principal.role or principal.actor_id not in roster.accepted
+    ):
         raise Unauthorized("your role in this organization changed: log in again", code="session_ended")
 
 
@@ -94,10 +101,10 @@ async def list_members(request: Request) -> Response:
 
 
 @operation(
-    summary="Add a person to the organization with a role; a new person gets an invitation token, shown once",
-    description="An existing person (a member of another organization) becomes a member at once. A person "
-    "without a password gets an invitation: pass its token to them privately; they set a password with "
-    "POST /v1/invitations/accept.",
+    summary="Invite a person to the organization with a role: a pending member and an invitation token, shown once",
+    description="Pass the token to the person privately. They join with POST /v1/invitations/accept: a new "
+    "person sets their password there; a person who already has an account (in another organization) gives "
+    "their own password. Until then the member is pending: listed with status \"pending\", unable to log in.",
     status=201,
     request=schemas.MemberCreate,
     response=schemas.MemberCreated,
@@ -106,30 +113,35 @@ async def list_members(request: Request) -> Response:
     errors=(409,),
     tags=TAG,
 )
-@idempotent_write(SCOPE)
+@idempotent_write(SCOPE, secret_fields=("invitation.token",))
 async def add_member(write: Write) -> Response:
     principal, svc = write.principal, write.svc
     wanted = schemas.parse_body(schemas.MemberCreate, write.body)
     _check_grant(principal, None, wanted.role)
     async with svc.unscoped("invite: the person may already exist as a member of another org") as platform:
         existing = await users.find_user_by_email(platform, wanted.email)
+        # A passwordless account nobody has claimed (its first invitation removed or expired) may be given a
+        # first password again by this invitation.
+        sets_password = existing is None or (
+            existing.password_hash is None and await invitations.first_password_unclaimed(platform, existing.id)
+        )
     async with svc.tenant(principal.org_id) as db:
         try:
             person = existing or await users.create_user(db.conn, wanted.email, None)
-            member = await memberships.add_member(db, person.id, wanted.role)
+            member = await memberships.add_member(db, person.id, wanted.role, accepted=False)
         except users.EmailTaken:  # invited by another org a moment ago
             raise Conflict("the person was just added elsewhere: retry", code="retry") from None
         except memberships.AlreadyMember:
             raise Conflict("this person is already a member", {"user_id": person.id}, code="already_member") from None
-        invitation = None
-        if person.password_hash is None:
-            record, token = await invitations.create_invitation(db, person.id)
-            invitation = {"token": token, "expires_at": rfc3339(record.expires_at)}
+        # Only an invitation that made the account (or revives an unclaimed one) may set its password; any other
+        # is accepted with the person's own.
+        record, token = await invitations.create_invitation(db, person.id, creates_user=sets_password)
+        invitation = {"token": token, "expires_at": rfc3339(record.expires_at)}
         change = audit.Change(
             "member.invite",
             "member",
             person.id,
-            after={"email": member.email, "role": member.role, "invited": invitation is not None},
+            after={"email": member.email, "role": member.role, "invited": True},
         )
         await audit.record(db, actor_of(write.request, principal), change)
     return json_response({**member_view(member), "invitation": invitation}, 201)
@@ -152,13 +164,13 @@ async def change_role(write: Write) -> Response:
     if _USER_ID_RE.fullmatch(user_id) is None:
         raise _member_not_found(user_id)
     async with svc.tenant(principal.org_id) as db:
-        roles = await memberships.lock_roles(db)  # held to the commit: owner counts cannot race
-        _check_actor_current(principal, roles)
-        target_role = roles.get(user_id)
+        roster = await memberships.lock_roles(db)  # held to the commit: owner counts cannot race
+        _check_actor_current(principal, roster)
+        target_role = roster.roles.get(user_id)
         if target_role is None:
             raise _member_not_found(user_id)
         _check_grant(principal, target_role, wanted.role)
-        _keep_an_owner(roles, target_role, wanted.role)
+        _keep_an_owner(roster, user_id, wanted.role)
         if target_role == wanted.role:
             member = await memberships.get_member(db, user_id)
         else:
@@ -187,13 +199,13 @@ async def remove_member(write: Write) -> Response:
     if _USER_ID_RE.fullmatch(user_id) is None:
         raise _member_not_found(user_id)
     async with svc.tenant(principal.org_id) as db:
-        roles = await memberships.lock_roles(db)
-        _check_actor_current(principal, roles)
-        target_role = roles.get(user_id)
+        roster = await memberships.lock_roles(db)
+        _check_actor_current(principal, roster)
+        target_role = roster.roles.get(user_id)
         if target_role is None:
             raise _member_not_found(user_id)
         _check_grant(principal, target_role, None)
-        _keep_an_owner(roles, target_role, None)
+        _keep_an_owner(roster, user_id, None)
         member = await memberships.get_member(db, user_id)
         await _end_member_sessions(svc, db, await sessions.live_member_sessions(db, user_id))
         await memberships.remove_member(db, user_id)  # its sessions and invitations go with it
@@ -204,10 +216,14 @@ async def remove_member(write: Write) -> Response:
     return Response(status_code=204)
 
 
-def _keep_an_owner(roles: dict[str, str], target_role: str, new_role: str | None) -> None:
-    # Only a change to an owner can lose the last one: an org made with `voelgoed org create` has an owner key
-    # but may have no owner person yet, and its other members must stay manageable meanwhile.
-    if target_role == Role.OWNER and owners_left(roles.values(), target_role, new_role) < 1:
+def _keep_an_owner(roster: memberships.Roster, user_id: str, new_role: str | None) -> None:
+    # Only a change to an accepted owner can lose the last one: an org made with `voelgoed org create` has an
+    # owner key but may have no owner person yet, and its other members must stay manageable meanwhile. Pending
+    # owners do not count: an invitation nobody accepts must not keep an org "owned".
+    if user_id not in roster.accepted:
+        return
+    target_role = roster.roles[user_id]
+    if target_role == Role.OWNER and owners_left(roster.accepted_roles(), target_role, new_role) < 1:
         raise Conflict("an organization must keep at least one owner", code="last_owner")
 
 

@@ -4,6 +4,11 @@ their first password from an invitation.
 Logging in and accepting an invitation are the only /v1 routes without an API key or token (the caller has
 neither yet). A wrong e-mail and a wrong password answer alike, with the same message and about the same time:
 an unknown e-mail is verified against a dummy hash, so neither the answer nor its timing says who has an account.
+An org where the person is only invited (pending) answers like an org they are not in.
+
+Consent: an org may invite any address, and its inviter sees the invitation token, so a token alone never joins
+an org to an existing account: it is accepted with the person's own password. Only the invitation that created
+the account sets its first password (persistence/invitations.py).
 """
 
 from __future__ import annotations
@@ -129,7 +134,8 @@ async def login(write: PublicWrite) -> Response:
     wanted = schemas.parse_body(schemas.SessionCreate, write.body)
     signer = _signer(svc)
     email = users.normalize_email(wanted.email)
-    await svc.limits.login_allowed(email=email, ip=ip)  # 429 before the password is checked
+    await svc.limits.admit_public(ip)
+    await svc.limits.admit_login(email=email, ip=ip)  # charged before the password is checked: 429
     async with svc.unscoped("log in: find the person by e-mail and the orgs they belong to") as platform:
         user = await users.find_user_by_email(platform, email)
         orgs = await memberships.memberships_of_user(platform, user.id) if user is not None else []
@@ -138,7 +144,7 @@ async def login(write: PublicWrite) -> Response:
     matches = await asyncio.to_thread(verify_password, stored_hash, wanted.password)
     chosen = [m for m in orgs if wanted.org_id in (None, m.org_id)]
     if user is None or user.password_hash is None or not matches or not chosen:
-        await _login_failed(svc, ip, email, user, orgs, wanted.org_id)
+        await _login_failed(svc, ip, user, orgs, wanted.org_id)
         raise _invalid_credentials()
     if len(chosen) > 1:
         # The password was right: telling the person their own organizations reveals nothing about anyone else.
@@ -149,27 +155,38 @@ async def login(write: PublicWrite) -> Response:
                 "org_ids": [m.org_id for m in chosen],
             },
         )
-    membership = chosen[0]
-    async with svc.tenant(membership.org_id) as db:
+    async with svc.tenant(chosen[0].org_id) as db:
+        # Read again, share-locked, in the transaction that makes the session: a role change or removal racing
+        # this login either waits and then revokes the new session, or commits first and is what we read here.
+        role = await memberships.accepted_role(db, user.id)
+        if role is None:
+            raise _invalid_credentials()
         session, refresh_token = await sessions.create_session(db, user.id)
-        if needs_rehash(user.password_hash):
-            await users.set_password(db, user.id, await asyncio.to_thread(hash_password, wanted.password))
-        change = audit.Change(
-            "session.login", "session", session.id, after={"user_id": user.id, "role": membership.role}
-        )
+        change = audit.Change("session.login", "session", session.id, after={"user_id": user.id, "role": role})
         await audit.record(db, _person(user.id, ip), change)
-    return json_response(_session_body(signer, session, refresh_token, membership.role), 201)
+    if needs_rehash(user.password_hash):
+        try:
+            await _rehash(svc, user.id, user.password_hash, wanted.password)
+        except InfrastructureError:  # the session exists: the upgrade waits for the next login
+            log.warning("could not upgrade the password hash of %s", user.id, exc_info=True)
+    return json_response(_session_body(signer, session, refresh_token, role), 201)
+
+
+async def _rehash(svc: Services, user_id: str, old_hash: str, password: str) -> None:
+    new_hash = await asyncio.to_thread(hash_password, password)
+    async with svc.unscoped("log in: upgrade the person's password hash (the org-bound role may not write it)") as raw:
+        await users.rehash_password(raw, user_id, old_hash, new_hash)
 
 
 async def _login_failed(
     svc: Services,
     ip: str,
-    email: str,
     user: users.UserRecord | None,
     orgs: list[memberships.MembershipOf],
     named_org: str | None,
 ) -> None:
-    await svc.limits.login_failed(email=email, ip=ip)
+    # The attempt was charged to the login buckets on arrival. Audited only in the orgs the person has joined
+    # (``orgs`` holds accepted memberships): an org that merely invited them learns nothing of their logins.
     if user is None or not orgs:
         # No org to attribute it to (and an org's log must not learn of strangers): the process log only.
         log.info("failed login for an unknown e-mail from %s", ip)
@@ -195,7 +212,7 @@ async def refresh(write: PublicWrite) -> Response:
     svc = write.svc
     wanted = schemas.parse_body(schemas.SessionRefresh, write.body)
     signer = _signer(svc)
-    await svc.limits.before_authentication(write.ip)
+    await svc.limits.admit_public(write.ip)
     try:
         return await _refresh(write, signer, wanted.refresh_token)
     except Unauthorized:
@@ -215,14 +232,14 @@ async def _refresh(write: PublicWrite, signer: TokenSigner, refresh_token: str) 
         raise _invalid_refresh()
     async with svc.tenant(org_id) as db:
         result = await sessions.rotate(db, session_id, secret)
-        member = await memberships.get_member(db, result.session.user_id) if result.session else None
+        role = await memberships.accepted_role(db, result.session.user_id) if result.session else None
         if result.outcome is RefreshOutcome.REUSED and result.session is not None:
             # Committed, not rolled back: the session stays revoked although this request fails.
             await _end_sessions(svc, db, [session_id])
             actor = _person(result.session.user_id, write.ip)
             change = audit.Change("session.refresh_reused", "session", session_id, after={"revoked": True})
             await audit.record(db, actor, change)
-        elif result.outcome is RefreshOutcome.ROTATED and result.session is not None and member is not None:
+        elif result.outcome is RefreshOutcome.ROTATED and result.session is not None and role is not None:
             actor = _person(result.session.user_id, write.ip)
             await audit.record(db, actor, audit.Change("session.refresh", "session", session_id))
     if result.outcome is RefreshOutcome.REUSED:
@@ -230,10 +247,10 @@ async def _refresh(write: PublicWrite, signer: TokenSigner, refresh_token: str) 
         raise Unauthorized(
             "this refresh token was already used: the session is ended, log in again", code="refresh_token_reused"
         )
-    if result.outcome is not RefreshOutcome.ROTATED or result.refresh_token is None or member is None:
-        raise _invalid_refresh()
+    if result.outcome is not RefreshOutcome.ROTATED or result.refresh_token is None or role is None:
+        raise _invalid_refresh()  # WRONG_SECRET included: a guess must not end someone else's session
     assert result.session is not None
-    return json_response(_session_body(signer, result.session, result.refresh_token, member.role))
+    return json_response(_session_body(signer, result.session, result.refresh_token, role))
 
 
 async def _end_sessions(svc: Services, db: OrgDb, session_ids: list[str]) -> None:
@@ -266,19 +283,23 @@ async def logout(request: Request) -> Response:
 
 
 @operation(
-    summary="Accept an invitation: set the invited person's password; then they log in",
-    description="No API key: the invitation token is the credential. Single use; it expires 7 days after the "
-    "invitation. A person who already has a password logs in instead (409).",
+    summary="Accept an invitation: join the organization; a new person sets their password, anyone else gives "
+    "theirs",
+    description="No API key: the invitation token plus the person's password. The invitation that created the "
+    "account sets its first password; any other is accepted with the person's existing password (401 "
+    "invalid_credentials when wrong, counted like a failed login; 409 password_not_set when the person has not "
+    "yet accepted the invitation that created their account). Single use; it expires 7 days after the "
+    "invitation. Until it is accepted the membership is pending and cannot log in.",
     request=schemas.InvitationAccept,
     response=schemas.InvitationAccepted,
-    errors=(404, 409, 410, 503),
+    errors=(401, 404, 409, 410, 429, 503),
     tags=TAG,
 )
 @public_write
 async def accept_invitation(write: PublicWrite) -> Response:
     svc = write.svc
     wanted = schemas.parse_body(schemas.InvitationAccept, write.body)
-    await svc.limits.before_authentication(write.ip)
+    await svc.limits.admit_public(write.ip)
     try:
         return await _accept(write, wanted)
     except NotFound:
@@ -291,25 +312,51 @@ async def _accept(write: PublicWrite, wanted: schemas.InvitationAccept) -> Respo
     parsed = invitations.parse_invitation_token(wanted.token)
     if parsed is None:
         raise _no_invitation()
-    async with svc.unscoped("accept an invitation: the token names no org") as platform:
-        org_id = await invitations.org_of_invitation(platform, parsed[0])
-    if org_id is None:
+    async with svc.unscoped("accept an invitation: the token names no org; the person's password is checked") as raw:
+        found = await invitations.check(raw, *parsed)
+        _refuse_unaccepted(found)  # a bad token never reaches the password check
+        assert found.invitation is not None
+        user = await users.find_user_by_id(raw, found.invitation.user_id)
+    if user is None:
         raise _no_invitation()
-    password_hash = await asyncio.to_thread(hash_password, wanted.password)
-    async with svc.tenant(org_id) as db:
-        accepted = await invitations.accept(db, *parsed)
+    new_hash = await _password_for(svc, write.ip, found.invitation, user, wanted.password)
+    if new_hash is not None:
+        # Before the invitation is used, in a transaction of its own (the org-bound role may not write users):
+        # should what follows fail, the person has their password and accepts again with it.
+        async with svc.unscoped("accept an invitation: set the new account's first password") as raw:
+            if not await users.set_first_password(raw, user.id, new_hash):
+                raise _password_already_set()  # set by a concurrent acceptance of the same token
+    async with svc.tenant(found.invitation.org_id) as db:
+        accepted = await invitations.accept(db, *parsed)  # again, under lock: single use
         _refuse_unaccepted(accepted)
-        assert accepted.invitation is not None
-        user = await users.find_user(db, accepted.invitation.user_id)
-        if user is None:
-            raise _no_invitation()
-        if user.password_hash is not None:
-            # Never let an invitation replace a password: whoever invited the person saw the token.
-            raise Conflict("this person already has a password: log in instead", code="password_already_set")
-        await users.set_password(db, user.id, password_hash)
+        await memberships.accept_membership(db, user.id)
         actor = _person(user.id, write.ip)
-        await audit.record(db, actor, audit.Change("invitation.accept", "invitation", accepted.invitation.id))
+        await audit.record(db, actor, audit.Change("invitation.accept", "invitation", found.invitation.id))
     return json_response({"user_id": user.id, "email": user.email})
+
+
+async def _password_for(
+    svc: Services, ip: str, invitation: invitations.InvitationRecord, user: users.UserRecord, password: str
+) -> str | None:
+    """The first password's hash to store, or None after checking the person's existing password. Whoever
+    invited the person saw the token, so a token never sets or replaces the password of an account that another
+    invitation (or the person) owns: only the invitation that created the account sets its first one."""
+    if user.password_hash is None:
+        if not invitation.creates_user:
+            raise Conflict(
+                "you have no password yet: first accept the invitation that created your account, then this one "
+                "with that password",
+                code="password_not_set",
+            )
+        return await asyncio.to_thread(hash_password, password)
+    await svc.limits.admit_login(email=user.email, ip=ip)  # a password guess like any login: 429
+    if not await asyncio.to_thread(verify_password, user.password_hash, password):
+        raise _invalid_credentials()
+    return None
+
+
+def _password_already_set() -> Conflict:
+    return Conflict("this person already has a password: accept with it", code="password_already_set")
 
 
 def _no_invitation() -> NotFound:

@@ -72,16 +72,23 @@ CREATE TABLE memberships (
     role        text NOT NULL CHECK (role IN ('owner', 'admin', 'box_office', 'scanner', 'analyst')),
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
+    -- NULL while pending: an org may invite anyone, but only the person joins (by accepting that org's
+    -- invitation with their own password); nobody logs in to an org where they are pending
+    accepted_at timestamptz CHECK (accepted_at >= created_at),
     PRIMARY KEY (org_id, user_id)
 );
 CREATE INDEX memberships_user_idx ON memberships (user_id);
 
--- An invitation lets an invited person without a password set one: "vi_<id>_<secret>", only the hash stored.
+-- An invitation to one org, for one person: "vi_<id>_<secret>", only the hash stored. Accepting it (the token
+-- plus the person's own password) makes the membership active. Only the invitation that created the account
+-- (creates_user) may set its first password: every other org's inviter sees its own token, so letting that token
+-- set the one password of a shared account would hand the account, and its other orgs, to that inviter.
 CREATE TABLE invitations (
     id           text PRIMARY KEY CHECK (id ~ '^inv_[0-9a-f]{32}$'),
     org_id       text NOT NULL,
     user_id      text NOT NULL,
     secret_hash  bytea NOT NULL CHECK (octet_length(secret_hash) = 32),
+    creates_user boolean NOT NULL DEFAULT false,
     created_at   timestamptz NOT NULL DEFAULT now(),
     expires_at   timestamptz NOT NULL,
     accepted_at  timestamptz,
@@ -96,6 +103,9 @@ CREATE TABLE sessions (
     org_id        text NOT NULL,
     user_id       text NOT NULL,
     refresh_hash  bytea NOT NULL CHECK (octet_length(refresh_hash) = 32),
+    -- the secret the last refresh replaced: presenting it again is reuse (a copy is about); any other wrong
+    -- secret is a guess, refused without ending the session (a session id alone is not a credential)
+    previous_refresh_hash  bytea CHECK (octet_length(previous_refresh_hash) = 32),
     created_at    timestamptz NOT NULL DEFAULT now(),
     refreshed_at  timestamptz NOT NULL DEFAULT now(),
     expires_at    timestamptz NOT NULL,
@@ -150,20 +160,24 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
 
 -- Privileges: what the platform's roles may do, table by table.
 GRANT SELECT, INSERT ON orgs TO voelgoed_app, voelgoed_platform;
-GRANT SELECT, INSERT, UPDATE ON api_keys, events, sales, tickets, users, sessions, invitations, audit_heads
+GRANT SELECT, INSERT, UPDATE ON api_keys, events, sales, tickets, sessions, invitations, audit_heads
     TO voelgoed_app, voelgoed_platform;
+-- users is shared by every org a person belongs to: an org may see its members' addresses and add a new person
+-- (with a password only from the CLI's operator; an invitation adds none), but never read a password hash or
+-- change anyone's address or password. Logging in reads the hash, and accepting an account's first
+-- invitation writes it, as voelgoed_platform (persistence.tenancy.unscoped).
+GRANT SELECT (id, email, created_at), INSERT (id, email, password_hash) ON users TO voelgoed_app;
+GRANT SELECT, INSERT, UPDATE ON users TO voelgoed_platform;
 GRANT SELECT, INSERT ON seats, ticket_types TO voelgoed_app, voelgoed_platform;
 GRANT SELECT, INSERT, UPDATE, DELETE ON memberships TO voelgoed_app, voelgoed_platform;
 GRANT SELECT, INSERT ON audit_log TO voelgoed_app, voelgoed_platform;
 
 -- Row-level security: every tenant table shows and accepts only the rows of the transaction's org.
--- users: an org sees its members only; anyone may add a person (an invitation does), and logging in by e-mail
+-- users: an org sees its members (pending ones too: it invited them) only; anyone may add a person (an
+-- invitation does); nobody updates under voelgoed_app (no privilege, so no policy), and logging in by e-mail
 -- goes through voelgoed_platform.
 ALTER TABLE users ENABLE ROW LEVEL SECURITY;
 CREATE POLICY members_of_org ON users FOR SELECT
-    USING (EXISTS (SELECT FROM memberships m
-                   WHERE m.user_id = users.id AND m.org_id = current_setting('voelgoed.org_id', true)));
-CREATE POLICY members_of_org_update ON users FOR UPDATE
     USING (EXISTS (SELECT FROM memberships m
                    WHERE m.user_id = users.id AND m.org_id = current_setting('voelgoed.org_id', true)));
 CREATE POLICY anyone_adds ON users FOR INSERT WITH CHECK (true);

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from gateway.routes import all_routes
 from persistence import memberships, users
+from persistence.apikeys import parse_api_key
 from persistence.db import connect
 from persistence.tenancy import org_transaction
 from tests.fakes import Gateway, event_body, new_org, running_gateway
@@ -25,6 +26,7 @@ from tests.fakes import Gateway, event_body, new_org, running_gateway
 WRITE_METHODS = ("POST", "PATCH", "DELETE")
 PASSWORD = "correct horse battery staple 42"
 secret_part_chars_min = 16  # shorter pieces of a token could match a stored id by chance
+ASGI_CLIENT_IP = "127.0.0.1"  # the peer httpx's ASGI transport reports for every call
 
 EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/v1/events/{event_id}/holds"): (
@@ -220,7 +222,7 @@ async def _seed_owner(database_url: str, org_id: str) -> None:
     try:
         async with org_transaction(conn, org_id) as db:
             person = await users.create_user(db.conn, f"owner.{secrets.token_hex(4)}@example.com", None)
-            await memberships.add_member(db, person.id, "owner")
+            await memberships.add_member(db, person.id, "owner", accepted=True)
     finally:
         await conn.close()
 
@@ -275,6 +277,43 @@ async def test_a_successful_write_is_audited(
         # the whole secret, or its secret part ("vk_<prefix>_<secret>", "vr_<session>_<secret>", ...)
         leaked = [s for s in ctx.secrets if any(part in stored for part in _secret_parts(s))]
         assert not leaked, f"{entry['action']} stored a secret"
+
+
+async def _hold(ctx: Ctx, event_id: str, seat: str) -> str:
+    body = {"buyer_id": f"b-{seat}", "seats": [seat]}
+    held = await ctx.call("POST", f"/v1/events/{event_id}/holds", 201, json=body, headers=ctx.owner)
+    hold_id: str = held["hold_id"]
+    return hold_id
+
+
+async def test_a_sale_names_who_confirmed_it_and_from_where(
+    gw: Gateway, database_url: str, owner_db: asyncpg.Connection
+) -> None:
+    """sale.create is written by the inventory's group commit, far from the request: it still names the key or
+    person that confirmed and the address of the call, once per sale however often the confirm is retried."""
+    ctx = await _ctx(gw, database_url)
+    event_id = await _event(ctx, publish=True)
+    session = await _login(ctx)
+    by_key, by_person = await _hold(ctx, event_id, "A-1-1"), await _hold(ctx, event_id, "A-1-2")
+    key = ctx.owner["Authorization"].removeprefix("Bearer ")
+    parsed = parse_api_key(key)
+    assert parsed is not None
+    key_id = await owner_db.fetchval("SELECT id FROM api_keys WHERE prefix = $1", parsed[0])
+    before = await _head(owner_db, ctx.org_id)
+    for _ in range(2):  # the retry is answered with the same sale, and audited once
+        await ctx.call("POST", f"/v1/holds/{by_key}/confirm", 201, json={"order_ref": "o-1"}, headers=ctx.owner)
+    person_headers = bearer(session["access_token"])
+    await ctx.call("POST", f"/v1/holds/{by_person}/confirm", 201, json={"order_ref": "o-2"}, headers=person_headers)
+    rows = await owner_db.fetch(
+        "SELECT actor_type, actor_id, ip, after->>'hold_id' AS hold_id FROM audit_log "
+        "WHERE org_id = $1 AND seq > $2 AND action = 'sale.create' ORDER BY seq",
+        ctx.org_id,
+        before,
+    )
+    assert [tuple(r) for r in rows] == [
+        ("key", key_id, ASGI_CLIENT_IP, by_key),
+        ("user", session["user_id"], ASGI_CLIENT_IP, by_person),
+    ]
 
 
 async def test_a_failed_login_is_audited(gw: Gateway, database_url: str, owner_db: asyncpg.Connection) -> None:

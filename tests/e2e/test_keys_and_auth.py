@@ -90,7 +90,7 @@ async def test_create_shows_the_key_once_and_list_never_does(gw: Gateway, org: t
     schemas.ApiKeyList.model_validate(listed.json())
     assert all(set(k) == LISTED_FIELDS for k in keys)
     assert created["id"] in {k["id"] for k in keys}
-    secret = created["key"].rsplit("_", 1)[1]
+    secret = created["key"].split("_", 2)[2]
     assert secret not in listed.text and "secret_hash" not in listed.text
     owner_key = next(k for k in keys if k["name"] == "owner")
     assert owner_key["created_by"] == "system:cli" and owner_key["scopes"]
@@ -141,6 +141,27 @@ async def test_a_key_never_grants_more_than_its_creator(gw: Gateway, org: tuple[
     assert refused.json()["error"]["details"] == {"scopes": ["events:write"]}
     child = await make_key(gw, bearer(manager["key"]), scopes=["events:read"])
     assert child["created_by"] == f"key:{manager['id']}"
+
+
+async def test_a_key_never_outlives_the_key_that_made_it(gw: Gateway, org: tuple[str, dict[str, str]]) -> None:
+    _, owner = org
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    manager = await make_key(gw, owner, scopes=["keys:manage", "events:read"], expires_at=tomorrow.isoformat())
+    as_manager = bearer(manager["key"])
+    by_default = await make_key(gw, as_manager, scopes=["events:read"])
+    assert by_default["expires_at"] == manager["expires_at"]  # none asked: the creator's expiry, not "never"
+    earlier = (tomorrow - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    assert (await make_key(gw, as_manager, scopes=["events:read"], expires_at=earlier))["expires_at"] == earlier
+    assert (await make_key(gw, as_manager, scopes=["events:read"], expires_at=tomorrow.isoformat()))["expires_at"]
+    later = (tomorrow + timedelta(days=1)).isoformat()
+    refused = await gw.client.post(
+        "/v1/api-keys", json={"name": "forever", "scopes": ["keys:manage"], "expires_at": later}, headers=as_manager
+    )
+    assert refused.status_code == 422, refused.text
+    assert [f["field"] for f in refused.json()["error"]["details"]["fields"]] == ["expires_at"]
+    grandchild_maker = await make_key(gw, as_manager, scopes=["keys:manage"])
+    grandchild = await make_key(gw, bearer(grandchild_maker["key"]), scopes=["keys:manage"])
+    assert grandchild["expires_at"] == manager["expires_at"]  # the bound passes down every generation
 
 
 async def test_bad_key_requests_are_422_naming_the_field(gw: Gateway, org: tuple[str, dict[str, str]]) -> None:
@@ -232,7 +253,7 @@ async def _member_session(database_url: str, org_id: str, role: str) -> tuple[st
             user = await users.create_user(
                 db.conn, f"p{secrets.token_hex(4)}@example.com", hash_password("correct horse battery")
             )
-            await memberships.add_member(db, user.id, role)
+            await memberships.add_member(db, user.id, role, accepted=True)
             session, _ = await sessions.create_session(db, user.id)
         return user.id, session.id
     finally:
@@ -249,6 +270,7 @@ async def test_people_authenticate_with_session_tokens(
 
     created = await make_key(gw, person, scopes=["events:read"])
     assert created["created_by"] == f"user:{user_id}"
+    assert created["expires_at"] is None  # a person's keys belong to the org: the session's life bounds nothing
 
     scanner_id, scanner_session = await _member_session(database_url, org_id, "scanner")
     scanner_token, _ = TokenSigner(TEST_SESSION_SECRET).issue_access(scanner_id, org_id, scanner_session, "scanner")
@@ -276,7 +298,7 @@ async def test_people_authenticate_with_session_tokens(
         await conn.close()
     mine = [e for e in rows if e.object_id == created["id"]]
     assert len(mine) == 1 and (mine[0].actor_type, mine[0].actor_id) == ("user", user_id)
-    assert created["key"].rsplit("_", 1)[1] not in repr(rows)
+    assert created["key"].split("_", 2)[2] not in repr(rows)
 
 
 async def test_creating_and_revoking_are_audited(
@@ -295,5 +317,5 @@ async def test_creating_and_revoking_are_audited(
         await conn.close()
     assert sorted(e.action for e in rows) == ["api_key.create", "api_key.revoke"]  # revoking twice: one entry
     assert all(e.actor_type == "key" for e in rows)
-    assert created["key"] not in repr(rows) and created["key"].rsplit("_", 1)[1] not in repr(rows)
+    assert created["key"] not in repr(rows) and created["key"].split("_", 2)[2] not in repr(rows)
     assert verified.ok

@@ -57,7 +57,7 @@ async def _person(database_url: str, org: Org, role: str, email: str | None = No
             found = await users.find_user_by_email(platform, address)
         async with org_transaction(conn, org.id) as db:
             user = found or await users.create_user(db.conn, address, hash_password(PASSWORD))
-            await memberships.add_member(db, user.id, role)
+            await memberships.add_member(db, user.id, role, accepted=True)
             return user.id, address
     finally:
         await conn.close()
@@ -78,6 +78,23 @@ async def _members(gw: Gateway, org: Org) -> dict[str, str]:
     listed = await gw.client.get("/v1/members", headers=org.key)
     assert listed.status_code == 200
     return {m["user_id"]: m["role"] for m in listed.json()["members"]}
+
+
+async def _statuses(gw: Gateway, org: Org) -> dict[str, str]:
+    listed = await gw.client.get("/v1/members", headers=org.key)
+    assert listed.status_code == 200
+    return {m["user_id"]: m["status"] for m in listed.json()["members"]}
+
+
+async def _invite(gw: Gateway, org: Org, email: str, role: str) -> dict[str, Any]:
+    invited = await gw.client.post("/v1/members", json={"email": email, "role": role}, headers=org.key)
+    assert invited.status_code == 201, invited.text
+    body: dict[str, Any] = invited.json()
+    return body
+
+
+async def _accept(gw: Gateway, token: str, password: str) -> httpx.Response:
+    return await gw.client.post("/v1/invitations/accept", json={"token": token, "password": password})
 
 
 async def _audit_actions(database_url: str, org_id: str) -> list[str]:
@@ -162,6 +179,25 @@ async def test_refresh_rotates_and_reuse_ends_the_session(gw: Gateway, database_
     assert "session.refresh" in actions and "session.refresh_reused" in actions
 
 
+async def test_a_made_up_refresh_secret_does_not_end_the_session(gw: Gateway, database_url: str) -> None:
+    """The session id is no secret (the access token's sid, the audit log): a guess at the secret is refused
+    and changes nothing; only the previous secret, replayed, ends the session."""
+    org = await _org(database_url)
+    _, email = await _person(database_url, org, "box_office")
+    first = await _session(gw, email)
+    guess = "vr_" + first["session_id"].removeprefix("ses_") + "_" + "A" * 43
+    for _ in range(3):
+        refused = await gw.client.post("/v1/sessions/refresh", json={"refresh_token": guess})
+        assert refused.status_code == 401 and _code(refused) == "invalid_refresh_token"
+    assert (await gw.client.get("/v1/events", headers=bearer(first["access_token"]))).status_code != 401
+    second = await gw.client.post("/v1/sessions/refresh", json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200, second.text
+    reused = await gw.client.post("/v1/sessions/refresh", json={"refresh_token": first["refresh_token"]})
+    assert reused.status_code == 401 and _code(reused) == "refresh_token_reused"
+    after = await gw.client.post("/v1/sessions/refresh", json={"refresh_token": second.json()["refresh_token"]})
+    assert after.status_code == 401
+
+
 async def test_logout_stops_the_access_token_at_once(gw: Gateway, database_url: str) -> None:
     org = await _org(database_url)
     _, email = await _person(database_url, org, "admin")
@@ -204,13 +240,87 @@ async def test_invite_accept_login(gw: Gateway, database_url: str) -> None:
     ).status_code == 404
     session = await _session(gw, email, password=NEW_PASSWORD)
     assert session["role"] == "box_office" and session["user_id"] == body["user_id"]
-    # A person who already has a password joins another org at once, with no invitation.
+    assert await _statuses(gw, org) == {body["user_id"]: "active"}
+    # A person who already has a password is only invited by another org: pending until they accept that org's
+    # invitation with their own password (the token alone, which the inviter saw, is not enough).
     other = await _org(database_url)
     joined = await gw.client.post("/v1/members", json={"email": email, "role": "analyst"}, headers=other.key)
-    assert joined.status_code == 201 and joined.json()["invitation"] is None
+    assert joined.status_code == 201 and joined.json()["status"] == "pending"
     assert joined.json()["user_id"] == body["user_id"]
+    other_token = joined.json()["invitation"]["token"]
+    assert await _statuses(gw, other) == {body["user_id"]: "pending"}
+    pending = await _login(gw, email, NEW_PASSWORD, org_id=other.id)
+    assert pending.status_code == 401 and _code(pending) == "invalid_credentials"
+    wrong = await gw.client.post("/v1/invitations/accept", json={"token": other_token, "password": PASSWORD})
+    assert wrong.status_code == 401 and _code(wrong) == "invalid_credentials"
+    assert await _statuses(gw, other) == {body["user_id"]: "pending"}
+    consent = await gw.client.post("/v1/invitations/accept", json={"token": other_token, "password": NEW_PASSWORD})
+    assert consent.status_code == 200, consent.text
+    assert await _statuses(gw, other) == {body["user_id"]: "active"}
+    assert (await _session(gw, email, password=NEW_PASSWORD, org_id=other.id))["role"] == "analyst"
     actions = await _audit_actions(database_url, org.id)
     assert "member.invite" in actions and "invitation.accept" in actions
+
+
+async def test_an_inviter_cannot_take_over_an_account_invited_elsewhere(gw: Gateway, database_url: str) -> None:
+    """B invites alice (a new account); A invites alice too and accepts its own token: it may not set alice's
+    password, so A never logs in as alice, to A or to B."""
+    org_a, org_b = await _org(database_url), await _org(database_url)
+    alice = _email("alice")
+    from_b = await _invite(gw, org_b, alice, "analyst")
+    from_a = await _invite(gw, org_a, alice, "admin")
+    assert from_a["user_id"] == from_b["user_id"] and from_a["status"] == "pending"
+    takeover = await _accept(gw, from_a["invitation"]["token"], "the attackers own password")
+    assert takeover.status_code == 409 and _code(takeover) == "password_not_set"
+    for org in (org_a, org_b):
+        refused = await _login(gw, alice, "the attackers own password", org_id=org.id)
+        assert refused.status_code == 401 and _code(refused) == "invalid_credentials"
+        assert await _statuses(gw, org) == {from_b["user_id"]: "pending"}
+    # The real alice accepts B's invitation (the one that made her account), then A's with her own password.
+    assert (await _accept(gw, from_b["invitation"]["token"], PASSWORD)).status_code == 200
+    assert (await _session(gw, alice, org_id=org_b.id))["role"] == "analyst"
+    assert await _statuses(gw, org_a) == {from_b["user_id"]: "pending"}
+    assert (await _login(gw, alice, org_id=org_a.id)).status_code == 401
+    assert (await _accept(gw, from_a["invitation"]["token"], PASSWORD)).status_code == 200
+    assert (await _session(gw, alice, org_id=org_a.id))["role"] == "admin"
+
+
+async def test_an_org_cannot_join_an_existing_account_without_its_owner(gw: Gateway, database_url: str) -> None:
+    """A made victim's account and knows its password; B adds victim. B's membership stays pending (nobody but
+    the holder of B's token and victim's password can accept it), so A cannot log in to B."""
+    org_a, org_b = await _org(database_url), await _org(database_url)
+    victim = _email("victim")
+    made = await _invite(gw, org_a, victim, "scanner")
+    assert (await _accept(gw, made["invitation"]["token"], PASSWORD)).status_code == 200  # A set the password
+    added = await _invite(gw, org_b, victim, "admin")
+    assert added["status"] == "pending" and added["invitation"] is not None
+    into_b = await _login(gw, victim, org_id=org_b.id)
+    # The same answer as an org the person is not in at all: a pending membership is not revealed.
+    stranger = await _login(gw, victim, org_id=(await _org(database_url)).id)
+    assert into_b.status_code == stranger.status_code == 401 and into_b.json() == stranger.json()
+    only_a = await _session(gw, victim)  # no org_id: the pending org does not make it ambiguous
+    assert only_a["org_id"] == org_a.id
+    assert await _statuses(gw, org_b) == {added["user_id"]: "pending"}
+    # A failed login is audited only where the person has joined.
+    await _login(gw, victim, "a wrong password for victim")
+    assert "session.login_failed" in await _audit_actions(database_url, org_a.id)
+    assert "session.login_failed" not in await _audit_actions(database_url, org_b.id)
+
+
+async def test_a_pending_member_can_be_changed_and_removed(gw: Gateway, database_url: str) -> None:
+    org = await _org(database_url)
+    pending = await _invite(gw, org, _email("pending"), "scanner")
+    user_id = pending["user_id"]
+    changed = await gw.client.patch(f"/v1/members/{user_id}", json={"role": "analyst"}, headers=org.key)
+    assert changed.status_code == 200 and changed.json() == {**changed.json(), "role": "analyst", "status": "pending"}
+    assert (await gw.client.delete(f"/v1/members/{user_id}", headers=org.key)).status_code == 204
+    gone = await _accept(gw, pending["invitation"]["token"], PASSWORD)  # its invitation went with it
+    assert gone.status_code == 404
+    # Invited again: nobody has claimed the account, so the new invitation sets its first password.
+    again = await _invite(gw, org, pending["email"], "scanner")
+    assert again["user_id"] == user_id
+    assert (await _accept(gw, again["invitation"]["token"], PASSWORD)).status_code == 200
+    assert (await _session(gw, pending["email"]))["role"] == "scanner"
 
 
 async def test_role_change_and_removal_end_the_members_sessions(gw: Gateway, database_url: str) -> None:
@@ -353,6 +463,19 @@ async def test_password_guessing_answers_429_before_the_password_is_checked(gw: 
     throttled = await _login(gw, email)  # even the right password, while the account's budget is spent
     assert throttled.status_code == 429 and _code(throttled) == "rate_limited"
     assert int(throttled.headers["Retry-After"]) >= 1
+
+
+async def test_a_burst_of_concurrent_guesses_is_cut_at_the_budget(gw: Gateway, database_url: str) -> None:
+    """Every attempt is charged when it arrives, so guesses sent at once cannot all reach the password check."""
+    org = await _org(database_url)
+    _, email = await _person(database_url, org, "analyst")
+    budget = gw.app.state.services.limits.policy.rate("logins", "account").burst
+    burst = 4 * budget
+    answers = await asyncio.gather(*(_login(gw, email, f"concurrent guess {n:04d}") for n in range(burst)))
+    statuses = [a.status_code for a in answers]
+    assert set(statuses) <= {401, 429}
+    assert statuses.count(401) <= budget, statuses  # only these reached argon2
+    assert statuses.count(429) >= burst - budget
 
 
 async def test_an_org_without_an_owner_person_still_manages_its_members(gw: Gateway, database_url: str) -> None:

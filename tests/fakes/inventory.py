@@ -1,7 +1,8 @@
 """An in-process InventoryClient: the real per-event shell (actors.event_inventory), without Ray.
 
 A fake, not a mock: each event is recovered and served exactly as an inventory actor serves it (fenced epoch,
-group commit to Postgres, Redis write-through with published deltas); only the actor boundary is gone.
+group commit to Postgres, Redis write-through with published deltas); only the actor boundary is gone, and
+commands and results still cross actors.wire's codec.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from actors.event_inventory import NOT_ON_SALE, EventInventory
-from actors.wire import decode_results
+from actors.wire import decode_commands, decode_results, encode_commands
 from engine.commands import Command, Result
 from persistence.db import create_pool
 
@@ -51,7 +52,9 @@ class FakeInventoryClient:
         owner = await self._owner(org_id, event_id)
         if owner is None:
             return NOT_ON_SALE
-        [result] = decode_results((await owner.apply([command])).results)
+        # Through the wire both ways, as an actor gets it: a field the codec drops (who confirmed) shows here.
+        [received] = decode_commands(encode_commands([command]))
+        [result] = decode_results((await owner.apply([received])).results)
         return result
 
     async def _owner(self, org_id: str, event_id: str) -> EventInventory | None:

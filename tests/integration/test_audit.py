@@ -128,6 +128,28 @@ async def test_bad_actor_is_refused(owner: asyncpg.Connection, app_conn: asyncpg
         await append(app_conn, org_id, change(1), actor=audit.Actor("robot", "x"))  # type: ignore[arg-type]
 
 
+async def test_record_many_gives_each_entry_its_own_actor(
+    owner: asyncpg.Connection, app_conn: asyncpg.Connection
+) -> None:
+    """A group commit's entries, each under the caller who asked for it, in one chained append."""
+    org_id = await new_org(owner)
+    person = audit.Actor("user", "usr_" + "b" * 32, None)
+    system = audit.Actor("system", "inventory:evt_" + "c" * 32)
+    async with org_transaction(app_conn, org_id) as db:
+        await audit.record_many(db, [(ACTOR, change(1)), (person, change(2)), (system, change(3))])
+        await audit.record_many(db, [])  # nothing to record: nothing happens
+    await append(app_conn, org_id, change(4), actor=person)
+    assert await audit.verify(app_conn, org_id) == audit.VerifyResult(True, 4, None, None)
+    async with org_transaction(app_conn, org_id) as db:
+        rows = await audit.query(db, limit=10)
+    actors = [audit.Actor(r.entry.actor_type, r.entry.actor_id, r.entry.ip) for r in reversed(rows)]
+    assert actors == [ACTOR, person, system, person]
+    with pytest.raises(ValueError):  # one bad actor refuses the whole append
+        async with org_transaction(app_conn, org_id) as db:
+            await audit.record_many(db, [(ACTOR, change(5)), (audit.Actor("robot", "x"), change(6))])
+    assert await owner.fetchval("SELECT count(*) FROM audit_log WHERE org_id = $1", org_id) == 4
+
+
 async def test_json_values_survive_jsonb(owner: asyncpg.Connection, app_conn: asyncpg.Connection) -> None:
     org_id = await new_org(owner)
     after = {

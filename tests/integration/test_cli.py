@@ -260,6 +260,12 @@ async def test_user_create_refuses_bad_input_with_exit_2(database_url: str, redi
     email = f"dup.{datetime.now(UTC).timestamp()}@example.com"
     assert (await run_cli("user", "create", email, "--org", org_id, "--role", "admin")).status == 0
     assert_bad_input(await run_cli("user", "create", email, "--org", org_id, "--role", "admin"), "already a member")
+    # No password yet: whoever holds the invitation that created the account would set it, so the operator does
+    # not make that account an active member of another org.
+    other = await cli_org()
+    assert_bad_input(
+        await run_cli("user", "create", email, "--org", other, "--role", "admin"), "has not set a password yet"
+    )
     assert_bad_input(await run_cli("user", "create", "not-an-address", "--org", org_id, "--role", "admin"), "e-mail")
     assert_bad_input(
         await run_cli(

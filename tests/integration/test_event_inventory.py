@@ -11,13 +11,16 @@ from redis.asyncio import Redis
 
 from actors.event_inventory import EventInventory, InventoryLost
 from actors.wire import decode_results
-from engine.commands import Command, Confirm, Hold, LookupHold, Ok, Rejected, Result
+from engine.commands import Command, Confirm, Hold, LookupHold, Ok, Rejected, Result, actor_ref
 from engine.ids import hold_id_for
 from persistence import live_state, redis_keys
 from persistence.db import create_pool
 from persistence.events import NewEvent, TicketTypeRecord, create_event, publish_event
 from persistence.orgs import create_org
 from persistence.tenancy import org_transaction
+
+KEY = actor_ref("key", "key_shell")  # who confirms, as the gateway names an API key
+KEY_IP = "203.0.113.5"
 
 
 class UnreachablePool:
@@ -64,7 +67,7 @@ async def test_postgres_down_answers_503_and_the_hold_stays_held(database_url: s
     assert isinstance(held, Ok)
 
     shell._pool = UnreachablePool()  # type: ignore[assignment]
-    confirmed, looked_up = await apply(shell, Confirm("c1", hold, "order"), LookupHold("l1", hold))
+    confirmed, looked_up = await apply(shell, Confirm("c1", hold, "order", KEY, KEY_IP), LookupHold("l1", hold))
     assert confirmed == Rejected("persistence_unavailable", "the sale could not be committed; retry")
     assert isinstance(looked_up, Rejected) and looked_up.code == "inventory_unavailable"
     assert shell.inventory.seat_counts() == (3, 1, 0)
@@ -72,12 +75,45 @@ async def test_postgres_down_answers_503_and_the_hold_stays_held(database_url: s
     assert view is not None and view.seats_available == 3
 
     shell._pool = pool
-    [sale] = await apply(shell, Confirm("c1", hold, "order"))  # the same command id: not a replay of the 503
+    # the same command id: not a replay of the 503
+    [sale] = await apply(shell, Confirm("c1", hold, "order", KEY, KEY_IP))
     assert isinstance(sale, Ok)
     async with pool.acquire() as conn, org_transaction(conn, org_id):
         assert await conn.fetchval("SELECT count(*) FROM sales WHERE hold_id = $1", hold) == 1
-        audited = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'sale.create'")
-        assert audited == 1  # the group commit wrote the sale's audit entry in its transaction
+        # the group commit wrote the sale's audit entry in its transaction, naming who confirmed and from where
+        assert await sale_entries(conn) == [("key", "key_shell", KEY_IP)]
+    await pool.close()
+    await redis.aclose()
+
+
+async def sale_entries(conn: asyncpg.Connection) -> list[tuple[str, str, str | None]]:
+    """(actor type, actor id, ip) of each sale.create entry the connection's org can see, oldest first."""
+    rows = await conn.fetch("SELECT actor_type, actor_id, ip FROM audit_log WHERE action = 'sale.create' ORDER BY seq")
+    return [(r["actor_type"], r["actor_id"], r["ip"]) for r in rows]
+
+
+async def test_each_sale_is_audited_under_the_confirm_that_made_it(database_url: str, clean_redis: str) -> None:
+    """One batch, several callers: each sale names the first confirm that sold it; a twin confirm in the same
+    batch and a retried command id later leave no second entry."""
+    org_id, event_id = await on_sale_event(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    redis = Redis.from_url(clean_redis)
+    shell = await EventInventory.recover(org_id, event_id, pool, redis)
+    assert shell is not None
+    first, second = hold_id_for(event_id, "4" * 20), hold_id_for(event_id, "5" * 20)
+    await apply(shell, Hold(first, first, "b1", seats=("A-1-1",)), Hold(second, second, "b2", seats=("A-1-2",)))
+    person = actor_ref("user", "usr_" + "c" * 32)
+    answers = await apply(
+        shell,
+        Confirm("c1", first, "o1", KEY, KEY_IP),
+        Confirm("c2", second, "o2", person, None),
+        Confirm("c3", first, "o1", person, "198.51.100.9"),  # a twin: answered with the first confirm's sale
+    )
+    assert all(isinstance(a, Ok) for a in answers)
+    [again] = await apply(shell, Confirm("c1", first, "o1", person, "198.51.100.9"))  # a retried command id
+    assert again == answers[0]
+    async with pool.acquire() as conn, org_transaction(conn, org_id):
+        assert await sale_entries(conn) == [("key", "key_shell", KEY_IP), ("user", "usr_" + "c" * 32, None)]
     await pool.close()
     await redis.aclose()
 

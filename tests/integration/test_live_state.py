@@ -12,6 +12,7 @@ from persistence import live_state, redis_keys
 
 EVENT = "evt_" + "c" * 32
 ORG = "org_" + "d" * 32
+CONFIRMER = "key:key_test"  # who confirms: the core only carries it
 
 
 def hold_id(n: int) -> str:
@@ -53,7 +54,7 @@ async def test_batches_round_trip_and_deltas_follow_on(clean_redis: str) -> None
         now=1,
     )
     await write(redis, inventory)
-    inventory.apply([Confirm("c1", hold_id(1), "order-1")], now=2)
+    inventory.apply([Confirm("c1", hold_id(1), "order-1", CONFIRMER, None)], now=2)
     version = await write(redis, inventory)
 
     view = await live_state.read_availability(redis, ORG, EVENT)
@@ -89,7 +90,7 @@ async def test_recovery_reads_back_what_was_written(clean_redis: str) -> None:
     version, holds = await live_state.fence_and_load_holds(redis, ORG, EVENT, 2)
     rebuilt = Inventory.restore(spec(), InventorySnapshot(version, tuple(holds), ()), now=1)
     assert rebuilt.seat_counts() == (9, 1, 0)
-    assert isinstance(rebuilt.apply([Confirm("c", hold_id(1), "o")], now=2)[0], Ok)
+    assert isinstance(rebuilt.apply([Confirm("c", hold_id(1), "o", CONFIRMER, None)], now=2)[0], Ok)
     seat_ids = msgpack.unpackb(await redis.get(redis_keys.seat_ids(ORG, EVENT)))
     assert seat_ids == list(spec().seat_ids)
     await redis.aclose()

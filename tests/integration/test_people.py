@@ -44,7 +44,7 @@ def _email() -> str:
 async def _member(conn: asyncpg.Connection, org_id: str, role: str = "admin", email: str | None = None) -> str:
     async with org_transaction(conn, org_id) as db:
         user = await users.create_user(db.conn, email or _email(), hash_password(PASSWORD))
-        await memberships.add_member(db, user.id, role)
+        await memberships.add_member(db, user.id, role, accepted=True)
         return user.id
 
 
@@ -65,10 +65,35 @@ async def test_users_are_lower_cased_unique_and_visible_only_to_their_orgs(
         assert (await users.find_user(db, user_id)) is not None  # the transaction is still usable
     async with org_transaction(conn, org_b) as db:
         assert await users.find_user(db, user_id) is None
-        assert await db.conn.fetch("SELECT * FROM users WHERE id = $1", user_id) == []  # RLS, no filter
-        assert not await users.set_password(db, user_id, hash_password("another long password"))
+        assert await db.conn.fetch("SELECT id, email FROM users WHERE id = $1", user_id) == []  # RLS, no filter
     # Without an org, nobody is visible.
-    assert await conn.fetch("SELECT * FROM users") == []
+    assert await conn.fetch("SELECT id, email, created_at FROM users") == []
+
+
+async def test_the_org_role_never_reads_a_password_hash_nor_changes_a_person(
+    conn: asyncpg.Connection, database_url: str
+) -> None:
+    """users is shared by every org a person belongs to: one org must not read or replace what guards the
+    others. Only voelgoed_platform (unscoped: login, a first password) touches password hashes."""
+    org_id = await _new_org(database_url)
+    user_id = await _member(conn, org_id, "owner")
+    for statement in (
+        "SELECT password_hash FROM users WHERE id = $1",
+        "SELECT * FROM users WHERE id = $1",
+        "UPDATE users SET password_hash = NULL WHERE id = $1",
+        "UPDATE users SET email = 'taken@example.com' WHERE id = $1",
+        "DELETE FROM users WHERE id = $1",
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            async with org_transaction(conn, org_id) as db:
+                await db.conn.execute(statement, user_id)
+    async with org_transaction(conn, org_id) as db:
+        found = await users.find_user(db, user_id)
+        assert found is not None and found.password_hash is None  # the org-bound read leaves it out
+    async with unscoped(conn, reason="test: a first password, and only a first") as platform:
+        assert not await users.set_first_password(platform, user_id, hash_password("another long password"))
+        found = await users.find_user_by_id(platform, user_id)
+    assert found is not None and found.password_hash is not None and verify_password(found.password_hash, PASSWORD)
 
 
 async def test_memberships_list_change_remove_and_cross_org(conn: asyncpg.Connection, database_url: str) -> None:
@@ -76,17 +101,28 @@ async def test_memberships_list_change_remove_and_cross_org(conn: asyncpg.Connec
     owner = await _member(conn, org_a, "owner")
     scanner = await _member(conn, org_a, "scanner")
     async with org_transaction(conn, org_b) as db:
-        await memberships.add_member(db, owner, "analyst")  # one person, two orgs
+        invited = await memberships.add_member(db, owner, "analyst", accepted=False)  # one person, two orgs
+        assert not invited.accepted
         assert [m.user_id for m in await memberships.list_members(db)] == [owner]
         assert await memberships.change_role(db, scanner, "admin") is None
         assert not await memberships.remove_member(db, scanner)
+        assert await memberships.accepted_role(db, owner) is None  # pending: no login
+        roster = await memberships.lock_roles(db)
+        assert roster.roles == {owner: "analyst"} and roster.accepted == frozenset()
+    async with unscoped(conn, reason="test: login lookup") as platform:
+        of_owner = await memberships.memberships_of_user(platform, owner)
+    assert [(m.org_id, m.role) for m in of_owner] == [(org_a, "owner")]  # a pending membership is not theirs yet
+    async with org_transaction(conn, org_b) as db:
+        assert await memberships.accept_membership(db, owner)
+        assert await memberships.accepted_role(db, owner) == "analyst"
     async with unscoped(conn, reason="test: login lookup") as platform:
         of_owner = await memberships.memberships_of_user(platform, owner)
     assert [(m.org_id, m.role) for m in of_owner] == [(org_a, "owner"), (org_b, "analyst")]
     async with org_transaction(conn, org_a) as db:
         with pytest.raises(memberships.AlreadyMember):
-            await memberships.add_member(db, scanner, "admin")
-        assert await memberships.lock_roles(db) == {owner: "owner", scanner: "scanner"}
+            await memberships.add_member(db, scanner, "admin", accepted=True)
+        roster = await memberships.lock_roles(db)
+        assert roster.roles == {owner: "owner", scanner: "scanner"} and roster.accepted == {owner, scanner}
         changed = await memberships.change_role(db, scanner, "box_office")
         assert changed is not None and changed.role == "box_office"
         session, _ = await sessions.create_session(db, scanner)
@@ -112,6 +148,12 @@ async def test_refresh_rotates_and_a_reused_token_revokes_the_session(
     assert rotated.refresh_token is not None
     second = sessions.parse_refresh_token(rotated.refresh_token)
     assert second is not None
+    # A made-up secret (the session id is no secret): refused, and the session lives on.
+    async with org_transaction(conn, org_id) as db:
+        guessed = await sessions.rotate(db, session.id, "B" * 43)
+        assert guessed.outcome is RefreshOutcome.WRONG_SECRET
+        record = await sessions.get_session(db, session.id)
+        assert record is not None and record.revoked_at is None
     # The first token again: theft suspected, the whole session ends, the newer token too.
     async with org_transaction(conn, org_id) as db:
         reused = await sessions.rotate(db, *parsed)
@@ -158,18 +200,25 @@ async def test_invitations_are_single_use_and_expire(conn: asyncpg.Connection, d
     org_id = await _new_org(database_url)
     async with org_transaction(conn, org_id) as db:
         user = await users.create_user(db.conn, _email(), None)
-        await memberships.add_member(db, user.id, "box_office")
-        invitation, token = await invitations.create_invitation(db, user.id)
-        _, short_token = await invitations.create_invitation(db, user.id, ttl_s=1)
+        await memberships.add_member(db, user.id, "box_office", accepted=False)
+        invitation, token = await invitations.create_invitation(db, user.id, creates_user=True)
+        _, short_token = await invitations.create_invitation(db, user.id, creates_user=False, ttl_s=1)
+    assert invitation.creates_user
     parsed, short = invitations.parse_invitation_token(token), invitations.parse_invitation_token(short_token)
     assert parsed is not None and parsed[0] == invitation.id and short is not None
     async with unscoped(conn, reason="test: invitation lookup") as platform:
-        assert await invitations.org_of_invitation(platform, invitation.id) == org_id
+        checked = await invitations.check(platform, *parsed)
+        assert checked.outcome is AcceptOutcome.ACCEPTED and checked.invitation is not None
+        assert checked.invitation.org_id == org_id and checked.invitation.accepted_at is None  # nothing changed
+        assert (await invitations.check(platform, parsed[0], "x" * 43)).outcome is AcceptOutcome.UNKNOWN
     async with org_transaction(conn, org_id) as db:
         assert (await invitations.accept(db, parsed[0], "x" * 43)).outcome is AcceptOutcome.UNKNOWN
         accepted = await invitations.accept(db, *parsed)
         assert accepted.outcome is AcceptOutcome.ACCEPTED
-        assert await users.set_password(db, user.id, hash_password(PASSWORD))
+        assert await memberships.accept_membership(db, user.id)
+    async with unscoped(conn, reason="test: the first password") as platform:
+        assert await users.set_first_password(platform, user.id, hash_password(PASSWORD))
+        assert not await users.set_first_password(platform, user.id, hash_password("another long password"))
     async with org_transaction(conn, org_id) as db:
         assert (await invitations.accept(db, *parsed)).outcome is AcceptOutcome.ALREADY_USED
     await conn.execute("SELECT pg_sleep(1.1)")

@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -31,6 +31,7 @@ from persistence.apikeys import (
     revoke_api_key,
     secret_matches,
 )
+from persistence.audit import Actor, verify
 from persistence.db import connect, create_pool
 from persistence.events import (
     EventRecord,
@@ -49,6 +50,8 @@ from persistence.tenancy import OrgDb, org_transaction, unscoped
 
 SEAT_IDS = tuple(f"A-1-{n}" for n in range(1, 13))
 CREATED_BY = "system:test"
+CONFIRMER = "key:key_test"  # who confirms (engine.commands.actor_ref)
+TEST_CONFIRMER = Actor("key", "key_test", "192.0.2.1")  # the same caller, as its sales' audit entries name it
 
 
 @pytest.fixture
@@ -107,11 +110,14 @@ async def _take_epoch(conn: asyncpg.Connection, org_id: str, event_id: str) -> t
 
 async def _write(
     conn: asyncpg.Connection, org_id: str, event_id: str, epoch: int, new: Sequence[SaleView],
-    cancelled: Sequence[SaleView] = (),
+    cancelled: Sequence[SaleView] = (), confirmed_by: Mapping[str, Actor] | None = None,
 ) -> None:
-    """One group commit, as the inventory makes it: write_sales in one org transaction."""
+    """One group commit, as the inventory makes it: write_sales in one org transaction; every new sale confirmed
+    by a test key unless ``confirmed_by`` (hold id -> actor) says otherwise."""
+    if confirmed_by is None:
+        confirmed_by = {sale.hold_id: TEST_CONFIRMER for sale in new}
     async with org_transaction(conn, org_id) as db:
-        await write_sales(db, event_id, epoch, new, cancelled)
+        await write_sales(db, event_id, epoch, new, cancelled, confirmed_by=confirmed_by)
 
 
 async def _load(conn: asyncpg.Connection, org_id: str, event_id: str) -> list[SaleView]:
@@ -319,22 +325,29 @@ async def test_write_then_load_round_trip_keeps_sale_order(conn: asyncpg.Connect
 async def test_sales_are_audited_in_their_transaction(
     conn: asyncpg.Connection, admin: asyncpg.Connection, org_id: str
 ) -> None:
-    """Each sale and cancellation leaves an entry naming the inventory; a refused batch leaves none."""
+    """Each sale leaves an entry naming who confirmed it and from where (one batch, several callers), each
+    cancellation one naming the inventory; a refused batch leaves none."""
     event_id, epoch = await _on_sale(conn, org_id)
     first, second = _sale(event_id, seats=("A-1-1",)), _sale(event_id, units=(1, 2))
-    await _write(conn, org_id, event_id, epoch, [first, second])
+    by_key, by_person = Actor("key", "key_" + "a" * 24, "198.51.100.7"), Actor("user", "usr_" + "b" * 32, None)
+    confirmed_by = {first.hold_id: by_key, second.hold_id: by_person}
+    await _write(conn, org_id, event_id, epoch, [first, second], confirmed_by=confirmed_by)
     with pytest.raises(asyncpg.UniqueViolationError):
         await _write(conn, org_id, event_id, epoch, [_sale(event_id, units=(2,))])
     await _write(conn, org_id, event_id, epoch, [], [first])
     rows = await admin.fetch(
-        "SELECT actor_type, actor_id, action, object_id, before, after FROM audit_log "
+        "SELECT actor_type, actor_id, ip, action, object_id, before, after FROM audit_log "
         "WHERE org_id = $1 AND action LIKE 'sale.%' ORDER BY seq",
         org_id,
     )
     assert [(r["action"], r["object_id"]) for r in rows] == [
         ("sale.create", first.sale_id), ("sale.create", second.sale_id), ("sale.cancel", first.sale_id),
     ]
-    assert {(r["actor_type"], r["actor_id"]) for r in rows} == {("system", f"inventory:{event_id}")}
+    assert [Actor(r["actor_type"], r["actor_id"], r["ip"]) for r in rows] == [
+        by_key, by_person, Actor("system", f"inventory:{event_id}"),
+    ]
+    async with org_transaction(conn, org_id) as db:
+        assert (await verify(db, org_id)).ok  # entries of several actors in one append still chain
     assert '"A-1-1"' in rows[0]["after"] and second.hold_id in rows[1]["after"]
 
 
@@ -368,7 +381,10 @@ async def test_epoch_bump_waits_for_an_inflight_write(
         tx = writer.transaction()
         await tx.start()
         await writer.execute("SELECT set_config('voelgoed.org_id', $1, true)", org_id)
-        await write_sales(OrgDb(writer, org_id), event_id, epoch, [_sale(event_id, seats=("A-1-5",))], [])
+        sale = _sale(event_id, seats=("A-1-5",))
+        await write_sales(
+            OrgDb(writer, org_id), event_id, epoch, [sale], [], confirmed_by={sale.hold_id: TEST_CONFIRMER}
+        )
         bump = asyncio.create_task(_take_epoch(conn, org_id, event_id))
         await asyncio.sleep(0.3)
         assert not bump.done()  # blocked by the writer's FOR SHARE lock
@@ -427,7 +443,7 @@ async def test_engine_sales_survive_a_restore(conn: asyncpg.Connection, org_id: 
         Hold("c2", hold_id_for(event_id, "2" * 20), "b2", ticket_type="GA", quantity=3),
         Hold("c3", hold_id_for(event_id, "3" * 20), "b3", ticket_type="GA", quantity=2),
     ]
-    confirms = [Confirm(f"k{n}", h.hold_id, f"order-{n}") for n, h in enumerate(holds)]
+    confirms = [Confirm(f"k{n}", h.hold_id, f"order-{n}", CONFIRMER, None) for n, h in enumerate(holds)]
     assert all(isinstance(r, Ok) for r in inventory.apply([*holds, *confirms], now=1000.0))
     changes = inventory.drain_changes()
     assert changes is not None

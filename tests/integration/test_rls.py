@@ -91,7 +91,7 @@ async def _seed(admin: asyncpg.Connection, pool: asyncpg.Pool, name: str) -> Ten
             (TicketView(ticket_id_of_hold(hold_id, 1), "SEAT", "A-1-1", None),),
         )
         async with org_transaction(conn, org_id) as db:
-            await write_sales(db, event.id, taken[0], [sale], [])
+            await write_sales(db, event.id, taken[0], [sale], [], confirmed_by={})  # the inventory's own sale
     user_id = "usr_" + secrets.token_hex(16)
     now = datetime.now(UTC)
     await admin.execute("INSERT INTO users (id, email) VALUES ($1, $2)", user_id, f"{user_id}@example.com")
@@ -181,8 +181,16 @@ async def test_orgs_and_people_of_another_org_are_invisible(
             assert await conn.fetchval("SELECT array_agg(id) FROM orgs") == [b.org_id]
             assert await conn.fetchval("SELECT count(*) FROM users WHERE id = $1", a.user_id) == 0
             assert await conn.fetchval("SELECT count(*) FROM users WHERE id = $1", b.user_id) == 1
-            updated = await conn.execute("UPDATE users SET email = 'x@example.com' WHERE id = $1", a.user_id)
-            assert updated == "UPDATE 0"
+            # No org may change a person at all (a person is shared by their orgs): refused outright, own members
+            # included; nor read a password hash.
+            for statement in (
+                "UPDATE users SET email = 'x@example.com' WHERE id = $1",
+                "SELECT password_hash FROM users WHERE id = $1",
+            ):
+                for user_id in (a.user_id, b.user_id):
+                    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                        async with conn.transaction():
+                            await conn.execute(statement, user_id)
 
 
 # ---- (c) nothing is written under another org ----------------------------------------------------------------
@@ -265,3 +273,29 @@ async def test_org_transaction_without_a_well_formed_org_raises_before_touching_
     with pytest.raises(MissingOrg):
         async with org_transaction(UntouchableConnection(), org_id):  # type: ignore[arg-type]
             pass
+
+
+# ---- (f) the two never nest --------------------------------------------------------------------------------------
+
+
+async def test_unscoped_and_org_transaction_refuse_to_nest(pool: asyncpg.Pool, tenants: tuple[Tenant, Tenant]) -> None:
+    """unscoped inside a transaction would be a savepoint whose SET LOCAL ROLE outlives it (the org transaction
+    would commit without row-level security); an org transaction inside unscoped would run as the BYPASSRLS role.
+    Both raise, and the connection is left as it was."""
+    a, b = tenants
+    both = [a.event_id, b.event_id]
+    async with pool.acquire() as conn:
+        async with org_transaction(conn, a.org_id) as db:
+            with pytest.raises(RuntimeError, match="unscoped inside a transaction"):
+                async with unscoped(db.conn, reason="test: nested in an org transaction"):
+                    pass
+            assert await db.conn.fetchval("SELECT current_user") == APP_ROLE
+            assert await db.conn.fetchval("SELECT count(*) FROM events WHERE id = ANY($1::text[])", both) == 1
+        async with unscoped(conn, reason="test: an org transaction nested in it") as raw:
+            with pytest.raises(RuntimeError, match="org_transaction inside unscoped"):
+                async with org_transaction(raw, a.org_id):
+                    pass
+        assert await conn.fetchval("SELECT current_user") == APP_ROLE
+        # A savepoint of the same org stays allowed.
+        async with org_transaction(conn, a.org_id) as db, org_transaction(db.conn, a.org_id) as inner:
+            assert await inner.conn.fetchval("SELECT count(*) FROM events WHERE id = ANY($1::text[])", both) == 1

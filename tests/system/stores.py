@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 from redis.asyncio import Redis
 
+from engine.ids import event_id_of_hold
 from persistence import redis_keys
 
 
@@ -44,3 +45,18 @@ async def redis_live_holds(redis_url: str, org_id: str, event_id: str) -> int:
         return int(await redis.hlen(redis_keys.holds(org_id, event_id)))
     finally:
         await redis.aclose()
+
+
+async def sale_audit_entries(database_url: str, org_id: str, event_id: str) -> list[asyncpg.Record]:
+    """The event's sale.create entries (sale id, who confirmed, from where), oldest first."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT object_id AS sale_id, after->>'hold_id' AS hold_id, actor_type, actor_id, ip FROM audit_log"
+            " WHERE org_id = $1 AND action = 'sale.create' ORDER BY seq",
+            org_id,
+        )
+    finally:
+        await conn.close()
+    # the system tests' org is shared by their events: keep this event's sales (a hold id names its event)
+    return [row for row in rows if event_id_of_hold(row["hold_id"]) == event_id]

@@ -116,6 +116,10 @@ async def audit(client: httpx.AsyncClient, database_url: str, redis_url: str, or
     units = [r["unit"] for r in rows if r["unit"] is not None]
     assert len(sold_seats) == len(set(sold_seats)), "a seat was sold twice"
     assert len(units) == len(set(units)) and all(1 <= u <= ga_capacity for u in units)
+    # every committed sale has exactly one sale.create, naming the key that confirmed it, whatever was retried
+    entries = await stores.sale_audit_entries(database_url, org_id, event_id)
+    assert Counter(e["sale_id"] for e in entries) == Counter(dict.fromkeys(in_pg, 1))
+    assert all(e["actor_type"] == "key" and e["ip"] for e in entries)
 
     # Let the last incarnation recover (any call loads it) and expire what was left held, then compare stores.
     await client.get(f"/v1/holds/hld_{event_id[4:]}{'0' * 20}")

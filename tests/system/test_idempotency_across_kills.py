@@ -67,3 +67,6 @@ async def test_hold_and_confirm_resent_across_kills(
     assert {r["sale_id"] for r in rows} == {sale.json()["sale_id"]}
     assert sorted(r["seat_id"] for r in rows) == ["A-1-1", "A-1-2"]
     assert await stores.redis_live_holds(redis_url, org_id, event_id) == 0
+    # one audit entry for the one sale, naming the key that confirmed it, however often the confirm was resent
+    [entry] = await stores.sale_audit_entries(database_url, org_id, event_id)
+    assert entry["sale_id"] == sale.json()["sale_id"] and entry["actor_type"] == "key" and entry["ip"]

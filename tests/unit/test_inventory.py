@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from engine import limits
+from engine.audit_chain import actor_id_chars_max, ip_chars_max
 from engine.commands import (
     CancelSale,
     Confirm,
@@ -20,6 +21,7 @@ from engine.commands import (
     Result,
     SaleView,
     TicketView,
+    actor_ref,
 )
 from engine.ids import hold_id_for
 from engine.inventory import InvariantViolation, Inventory, InventorySnapshot, InventorySpec
@@ -28,6 +30,8 @@ EVENT_ID = "evt_" + "ab" * 16
 SEATS = tuple(f"A-1-{n}" for n in range(1, 11))
 HOLD_TTL_S = 60
 NOW = 10_000.0
+# who confirms, as the gateway names a caller (engine.commands.actor_ref); the core only carries it
+CONFIRMER = "key:key_test"
 
 _numbers = itertools.count(1)
 
@@ -74,7 +78,7 @@ def held(inventory: Inventory, command: Hold, now: float = NOW) -> HoldView:
 
 
 def sold(inventory: Inventory, hold_id: str, order_ref: str = "order-1", now: float = NOW) -> SaleView:
-    result = one(inventory, Confirm(cmd_id(), hold_id, order_ref), now)
+    result = one(inventory, Confirm(cmd_id(), hold_id, order_ref, CONFIRMER, None), now)
     assert isinstance(result, Ok) and isinstance(result.value, SaleView), result
     return result.value
 
@@ -163,7 +167,7 @@ def test_an_expired_hold_cannot_be_confirmed_even_before_the_sweeper_ran() -> No
     assert isinstance(one(inventory, LookupHold(cmd_id(), view.hold_id), NOW + 9.9), Ok)
 
     # No expire() call in between: the hold's own expires_at decides, at the boundary too.
-    refused(one(inventory, Confirm(cmd_id(), view.hold_id, "order-1"), NOW + 10), "hold_expired")
+    refused(one(inventory, Confirm(cmd_id(), view.hold_id, "order-1", CONFIRMER, None), NOW + 10), "hold_expired")
 
     assert inventory.seat_counts() == (len(SEATS), 0, 0)
     assert inventory.live_hold_ids() == []
@@ -177,7 +181,7 @@ def test_confirm_checks_expiry_itself_when_the_sweep_is_capped() -> None:
     later = NOW + HOLD_TTL_S
     unswept = max(v.hold_id for v in views)  # the sweep goes in (expires_at, hold_id) order
 
-    refused(one(inventory, Confirm(cmd_id(), unswept, "order-1"), later), "hold_expired")
+    refused(one(inventory, Confirm(cmd_id(), unswept, "order-1", CONFIRMER, None), later), "hold_expired")
 
     assert inventory.ga_counts() == {"GA": (due, due, 0, 0)}
     inventory.check_invariants()
@@ -228,7 +232,7 @@ def test_confirm_twice_same_order_ref_same_sale_other_order_ref_refused() -> Non
     view = held(inventory, hold_seats("b1", "A-1-1"))
     first = sold(inventory, view.hold_id, "order-1")
     assert sold(inventory, view.hold_id, "order-1", NOW + 1) == first
-    refusal = refused(one(inventory, Confirm(cmd_id(), view.hold_id, "order-2")), "invalid_transition")
+    refusal = refused(one(inventory, Confirm(cmd_id(), view.hold_id, "order-2", CONFIRMER, None)), "invalid_transition")
     assert refusal.details == {"hold_id": view.hold_id}
     assert inventory.seat_counts() == (len(SEATS) - 1, 0, 1)
 
@@ -254,7 +258,7 @@ def test_release_frees_at_once_and_a_released_hold_cannot_be_confirmed() -> None
     view = held(inventory, hold_seats("b1", "A-1-1"))
     assert one(inventory, Release(cmd_id(), view.hold_id)) == Ok(None)
     assert inventory.seat_state(0) == 0
-    refused(one(inventory, Confirm(cmd_id(), view.hold_id, "order-1")), "invalid_transition")
+    refused(one(inventory, Confirm(cmd_id(), view.hold_id, "order-1", CONFIRMER, None)), "invalid_transition")
     refused(one(inventory, Release(cmd_id(), new_hold_id())), "hold_not_found")
     held(inventory, hold_seats("b2", "A-1-1"))
 
@@ -425,8 +429,8 @@ def test_abort_sales_puts_holds_back_as_they_were() -> None:
     ga = held(inventory, hold_ga("b2", 2))
     inventory.drain_changes()
     before = (inventory.snapshot(), inventory.seat_counts(), inventory.ga_counts())
-    confirm = Confirm(cmd_id(), seats.hold_id, "order-1")
-    inventory.apply([confirm, Confirm(cmd_id(), ga.hold_id, "order-2")], NOW + 1)
+    confirm = Confirm(cmd_id(), seats.hold_id, "order-1", CONFIRMER, None)
+    inventory.apply([confirm, Confirm(cmd_id(), ga.hold_id, "order-2", CONFIRMER, None)], NOW + 1)
 
     inventory.abort_sales([seats.hold_id, ga.hold_id])
 
@@ -441,9 +445,9 @@ def test_abort_sales_puts_holds_back_as_they_were() -> None:
 def test_abort_sales_forgets_every_answer_that_relied_on_the_sale() -> None:
     inventory = Inventory(spec())
     view = held(inventory, hold_seats("b1", "A-1-1"))
-    again = Confirm(cmd_id(), view.hold_id, "order-1")
+    again = Confirm(cmd_id(), view.hold_id, "order-1", CONFIRMER, None)
     release = Release(cmd_id(), view.hold_id)
-    inventory.apply([Confirm(cmd_id(), view.hold_id, "order-1"), again, release], NOW)
+    inventory.apply([Confirm(cmd_id(), view.hold_id, "order-1", CONFIRMER, None), again, release], NOW)
     inventory.abort_sales([view.hold_id])
 
     # Were the second confirm's Ok(sale) replayed, a buyer would hold a receipt for a sale that never committed.
@@ -526,7 +530,7 @@ def test_restore_drops_expired_holds_and_a_late_confirm_answers_expired() -> Non
     restored = Inventory.restore(spec(), InventorySnapshot(3, (live, expired), ()), NOW)
     assert restored.live_hold_ids() == [live.hold_id]
     assert restored.seat_counts() == (len(SEATS) - 1, 1, 0)
-    refused(one(restored, Confirm(cmd_id(), expired.hold_id, "order-1")), "hold_expired")
+    refused(one(restored, Confirm(cmd_id(), expired.hold_id, "order-1", CONFIRMER, None)), "hold_expired")
     changes = restored.drain_changes()
     assert changes is not None and changes.holds_removed == {expired.hold_id}
 
@@ -539,7 +543,7 @@ def test_restore_drops_a_hold_whose_hold_id_has_a_sale() -> None:
     assert restored.live_hold_ids() == []
     assert restored.snapshot().sales == (sale,)
     assert restored.seat_counts() == (len(SEATS) - 1, 0, 1)
-    assert one(restored, Confirm(cmd_id(), hold_id, "order-1")) == Ok(sale)
+    assert one(restored, Confirm(cmd_id(), hold_id, "order-1", CONFIRMER, None)) == Ok(sale)
     changes = restored.drain_changes()
     assert changes is not None and changes.holds_removed == {hold_id}
 
@@ -580,7 +584,7 @@ def test_restore_drops_a_stale_hold_on_what_a_sale_took() -> None:
     assert inventory.live_hold_ids() == []
     changes = inventory.drain_changes()
     assert changes is not None and changes.holds_removed == {stale_seat.hold_id, stale_unit.hold_id}
-    [answer] = inventory.apply([Confirm("c", stale_seat.hold_id, "o")], NOW)
+    [answer] = inventory.apply([Confirm("c", stale_seat.hold_id, "o", CONFIRMER, None)], NOW)
     assert isinstance(answer, Rejected) and answer.code == "hold_expired"
 
 
@@ -644,3 +648,30 @@ def test_inventory_spec_accepts_the_limits() -> None:
     spec(hold_ttl_s=limits.hold_ttl_s_max, max_tickets_per_buyer=limits.max_tickets_per_buyer_max,
          ga_capacity=(("GA", limits.ga_capacity_max), ("FREE", 0)))
     spec(seat_ids=(), seated_type=None, hold_ttl_s=limits.hold_ttl_s_min)
+
+
+@pytest.mark.parametrize(
+    ("by", "ip"),
+    [
+        ("key_abc", None),  # no actor type
+        ("robot:abc", None),  # not an audit actor type
+        ("key:", None),  # no id
+        ("key:" + "x" * (actor_id_chars_max + 1), None),
+        ("user:usr_a\x00", None),  # Postgres text refuses NUL
+        ("key:key_abc", "1" * (ip_chars_max + 1)),
+    ],
+)
+def test_a_confirm_with_a_malformed_actor_is_refused_where_it_is_built(by: str, ip: str | None) -> None:
+    """Not in a later group commit, whose audit append would then fail for every sale of the batch."""
+    with pytest.raises(ValueError, match="audit"):
+        Confirm(cmd_id(), "hld_x", "order-1", by, ip)
+
+
+def test_who_confirmed_does_not_change_the_sale() -> None:
+    """The core only carries the confirming actor (for the shell's audit entry); the sale is the same."""
+    sales = []
+    for by, ip in ((CONFIRMER, None), (actor_ref("user", "usr_" + "a" * 32), "2001:db8::1")):
+        inventory = Inventory(spec())
+        view = held(inventory, hold_seats("b1", "A-1-1", hold_id=hold_id_for(EVENT_ID, "1" * 20)))
+        sales.append(one(inventory, Confirm(cmd_id(), view.hold_id, "order-1", by, ip)))
+    assert sales[0] == sales[1] and isinstance(sales[0], Ok)

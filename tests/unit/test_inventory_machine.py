@@ -44,6 +44,8 @@ UNKNOWN_TYPE = "NOPE"
 NEVER_USED_HOLD = f"hld_{EVENT_HEX}{'f' * 20}"
 ORDER_REFS = ("o1", "o2")
 START_TIME_S = 1_000.0
+# who confirms, as the gateway names a caller (engine.commands.actor_ref); the core only carries it
+CONFIRMER = "key:key_test"
 
 SPEC = InventorySpec(
     event_id=EVENT_ID,
@@ -432,7 +434,7 @@ class InventoryMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), order_ref=st.sampled_from(ORDER_REFS))
     def confirm(self, data: st.DataObject, order_ref: str) -> None:
-        self.send([Confirm(self.new_cmd_id(), self.draw_hold_id(data), order_ref)])
+        self.send([Confirm(self.new_cmd_id(), self.draw_hold_id(data), order_ref, CONFIRMER, None)])
 
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
@@ -466,7 +468,7 @@ class InventoryMachine(RuleBasedStateMachine):
                 buyer = data.draw(st.sampled_from(BUYERS))
                 commands.append(Hold(cmd_id, self.new_hold_id(), buyer, (), "GA", data.draw(st.integers(1, 3))))
             elif kind == "confirm":
-                commands.append(Confirm(cmd_id, self.draw_hold_id(data), "o1"))
+                commands.append(Confirm(cmd_id, self.draw_hold_id(data), "o1", CONFIRMER, None))
             elif kind == "release":
                 commands.append(Release(cmd_id, self.draw_hold_id(data)))
             elif commands:
@@ -511,11 +513,12 @@ class InventoryMachine(RuleBasedStateMachine):
             return
         chosen = data.draw(st.lists(st.sampled_from(live), min_size=1, unique=True), label="confirmed")
         before = self.state()
-        commands: list[Command] = [Confirm(self.new_cmd_id(), hid, "o1") for hid in chosen]
+        commands: list[Command] = [Confirm(self.new_cmd_id(), hid, "o1", CONFIRMER, None) for hid in chosen]
         for hid in chosen:  # commands whose answers depend on the sale that will be aborted
             extra = data.draw(st.sampled_from(("none", "confirm-same", "confirm-other", "release", "hold")))
             if extra.startswith("confirm"):
-                commands.append(Confirm(self.new_cmd_id(), hid, "o1" if extra == "confirm-same" else "o2"))
+                order_ref = "o1" if extra == "confirm-same" else "o2"
+                commands.append(Confirm(self.new_cmd_id(), hid, order_ref, CONFIRMER, None))
             elif extra == "release":
                 commands.append(Release(self.new_cmd_id(), hid))
             elif extra == "hold":

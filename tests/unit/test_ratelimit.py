@@ -136,6 +136,9 @@ def test_overrides_replace_turn_off_and_set_the_quota_and_the_in_flight_cap() ->
         ({"reads.keys": {"per_s": 1, "burst": 1}}, "'reads.keys' is not a limit"),
         ({"reads.key": {"per_s": 0, "burst": 1}}, "reads.key: per_s must be a positive number"),
         ({"reads.key": {"per_s": True, "burst": 1}}, "reads.key: per_s must be a positive number"),
+        ({"reads.key": {"per_s": 1e-300, "burst": 1}}, "reads.key: per_s must be 1.15741e-05..1e"),
+        ({"reads.key": {"per_s": 1e8, "burst": 1}}, "reads.key: per_s must be 1.15741e-05..1e"),
+        ({"reads.key": {"per_s": 0.001, "burst": 100_000}}, "reads.key: burst / per_s"),
         ({"reads.key": {"per_s": 1, "burst": 0}}, "reads.key: burst must be a whole number"),
         ({"reads.key": {"per_s": 1, "burst": 1.5}}, "reads.key: burst must be a whole number"),
         ({"reads.key": {"per_s": 1}}, "reads.key: expected"),
@@ -159,6 +162,8 @@ def test_settings_read_overrides_from_the_environment_and_refuse_bad_ones_at_sta
         Settings.from_env(env | {"VOELGOED_RATE_LIMITS": "{not json"})
     with pytest.raises(RuntimeError, match="VOELGOED_RATE_LIMITS: 'bogus' is not a limit"):
         rate_limits_from('{"bogus": 1}')
+    with pytest.raises(RuntimeError, match=r"VOELGOED_RATE_LIMITS: holds\.buyer: per_s must be"):
+        rate_limits_from('{"holds.buyer": {"per_s": 1e-300, "burst": 1}}')  # else every check fails open
     with pytest.raises(RuntimeError, match="VOELGOED_RATE_LIMITS: rate limits must be a JSON object"):
         rate_limits_from("[1]")
     assert isinstance(rate_limits_from(""), Policy)

@@ -17,19 +17,22 @@ from engine.commands import (
     Release,
     SaleView,
     TicketView,
+    actor_ref,
 )
 
 text = st.text(max_size=20)
 ids = st.text(alphabet="abcdef0123456789_", min_size=1, max_size=60)
 seat_tuples = st.lists(text, max_size=4).map(tuple)
 unit_tuples = st.lists(st.integers(1, 10**6), max_size=4).map(tuple)
+# who confirmed, as engine.commands.actor_ref spells it (a Confirm refuses any other shape)
+actor_refs = st.builds(actor_ref, st.sampled_from(["key", "user", "system"]), ids)
 
 commands = st.one_of(
     st.builds(
         Hold, ids, ids, text, seat_tuples, st.none() | text, st.integers(0, 100), st.none() | st.integers(1, 3600)
     ),
     st.builds(Release, ids, ids),
-    st.builds(Confirm, ids, ids, text),
+    st.builds(Confirm, ids, ids, text, actor_refs, st.none() | st.ip_addresses().map(str)),
     st.builds(CancelSale, ids, ids),
     st.builds(LookupHold, ids, ids),
 )
