@@ -22,6 +22,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import cache
 from types import MappingProxyType
 from typing import Any
 
@@ -113,6 +114,7 @@ def next_midnight_us(now_us: int) -> int:
     return (now_us // day_us + 1) * day_us
 
 
+@cache  # on every admission; formatting StrEnums is slow, and the names are few
 def limit_name(scope: RouteClass | str, subject: Subject) -> str:
     """The name of a limit, as the settings, the 429 details and the metrics spell it: ``holds.buyer``."""
     return f"{scope}.{subject}"

@@ -1,19 +1,22 @@
-"""Request coalescing: one queue per event, at most one actor call in flight per event per process.
+"""Request coalescing: one queue per key (an event's inventory actor, an org's rate limits), at most one call in
+flight per key per process.
 
-When no batch is in flight a command goes at once; otherwise it waits and goes with the others when the in-flight
-batch returns (up to ``batch_commands_max`` per call), after lingering ``batch_linger_s`` while commands are
-still arriving, since each actor call costs milliseconds of CPU whatever its size. The queue is bounded: when
-full, the caller gets InventoryBusy (503 + Retry-After) and nothing is applied. A command waits at most
-``submit_wait_s_max``.
+When no batch is in flight an item goes at once; otherwise it waits and goes with the others when the in-flight
+batch returns (up to ``batch_max`` per call), after lingering ``batch_linger_s`` while items are still arriving,
+since each call costs milliseconds of CPU whatever its size. The queue is bounded: when full, the caller gets the
+``busy`` error (for inventory commands InventoryBusy, 503 + Retry-After) and nothing is applied. An item waits at
+most ``wait_s_max``, then gets the ``timed_out`` error (InventoryUnavailable).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, Generic, TypeVar
+
+from prometheus_client import Gauge, Histogram
 
 from engine import limits
-from engine.commands import Command, Result
 from gateway.errors import InventoryBusy, InventoryUnavailable
 from gateway.metrics import BATCH_COMMANDS, QUEUE_DEPTH
 
@@ -23,17 +26,33 @@ batch_linger_s = 0.003  # measured: 2,776 vs 2,257 holds/s with 0 (wrk, 64 conne
 batch_commands_max = 2_048
 assert batch_commands_max <= limits.batch_commands_max
 
-SendBatch = Callable[[Sequence[Command]], Awaitable[list[Result]]]
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
+Key = TypeVar("Key", bound=Hashable)
 
 
-class Coalescer:
+class Coalescer(Generic[Item, Outcome]):
+    """Defaults are the inventory's: commands to an event's actor, counted in the inventory's metrics."""
+
     def __init__(
-        self, send: SendBatch, *, queue_max: int = queue_commands_max, batch_max: int = batch_commands_max
+        self,
+        send: Callable[[Sequence[Item]], Awaitable[list[Outcome]]],
+        *,
+        queue_max: int = queue_commands_max,
+        batch_max: int = batch_commands_max,
+        busy: Callable[[], Exception] = InventoryBusy,
+        timed_out: Callable[[], Exception] = InventoryUnavailable,
+        depth_gauge: Gauge = QUEUE_DEPTH,
+        batch_sizes: Histogram = BATCH_COMMANDS,
     ) -> None:
         self._send = send
         self._queue_max = queue_max
         self._batch_max = batch_max
-        self._waiting: list[tuple[Command, asyncio.Future[Result]]] = []
+        self._busy = busy
+        self._timed_out = timed_out
+        self._depth_gauge = depth_gauge
+        self._batch_sizes = batch_sizes
+        self._waiting: list[tuple[Item, asyncio.Future[Outcome]]] = []
         self._drainer: asyncio.Task[None] | None = None
 
     @property
@@ -44,15 +63,16 @@ class Coalescer:
     def idle(self) -> bool:
         return not self._waiting and (self._drainer is None or self._drainer.done())
 
-    async def submit(self, command: Command, wait_s_max: float = submit_wait_s_max) -> Result:
-        """The command's result. Past ``wait_s_max`` (or if the caller goes away) a command still queued is
-        withdrawn, so nothing is applied; one already sent may still apply, which its id makes safe to retry."""
+    async def submit(self, item: Item, wait_s_max: float = submit_wait_s_max) -> Outcome:
+        """The item's outcome. Past ``wait_s_max`` (or if the caller goes away) an item still queued is
+        withdrawn, so nothing is applied; one already sent may still apply (a command's id makes it safe to
+        retry)."""
         if len(self._waiting) >= self._queue_max:
-            raise InventoryBusy()
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        entry = (command, future)
+            raise self._busy()
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        entry = (item, future)
         self._waiting.append(entry)
-        QUEUE_DEPTH.inc()
+        self._depth_gauge.inc()
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.ensure_future(self._drain())
         try:
@@ -60,12 +80,12 @@ class Coalescer:
                 return await future
         except TimeoutError:
             self._withdraw(entry)
-            raise InventoryUnavailable() from None
+            raise self._timed_out() from None
         except asyncio.CancelledError:
             self._withdraw(entry)
             raise
 
-    def _withdraw(self, entry: tuple[Command, asyncio.Future[Result]]) -> None:
+    def _withdraw(self, entry: tuple[Item, asyncio.Future[Outcome]]) -> None:
         # O(1): the entry stays queued with its future cancelled, and the drain skips it unsent.
         entry[1].cancel()
 
@@ -73,13 +93,13 @@ class Coalescer:
         while self._waiting:
             taken = self._waiting[: self._batch_max]
             del self._waiting[: self._batch_max]
-            QUEUE_DEPTH.dec(len(taken))
+            self._depth_gauge.dec(len(taken))
             batch = [entry for entry in taken if not entry[1].done()]
             if not batch:
                 continue
-            BATCH_COMMANDS.observe(len(batch))
+            self._batch_sizes.observe(len(batch))
             try:
-                results = await self._send([command for command, _ in batch])
+                results = await self._send([item for item, _ in batch])
             except Exception as error:
                 for _, future in batch:
                     if not future.done():
@@ -89,6 +109,14 @@ class Coalescer:
                 if not future.done():
                     future.set_result(result)
             if self._waiting and len(self._waiting) < self._batch_max:
-                # Under load, let the next batch fill a little: an actor call costs milliseconds of CPU on both
-                # sides whatever its size, so fewer, fuller calls leave more CPU for requests.
+                # Under load, let the next batch fill a little: a call costs milliseconds of CPU on both sides
+                # whatever its size, so fewer, fuller calls leave more CPU for requests.
                 await asyncio.sleep(batch_linger_s)
+
+
+def forget_idle(coalescers: dict[Key, Coalescer[Any, Any]], kept_max: int) -> None:
+    """Once ``kept_max`` coalescers are kept, drop the idle ones: a key's next submit makes a new one."""
+    if len(coalescers) < kept_max:
+        return
+    for key in [k for k, c in coalescers.items() if c.idle]:
+        del coalescers[key]

@@ -24,7 +24,7 @@ from actors.inventory_host import INVENTORY_ACTOR_OPTIONS, InventoryHost
 from actors.placement import HOST_NAME_PREFIX, actor_name
 from actors.wire import decode_results, encode_commands
 from engine.commands import Command, Result
-from gateway.coalescer import Coalescer
+from gateway.coalescer import Coalescer, forget_idle
 from gateway.errors import InventoryUnavailable
 from gateway.metrics import ACTOR_CALL_SECONDS, ACTOR_RETRIES, COMMIT_SECONDS
 from persistence import live_state
@@ -59,7 +59,7 @@ class RayInventoryClient:
         self._redis: Redis | None = None
         self._handles: dict[str, Any] = {}
         self._routes: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self._coalescers: dict[tuple[str, str], Coalescer] = {}
+        self._coalescers: dict[tuple[str, str], Coalescer[Command, Result]] = {}
 
     async def start(self) -> None:
         if not ray.is_initialized():
@@ -82,7 +82,7 @@ class RayInventoryClient:
         key = (org_id, event_id)
         coalescer = self._coalescers.get(key)
         if coalescer is None:
-            self._forget_idle_coalescers()
+            forget_idle(self._coalescers, events_cached_max)
             coalescer = Coalescer(lambda commands: self._send(org_id, event_id, commands))
             self._coalescers[key] = coalescer
         # Route before queueing, so a batch is not held up by a Redis read between being taken and being sent.
@@ -165,10 +165,4 @@ class RayInventoryClient:
         return InventoryHost.options(  # type: ignore[attr-defined]
             name=name, namespace=self._settings.ray_namespace, get_if_exists=True, **INVENTORY_ACTOR_OPTIONS
         ).remote(self._settings.database_url, self._settings.redis_url)
-
-    def _forget_idle_coalescers(self) -> None:
-        if len(self._coalescers) < events_cached_max:
-            return
-        for key in [k for k, c in self._coalescers.items() if c.idle]:
-            del self._coalescers[key]
 

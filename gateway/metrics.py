@@ -38,6 +38,12 @@ BATCH_COMMANDS = Histogram("voelgoed_batch_commands", "Commands per inventory ac
 QUEUE_DEPTH = Gauge(
     "voelgoed_queue_depth", "Commands waiting in the coalescers (all events)", multiprocess_mode="livesum"
 )
+RATE_LIMIT_BATCH_REQUESTS = Histogram(
+    "voelgoed_rate_limit_batch_requests", "Requests admitted per rate-limit script call", buckets=_BATCH_BUCKETS
+)
+RATE_LIMIT_QUEUE_DEPTH = Gauge(
+    "voelgoed_rate_limit_queue_depth", "Requests waiting for a rate-limit check (all orgs)", multiprocess_mode="livesum"
+)
 COMMIT_SECONDS = Histogram(
     "voelgoed_commit_seconds", "Postgres commit time per batch of sales", buckets=_LATENCY_BUCKETS_S
 )

@@ -136,7 +136,7 @@ def idempotent_write(
     """The shape of every POST and DELETE: authorize (401/403, rate limits 429), check the Idempotency-Key, read
     the body (413/415), then run the handler under the key, so a retry replays the first answer instead of
     applying twice. With ``buyer``, the rate limits wait for the body, so the key's, the address's and the
-    buyer's buckets are spent in one Redis call (a request refused before that still spends the first two).
+    buyer's buckets are spent together, all or nothing (a request refused before that still spends the first two).
     ``secret_fields`` names the response's secrets (dotted paths: ``invitation.token``): shown once, stored and
     replayed as null (gateway/idempotency.py)."""
 

@@ -107,9 +107,9 @@ def hold_command(body: schemas.HoldCreate, meta: EventMeta, hold_id: str) -> Hol
 
 def hold_buyer(request: Request, body: bytes) -> tuple[str, str] | None:
     """(event id, buyer id) of a well-formed hold body, for the buyer's rate limit, which runs before the handler
-    so that one Redis call admits key, address and buyer. The parsed body waits in ``request.state`` for the
-    handler. A malformed or invalid body: None, so it spends the key's and the address's buckets only, and the
-    handler refuses it in the documented order."""
+    so that one all-or-nothing admission spends key, address and buyer. The parsed body waits in
+    ``request.state`` for the handler. A malformed or invalid body: None, so it spends the key's and the
+    address's buckets only, and the handler refuses it in the documented order."""
     try:
         parsed = schemas.parse_body(schemas.HoldCreate, body)
     except ApiError:

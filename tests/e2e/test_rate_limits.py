@@ -24,7 +24,7 @@ from gateway.errors import PersistenceUnavailable, TooManyRequests
 from gateway.ratelimit import RateLimiter
 from persistence import memberships, users
 from persistence.db import connect
-from persistence.rate_limits import Bucket, Mode, Quota, Verdict
+from persistence.rate_limits import Request, Verdict
 from persistence.tenancy import org_transaction
 from tests.fakes import Gateway, event_body, new_org, running_gateway
 from tests.fakes.inventory import FakeInventoryClient
@@ -240,29 +240,15 @@ async def test_a_gateway_starts_with_the_default_policy(database_url: str, clean
 class DownStore:
     """A rate-limit store whose Redis does not answer."""
 
-    async def check(
-        self,
-        buckets: Sequence[Bucket],
-        *,
-        quota: Quota | None = None,
-        mode: Mode = Mode.all,
-        now_us: int | None = None,
-    ) -> Verdict:
+    async def check_many(self, requests: Sequence[Request], *, now_us: int | None = None) -> list[Verdict]:
         raise redis.exceptions.ConnectionError("down")
 
 
 class RefusingStore:
     """A rate-limit store whose first bucket is always empty for 1.5 s more."""
 
-    async def check(
-        self,
-        buckets: Sequence[Bucket],
-        *,
-        quota: Quota | None = None,
-        mode: Mode = Mode.all,
-        now_us: int | None = None,
-    ) -> Verdict:
-        return Verdict(False, buckets[0].name, 1_500_000)
+    async def check_many(self, requests: Sequence[Request], *, now_us: int | None = None) -> list[Verdict]:
+        return [Verdict(False, request.buckets[0].name, 1_500_000) for request in requests]
 
 
 async def test_with_redis_down_requests_fail_open_and_logins_fail_closed() -> None:

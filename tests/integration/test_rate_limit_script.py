@@ -1,18 +1,21 @@
 """persistence/rate_limit.lua on a real Redis: it agrees with the pure model (engine.ratelimit.decide) on random
-sequences under a test clock, is all or nothing across buckets and the quota, and its quota starts again each UTC
-day."""
+sequences under a test clock, also when many requests go in one call (each sees the charges of those before it),
+is all or nothing across buckets and the quota, and its quota starts again each UTC day."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import pytest_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from engine.ratelimit import Rate, decide, next_midnight_us, us_per_s
+from engine.ratelimit import Decision, Rate, decide, next_midnight_us, us_per_s
 from persistence import redis_keys
-from persistence.rate_limits import Bucket, Mode, Quota, RateLimitStore
+from persistence.rate_limits import Bucket, Mode, Quota, RateLimitStore, Request, Verdict
 
 seeds = 60
 steps_per_seed = 80
@@ -138,3 +141,98 @@ async def test_under_the_real_clock_buckets_expire_once_rested_and_the_script_su
     await redis.script_flush()  # NOSCRIPT: redis-py loads the script again
     assert (await store.check([bucket], quota=quota)).allowed
     assert await redis.hget(quota.key, "n") == b"2"
+
+
+# Many requests per call: a few buckets and quotas shared by random requests, split into random batches.
+model_examples = 60
+pool_rates = [Rate(per_s=1, burst=2), Rate(per_s=5, burst=3), Rate(per_s=1_000, burst=10), Rate(per_s=0.5, burst=1)]
+pool_buckets = [
+    Bucket(redis_keys.rate_bucket("o", "holds", "key", str(i)), rate, f"b{i}") for i, rate in enumerate(pool_rates)
+]
+pool_quotas = [Quota(redis_keys.rate_quota("o", f"k{i}"), per_day, f"q{i}") for i, per_day in enumerate((3, 7))]
+
+requests = st.builds(
+    Request,
+    buckets=st.lists(
+        st.tuples(st.sampled_from(pool_buckets), st.integers(1, 3)), min_size=1, max_size=3, unique_by=lambda b: b[0]
+    ).map(lambda chosen: [Bucket(b.key, b.rate, b.name, cost) for b, cost in chosen]),
+    quota=st.one_of(st.none(), st.sampled_from(pool_quotas)),
+    mode=st.sampled_from(list(Mode)),
+)
+# (microseconds since the previous batch: none, a little, up to a day; the requests of one call)
+batches = st.lists(
+    st.tuples(st.sampled_from([0, 1_000, us_per_s, 3 * us_per_s, day_us]), st.lists(requests, min_size=1, max_size=8)),
+    min_size=1,
+    max_size=8,
+)
+
+
+@dataclass
+class Model:
+    """The state the script keeps, kept by engine.ratelimit.decide: TATs, and each quota's (day, count)."""
+
+    tats: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def check(self, request: Request, now: int) -> Verdict:
+        decisions = [decide(self.tats.get(b.key, 0), now, b.rate, b.cost) for b in request.buckets]
+        # (wait, -index, name): the longest wait refuses; on a tie, the first bucket, then the quota
+        refusing = [
+            (d.retry_after_us, -i, b.name)
+            for i, (d, b) in enumerate(zip(decisions, request.buckets, strict=True))
+            if not d.allowed
+        ]
+        counted = self._counted(request.quota, now)
+        quota_refuses = request.quota is not None and counted + 1 > request.quota.per_day
+        if quota_refuses:
+            assert request.quota is not None
+            refusing.append((next_midnight_us(now) - now, -len(decisions), request.quota.name))
+        if request.mode is Mode.each or (request.mode is Mode.all and not refusing):
+            self._charge(request, decisions, counted, now, quota_refuses)
+        if not refusing:
+            return Verdict(True, None, 0)
+        wait, _, name = max(refusing)
+        return Verdict(False, name, wait)
+
+    def _counted(self, quota: Quota | None, now: int) -> int:
+        day, counted = self.counts.get(quota.key, (-1, 0)) if quota else (-1, 0)
+        return counted if day == now // day_us else 0
+
+    def _charge(self, request: Request, decisions: list[Decision], counted: int, now: int, quota_refuses: bool) -> None:
+        for bucket, decision in zip(request.buckets, decisions, strict=True):
+            if decision.allowed:
+                self.tats[bucket.key] = decision.tat_us
+        if request.quota is not None and not quota_refuses:
+            self.counts[request.quota.key] = (now // day_us, counted + 1)
+
+
+@settings(max_examples=model_examples, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=batches)
+async def test_many_requests_in_one_call_agree_with_the_model_one_by_one(
+    redis: Redis, plan: list[tuple[int, list[Request]]]
+) -> None:
+    await redis.flushdb()
+    store, model, now = RateLimitStore(redis), Model(), start_us
+    for gap, batch in plan:
+        now += gap
+        verdicts = await store.check_many(batch, now_us=now)
+        assert verdicts == [model.check(request, now) for request in batch]
+    for bucket in pool_buckets:
+        assert await _tat(redis, bucket.key) == model.tats.get(bucket.key, 0)
+
+
+async def test_a_request_sees_the_charges_of_the_requests_before_it_in_the_call(redis: Redis) -> None:
+    store = RateLimitStore(redis)
+    shared = Bucket("vg:{o}:rl:t:shared", Rate(per_s=1, burst=2), "shared")
+    other = Bucket("vg:{o}:rl:t:other", Rate(per_s=1, burst=5), "other")
+    drain = Request([Bucket(shared.key, shared.rate, shared.name, cost=2)])
+    needs_it = Request([other, shared])
+    peek = Request([shared], mode=Mode.peek)
+    verdicts = await store.check_many([drain, needs_it, peek], now_us=start_us)
+    assert verdicts == [
+        Verdict(True, None, 0),
+        Verdict(False, "shared", us_per_s),  # drained by the first request
+        Verdict(False, "shared", us_per_s),
+    ]
+    assert await _tat(redis, other.key) == 0  # all or nothing: the refused request charged nothing
+    assert await _tat(redis, shared.key) == start_us + 2 * us_per_s
