@@ -147,6 +147,11 @@ class InventoryBusy(InfrastructureError):
     default_message = "the event's inventory queue is full; retry shortly"
 
 
+class RateLimiterBusy(InfrastructureError):
+    code = "rate_limiter_busy"
+    default_message = "too many requests are waiting for their rate-limit check; retry shortly"
+
+
 class InventoryUnavailable(InfrastructureError):
     code = "inventory_unavailable"
     default_message = "the event's inventory is temporarily unavailable; retry shortly"

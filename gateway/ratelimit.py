@@ -28,7 +28,8 @@ of the address at the ``writes`` rate, so even right credentials cannot keep arg
 When Redis does not answer:
 - request limits fail open (logged at most every ``fail_open_log_every_s``, counted in
   ``voelgoed_rate_limit_fail_open``): a sale that keeps selling beats limits that hold. So does an admission that
-  finds its org's queue full or waits longer than ``admission_wait_s_max``: a Redis that slow is as good as down;
+  waits longer than ``admission_wait_s_max``: a Redis that slow is as good as down. An admission that finds its
+  org's queue full is a flood, not an outage: it answers 503 ``rate_limiter_busy`` (Retry-After), applying nothing;
 - login throttling fails closed (503): passwords are guessable, and an unthrottled login is an open door;
 - a failed authentication still answers 401 (a key's secret is not guessable; nothing is counted meanwhile).
 
@@ -61,7 +62,7 @@ from engine.ratelimit import (
 )
 from gateway.auth import ACTOR_KEY, Principal
 from gateway.coalescer import Coalescer, forget_idle
-from gateway.errors import REDIS_OUTAGES, PersistenceUnavailable, TooManyRequests
+from gateway.errors import REDIS_OUTAGES, PersistenceUnavailable, RateLimiterBusy, TooManyRequests
 from gateway.metrics import RATE_LIMIT_BATCH_REQUESTS, RATE_LIMIT_QUEUE_DEPTH
 from persistence import redis_keys
 from persistence.rate_limits import Bucket, Mode, Quota, Request, Verdict
@@ -76,7 +77,7 @@ RATE_LIMIT_FAIL_OPEN = Counter(
 buyers_in_flight_max = 100_000  # buyers tracked with holds in flight, per process; beyond it, untracked
 fail_open_log_every_s = 10.0
 orgs_batched_max = 10_000  # orgs with a batcher kept per process; past it the idle ones are forgotten
-admissions_queued_max = 20_000  # per org per process; past it admissions fail open
+admissions_queued_max = 20_000  # per org per process; past it admissions answer 503
 # Requests per script call: the script holds Redis for its whole run (measured: 1,024 requests of 3 buckets and a
 # quota take 4.7 ms of Redis time), so a batch stays near a couple of milliseconds.
 admission_batch_max = 512
@@ -84,7 +85,7 @@ admission_wait_s_max = 5.0  # as long as one Redis command may take (gateway/app
 
 
 class AdmissionUnchecked(Exception):
-    """The org's queue is full, or an admission waited too long: it fails open, like a Redis that does not answer."""
+    """An admission waited too long for its batch: it fails open, like a Redis that does not answer."""
 
 
 _STORE_FAILURES: tuple[type[BaseException], ...] = (*REDIS_OUTAGES, RedisError, AdmissionUnchecked)
@@ -158,7 +159,9 @@ class RateLimiter:
                 self._store.check_many,
                 queue_max=self._queue_max,
                 batch_max=admission_batch_max,
-                busy=AdmissionUnchecked,
+                # A full queue is a flood, not an outage: letting it through unchecked would switch the limits off
+                # exactly when they are needed, so it answers 503 + Retry-After and applies nothing.
+                busy=RateLimiterBusy,
                 timed_out=AdmissionUnchecked,
                 depth_gauge=RATE_LIMIT_QUEUE_DEPTH,
                 batch_sizes=RATE_LIMIT_BATCH_REQUESTS,

@@ -45,6 +45,12 @@ class Quota:
     per_day: int
     name: str
 
+    def __post_init__(self) -> None:
+        # The script reads a quota of 0 as "no quota" and skips its key, which would shift every later key of the
+        # call: refuse it here (engine.ratelimit's policy never makes one).
+        if self.per_day < 1:
+            raise ValueError(f"a daily quota is at least 1 request, not {self.per_day}")
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:

@@ -1,5 +1,6 @@
 """The limiter batches an org's admissions (one store call in flight per org, the rest go together), keeps each
-request's own verdict, never mixes orgs in one call, and fails open when the store fails or the queue is full."""
+request's own verdict, never mixes orgs in one call, fails open when the store fails, and answers 503 when the
+queue is full."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from prometheus_client import REGISTRY
 
 from engine.ratelimit import DEFAULT_POLICY, RouteClass
 from gateway.auth import ACTOR_KEY, Principal
-from gateway.errors import TooManyRequests
+from gateway.errors import RateLimiterBusy, TooManyRequests
 from gateway.ratelimit import RateLimiter
-from persistence.rate_limits import Request, Verdict
+from persistence.rate_limits import Quota, Request, Verdict
 
 REFUSED_BUYER = "greedy"
 
@@ -86,7 +87,7 @@ async def test_a_store_failure_fails_the_whole_batch_open() -> None:
     assert _fail_open_count() == before + 10
 
 
-async def test_a_full_queue_fails_open_at_once() -> None:
+async def test_a_full_queue_answers_503_at_once_and_checks_nothing_unchecked() -> None:
     store = CountingStore()
     store.gate.clear()
     limiter = RateLimiter(store, DEFAULT_POLICY, queue_max=2)
@@ -95,8 +96,10 @@ async def test_a_full_queue_fails_open_at_once() -> None:
     waiting += [asyncio.ensure_future(_admit(limiter, "org-1", f"b{i}")) for i in (1, 2)]
     await asyncio.sleep(0.01)  # b1 and b2 queued: the queue is full
     before = _fail_open_count()
-    await asyncio.wait_for(_admit(limiter, "org-1", "late"), 1.0)  # admitted unchecked, without waiting
-    assert _fail_open_count() == before + 1
+    with pytest.raises(RateLimiterBusy) as busy:  # refused at once: a flood must not switch the limits off
+        await asyncio.wait_for(_admit(limiter, "org-1", "late"), 1.0)
+    assert busy.value.status == 503 and busy.value.headers["Retry-After"]
+    assert _fail_open_count() == before
     store.gate.set()
     await asyncio.gather(*waiting)
     assert all("late" not in b.key for call in store.calls for request in call for b in request.buckets)
@@ -109,3 +112,10 @@ async def test_admits_without_a_buyer_are_batched_too(route_class: RouteClass) -
     principal = _principal("org-1")
     await asyncio.gather(*(limiter.admit(route_class, principal=principal, ip="1.2.3.4") for _ in range(20)))
     assert len(store.calls) < 20
+
+
+def test_a_daily_quota_is_at_least_one_request() -> None:
+    # The script skips the key of a 0 quota, which would shift every later key of the call.
+    with pytest.raises(ValueError):
+        Quota("vg:{org_x}:rl:quota:k", 0, "daily_quota")
+    assert Quota("vg:{org_x}:rl:quota:k", 1, "daily_quota").per_day == 1
