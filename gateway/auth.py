@@ -46,6 +46,7 @@ from gateway.errors import (
 )
 from gateway.subscription import Subscription
 from persistence import apikeys, redis_keys
+from persistence.secret_hashes import secret_matches
 from persistence.tenancy import unscoped
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ class Authenticator:
             raise Unauthorized(_BAD_CREDENTIALS)
         prefix, secret = parsed
         entry = self._cached(prefix) or await self._load(prefix)
-        if entry is None or entry.revoked or not apikeys.secret_matches(secret, entry.secret_hash):
+        if entry is None or entry.revoked or not secret_matches(secret, entry.secret_hash):
             raise Unauthorized(_BAD_CREDENTIALS)
         if entry.expires_at is not None and entry.expires_at <= time.time():
             raise Unauthorized(_EXPIRED, {"reason": "expired"})

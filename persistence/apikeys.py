@@ -1,7 +1,6 @@
 """API keys: "vk_<prefix>_<secret>". The prefix finds the row; only sha256(secret) is stored.
 
-A secret from secrets.token_urlsafe has 256 bits of entropy, so a fast hash is enough (no password
-stretching): the stored hash cannot be reversed, and comparing hashes in constant time leaks nothing useful.
+How the secret is hashed and compared: persistence/secret_hashes.py.
 
 Creating, listing and revoking are the org's business (``OrgDb``). Finding a key by its prefix is cross-org by
 nature (the presented key decides the org), as is recording when keys were last used: those take a plain
@@ -10,8 +9,6 @@ connection and must run inside ``persistence.tenancy.unscoped``.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -22,6 +19,7 @@ from typing import Any
 from engine import limits
 from engine.access import KEY_KINDS, SCOPES, KeyKind, key_scope_problems
 from persistence.db import Connection
+from persistence.secret_hashes import hash_secret
 from persistence.tenancy import OrgDb
 
 KEY_PREFIX = "vk_"
@@ -74,10 +72,6 @@ class Revocation:
     newly: bool  # False when it was revoked already (the first time is kept)
 
 
-def hash_secret(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
-
-
 def new_api_key() -> tuple[str, str, bytes]:
     """(prefix, plaintext key, sha256 of its secret). The plaintext is shown once and never stored."""
     prefix = secrets.token_hex(key_prefix_bytes)
@@ -93,10 +87,6 @@ def parse_api_key(plaintext: str) -> tuple[str, str] | None:
 
 def is_key_id(key_id: str) -> bool:
     return _KEY_ID_RE.fullmatch(key_id) is not None
-
-
-def secret_matches(secret: str, secret_hash: bytes) -> bool:
-    return hmac.compare_digest(hash_secret(secret), secret_hash)
 
 
 def expiry_problem(expires_at: datetime | None, now: datetime) -> str | None:

@@ -7,8 +7,6 @@ first password, every other one is accepted with the person's existing password 
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from persistence.db import Connection
+from persistence.secret_hashes import hash_secret, secret_matches
 from persistence.tenancy import OrgDb
 
 INVITATION_PREFIX = "inv_"
@@ -51,10 +50,6 @@ class Acceptance:
     invitation: InvitationRecord | None = None
 
 
-def _hash(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
-
-
 def parse_invitation_token(token: str) -> tuple[str, str] | None:
     """(invitation id, secret), or None when the string is not shaped like an invitation token."""
     match = _TOKEN_RE.fullmatch(token)
@@ -86,7 +81,7 @@ async def create_invitation(
         invitation_id,
         db.org_id,
         user_id,
-        _hash(secret),
+        hash_secret(secret),
         creates_user,
         timedelta(seconds=ttl_s),
     )
@@ -121,7 +116,7 @@ async def check(conn: Connection, invitation_id: str, secret: str) -> Acceptance
 
 
 def _judge(row: asyncpg.Record | None, secret: str) -> Acceptance:
-    if row is None or not hmac.compare_digest(_hash(secret), bytes(row["secret_hash"])):
+    if row is None or not secret_matches(secret, bytes(row["secret_hash"])):
         return Acceptance(AcceptOutcome.UNKNOWN)
     if row["accepted_at"] is not None:
         return Acceptance(AcceptOutcome.ALREADY_USED, _record(row))

@@ -12,7 +12,6 @@ A session lives at most ``refresh_ttl_s`` from login, however often it is refres
 from __future__ import annotations
 
 import enum
-import hashlib
 import hmac
 import re
 import secrets
@@ -22,6 +21,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from persistence.db import Connection
+from persistence.secret_hashes import hash_secret
 from persistence.tenancy import OrgDb
 
 SESSION_PREFIX = "ses_"
@@ -57,10 +57,6 @@ class Refresh:
     outcome: RefreshOutcome
     session: SessionRecord | None = None
     refresh_token: str | None = None  # the new one, when ROTATED
-
-
-def _hash(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
 
 
 def _new_secret() -> str:
@@ -99,7 +95,7 @@ async def create_session(db: OrgDb, user_id: str, *, ttl_s: int = refresh_ttl_s)
         session_id,
         db.org_id,
         user_id,
-        _hash(secret),
+        hash_secret(secret),
         timedelta(seconds=ttl_s),
     )
     return _record(row), refresh_token_of(session_id, secret)
@@ -133,7 +129,7 @@ async def rotate(db: OrgDb, session_id: str, secret: str) -> Refresh:
         return Refresh(RefreshOutcome.REVOKED, _record(row))
     if row["expired"]:
         return Refresh(RefreshOutcome.EXPIRED, _record(row))
-    presented = _hash(secret)
+    presented = hash_secret(secret)
     if not hmac.compare_digest(presented, bytes(row["refresh_hash"])):
         previous = row["previous_refresh_hash"]
         if previous is None or not hmac.compare_digest(presented, bytes(previous)):
@@ -146,7 +142,7 @@ async def rotate(db: OrgDb, session_id: str, secret: str) -> Refresh:
         f"WHERE org_id = $1 AND id = $2 RETURNING {_COLUMNS}",
         db.org_id,
         session_id,
-        _hash(new_secret),
+        hash_secret(new_secret),
     )
     return Refresh(RefreshOutcome.ROTATED, _record(updated), refresh_token_of(session_id, new_secret))
 

@@ -26,10 +26,11 @@ from typing import Any
 import asyncpg
 import httpx
 
-from persistence.apikeys import find_api_key, parse_api_key, secret_matches
+from persistence.apikeys import find_api_key, parse_api_key
 from persistence.db import connect
 from persistence.migrate import migrate
 from persistence.orgs import create_org
+from persistence.secret_hashes import secret_matches
 from persistence.tenancy import unscoped
 from voelgoed import embedded
 from voelgoed.settings import (

@@ -159,18 +159,10 @@ async def add_member(write: Write) -> Response:
 @idempotent_write(SCOPE)
 async def change_role(write: Write) -> Response:
     principal, svc = write.principal, write.svc
-    user_id = write.request.path_params["user_id"]
     wanted = schemas.parse_body(schemas.MemberUpdate, write.body)
-    if _USER_ID_RE.fullmatch(user_id) is None:
-        raise _member_not_found(user_id)
+    user_id = _user_id(write)
     async with svc.tenant(principal.org_id) as db:
-        roster = await memberships.lock_roles(db)  # held to the commit: owner counts cannot race
-        _check_actor_current(principal, roster)
-        target_role = roster.roles.get(user_id)
-        if target_role is None:
-            raise _member_not_found(user_id)
-        _check_grant(principal, target_role, wanted.role)
-        _keep_an_owner(roster, user_id, wanted.role)
+        target_role = await _may_change(db, principal, user_id, wanted.role)
         if target_role == wanted.role:
             member = await memberships.get_member(db, user_id)
         else:
@@ -195,17 +187,9 @@ async def change_role(write: Write) -> Response:
 @idempotent_write(SCOPE)
 async def remove_member(write: Write) -> Response:
     principal, svc = write.principal, write.svc
-    user_id = write.request.path_params["user_id"]
-    if _USER_ID_RE.fullmatch(user_id) is None:
-        raise _member_not_found(user_id)
+    user_id = _user_id(write)
     async with svc.tenant(principal.org_id) as db:
-        roster = await memberships.lock_roles(db)
-        _check_actor_current(principal, roster)
-        target_role = roster.roles.get(user_id)
-        if target_role is None:
-            raise _member_not_found(user_id)
-        _check_grant(principal, target_role, None)
-        _keep_an_owner(roster, user_id, None)
+        target_role = await _may_change(db, principal, user_id, None)
         member = await memberships.get_member(db, user_id)
         await _end_member_sessions(svc, db, await sessions.live_member_sessions(db, user_id))
         await memberships.remove_member(db, user_id)  # its sessions and invitations go with it
@@ -214,6 +198,26 @@ async def remove_member(write: Write) -> Response:
             db, actor_of(write.request, principal), audit.Change("member.remove", "member", user_id, before=before)
         )
     return Response(status_code=204)
+
+
+def _user_id(write: Write) -> str:
+    user_id: str = write.request.path_params["user_id"]
+    if _USER_ID_RE.fullmatch(user_id) is None:
+        raise _member_not_found(user_id)
+    return user_id
+
+
+async def _may_change(db: OrgDb, principal: Principal, user_id: str, new_role: str | None) -> str:
+    """The member's role now, once the caller may give them ``new_role`` (None: remove them). The roster stays
+    locked to the commit, so owner counts cannot race."""
+    roster = await memberships.lock_roles(db)
+    _check_actor_current(principal, roster)
+    target_role = roster.roles.get(user_id)
+    if target_role is None:
+        raise _member_not_found(user_id)
+    _check_grant(principal, target_role, new_role)
+    _keep_an_owner(roster, user_id, new_role)
+    return target_role
 
 
 def _keep_an_owner(roster: memberships.Roster, user_id: str, new_role: str | None) -> None:

@@ -13,7 +13,6 @@ the account sets its first password (persistence/invitations.py).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from gateway.errors import (
     storage_outage_as_503,
 )
 from gateway.openapi import operation
+from gateway.password_work import PASSWORDS
 from gateway.ratelimit import RouteClass
 from gateway.routes.context import Endpoint, Services, authenticate, json_response, read_body, services
 from gateway.sessions import TokenSigner, mark_revoked
@@ -140,8 +140,8 @@ async def login(write: PublicWrite) -> Response:
         user = await users.find_user_by_email(platform, email)
         orgs = await memberships.memberships_of_user(platform, user.id) if user is not None else []
     stored_hash = user.password_hash if user is not None and user.password_hash is not None else DUMMY_HASH
-    # argon2 holds the CPU for tens of milliseconds and releases the GIL: keep the event loop serving meanwhile.
-    matches = await asyncio.to_thread(verify_password, stored_hash, wanted.password)
+    # argon2 holds a core for tens of milliseconds (it releases the GIL): off the loop, bounded (password_work).
+    matches = await PASSWORDS.run(verify_password, stored_hash, wanted.password)
     chosen = [m for m in orgs if wanted.org_id in (None, m.org_id)]
     if user is None or user.password_hash is None or not matches or not chosen:
         await _login_failed(svc, ip, user, orgs, wanted.org_id)
@@ -173,7 +173,7 @@ async def login(write: PublicWrite) -> Response:
 
 
 async def _rehash(svc: Services, user_id: str, old_hash: str, password: str) -> None:
-    new_hash = await asyncio.to_thread(hash_password, password)
+    new_hash = await PASSWORDS.run(hash_password, password)
     async with svc.unscoped("log in: upgrade the person's password hash (the org-bound role may not write it)") as raw:
         await users.rehash_password(raw, user_id, old_hash, new_hash)
 
@@ -348,9 +348,9 @@ async def _password_for(
                 "with that password",
                 code="password_not_set",
             )
-        return await asyncio.to_thread(hash_password, password)
+        return await PASSWORDS.run(hash_password, password)
     await svc.limits.admit_login(email=user.email, ip=ip)  # a password guess like any login: 429
-    if not await asyncio.to_thread(verify_password, user.password_hash, password):
+    if not await PASSWORDS.run(verify_password, user.password_hash, password):
         raise _invalid_credentials()
     return None
 

@@ -18,6 +18,7 @@ from persistence import apikeys, audit, redis_keys
 from persistence.apikeys import KeyRejected
 from persistence.db import connect, create_pool
 from persistence.orgs import create_org
+from persistence.secret_hashes import secret_matches
 from persistence.tenancy import org_transaction, unscoped
 
 CREATOR = "system:test"
@@ -82,7 +83,7 @@ async def test_keys_carry_kind_expiry_and_creator_and_only_a_hash(conn: asyncpg.
     assert record.last_used_at is None and record.revoked_at is None
     prefix, secret = apikeys.parse_api_key(plaintext) or ("", "")
     assert prefix == record.prefix
-    assert apikeys.secret_matches(secret, record.secret_hash)
+    assert secret_matches(secret, record.secret_hash)
     assert not record.expired(datetime.now(UTC))
     assert record.expired(expires_at)
 

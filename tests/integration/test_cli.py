@@ -20,7 +20,8 @@ import pytest
 from engine import limits
 from engine.access import OWNER_SCOPES
 from engine.passwords import verify_password
-from persistence.apikeys import find_api_key, parse_api_key, secret_matches
+from persistence.apikeys import find_api_key, parse_api_key
+from persistence.secret_hashes import secret_matches
 from voelgoed import embedded, platform
 from voelgoed.settings import RUNTIME_FILE_NAME, SESSION_SECRET_FILE_NAME, Settings, session_secret_bytes_min
 

@@ -29,7 +29,6 @@ from persistence.apikeys import (
     new_api_key,
     parse_api_key,
     revoke_api_key,
-    secret_matches,
 )
 from persistence.audit import Actor, verify
 from persistence.db import connect, create_pool
@@ -46,6 +45,7 @@ from persistence.events import (
 )
 from persistence.orgs import create_org
 from persistence.sales import FencedOut, SaleNotFound, load_sales, write_sales
+from persistence.secret_hashes import secret_matches
 from persistence.tenancy import OrgDb, org_transaction, unscoped
 
 SEAT_IDS = tuple(f"A-1-{n}" for n in range(1, 13))

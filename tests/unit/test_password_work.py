@@ -1,0 +1,31 @@
+"""argon2 jobs run off the loop and are bounded: past the cap a login answers 503 at once instead of queueing."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from gateway.password_work import PasswordChecksBusy, PasswordWork
+
+
+async def test_jobs_past_the_cap_are_refused_and_the_count_comes_back() -> None:
+    release = threading.Event()
+    work = PasswordWork(running_max=1, jobs_max=2)
+    first = asyncio.ensure_future(work.run(release.wait, 5.0))
+    second = asyncio.ensure_future(work.run(lambda: "queued"))
+    await asyncio.sleep(0.05)  # one running, one waiting for the slot: the cap is reached
+    with pytest.raises(PasswordChecksBusy) as busy:
+        await work.run(lambda: "refused")
+    assert busy.value.status == 503 and busy.value.headers["Retry-After"]
+    release.set()
+    assert await first is True and await second == "queued"
+
+    def fails() -> None:
+        raise ValueError("argon2 said no")
+
+    for _ in range(3):  # a failing job gives its place back
+        with pytest.raises(ValueError):
+            await work.run(fails)
+    assert await work.run(lambda: 7) == 7
