@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from actors.wire import encode_results
 from engine.commands import Command, Confirm, HoldView, Ok, Rejected, Result, SaleView, split_actor_ref
 from engine.inventory import Inventory, InventorySnapshot
+from engine.refusals import Refusal
 from persistence import audit, live_state
 from persistence import events as pg_events
 from persistence import sales as pg_sales
@@ -37,9 +38,9 @@ commit_s_max = 5.0
 pool_acquire_s_max = 1.0
 redis_write_s_max = 2.0
 
-NOT_ON_SALE = Rejected("not_on_sale", "the event is not on sale")
-PERSISTENCE_UNAVAILABLE = Rejected("persistence_unavailable", "the sale could not be committed; retry")
-INVENTORY_UNAVAILABLE = Rejected("inventory_unavailable", "the inventory is recovering; retry")
+NOT_ON_SALE = Rejected(Refusal.NOT_ON_SALE, "the event is not on sale")
+PERSISTENCE_UNAVAILABLE = Rejected(Refusal.PERSISTENCE_UNAVAILABLE, "the sale could not be committed; retry")
+INVENTORY_UNAVAILABLE = Rejected(Refusal.INVENTORY_UNAVAILABLE, "the inventory is recovering; retry")
 
 
 class InventoryLost(Exception):
@@ -224,6 +225,6 @@ def _refuse_aborted(command: Command, result: Result, aborted: set[str]) -> Resu
         return PERSISTENCE_UNAVAILABLE  # also a twin confirm refused as "already confirmed" by the aborted sale
     value = result.value if isinstance(result, Ok) else None
     said_sold = isinstance(value, SaleView) or (isinstance(value, HoldView) and value.status == "sold")
-    if said_sold or (isinstance(result, Rejected) and result.code == "invalid_transition"):
+    if said_sold or (isinstance(result, Rejected) and result.code is Refusal.INVALID_TRANSITION):
         return INVENTORY_UNAVAILABLE
     return result

@@ -27,6 +27,7 @@ from engine.commands import (
     SaleView,
     TicketView,
 )
+from engine.refusals import Refusal
 
 Row = tuple[Any, ...]
 _COMMAND_TAGS: dict[type, int] = {Hold: 0, Release: 1, Confirm: 2, CancelSale: 3, LookupHold: 4}
@@ -75,7 +76,7 @@ def decode_results(blob: bytes) -> list[Result]:
 def _decode_result(row: Row) -> Result:
     tag = row[0]
     if tag == _REJECTED:
-        return Rejected(row[1], row[2], _thawed(row[3]))
+        return Rejected(Refusal(row[1]), row[2], _thawed(row[3]))
     if tag == _OK_NONE:
         return Ok(None)
     if tag == _OK_HOLD:

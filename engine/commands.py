@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.audit_chain import check_actor
+from engine.refusals import Refusal
 
 _ACTOR_REF_SEP = ":"
 
@@ -117,31 +118,15 @@ class Ok:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A domain refusal. ``code`` is one of the codes in ``REJECTION_CODES``."""
+    """A refusal of one command; the batch goes on. Its code is a member of the one refusal table."""
 
-    code: str
+    code: Refusal
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, Refusal):  # a code off the wire: outside the closed set it raises here
+            object.__setattr__(self, "code", Refusal(self.code))
+
 
 Result = Ok | Rejected
-
-# The closed set of domain refusals; gateway/errors.py maps each to its HTTP status.
-REJECTION_CODES = frozenset(
-    {
-        "seats_unavailable",
-        "insufficient_inventory",
-        "unknown_seats",
-        "unknown_ticket_type",
-        "buyer_limit_exceeded",
-        "invalid_hold_request",
-        "hold_not_found",
-        "hold_expired",
-        "invalid_transition",
-        "batch_too_large",
-        # refusals of the shell around the core (actors/), not of the core itself
-        "not_on_sale",
-        "persistence_unavailable",
-        "inventory_unavailable",
-    }
-)

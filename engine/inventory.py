@@ -33,6 +33,7 @@ from engine.commands import (
     TicketView,
 )
 from engine.ids import sale_id_of_hold, ticket_id_of_hold
+from engine.refusals import Refusal
 
 SEAT_AVAILABLE = 0
 SEAT_HELD = 1
@@ -178,7 +179,7 @@ class Inventory:
     def apply(self, commands: Sequence[Command], now: float) -> list[Result]:
         """Apply commands in order at time ``now``; answer each. A repeated cmd_id gets its first answer."""
         if len(commands) > limits.batch_commands_max:
-            refusal = Rejected("batch_too_large", f"at most {limits.batch_commands_max} commands per batch")
+            refusal = Rejected(Refusal.BATCH_TOO_LARGE, f"at most {limits.batch_commands_max} commands per batch")
             return [refusal] * len(commands)
         self._expire_due(now, limits.expire_batch_holds_max)
         results = [self._apply_one(command, now) for command in commands]
@@ -422,21 +423,21 @@ class Inventory:
         existing = self._holds.get(command.hold_id)
         if existing is not None:
             if existing.buyer_id != command.buyer_id:
-                return Rejected("invalid_hold_request", "hold id already used", {"hold_id": command.hold_id})
+                return Rejected(Refusal.INVALID_HOLD_REQUEST, "hold id already used", {"hold_id": command.hold_id})
             return Ok(self._view(existing))
         if self._ended.get(command.hold_id) == "cancelled":
             # Its sale id is taken (a cancelled sale keeps its row): a new sale under it could never commit.
-            return Rejected("invalid_hold_request", "hold id already used", {"hold_id": command.hold_id})
+            return Rejected(Refusal.INVALID_HOLD_REQUEST, "hold id already used", {"hold_id": command.hold_id})
         ttl_s = self.spec.hold_ttl_s if command.ttl_s is None else command.ttl_s
         if not limits.hold_ttl_s_min <= ttl_s <= self.spec.hold_ttl_s:
             return Rejected(
-                "invalid_hold_request", f"ttl_s must be 1..{self.spec.hold_ttl_s}", {"field": "ttl_s"}
+                Refusal.INVALID_HOLD_REQUEST, f"ttl_s must be 1..{self.spec.hold_ttl_s}", {"field": "ttl_s"}
             )
         if command.seats and command.ticket_type is None and command.quantity == 0:
             return self._hold_seats(command, now + ttl_s)
         if not command.seats and command.ticket_type is not None and command.quantity > 0:
             return self._hold_units(command, now + ttl_s)
-        return Rejected("invalid_hold_request", "hold either seats or a quantity of one ticket type")
+        return Rejected(Refusal.INVALID_HOLD_REQUEST, "hold either seats or a quantity of one ticket type")
 
     def _buyer_room(self, buyer_id: str, size: int) -> Rejected | None:
         held_or_bought = self._buyer_tickets.get(buyer_id, 0)
@@ -444,7 +445,7 @@ class Inventory:
         if held_or_bought + size <= limit:
             return None
         return Rejected(
-            "buyer_limit_exceeded",
+            Refusal.BUYER_LIMIT_EXCEEDED,
             f"a buyer may hold and buy at most {limit} tickets",
             {"max_tickets_per_buyer": limit, "held_or_bought": held_or_bought, "requested": size},
         )
@@ -452,11 +453,11 @@ class Inventory:
     def _hold_seats(self, command: Hold, expires_at: float) -> Result:
         seat_ids = command.seats
         if len(seat_ids) > limits.seats_per_hold_max or len(set(seat_ids)) != len(seat_ids):
-            return Rejected("invalid_hold_request", f"1..{limits.seats_per_hold_max} distinct seats per hold")
+            return Rejected(Refusal.INVALID_HOLD_REQUEST, f"1..{limits.seats_per_hold_max} distinct seats per hold")
         index_of = self._seat_index
         unknown = [s for s in seat_ids if s not in index_of]
         if unknown:
-            return Rejected("unknown_seats", "no such seats in this event", {"seats": unknown})
+            return Rejected(Refusal.UNKNOWN_SEATS, "no such seats in this event", {"seats": unknown})
         refusal = self._buyer_room(command.buyer_id, len(seat_ids))
         if refusal:
             return refusal
@@ -464,7 +465,7 @@ class Inventory:
         seats = self._seats
         taken = [seat_ids[k] for k, i in enumerate(indices) if seats[i] != SEAT_AVAILABLE]
         if taken:
-            return Rejected("seats_unavailable", "some seats are no longer available", {"seats": taken})
+            return Rejected(Refusal.SEATS_UNAVAILABLE, "some seats are no longer available", {"seats": taken})
         self._mark_seats(indices, SEAT_HELD)
         self._seats_held += len(indices)
         assert self.spec.seated_type is not None
@@ -476,15 +477,17 @@ class Inventory:
         assert code is not None
         ga = self._ga.get(code)
         if ga is None:
-            return Rejected("unknown_ticket_type", "no such GA ticket type", {"ticket_type": code})
+            return Rejected(Refusal.UNKNOWN_TICKET_TYPE, "no such GA ticket type", {"ticket_type": code})
         if command.quantity > limits.quantity_per_hold_max:
-            return Rejected("invalid_hold_request", f"quantity must be 1..{limits.quantity_per_hold_max}")
+            return Rejected(Refusal.INVALID_HOLD_REQUEST, f"quantity must be 1..{limits.quantity_per_hold_max}")
         refusal = self._buyer_room(command.buyer_id, command.quantity)
         if refusal:
             return refusal
         if command.quantity > ga.available:
             return Rejected(
-                "insufficient_inventory", "not enough tickets left", {"ticket_type": code, "available": ga.available}
+                Refusal.INSUFFICIENT_INVENTORY,
+                "not enough tickets left",
+                {"ticket_type": code, "available": ga.available},
             )
         units = ga.take(command.quantity)
         ga.held += command.quantity
@@ -508,7 +511,7 @@ class Inventory:
             if hold.sale.order_ref == command.order_ref:
                 return Ok(hold.sale)
             return Rejected(
-                "invalid_transition", "hold already confirmed with another order_ref", {"hold_id": hold.hold_id}
+                Refusal.INVALID_TRANSITION, "hold already confirmed with another order_ref", {"hold_id": hold.hold_id}
             )
         if hold.expires_at <= now:
             self._end_hold(hold, "expired")
@@ -544,7 +547,7 @@ class Inventory:
         if hold is None:
             return self._ended_refusal(hold_id)
         if hold.sale is not None:
-            return Rejected("invalid_transition", "a confirmed hold cannot be released", {"hold_id": hold_id})
+            return Rejected(Refusal.INVALID_TRANSITION, "a confirmed hold cannot be released", {"hold_id": hold_id})
         if hold.expires_at <= now:
             self._end_hold(hold, "expired")
             return self._ended_refusal(hold_id)
@@ -554,9 +557,9 @@ class Inventory:
     def _cancel_sale(self, command: CancelSale) -> Result:
         hold = self._holds.get(command.hold_id)
         if hold is None or hold.sale is None:
-            return Rejected("hold_not_found", "no sale for this hold", {"hold_id": command.hold_id})
+            return Rejected(Refusal.HOLD_NOT_FOUND, "no sale for this hold", {"hold_id": command.hold_id})
         if command.hold_id in self._journal.sales:
-            return Rejected("invalid_transition", "the sale is not committed yet", {"hold_id": command.hold_id})
+            return Rejected(Refusal.INVALID_TRANSITION, "the sale is not committed yet", {"hold_id": command.hold_id})
         sale = hold.sale
         del self._holds[hold.hold_id]
         self._mark_seats(hold.seats, SEAT_AVAILABLE)
@@ -572,16 +575,16 @@ class Inventory:
         if hold is None:
             return self._ended_refusal(hold_id)
         if hold.sale is None and hold.expires_at <= now:
-            return Rejected("hold_expired", "the hold has expired", {"hold_id": hold_id})
+            return Rejected(Refusal.HOLD_EXPIRED, "the hold has expired", {"hold_id": hold_id})
         return Ok(self._view(hold))
 
     def _ended_refusal(self, hold_id: str) -> Rejected:
         ended = self._ended.get(hold_id)
         if ended == "expired":
-            return Rejected("hold_expired", "the hold has expired", {"hold_id": hold_id})
+            return Rejected(Refusal.HOLD_EXPIRED, "the hold has expired", {"hold_id": hold_id})
         if ended == "released":
-            return Rejected("invalid_transition", "the hold was released", {"hold_id": hold_id})
-        return Rejected("hold_not_found", "no such hold", {"hold_id": hold_id})
+            return Rejected(Refusal.INVALID_TRANSITION, "the hold was released", {"hold_id": hold_id})
+        return Rejected(Refusal.HOLD_NOT_FOUND, "no such hold", {"hold_id": hold_id})
 
     # ---- expiry and release --------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The API's errors: one exception tree, one JSON shape, and the map from engine refusals to HTTP statuses.
+"""The API's errors: one exception tree and one JSON shape (engine refusals map to them in gateway/refusals.py).
 
 Every error the gateway answers is an ``ApiError`` rendered as
 ``{"error": {"code": ..., "message": ..., "details": {...}}}``; routes raise, the app's single handler renders.
@@ -14,8 +14,6 @@ from typing import Any, ClassVar
 import asyncpg
 import redis.exceptions
 from starlette.responses import JSONResponse
-
-from engine.commands import Rejected
 
 retry_after_s_default = 1
 
@@ -175,36 +173,6 @@ class TooManyRequests(InfrastructureError):
         retry_after_s = max(1, retry_after_s)
         details = {"limit": limit, "retry_after_s": retry_after_s}
         super().__init__(message, details, code=code, retry_after_s=retry_after_s)
-
-
-_REJECTION_STATUS: dict[str, int] = {
-    "seats_unavailable": 409,
-    "insufficient_inventory": 409,
-    "not_on_sale": 409,
-    "invalid_transition": 409,
-    "unknown_seats": 422,
-    "unknown_ticket_type": 422,
-    "buyer_limit_exceeded": 422,
-    "invalid_hold_request": 422,
-    "batch_too_large": 413,
-    "hold_not_found": 404,
-    "hold_expired": 410,
-}
-_REJECTION_INFRASTRUCTURE: dict[str, type[InfrastructureError]] = {
-    "persistence_unavailable": PersistenceUnavailable,
-    "inventory_unavailable": InventoryUnavailable,
-}
-
-
-def error_for_rejection(rejected: Rejected) -> ApiError:
-    """The HTTP error for an engine (or actor shell) refusal; an unknown code is a server bug, hence 500."""
-    infrastructure = _REJECTION_INFRASTRUCTURE.get(rejected.code)
-    if infrastructure is not None:
-        return infrastructure(rejected.message, dict(rejected.details))
-    status = _REJECTION_STATUS.get(rejected.code)
-    if status is None:
-        return ApiError(f"unexpected refusal {rejected.code!r}")
-    return DomainError(rejected.message, dict(rejected.details), code=rejected.code, status=status)
 
 
 POSTGRES_OUTAGES: tuple[type[BaseException], ...] = (

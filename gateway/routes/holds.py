@@ -26,11 +26,12 @@ from engine.commands import (
 from engine.ratelimit import RouteClass
 from gateway import schemas
 from gateway.auth import Principal
-from gateway.errors import ApiError, NotFound, ValidationFailed, error_for_rejection
+from gateway.errors import ApiError, NotFound, ValidationFailed
 from gateway.event_cache import EventMeta
 from gateway.idempotency import token_for
 from gateway.metrics import HOLDS_TOTAL, SALES_TOTAL
 from gateway.openapi import operation
+from gateway.refusals import refused
 from gateway.routes.context import (
     Services,
     Write,
@@ -121,7 +122,7 @@ def hold_buyer(request: Request, body: bytes) -> tuple[str, str] | None:
 async def submit(svc: Services, meta: EventMeta, command: Command) -> Ok:
     result = await svc.inventory.submit(meta.org_id, meta.event_id, command)
     if isinstance(result, Rejected):
-        raise error_for_rejection(result)
+        raise refused(result.code, result.message, result.details)
     return result
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.commands import HoldView, Rejected, SaleView, TicketView
 from engine.ids import sale_id_of_hold, ticket_id_of_hold
+from engine.refusals import Refusal
 from persistence.live_state import TicketTypeCounts
 from persistence.tenancy import OrgDb
 
@@ -67,53 +68,54 @@ async def load_shape(db: OrgDb, event_id: str) -> EventShape | None:
 
 # ---- the engine's refusals, word for word ---------------------------------------------------------------------
 
-NOT_ON_SALE = Rejected("not_on_sale", "the event is not on sale")
-CONFIRM_IN_FLIGHT = Rejected("inventory_unavailable", "a confirm of this hold is in flight; retry")
+NOT_ON_SALE = Rejected(Refusal.NOT_ON_SALE, "the event is not on sale")
+CONFIRM_IN_FLIGHT = Rejected(Refusal.INVENTORY_UNAVAILABLE, "a confirm of this hold is in flight; retry")
 
 
 def hold_not_found(hold_id: str) -> Rejected:
-    return Rejected("hold_not_found", "no such hold", {"hold_id": hold_id})
+    return Rejected(Refusal.HOLD_NOT_FOUND, "no such hold", {"hold_id": hold_id})
 
 
 def hold_expired(hold_id: str) -> Rejected:
-    return Rejected("hold_expired", "the hold has expired", {"hold_id": hold_id})
+    return Rejected(Refusal.HOLD_EXPIRED, "the hold has expired", {"hold_id": hold_id})
 
 
 def hold_released(hold_id: str) -> Rejected:
-    return Rejected("invalid_transition", "the hold was released", {"hold_id": hold_id})
+    return Rejected(Refusal.INVALID_TRANSITION, "the hold was released", {"hold_id": hold_id})
 
 
 def sold_elsewhere(hold_id: str) -> Rejected:
-    return Rejected("invalid_transition", "hold already confirmed with another order_ref", {"hold_id": hold_id})
+    return Rejected(Refusal.INVALID_TRANSITION, "hold already confirmed with another order_ref", {"hold_id": hold_id})
 
 
 def sold_not_releasable(hold_id: str) -> Rejected:
-    return Rejected("invalid_transition", "a confirmed hold cannot be released", {"hold_id": hold_id})
+    return Rejected(Refusal.INVALID_TRANSITION, "a confirmed hold cannot be released", {"hold_id": hold_id})
 
 
 def hold_id_taken(hold_id: str) -> Rejected:
-    return Rejected("invalid_hold_request", "hold id already used", {"hold_id": hold_id})
+    return Rejected(Refusal.INVALID_HOLD_REQUEST, "hold id already used", {"hold_id": hold_id})
 
 
 def unknown_seats(seats: Sequence[str]) -> Rejected:
-    return Rejected("unknown_seats", "no such seats in this event", {"seats": list(seats)})
+    return Rejected(Refusal.UNKNOWN_SEATS, "no such seats in this event", {"seats": list(seats)})
 
 
 def seats_unavailable(seats: Sequence[str]) -> Rejected:
-    return Rejected("seats_unavailable", "some seats are no longer available", {"seats": list(seats)})
+    return Rejected(Refusal.SEATS_UNAVAILABLE, "some seats are no longer available", {"seats": list(seats)})
 
 
 def unknown_ticket_type(code: str) -> Rejected:
-    return Rejected("unknown_ticket_type", "no such GA ticket type", {"ticket_type": code})
+    return Rejected(Refusal.UNKNOWN_TICKET_TYPE, "no such GA ticket type", {"ticket_type": code})
 
 
 def insufficient(code: str, available: int) -> Rejected:
-    return Rejected("insufficient_inventory", "not enough tickets left", {"ticket_type": code, "available": available})
+    details = {"ticket_type": code, "available": available}
+    return Rejected(Refusal.INSUFFICIENT_INVENTORY, "not enough tickets left", details)
 
 
 def buyer_limit(limit: int, held_or_bought: int, requested: int) -> Rejected:
     return Rejected(
-        "buyer_limit_exceeded",
+        Refusal.BUYER_LIMIT_EXCEEDED,
         f"a buyer may hold and buy at most {limit} tickets",
         {"max_tickets_per_buyer": limit, "held_or_bought": held_or_bought, "requested": requested},
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncpg
 
 from engine.commands import Command, Confirm, Hold, HoldView, LookupHold, Ok, Rejected, Release, Result, SaleView
+from engine.refusals import Refusal
 from loadtests.baselines import common
 from loadtests.baselines.common import EventShape
 from persistence.db import Connection
@@ -147,7 +148,7 @@ async def hold(conn: Connection, shape: EventShape, command: Hold, now: float) -
                 return await _hold_seats(conn, shape, command, now, expires_at)
             if not command.seats and command.ticket_type is not None and command.quantity > 0:
                 return await _hold_units(conn, shape, command, now, expires_at)
-            return Rejected("invalid_hold_request", "hold either seats or a quantity of one ticket type")
+            return Rejected(Refusal.INVALID_HOLD_REQUEST, "hold either seats or a quantity of one ticket type")
     except _Rollback as rollback:
         return rollback.result
 
@@ -350,4 +351,4 @@ async def apply(conn: Connection, shape: EventShape, command: Command, now: floa
         return await confirm(conn, shape, command, now)
     if isinstance(command, LookupHold):
         return await lookup(conn, shape, command, now)
-    return Rejected("invalid_transition", "this baseline does not cancel sales", {"hold_id": command.hold_id})
+    return Rejected(Refusal.INVALID_TRANSITION, "this baseline does not cancel sales", {"hold_id": command.hold_id})

@@ -37,6 +37,7 @@ from redis.exceptions import NoScriptError
 from starlette.applications import Starlette
 
 from engine.commands import Command, Confirm, Hold, HoldView, LookupHold, Ok, Rejected, Release, Result, SaleView
+from engine.refusals import Refusal
 from gateway.app import create_app as create_gateway
 from gateway.availability import AvailabilityCache
 from gateway.errors import PersistenceUnavailable, storage_outage_as_503
@@ -224,11 +225,11 @@ class RedisLuaInventory:
             return await self._confirm(shape, command, now)
         if isinstance(command, LookupHold):
             return await self._lookup(shape, command.hold_id, now)
-        return Rejected("invalid_transition", "this baseline does not cancel sales", {"hold_id": command.hold_id})
+        return Rejected(Refusal.INVALID_TRANSITION, "this baseline does not cancel sales", {"hold_id": command.hold_id})
 
     async def _hold(self, shape: EventShape, command: Hold, now: float) -> Result:
         if bool(command.seats) == (command.ticket_type is not None and command.quantity > 0):
-            return Rejected("invalid_hold_request", "hold either seats or a quantity of one ticket type")
+            return Rejected(Refusal.INVALID_HOLD_REQUEST, "hold either seats or a quantity of one ticket type")
         expires_at = now + (shape.hold_ttl_s if command.ttl_s is None else command.ttl_s)
         code = command.ticket_type or shape.seated_type or ""
         outcome, value = await self._script(

@@ -19,6 +19,7 @@ from engine.commands import (
     TicketView,
     actor_ref,
 )
+from engine.refusals import Refusal
 
 text = st.text(max_size=20)
 ids = st.text(alphabet="abcdef0123456789_", min_size=1, max_size=60)
@@ -43,7 +44,7 @@ results = st.one_of(
     st.builds(Ok, st.builds(HoldView, ids, text, seat_tuples, text, st.integers(0, 100), unit_tuples,
                             st.floats(0, 2e9), st.sampled_from(["held", "sold"]))),
     st.builds(Ok, st.builds(SaleView, ids, ids, text, text, st.lists(tickets, max_size=3).map(tuple))),
-    st.builds(Rejected, text, text, details),
+    st.builds(Rejected, st.sampled_from(list(Refusal)), text, details),
 )
 
 
