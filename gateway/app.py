@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from engine.refusals import Refused
 from gateway.auth import Authenticator
 from gateway.availability import AvailabilityCache, SeatListCache
 from gateway.errors import (
@@ -38,6 +39,7 @@ from gateway.event_cache import EventCache
 from gateway.idempotency import IdempotencyStore
 from gateway.metrics import RequestMetricsMiddleware, mark_process_dead, route_templates
 from gateway.ratelimit import RateLimiter
+from gateway.refusals import error_for_refused
 from gateway.routes import all_routes
 from gateway.routes.context import Services
 from gateway.sessions import TokenSigner
@@ -173,6 +175,8 @@ async def render_error(connection: HTTPConnection, exc: Exception) -> Response |
 def _as_api_error(exc: Exception) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, Refused):
+        return error_for_refused(exc)
     if isinstance(exc, HTTPException):
         if exc.status_code == 404:
             return NotFound("no such route")
@@ -182,8 +186,8 @@ def _as_api_error(exc: Exception) -> ApiError:
     return ApiError()
 
 
-# One renderer for router errors (404/405) and ApiErrors, for HTTP and websocket connections alike.
-_EXCEPTION_HANDLERS: dict[Any, Any] = {HTTPException: render_error, ApiError: render_error}
+# One renderer for router errors (404/405), ApiErrors and refusals raised by use cases, over HTTP and websockets.
+_EXCEPTION_HANDLERS: dict[Any, Any] = {HTTPException: render_error, ApiError: render_error, Refused: render_error}
 
 
 class UnexpectedErrorMiddleware:

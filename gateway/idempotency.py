@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
 
+from engine.refusals import Refused
 from gateway.auth import Principal
 from gateway.errors import (
     REDIS_OUTAGES,
@@ -36,6 +37,7 @@ from gateway.errors import (
     error_response,
     storage_outage_as_503,
 )
+from gateway.refusals import error_for_refused
 from persistence import redis_keys
 
 log = logging.getLogger(__name__)
@@ -119,7 +121,10 @@ class IdempotencyStore:
             return self._replay(stored, print_)
         try:
             response = await handler()
-        except DomainError as error:
+        except (DomainError, Refused) as raised:
+            error = error_for_refused(raised) if isinstance(raised, Refused) else raised
+            if not isinstance(error, DomainError):
+                raise error from raised  # a refusal answered 503 (a store away) is about now: never stored
             response = error_response(error)  # a refusal is an answer too: replay it, never re-run it
         if response.status_code >= 500:
             return response

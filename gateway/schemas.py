@@ -8,7 +8,6 @@ field. Response models are the documented shapes (OpenAPI, tests); routes build 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -27,6 +26,7 @@ from pydantic_core import PydanticCustomError
 from engine import limits, passwords, seating
 from engine.access import PUBLISHABLE_SCOPES, ROLES, SCOPES, KeyKind
 from gateway.errors import ApiError, MalformedJson, ValidationFailed
+from gateway.rendering import EngineTime, Timestamp
 
 money_amount_minor_max = 10**12
 field_errors_max = 100
@@ -234,15 +234,15 @@ class TicketTypeOut(BaseModel):
 class EventOut(BaseModel):
     id: str
     name: str
-    starts_at: datetime
+    starts_at: Timestamp
     hold_ttl_s: int
     max_tickets_per_buyer: int
     status: Literal["draft", "on_sale"]
     dedicated: bool
     seat_count: int
     ticket_types: list[TicketTypeOut]
-    created_at: datetime
-    published_at: datetime | None
+    created_at: Timestamp
+    published_at: Timestamp | None
 
 
 class SeatIdsOut(BaseModel):
@@ -277,7 +277,7 @@ class HoldOut(BaseModel):
     seats: list[str]
     ticket_type: str
     quantity: int
-    expires_at: datetime
+    expires_at: EngineTime
 
 
 class HoldStatusOut(HoldOut):
@@ -306,11 +306,11 @@ class ApiKeyInfo(BaseModel):
     kind: Literal["secret", "publishable"]
     prefix: str = Field(description='the public part of "vk_<prefix>_<secret>"')
     scopes: list[str]
-    created_at: datetime
+    created_at: Timestamp
     created_by: str | None = Field(description='"user:<id>", "key:<id>" or "system:<what>"')
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None = Field(description="minute-accurate; written in the background")
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+    last_used_at: Timestamp | None = Field(description="minute-accurate; written in the background")
 
 
 class ApiKeyList(BaseModel):
@@ -323,9 +323,9 @@ class ApiKeyOut(BaseModel):
     kind: Literal["secret", "publishable"]
     prefix: str
     scopes: list[str]
-    created_at: datetime
+    created_at: Timestamp
     created_by: str
-    expires_at: datetime | None
+    expires_at: Timestamp | None
     key: str | None = Field(
         description="the plaintext key, shown once: null in an Idempotency-Key replay (the secret is kept nowhere)"
     )
@@ -474,7 +474,7 @@ class MemberOut(BaseModel):
     status: Literal["active", "pending"] = Field(
         description="pending until the person accepts the organization's invitation; a pending member cannot log in"
     )
-    created_at: datetime
+    created_at: Timestamp
 
 
 class MemberList(BaseModel):
@@ -486,7 +486,7 @@ class InvitationOut(BaseModel):
         description="the invitation token, shown once: pass it to the person privately; null in an Idempotency-Key "
         "replay (the token is kept nowhere)"
     )
-    expires_at: datetime
+    expires_at: Timestamp
 
 
 class MemberCreated(MemberOut):

@@ -80,7 +80,7 @@ async def authorize(
     principal = await authenticate(connection, allow_query_key=allow_query_key)
     limits = services(connection).limits
     await limits.admit(route_class or route_class_of(connection), principal=principal, ip=client_ip(connection))
-    _require(principal, scope)
+    require(principal, scope)
     return principal
 
 
@@ -101,7 +101,8 @@ def route_class_of(connection: HTTPConnection) -> RouteClass:
     return RouteClass.reads if connection.scope.get("method", "GET") in _READ_METHODS else RouteClass.writes
 
 
-def _require(principal: Principal, scope: str | tuple[str, ...]) -> None:
+def require(principal: Principal, scope: str | tuple[str, ...]) -> None:
+    """403 unless the caller holds ``scope`` (or, given several, any one of them)."""
     if isinstance(scope, str):
         require_scope(principal, scope)
     elif principal.scopes.isdisjoint(scope):
@@ -167,7 +168,7 @@ async def _admitted_with_buyer(
     limits, ip = services(request).limits, client_ip(request)
     route_class = route_class or route_class_of(request)
     try:
-        _require(principal, scope)
+        require(principal, scope)
         key = idempotency_key(request)
         body = await read_body(request)
     except ApiError:

@@ -4,77 +4,59 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine import ids
-from engine.commands import (
-    Command,
-    Confirm,
-    Hold,
-    HoldView,
-    LookupHold,
-    Ok,
-    Rejected,
-    Release,
-    SaleView,
-    actor_ref,
-)
+from engine.commands import Confirm, Hold, HoldView, LookupHold, Release, SaleView, actor_ref
 from engine.ratelimit import RouteClass
+from engine.refusals import Refusal, Refused
 from gateway import schemas
 from gateway.auth import Principal
+from gateway.endpoints import Call, read_route, write_route
 from gateway.errors import ApiError, NotFound, ValidationFailed
 from gateway.event_cache import EventMeta
 from gateway.idempotency import token_for
 from gateway.metrics import HOLDS_TOTAL, SALES_TOTAL
-from gateway.openapi import operation
 from gateway.refusals import refused
-from gateway.routes.context import (
-    Services,
-    Write,
-    actor_of,
-    authorize,
-    idempotent_write,
-    json_response,
-    rfc3339,
-    services,
-)
+from gateway.rendering import render
+from gateway.routes.context import Services, actor_of
 from gateway.routes.events import not_on_sale, visible_to
+from services import inventory
 
 TAG = ("holds",)
 OUTCOME_OK = "ok"
 
 
-def hold_json(event_id: str, view: HoldView) -> dict[str, Any]:
+def hold_data(event_id: str, view: HoldView) -> dict[str, Any]:
     return {
         "hold_id": view.hold_id,
         "event_id": event_id,
         "buyer_id": view.buyer_id,
-        "seats": list(view.seats),
+        "seats": view.seats,
         "ticket_type": view.ticket_type,
         "quantity": view.quantity,
-        "expires_at": rfc3339(view.expires_at),
+        "expires_at": datetime.fromtimestamp(view.expires_at, UTC),
     }
 
 
-def sale_json(event_id: str, sale: SaleView) -> dict[str, Any]:
+def sale_data(event_id: str, sale: SaleView) -> dict[str, Any]:
     return {
         "sale_id": sale.sale_id,
         "event_id": event_id,
         "hold_id": sale.hold_id,
         "tickets": [
-            {"ticket_id": t.ticket_id, "ticket_type": t.ticket_type}
-            | ({"seat_id": t.seat_id} if t.seat_id is not None else {"unit": t.unit})
+            {"ticket_id": t.ticket_id, "ticket_type": t.ticket_type, "seat_id": t.seat_id, "unit": t.unit}
             for t in sale.tickets
         ],
     }
 
 
-def hold_not_found(hold_id: str) -> NotFound:
-    return NotFound("no such hold", {"hold_id": hold_id}, code="hold_not_found")
+def hold_not_found(hold_id: str) -> ApiError:
+    return refused(Refusal.HOLD_NOT_FOUND, "no such hold", {"hold_id": hold_id})
 
 
 def new_hold_id(principal: Principal, event_id: str, key: str | None) -> str:
@@ -106,55 +88,47 @@ def hold_command(body: schemas.HoldCreate, meta: EventMeta, hold_id: str) -> Hol
     )
 
 
-def hold_buyer(request: Request, body: bytes) -> tuple[str, str] | None:
-    """(event id, buyer id) of a well-formed hold body, for the buyer's rate limit, which runs before the handler
-    so that one all-or-nothing admission spends key, address and buyer. The parsed body waits in
-    ``request.state`` for the handler. A malformed or invalid body: None, so it spends the key's and the
-    address's buckets only, and the handler refuses it in the documented order."""
+def hold_buyer(call: Call[schemas.HoldCreate]) -> tuple[str, str] | None:
+    """(event id, buyer id) of a well-formed hold body, for the buyer's rate limit. The body is parsed once: the
+    handler gets the same parse (or its error, raised where the handler asks for the body)."""
     try:
-        parsed = schemas.parse_body(schemas.HoldCreate, body)
+        parsed = call.parsed()
     except ApiError:
         return None
-    request.state.hold_create = parsed
-    return request.path_params["event_id"], parsed.buyer_id
+    return call.path("event_id"), parsed.buyer_id
 
 
-async def submit(svc: Services, meta: EventMeta, command: Command) -> Ok:
-    result = await svc.inventory.submit(meta.org_id, meta.event_id, command)
-    if isinstance(result, Rejected):
-        raise refused(result.code, result.message, result.details)
-    return result
-
-
-@operation(
-    summary="Hold seats, or a quantity of one GA ticket type, all or nothing",
+@write_route(
+    "Hold seats, or a quantity of one GA ticket type, all or nothing",
+    scope="inventory:hold",
     status=201,
     request=schemas.HoldCreate,
     response=schemas.HoldOut,
-    scope="inventory:hold",
-    idempotent=True,
     errors=(404, 409),
     tags=TAG,
+    route_class=RouteClass.holds,
+    buyer=hold_buyer,
 )
-@idempotent_write("inventory:hold", route_class=RouteClass.holds, buyer=hold_buyer)
-async def create_hold(write: Write) -> Response:
-    principal, body, svc, key = write.principal, write.body, write.svc, write.key
-    event_id = write.request.path_params["event_id"]
+async def create_hold(call: Call[schemas.HoldCreate]) -> Response:
+    principal, svc = call.principal, call.svc
+    event_id = call.path("event_id")
     meta = visible_to(principal, await svc.events.get(principal.org_id, event_id))  # publishable: on sale or 404
     if not meta.on_sale:
         raise not_on_sale(event_id)
-    hold_id = new_hold_id(principal, event_id, key)
-    parsed = getattr(write.request.state, "hold_create", None) or schemas.parse_body(schemas.HoldCreate, body)
-    command = hold_command(parsed, meta, hold_id)
+    command = hold_command(call.parsed(), meta, new_hold_id(principal, event_id, call.key))
     try:
         async with svc.limits.holds_in_flight(principal.org_id, event_id, command.buyer_id):
-            result = await submit(svc, meta, command)
-    except ApiError as error:
-        HOLDS_TOTAL.labels(error.code).inc()
+            result = await inventory.submit(svc.inventory, meta.org_id, meta.event_id, command)
+    except (ApiError, Refused) as error:
+        HOLDS_TOTAL.labels(_outcome(error)).inc()
         raise
     HOLDS_TOTAL.labels(OUTCOME_OK).inc()
     assert isinstance(result.value, HoldView)
-    return json_response(hold_json(event_id, result.value), 201)
+    return render(schemas.HoldOut, hold_data(event_id, result.value), 201)
+
+
+def _outcome(error: ApiError | Refused) -> str:
+    return error.refusal.value if isinstance(error, Refused) else error.code
 
 
 async def _hold_event(svc: Services, principal: Principal, hold_id: str) -> EventMeta:
@@ -171,72 +145,67 @@ async def _hold_event(svc: Services, principal: Principal, hold_id: str) -> Even
     return meta
 
 
-@operation(
-    summary="A hold as it stands (status held or sold); 410 once expired",
-    response=schemas.HoldStatusOut,
+@read_route(
+    "A hold as it stands (status held or sold); 410 once expired",
     scope="inventory:read",
+    response=schemas.HoldStatusOut,
     errors=(404, 409, 410),
     tags=TAG,
 )
-async def get_hold(request: Request) -> Response:
-    principal = await authorize(request, "inventory:read")
-    svc = services(request)
-    hold_id = request.path_params["hold_id"]
-    meta = await _hold_event(svc, principal, hold_id)
-    result = await submit(svc, meta, LookupHold(f"lookup:{hold_id}", hold_id))
+async def get_hold(call: Call[Any]) -> Response:
+    svc, hold_id = call.svc, call.path("hold_id")
+    meta = await _hold_event(svc, call.principal, hold_id)
+    lookup = LookupHold(f"lookup:{hold_id}", hold_id)
+    result = await inventory.submit(svc.inventory, meta.org_id, meta.event_id, lookup)
     assert isinstance(result.value, HoldView)
-    return json_response(hold_json(meta.event_id, result.value) | {"status": result.value.status})
+    return render(schemas.HoldStatusOut, hold_data(meta.event_id, result.value) | {"status": result.value.status})
 
 
-@operation(
-    summary="Release a hold: its seats are available again at once",
-    status=204,
+@write_route(
+    "Release a hold: its seats are available again at once",
     scope="inventory:hold",
-    idempotent=True,
+    status=204,
     errors=(404, 409, 410),
     tags=TAG,
+    route_class=RouteClass.holds,
 )
-@idempotent_write("inventory:hold", route_class=RouteClass.holds)
-async def release_hold(write: Write) -> Response:
-    principal, svc = write.principal, write.svc
-    hold_id = write.request.path_params["hold_id"]
-    meta = await _hold_event(svc, principal, hold_id)
+async def release_hold(call: Call[Any]) -> Response:
+    svc, hold_id = call.svc, call.path("hold_id")
+    meta = await _hold_event(svc, call.principal, hold_id)
     # One command id per hold: a repeated release is answered like the first, never applied twice.
-    await submit(svc, meta, Release(f"release:{hold_id}", hold_id))
+    await inventory.submit(svc.inventory, meta.org_id, meta.event_id, Release(f"release:{hold_id}", hold_id))
     return Response(status_code=204)
 
 
-@operation(
-    summary="Confirm a hold into a sale; answered after the sale is committed",
+@write_route(
+    "Confirm a hold into a sale; answered after the sale is committed",
+    scope="inventory:confirm",
     status=201,
     request=schemas.ConfirmCreate,
     response=schemas.SaleOut,
-    scope="inventory:confirm",
-    idempotent=True,
     errors=(404, 409, 410),
     tags=TAG,
+    route_class=RouteClass.holds,
 )
-@idempotent_write("inventory:confirm", route_class=RouteClass.holds)
-async def confirm_hold(write: Write) -> Response:
-    principal, body, svc = write.principal, write.body, write.svc
-    hold_id = write.request.path_params["hold_id"]
+async def confirm_hold(call: Call[schemas.ConfirmCreate]) -> Response:
+    principal, svc, hold_id = call.principal, call.svc, call.path("hold_id")
     meta = await _hold_event(svc, principal, hold_id)
-    order_ref = schemas.parse_body(schemas.ConfirmCreate, body).order_ref
+    order_ref = call.parsed().order_ref
     # The command id derives from hold and order_ref, so a retried confirm returns the same sale (and leaves
     # no second audit entry, whoever retries it).
     cmd_id = "confirm:" + hashlib.sha256(f"{hold_id}\x00{order_ref}".encode()).hexdigest()
     # Who confirms and from where rides with the command: the sale's audit entry is written in the inventory's
     # group commit, far from this request.
-    actor = actor_of(write.request, principal)
+    actor = actor_of(call.request, principal)
     command = Confirm(cmd_id, hold_id, order_ref, actor_ref(actor.type, actor.id), actor.ip)
     try:
-        result = await submit(svc, meta, command)
-    except ApiError as error:
-        SALES_TOTAL.labels(error.code).inc()
+        result = await inventory.submit(svc.inventory, meta.org_id, meta.event_id, command)
+    except (ApiError, Refused) as error:
+        SALES_TOTAL.labels(_outcome(error)).inc()
         raise
     SALES_TOTAL.labels(OUTCOME_OK).inc()
     assert isinstance(result.value, SaleView)
-    return json_response(sale_json(meta.event_id, result.value), 201)
+    return render(schemas.SaleOut, sale_data(meta.event_id, result.value), 201, exclude_none=True)
 
 
 ROUTES: list[BaseRoute] = [
