@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import asyncpg
 from redis.asyncio import Redis
 
+from actors.clock import Clock, wall_clock
 from actors.wire import encode_results
 from engine.commands import Command, Confirm, HoldView, Ok, Rejected, Result, SaleView, split_actor_ref
 from engine.inventory import Inventory, InventorySnapshot
@@ -54,12 +55,16 @@ class BatchReply:
 
 
 class EventInventory:
-    def __init__(self, org_id: str, epoch: int, inventory: Inventory, pool: asyncpg.Pool, redis: Redis) -> None:
+    def __init__(
+        self, org_id: str, epoch: int, inventory: Inventory, pool: asyncpg.Pool, redis: Redis,
+        *, clock: Clock = wall_clock,
+    ) -> None:
         self.org_id = org_id
         self.epoch = epoch
         self.inventory = inventory
         self._pool = pool
         self._redis = redis
+        self._clock = clock
         self._lock = asyncio.Lock()
         self._commit_s = 0.0
         self._lost: str | None = None
@@ -70,7 +75,7 @@ class EventInventory:
 
     @classmethod
     async def recover(
-        cls, org_id: str, event_id: str, pool: asyncpg.Pool, redis: Redis
+        cls, org_id: str, event_id: str, pool: asyncpg.Pool, redis: Redis, *, clock: Clock = wall_clock
     ) -> EventInventory | None:
         """Take a new epoch, rebuild from sales (Postgres) and live holds (Redis), check, rewrite Redis.
 
@@ -88,20 +93,20 @@ class EventInventory:
         try:
             version, holds = await live_state.fence_and_load_holds(redis, event.org_id, event_id, epoch)
             spec = pg_events.inventory_spec(event, seat_ids)
-            inventory = Inventory.restore(spec, InventorySnapshot(version, tuple(holds), tuple(sales)), time.time())
+            inventory = Inventory.restore(spec, InventorySnapshot(version, tuple(holds), tuple(sales)), clock())
             changes = inventory.drain_changes()
             assert changes is not None and changes.full
             await live_state.write_changes(redis, event.org_id, epoch, inventory, changes)
         except live_state.LiveStateRefused as error:
             raise InventoryLost(f"{event_id}: a newer incarnation owns it ({error})") from error
-        shell = cls(event.org_id, epoch, inventory, pool, redis)
+        shell = cls(event.org_id, epoch, inventory, pool, redis, clock=clock)
         log.info("recovered %s at epoch %d: %d sales, %d live holds", event_id, epoch, len(sales), len(holds))
         return shell
 
     async def apply(self, commands: Sequence[Command]) -> BatchReply:
         async with self._lock:
             self._check_not_lost()
-            results = self.inventory.apply(commands, time.time())
+            results = self.inventory.apply(commands, self._clock())
             self._commit_s = 0.0
             results = await self._write_through(commands, results)
             return BatchReply(encode_results(results), self._commit_s)
@@ -109,7 +114,7 @@ class EventInventory:
     async def expire(self, holds_max: int) -> int:
         async with self._lock:
             self._check_not_lost()
-            expired = self.inventory.expire(time.time(), holds_max)
+            expired = self.inventory.expire(self._clock(), holds_max)
             if expired:
                 await self._write_through((), [])
             return len(expired)

@@ -16,13 +16,13 @@ import functools
 import gc
 import logging
 import os
-import time
 from typing import Any
 
 import asyncpg
 import ray
 from redis.asyncio import Redis
 
+from actors.clock import Clock, wall_clock
 from actors.event_inventory import (
     INVENTORY_UNAVAILABLE,
     NOT_ON_SALE,
@@ -60,20 +60,21 @@ redis_socket_s_max = 5.0
 
 @ray.remote
 class InventoryHost:
-    def __init__(self, database_url: str, redis_url: str) -> None:
+    def __init__(self, database_url: str, redis_url: str, *, clock: Clock = wall_clock) -> None:
         # Batches allocate many short-lived objects; the default gen-0 threshold (700) makes the cyclic collector
         # run hundreds of times per batch. Inventories hold no reference cycles worth collecting promptly.
         gc.freeze()
         gc.set_threshold(*gc_thresholds)
         self._database_url = database_url
         self._redis_url = redis_url
+        self._clock = clock
         self._events: dict[EventKey, EventInventory] = {}
         self._loading: dict[EventKey, asyncio.Task[EventInventory | None]] = {}
         self._pool: asyncpg.Pool | None = None
         self._redis: Redis | None = None
         self._connect_lock = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
-        self._started_at = time.time()
+        self._started_at = self._clock()
         # The event loop already runs here: bring back, now, the events this actor served before a restart, so
         # their holds expire and their availability is rewritten without waiting for a buyer's call.
         context = ray.get_runtime_context()
@@ -131,7 +132,7 @@ class InventoryHost:
         pool, redis = await self._connections()
         if len(self._events) >= events_per_host_max:
             raise InventoryLost(f"host is full ({events_per_host_max} events)")
-        owner = await EventInventory.recover(org_id, event_id, pool, redis)
+        owner = await EventInventory.recover(org_id, event_id, pool, redis, clock=self._clock)
         served = redis_keys.served_events(self._name)
         member = redis_keys.served_event_member(org_id, event_id)
         if owner is None:

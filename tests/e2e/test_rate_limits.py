@@ -26,6 +26,7 @@ from persistence import memberships, users
 from persistence.db import connect
 from persistence.rate_limits import Request, Verdict
 from persistence.tenancy import org_transaction
+from tests.bounded_wait import until
 from tests.fakes import Gateway, event_body, new_org, running_gateway
 from tests.fakes.inventory import FakeInventoryClient
 
@@ -175,12 +176,10 @@ async def test_a_buyer_has_at_most_the_cap_of_holds_in_flight(database_url: str,
     async with gateway(database_url, clean_redis, {"holds_in_flight": 2}, inventory=inventory) as gw:
         event_id = await on_sale_event(gw, headers)
         first = [asyncio.ensure_future(hold(gw, headers, event_id, "eager")) for _ in range(2)]
-        while inventory.waiting < 2:
-            await asyncio.sleep(0.01)
+        await until(lambda: inventory.waiting >= 2)
         assert_429(await hold(gw, headers, event_id, "eager"), "holds_in_flight", "too_many_holds_in_flight")
         patient = asyncio.ensure_future(hold(gw, headers, event_id, "patient"))  # another buyer is not capped
-        while inventory.waiting < 3:
-            await asyncio.sleep(0.01)
+        await until(lambda: inventory.waiting >= 3)
         inventory.gate.set()
         assert [r.status_code for r in await asyncio.gather(*first, patient)] == [201, 201, 201]
         assert (await hold(gw, headers, event_id, "eager")).status_code == 201  # answered: the slots are free

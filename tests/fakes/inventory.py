@@ -12,16 +12,19 @@ import asyncio
 import asyncpg
 from redis.asyncio import Redis
 
+from actors.clock import Clock, wall_clock
 from actors.event_inventory import NOT_ON_SALE, EventInventory
 from actors.wire import decode_commands, decode_results, encode_commands
 from engine.commands import Command, Result
+from engine.inventory import Inventory
 from persistence.db import create_pool
 
 
 class FakeInventoryClient:
-    def __init__(self, database_url: str, redis_url: str) -> None:
+    def __init__(self, database_url: str, redis_url: str, *, clock: Clock = wall_clock) -> None:
         self._database_url = database_url
         self._redis_url = redis_url
+        self._clock = clock
         self._pool: asyncpg.Pool | None = None
         self._redis: Redis | None = None
         self._events: dict[tuple[str, str], EventInventory] = {}  # by (org, event), as an inventory host keys them
@@ -57,12 +60,17 @@ class FakeInventoryClient:
         [result] = decode_results((await owner.apply([received])).results)
         return result
 
+    def inventory_of(self, event_id: str) -> Inventory:
+        """The core serving ``event_id``, for a test to observe what was applied instead of waiting for it to show."""
+        [owner] = [owner for (_, served), owner in self._events.items() if served == event_id]
+        return owner.inventory
+
     async def _owner(self, org_id: str, event_id: str) -> EventInventory | None:
         async with self._loading:
             owner = self._events.get((org_id, event_id))
             if owner is None:
                 assert self._pool is not None and self._redis is not None, "start() first"
-                owner = await EventInventory.recover(org_id, event_id, self._pool, self._redis)
+                owner = await EventInventory.recover(org_id, event_id, self._pool, self._redis, clock=self._clock)
                 if owner is None:
                     return None
                 self._events[(org_id, event_id)] = owner

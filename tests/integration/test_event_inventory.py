@@ -18,6 +18,7 @@ from persistence.db import create_pool
 from persistence.events import NewEvent, TicketTypeRecord, create_event, publish_event
 from persistence.orgs import create_org
 from persistence.tenancy import org_transaction
+from tests.fakes.clock import FakeClock
 
 KEY = actor_ref("key", "key_shell")  # who confirms, as the gateway names an API key
 KEY_IP = "203.0.113.5"
@@ -149,6 +150,31 @@ async def test_recovery_naming_another_org_finds_nothing_and_fences_nothing(
     hold = hold_id_for(event_id, "3" * 20)
     [held] = await apply(owner, Hold(hold, hold, "buyer", seats=("A-1-3",)))
     assert isinstance(held, Ok)  # still the current incarnation: nothing was fenced
+    await pool.close()
+    await redis.aclose()
+
+
+async def test_expiry_follows_the_injected_clock(database_url: str, clean_redis: str) -> None:
+    """Apply, the sweep and recovery all read the shell's clock: a hold lasts until that clock passes its ttl."""
+    org_id, event_id = await on_sale_event(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    redis = Redis.from_url(clean_redis)
+    clock = FakeClock()
+    shell = await EventInventory.recover(org_id, event_id, pool, redis, clock=clock)
+    assert shell is not None
+    swept, recovered = hold_id_for(event_id, "6" * 20), hold_id_for(event_id, "7" * 20)
+    await apply(
+        shell,
+        Hold(swept, swept, "b1", seats=("A-1-1",), ttl_s=1),
+        Hold(recovered, recovered, "b2", seats=("A-1-2",), ttl_s=2),
+    )
+    assert await shell.expire(holds_max=10) == 0
+    clock.advance(1)
+    assert await shell.expire(holds_max=10) == 1
+    assert shell.inventory.live_hold_ids() == [recovered]
+    clock.advance(1)
+    again = await EventInventory.recover(org_id, event_id, pool, redis, clock=clock)
+    assert again is not None and again.inventory.live_hold_ids() == []  # due by the clock it was rebuilt at
     await pool.close()
     await redis.aclose()
 

@@ -52,6 +52,8 @@ SEAT_IDS = tuple(f"A-1-{n}" for n in range(1, 13))
 CREATED_BY = "system:test"
 CONFIRMER = "key:key_test"  # who confirms (engine.commands.actor_ref)
 TEST_CONFIRMER = Actor("key", "key_test", "192.0.2.1")  # the same caller, as its sales' audit entries name it
+lock_wait_poll_s = 0.01
+lock_wait_polls_max = 500  # 5 s
 
 
 @pytest.fixture
@@ -371,6 +373,18 @@ async def test_another_orgs_event_is_fenced_out(
     assert await _row_counts(admin, event_id) == (0, 0)
 
 
+async def _until_waiting_for_a_lock(admin: asyncpg.Connection, pid: int) -> None:
+    """Until the backend ``pid`` waits for a lock: Postgres shows it, where a sleep would only guess."""
+    query = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1"
+    waiting_for = None
+    for _ in range(lock_wait_polls_max):
+        waiting_for = await admin.fetchval(query, pid)
+        if waiting_for == "Lock":
+            return
+        await asyncio.sleep(lock_wait_poll_s)
+    raise AssertionError(f"backend {pid} never waited for a lock (last: {waiting_for})")
+
+
 async def test_epoch_bump_waits_for_an_inflight_write(
     database_url: str, org_id: str, conn: asyncpg.Connection, admin: asyncpg.Connection
 ) -> None:
@@ -386,7 +400,7 @@ async def test_epoch_bump_waits_for_an_inflight_write(
             OrgDb(writer, org_id), event_id, epoch, [sale], [], confirmed_by={sale.hold_id: TEST_CONFIRMER}
         )
         bump = asyncio.create_task(_take_epoch(conn, org_id, event_id))
-        await asyncio.sleep(0.3)
+        await _until_waiting_for_a_lock(admin, conn.get_server_pid())
         assert not bump.done()  # blocked by the writer's FOR SHARE lock
         await tx.commit()
         taken = await asyncio.wait_for(bump, 5)

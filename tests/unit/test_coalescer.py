@@ -10,6 +10,7 @@ import pytest
 from engine.commands import Command, Ok, Release, Result
 from gateway.coalescer import Coalescer
 from gateway.errors import InventoryBusy, InventoryUnavailable
+from tests.bounded_wait import until
 
 
 class GatedSender:
@@ -25,10 +26,10 @@ class GatedSender:
         return [Ok(c.cmd_id) for c in commands]  # type: ignore[arg-type]
 
 
-async def submit_in_turn(coalescer: Coalescer, count: int) -> list[asyncio.Future[Result]]:
+async def submit_in_turn(coalescer: Coalescer, sender: GatedSender, count: int) -> list[asyncio.Future[Result]]:
     """The first command is sent at once; the others arrive while it is in flight."""
     tasks = [asyncio.ensure_future(coalescer.submit(Release("c0", "h")))]
-    await asyncio.sleep(0.01)
+    await until(lambda: len(sender.batches) == 1)
     tasks += [asyncio.ensure_future(coalescer.submit(Release(f"c{i}", "h"))) for i in range(1, count)]
     await asyncio.sleep(0)
     return tasks
@@ -37,7 +38,7 @@ async def submit_in_turn(coalescer: Coalescer, count: int) -> list[asyncio.Futur
 async def test_first_command_goes_alone_and_the_rest_wait_for_one_batch() -> None:
     sender = GatedSender()
     coalescer = Coalescer(sender)
-    tasks = await submit_in_turn(coalescer, 5)
+    tasks = await submit_in_turn(coalescer, sender, 5)
     assert sender.batches == [["c0"]]
     assert coalescer.depth == 4
     sender.gate.set()
@@ -50,7 +51,7 @@ async def test_first_command_goes_alone_and_the_rest_wait_for_one_batch() -> Non
 async def test_batches_are_capped() -> None:
     sender = GatedSender()
     coalescer = Coalescer(sender, batch_max=2)
-    tasks = await submit_in_turn(coalescer, 5)
+    tasks = await submit_in_turn(coalescer, sender, 5)
     sender.gate.set()
     await asyncio.gather(*tasks)
     assert [len(b) for b in sender.batches] == [1, 2, 2]
@@ -59,7 +60,7 @@ async def test_batches_are_capped() -> None:
 async def test_full_queue_refuses_without_sending() -> None:
     sender = GatedSender()
     coalescer = Coalescer(sender, queue_max=3)
-    tasks = await submit_in_turn(coalescer, 4)  # c0 is in flight, c1..c3 wait: the queue is full
+    tasks = await submit_in_turn(coalescer, sender, 4)  # c0 is in flight, c1..c3 wait: the queue is full
     with pytest.raises(InventoryBusy):
         await coalescer.submit(Release("late", "h"))
     sender.gate.set()
@@ -79,7 +80,7 @@ async def test_a_failed_call_fails_its_batch_and_later_batches_still_go() -> Non
 
     coalescer = Coalescer(flaky)
     first = asyncio.ensure_future(coalescer.submit(Release("a", "h")))
-    await asyncio.sleep(0.01)
+    await until(lambda: calls == 1)
     second = asyncio.ensure_future(coalescer.submit(Release("b", "h")))
     with pytest.raises(RuntimeError):
         await first
@@ -90,7 +91,7 @@ async def test_a_command_past_its_wait_is_withdrawn_unsent() -> None:
     sender = GatedSender()
     coalescer = Coalescer(sender)
     first = asyncio.ensure_future(coalescer.submit(Release("c0", "h")))
-    await asyncio.sleep(0.01)
+    await until(lambda: len(sender.batches) == 1)
     with pytest.raises(InventoryUnavailable):
         await coalescer.submit(Release("late", "h"), wait_s_max=0.05)
     sender.gate.set()

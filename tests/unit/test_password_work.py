@@ -8,14 +8,22 @@ import threading
 import pytest
 
 from gateway.password_work import PasswordChecksBusy, PasswordWork
+from tests.bounded_wait import until
 
 
 async def test_jobs_past_the_cap_are_refused_and_the_count_comes_back() -> None:
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
+
+    def runs_until_released() -> bool:
+        started.set()
+        return release.wait(5.0)
+
     work = PasswordWork(running_max=1, jobs_max=2)
-    first = asyncio.ensure_future(work.run(release.wait, 5.0))
+    first = asyncio.ensure_future(work.run(runs_until_released))
     second = asyncio.ensure_future(work.run(lambda: "queued"))
-    await asyncio.sleep(0.05)  # one running, one waiting for the slot: the cap is reached
+    # Both tasks take their first step before this test resumes (they were scheduled first): once the first job
+    # runs, the second is waiting for the slot, so the cap is reached.
+    await until(started.is_set)
     with pytest.raises(PasswordChecksBusy) as busy:
         await work.run(lambda: "refused")
     assert busy.value.status == 503 and busy.value.headers["Retry-After"]

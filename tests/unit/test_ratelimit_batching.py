@@ -16,6 +16,7 @@ from gateway.auth import ACTOR_KEY, Principal
 from gateway.errors import RateLimiterBusy, TooManyRequests
 from gateway.ratelimit import RateLimiter
 from persistence.rate_limits import Quota, Request, Verdict
+from tests.bounded_wait import until
 
 REFUSED_BUYER = "greedy"
 
@@ -57,6 +58,10 @@ def _fail_open_count() -> float:
     return REGISTRY.get_sample_value("voelgoed_rate_limit_fail_open_total") or 0.0
 
 
+def _queue_depth() -> float:
+    return REGISTRY.get_sample_value("voelgoed_rate_limit_queue_depth") or 0.0
+
+
 async def test_concurrent_admits_of_one_org_share_store_calls_and_keep_their_own_verdicts() -> None:
     store = CountingStore()
     limiter = RateLimiter(store, DEFAULT_POLICY)
@@ -92,9 +97,10 @@ async def test_a_full_queue_answers_503_at_once_and_checks_nothing_unchecked() -
     store.gate.clear()
     limiter = RateLimiter(store, DEFAULT_POLICY, queue_max=2)
     waiting = [asyncio.ensure_future(_admit(limiter, "org-1", "b0"))]
-    await asyncio.sleep(0.01)  # b0 in flight
+    await until(lambda: len(store.calls) == 1)  # b0 in flight
+    queued_before = _queue_depth()
     waiting += [asyncio.ensure_future(_admit(limiter, "org-1", f"b{i}")) for i in (1, 2)]
-    await asyncio.sleep(0.01)  # b1 and b2 queued: the queue is full
+    await until(lambda: _queue_depth() == queued_before + 2)  # b1 and b2 queued: the queue is full
     before = _fail_open_count()
     with pytest.raises(RateLimiterBusy) as busy:  # refused at once: a flood must not switch the limits off
         await asyncio.wait_for(_admit(limiter, "org-1", "late"), 1.0)
