@@ -38,5 +38,5 @@ def render(model: type[BaseModel], data: Any, status: int = 200, *, exclude_none
     """``data`` (a dict, or anything the model validates) as ``model``'s JSON. ``exclude_none`` leaves out the
     fields that are null (a ticket names its seat or its unit, never both as null)."""
     instance = model.__pydantic_validator__.validate_python(data)
-    body = model.__pydantic_serializer__.to_json(instance, exclude_none=exclude_none)
+    body = model.__pydantic_serializer__.to_json(instance, exclude_none=exclude_none, by_alias=True)
     return Response(body, status_code=status, media_type=JSON_MEDIA_TYPE)

@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 from starlette.requests import Request
@@ -20,10 +20,11 @@ from starlette.routing import BaseRoute, Route
 from engine import audit_chain
 from engine.access import Permission
 from gateway import schemas
+from gateway.endpoints import Call, read_route
 from gateway.errors import ValidationFailed
-from gateway.openapi import operation
-from gateway.routes.context import authorize, json_response, services
+from gateway.rendering import render
 from persistence import audit
+from services import audit_log
 
 TAG = ("audit log",)
 SCOPE = Permission.AUDIT_READ.value
@@ -72,6 +73,8 @@ def _cursor(value: object) -> object:
 
 
 Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
+# As the chain hashes it: always six decimals, so a client re-hashing an entry gets the same bytes.
+AuditTime = Annotated[datetime, PlainSerializer(audit_chain.rfc3339_micros, return_type=str)]
 
 
 class AuditQuery(BaseModel):
@@ -120,7 +123,7 @@ class AuditObjectOut(BaseModel):
 
 class AuditEntryOut(BaseModel):
     seq: int = Field(description="1, 2, 3, ... per organization, in commit order")
-    at: datetime = Field(description="RFC 3339, UTC, microseconds (as hashed)")
+    at: AuditTime = Field(description="RFC 3339, UTC, microseconds (as hashed)")
     actor: AuditActorOut
     action: str
     object_: AuditObjectOut = Field(alias="object")
@@ -140,7 +143,7 @@ def entry_view(row: audit.AuditRow) -> dict[str, Any]:
     entry = row.entry
     return {
         "seq": entry.seq,
-        "at": audit_chain.rfc3339_micros(entry.at),
+        "at": entry.at,
         "actor": {"type": entry.actor_type, "id": entry.actor_id},
         "action": entry.action,
         "object": {"type": entry.object_type, "id": entry.object_id},
@@ -173,8 +176,8 @@ def parse_query(request: Request) -> AuditQuery:
     return wanted
 
 
-@operation(
-    summary="The organization's audit log, newest first",
+@read_route(
+    "The organization's audit log, newest first",
     description=(
         "Every write and every login (success and failure) of the organization, with who (user, key or system), "
         "what, which object, when, from where, and the object before/after (never a secret). Filters combine; "
@@ -186,25 +189,13 @@ def parse_query(request: Request) -> AuditQuery:
     scope=SCOPE,
     tags=TAG,
 )
-async def list_audit_log(request: Request) -> Response:
-    principal = await authorize(request, SCOPE)
-    wanted = parse_query(request)
+async def list_audit_log(call: Call[Any]) -> Response:
+    wanted = parse_query(call.request)
     after_seq = None if wanted.cursor is None else decode_cursor(wanted.cursor)
-    async with services(request).tenant(principal.org_id) as db:
-        # one more than asked: whether another page exists, without a trailing empty page
-        rows = await audit.query(
-            db,
-            actor_id=wanted.actor,
-            action=wanted.action,
-            object_id=wanted.object_id,
-            since=wanted.since,
-            until=wanted.until,
-            after_seq=after_seq,
-            limit=wanted.limit + 1,
-        )
-    page = rows[: wanted.limit]
-    next_cursor = encode_cursor(page[-1].entry.seq) if len(rows) > wanted.limit else None
-    return json_response({"entries": [entry_view(row) for row in page], "next_cursor": next_cursor})
+    filters = audit_log.Filters(wanted.actor, wanted.action, wanted.object_id, wanted.since, wanted.until)
+    page = await audit_log.page(call.svc, call.principal.org_id, filters, after_seq=after_seq, limit=wanted.limit)
+    next_cursor = None if page.next_after_seq is None else encode_cursor(page.next_after_seq)
+    return render(AuditLogOut, {"entries": [entry_view(row) for row in page.rows], "next_cursor": next_cursor})
 
 
 ROUTES: list[BaseRoute] = [Route("/v1/audit-log", list_audit_log, methods=["GET"])]
