@@ -23,6 +23,7 @@ from gateway.idempotency import IdempotencyStore, idempotency_key
 from gateway.ratelimit import RateLimiter
 from persistence import audit
 from persistence.tenancy import OrgDb, org_transaction, unscoped
+from services.unit_of_work import UnitsOfWork
 
 if TYPE_CHECKING:
     from gateway.inventory_client import InventoryClient
@@ -61,6 +62,11 @@ class Services:
         with storage_outage_as_503():
             async with self.pool.acquire(timeout=db_acquire_timeout_s) as conn, unscoped(conn, reason=reason) as raw:
                 yield raw
+
+    @property
+    def units(self) -> UnitsOfWork:
+        """Units of work (services/unit_of_work.py) on this process's tenant transactions (outages: 503)."""
+        return UnitsOfWork(self)
 
 
 def services(connection: HTTPConnection) -> Services:

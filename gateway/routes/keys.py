@@ -7,17 +7,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine.access import key_scope_problems
 from gateway import schemas
 from gateway.auth import Principal
-from gateway.errors import Forbidden, NotFound, ValidationFailed
-from gateway.openapi import operation
-from gateway.routes.context import Write, actor_of, authorize, idempotent_write, json_response, rfc3339, services
-from persistence import apikeys, audit
+from gateway.endpoints import Call, read_route, write_route
+from gateway.errors import Forbidden, ValidationFailed
+from gateway.rendering import render, rfc3339
+from gateway.routes.context import actor_of
+from persistence import apikeys
+from services import keys
 
 TAG = ("api keys",)
 SCOPE = "keys:manage"
@@ -46,23 +47,23 @@ def _bounded_by_creator(wanted: datetime | None, principal: Principal) -> dateti
 
 
 def key_view(record: apikeys.ApiKeyRecord) -> dict[str, Any]:
-    """A key as the API shows it: never its secret or hash."""
+    """A key as the API shows it: never its secret or hash (each answer's model keeps the fields it shows)."""
     return {
         "id": record.id,
         "name": record.name,
         "kind": record.kind,
         "prefix": record.prefix,
         "scopes": list(record.scopes),
-        "created_at": rfc3339(record.created_at),
+        "created_at": record.created_at,
         "created_by": record.created_by,
-        "expires_at": rfc3339(record.expires_at),
-        "revoked_at": rfc3339(record.revoked_at),
-        "last_used_at": rfc3339(record.last_used_at),
+        "expires_at": record.expires_at,
+        "revoked_at": record.revoked_at,
+        "last_used_at": record.last_used_at,
     }
 
 
-@operation(
-    summary="Create an API key for the caller's organization; the key is shown once",
+@write_route(
+    "Create an API key for the caller's organization; the key is shown once",
     description=(
         "A key carries a subset of its creator's scopes (403 otherwise). A publishable key (a checkout "
         "front-end's) carries only inventory:read, inventory:hold and inventory:confirm (422 otherwise) and "
@@ -70,17 +71,15 @@ def key_view(record: apikeys.ApiKeyRecord) -> dict[str, Any]:
         f"{apikeys.key_lifetime_days_max} days ahead. A key made by a key that expires expires no later (422 "
         "otherwise; by default, at the same time)."
     ),
+    scope=SCOPE,
     status=201,
     request=schemas.ApiKeyCreate,
     response=schemas.ApiKeyOut,
-    scope=SCOPE,
-    idempotent=True,
     tags=TAG,
+    secret_fields=("key",),
 )
-@idempotent_write(SCOPE, secret_fields=("key",))
-async def create_key(write: Write) -> Response:
-    principal, body, svc = write.principal, write.body, write.svc
-    wanted = schemas.parse_body(schemas.ApiKeyCreate, body)
+async def create_key(call: Call[schemas.ApiKeyCreate]) -> Response:
+    principal, wanted = call.principal, call.parsed()
     problem = apikeys.expiry_problem(wanted.expires_at, datetime.now(UTC))
     if problem is not None:
         raise _field_error("expires_at", problem)
@@ -91,60 +90,43 @@ async def create_key(write: Write) -> Response:
     if "beyond_creator" in problems:
         raise Forbidden("a key cannot grant scopes its creator lacks", {"scopes": problems["beyond_creator"]})
     try:
-        async with svc.tenant(principal.org_id) as db:
-            record, plaintext = await apikeys.create_api_key(
-                db,
-                wanted.name,
-                wanted.scopes,
-                kind=wanted.kind,
-                expires_at=expires_at,
-                created_by=_creator(principal),
-            )
-            change = audit.Change("api_key.create", "api_key", record.id, after=apikeys.audit_view(record))
-            await audit.record(db, actor_of(write.request, principal), change)
+        record, plaintext = await keys.create_key(
+            call.svc.units,
+            principal.org_id,
+            actor_of(call.request, principal),
+            name=wanted.name,
+            scopes=wanted.scopes,
+            kind=wanted.kind,
+            expires_at=expires_at,
+            created_by=_creator(principal),
+        )
     except apikeys.KeyRejected as error:  # the store's own checks; the ones above should have caught it first
         raise _field_error(error.field, str(error)) from None
-    view = key_view(record)
-    del view["revoked_at"], view["last_used_at"]
-    return json_response({**view, "key": plaintext}, 201)
+    return render(schemas.ApiKeyOut, {**key_view(record), "key": plaintext}, 201)
 
 
-@operation(
-    summary="The organization's API keys, revoked ones included; never a secret",
-    response=schemas.ApiKeyList,
+@read_route(
+    "The organization's API keys, revoked ones included; never a secret",
     scope=SCOPE,
+    response=schemas.ApiKeyList,
     tags=TAG,
 )
-async def list_keys(request: Request) -> Response:
-    principal = await authorize(request, SCOPE)
-    async with services(request).tenant(principal.org_id) as db:
-        records = await apikeys.list_api_keys(db)
-    return json_response({"api_keys": [key_view(record) for record in records]})
+async def list_keys(call: Call[Any]) -> Response:
+    records = await keys.list_keys(call.svc, call.principal.org_id)
+    return render(schemas.ApiKeyList, {"api_keys": [key_view(record) for record in records]})
 
 
-@operation(
-    summary="Revoke an API key; it answers 401 from then on, on every gateway process",
-    status=204,
+@write_route(
+    "Revoke an API key; it answers 401 from then on, on every gateway process",
     scope=SCOPE,
-    idempotent=True,
+    status=204,
     errors=(404,),
     tags=TAG,
 )
-@idempotent_write(SCOPE)
-async def revoke_key(write: Write) -> Response:
-    principal, svc = write.principal, write.svc
-    key_id = write.request.path_params["key_id"]
-    async with svc.tenant(principal.org_id) as db:
-        revocation = await apikeys.revoke_api_key(db, key_id)
-        if revocation is None:  # another org's key is as unknown as a made-up one
-            raise NotFound("no such API key", {"key_id": key_id}, code="api_key_not_found")
-        if revocation.newly:
-            record = revocation.record
-            change = audit.Change(
-                "api_key.revoke", "api_key", record.id, before={"revoked_at": None}, after=apikeys.audit_view(record)
-            )
-            await audit.record(db, actor_of(write.request, principal), change)
-    await svc.auth.announce_revoked(revocation.record)
+async def revoke_key(call: Call[Any]) -> Response:
+    principal, svc = call.principal, call.svc
+    actor = actor_of(call.request, principal)
+    await keys.revoke_key(svc.units, svc.auth, principal.org_id, actor, call.path("key_id"))
     return Response(status_code=204)
 
 
