@@ -45,6 +45,7 @@ from gateway.routes.context import Services
 from gateway.sessions import TokenSigner
 from persistence.db import create_pool
 from persistence.rate_limits import RateLimitStore
+from persistence.tenancy import TenantPool
 from voelgoed.settings import Settings
 
 if TYPE_CHECKING:
@@ -127,14 +128,15 @@ async def _services(
         start = getattr(inventory, "start", None)
         if start is not None:
             await start()
+        tenant_pool = TenantPool(pool)
         yield Services(
-            pool=pool,
+            pool=tenant_pool,
             redis=redis,
             inventory=inventory,
-            auth=Authenticator(pool, redis, signer=_signer(settings), listener_redis=listener_redis),
-            events=EventCache(pool, redis),
+            auth=Authenticator(tenant_pool, redis, signer=_signer(settings), listener_redis=listener_redis),
+            events=EventCache(tenant_pool, redis),
             availability=(availability or _default_availability)(pool, redis, listener_redis),
-            seat_lists=SeatListCache(pool, redis),
+            seat_lists=SeatListCache(tenant_pool, redis),
             idempotency=IdempotencyStore(redis),
             limits=RateLimiter(RateLimitStore(redis), settings.rate_limits),
         )

@@ -25,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 import msgpack
+from cachetools import TTLCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
@@ -47,14 +48,13 @@ from gateway.errors import (
 from gateway.subscription import Subscription
 from persistence import apikeys, redis_keys
 from persistence.secret_hashes import secret_matches
-from persistence.tenancy import unscoped
+from persistence.tenancy import TenantPool
 
 log = logging.getLogger(__name__)
 
 key_cache_entries_max = 10_000
 key_cache_ttl_s = 30.0
 mirror_ttl_s = 3_600
-db_acquire_timeout_s = 2.0
 last_used_interval_s = 60.0  # per key per process: last_used_at is minute-accurate, never a write per request
 last_used_pending_max = 10_000  # keys waiting for the next write; more are dropped until it runs
 last_used_flush_s = 5.0
@@ -95,7 +95,6 @@ class _KeyEntry:
     revoked: bool
     kind: str
     expires_at: float | None  # epoch seconds
-    cached_at: float
 
     def principal(self) -> Principal:
         return Principal(
@@ -126,26 +125,22 @@ def require_scope(principal: Principal, scope: str) -> None:
 class _LastUsed:
     """Which keys were used since the last write, bounded in both directions."""
 
-    def __init__(self, *, interval_s: float, entries_max: int, pending_max: int) -> None:
-        self._interval_s = interval_s
-        self._entries_max = entries_max
+    def __init__(
+        self, *, interval_s: float, entries_max: int, pending_max: int, timer: Callable[[], float] = time.monotonic
+    ) -> None:
         self._pending_max = pending_max
-        self._noted: OrderedDict[str, float] = OrderedDict()  # key id -> monotonic time it was last noted
+        # The keys noted within the last interval_s; only membership is asked, so the oldest note goes first.
+        self._noted: TTLCache[str, bool] = TTLCache(entries_max, interval_s, timer=timer)
         self._pending: dict[str, datetime] = {}
         self.dropped = 0
 
     def note(self, key_id: str) -> None:
-        now = time.monotonic()
-        seen = self._noted.get(key_id)
-        if seen is not None and now - seen < self._interval_s:
+        if key_id in self._noted:
             return
         if len(self._pending) >= self._pending_max:
             self.dropped += 1
             return
-        self._noted[key_id] = now
-        self._noted.move_to_end(key_id)
-        if len(self._noted) > self._entries_max:
-            self._noted.popitem(last=False)
+        self._noted[key_id] = True
         self._pending[key_id] = datetime.now(UTC)
 
     def take(self) -> dict[str, datetime]:
@@ -154,9 +149,12 @@ class _LastUsed:
 
 
 class Authenticator:
+    """``timer`` (monotonic seconds) is for tests that move time past ``key_cache_ttl_s`` or
+    ``last_used_interval_s``; a key's own expiry is read from the wall clock."""
+
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        db: TenantPool,
         redis: Redis,
         *,
         signer: sessions.TokenSigner | None = None,
@@ -164,17 +162,16 @@ class Authenticator:
         entries_max: int = key_cache_entries_max,
         ttl_s: float = key_cache_ttl_s,
         last_used_every_s: float = last_used_interval_s,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._pool = pool
+        self._db = db
         self._redis = redis
         self.signer = signer  # None: session tokens are refused (401)
         self._listener_redis = listener_redis or redis
-        self._entries_max = entries_max
-        self._ttl_s = ttl_s
-        self._cache: OrderedDict[str, _KeyEntry] = OrderedDict()
+        self._cache: TTLCache[str, _KeyEntry] = TTLCache(entries_max, ttl_s, timer=timer)
         self._evictions = 0  # bumps on every eviction: a lookup that straddles one must not be cached
         self._last_used = _LastUsed(
-            interval_s=last_used_every_s, entries_max=entries_max, pending_max=last_used_pending_max
+            interval_s=last_used_every_s, entries_max=entries_max, pending_max=last_used_pending_max, timer=timer
         )
 
     async def authenticate(self, bearer: str | None) -> Principal:
@@ -186,7 +183,7 @@ class Authenticator:
         if parsed is None:
             raise Unauthorized(_BAD_CREDENTIALS)
         prefix, secret = parsed
-        entry = self._cached(prefix) or await self._load(prefix)
+        entry = self._cache.get(prefix) or await self._load(prefix)
         if entry is None or entry.revoked or not secret_matches(secret, entry.secret_hash):
             raise Unauthorized(_BAD_CREDENTIALS)
         if entry.expires_at is not None and entry.expires_at <= time.time():
@@ -254,23 +251,10 @@ class Authenticator:
         if not batch:
             return
         try:
-            async with (
-                self._pool.acquire(timeout=db_acquire_timeout_s) as conn,
-                unscoped(conn, reason="record the last use of API keys of every org in one write") as platform,
-            ):
+            async with self._db.unscoped("record the last use of API keys of every org in one write") as platform:
                 await apikeys.record_last_used(platform, batch)
         except (*POSTGRES_OUTAGES, asyncpg.PostgresError) as error:
             log.warning("could not record the last use of %d API keys: %s", len(batch), type(error).__name__)
-
-    def _cached(self, prefix: str) -> _KeyEntry | None:
-        entry = self._cache.get(prefix)
-        if entry is None:
-            return None
-        if time.monotonic() - entry.cached_at > self._ttl_s:
-            del self._cache[prefix]
-            return None
-        self._cache.move_to_end(prefix)
-        return entry
 
     async def _load(self, prefix: str) -> _KeyEntry | None:
         evictions = self._evictions
@@ -280,15 +264,13 @@ class Authenticator:
             if record is None:
                 # Remember the absence too, so a repeated unknown key costs one Postgres read per TTL, not one
                 # per request (new keys get fresh random prefixes, so a remembered absence never hides one).
-                entry = _KeyEntry("", "", b"", frozenset(), True, KeyKind.SECRET, None, time.monotonic())
+                entry = _KeyEntry("", "", b"", frozenset(), True, KeyKind.SECRET, None)
             else:
                 entry = _entry_of(record)
                 await self._fill_mirror(prefix, record)
         if evictions != self._evictions:
             return entry  # a revocation may have landed while we read: serve this request, remember nothing
         self._cache[prefix] = entry
-        if len(self._cache) > self._entries_max:
-            self._cache.popitem(last=False)
         return entry
 
     async def _from_mirror(self, prefix: str) -> _KeyEntry | None:
@@ -303,16 +285,11 @@ class Authenticator:
         except (ValueError, TypeError, msgpack.UnpackException):
             # An older shape (before kinds and expiry): read Postgres; the old mirror ages out (mirror_ttl_s).
             return None
-        return _KeyEntry(
-            key_id, org_id, bytes(secret_hash), frozenset(scopes), revoked, kind, expires_at, time.monotonic()
-        )
+        return _KeyEntry(key_id, org_id, bytes(secret_hash), frozenset(scopes), revoked, kind, expires_at)
 
     async def _from_postgres(self, prefix: str) -> apikeys.ApiKeyRecord | None:
         with storage_outage_as_503():
-            async with (
-                self._pool.acquire(timeout=db_acquire_timeout_s) as conn,
-                unscoped(conn, reason="find the org of a presented API key by its prefix") as platform,
-            ):
+            async with self._db.unscoped("find the org of a presented API key by its prefix") as platform:
                 return await apikeys.find_api_key(platform, prefix)
 
     async def _fill_mirror(self, prefix: str, record: apikeys.ApiKeyRecord) -> None:
@@ -351,5 +328,4 @@ def _entry_of(record: apikeys.ApiKeyRecord) -> _KeyEntry:
         record.revoked_at is not None,
         record.kind,
         _epoch(record.expires_at),
-        time.monotonic(),
     )

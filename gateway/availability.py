@@ -14,12 +14,11 @@ import base64
 import json
 import logging
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import msgpack
+from cachetools import LRUCache
 from redis.asyncio import Redis
 
 from gateway.errors import storage_outage_as_503
@@ -27,7 +26,7 @@ from gateway.subscription import Subscription
 from persistence import events as pg_events
 from persistence import live_state, redis_keys
 from persistence.live_state import AvailabilityView, Delta
-from persistence.tenancy import org_transaction
+from persistence.tenancy import TenantPool
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,6 @@ views_cached_max = 1_000
 deltas_buffered_max = 1_024
 subscriber_queue_max = 256
 seat_lists_cached_bytes_max = 64 * 1024 * 1024
-db_acquire_timeout_s = 2.0
 _CHANNEL_RE = re.compile(r"vg:([^:]+):\{([^}]+)\}:live")
 
 EventKey = tuple[str, str]  # (org id, event id)
@@ -98,8 +96,7 @@ class AvailabilityCache:
     def __init__(self, redis: Redis, *, listener_redis: Redis | None = None, views_max: int = views_cached_max) -> None:
         self._redis = redis
         self._listener_redis = listener_redis or redis
-        self._views_max = views_max
-        self._views: OrderedDict[EventKey, AvailabilityView] = OrderedDict()
+        self._views: LRUCache[EventKey, AvailabilityView] = LRUCache(views_max)
         self._loading: dict[EventKey, _Loading] = {}
         self._subscribers: dict[EventKey, set[LiveSubscriber]] = {}
         self.listening = asyncio.Event()
@@ -109,7 +106,6 @@ class AvailabilityCache:
         key = (org_id, event_id)
         view = self._views.get(key)
         if view is not None:
-            self._views.move_to_end(key)
             return view
         return await self._load(key)
 
@@ -197,26 +193,21 @@ class AvailabilityCache:
                 view = following
         if self.listening.is_set():
             self._views[key] = view
-            if len(self._views) > self._views_max:
-                self._views.popitem(last=False)
         return view
 
 
 class SeatListCache:
     """Each event's rendered {"seat_ids": [...]} body (seat ids never change after creation), bounded by bytes."""
 
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, *, bytes_max: int = seat_lists_cached_bytes_max) -> None:
-        self._pool = pool
+    def __init__(self, db: TenantPool, redis: Redis, *, bytes_max: int = seat_lists_cached_bytes_max) -> None:
+        self._db = db
         self._redis = redis
-        self._bytes_max = bytes_max
-        self._bodies: OrderedDict[EventKey, bytes] = OrderedDict()
-        self._bytes = 0
+        self._bodies: LRUCache[EventKey, bytes] = LRUCache(bytes_max, getsizeof=len)
 
     async def body(self, org_id: str, event_id: str) -> bytes | None:
         key = (org_id, event_id)
         body = self._bodies.get(key)
         if body is not None:
-            self._bodies.move_to_end(key)
             return body
         seat_ids = await self._load(org_id, event_id)
         if seat_ids is None:
@@ -231,10 +222,7 @@ class SeatListCache:
         if cached is not None:
             return tuple(cached)
         with storage_outage_as_503():
-            async with (
-                self._pool.acquire(timeout=db_acquire_timeout_s) as conn,
-                org_transaction(conn, org_id) as db,
-            ):
+            async with self._db.tenant(org_id) as db:
                 seat_ids = await pg_events.list_seat_ids(db, event_id)
         if seat_ids is not None:
             with storage_outage_as_503():
@@ -242,13 +230,9 @@ class SeatListCache:
         return seat_ids
 
     def _remember(self, key: EventKey, body: bytes) -> None:
-        if len(body) > self._bytes_max:
-            return
+        if len(body) > self._bodies.maxsize:
+            return  # served, not kept: it would evict every other body and still not fit
         self._bodies[key] = body
-        self._bytes += len(body)
-        while self._bytes > self._bytes_max:
-            _, dropped = self._bodies.popitem(last=False)
-            self._bytes -= len(dropped)
 
 
 def _pack(seat_ids: tuple[str, ...]) -> bytes:

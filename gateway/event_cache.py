@@ -10,23 +10,24 @@ Unknown ids are remembered briefly as absent, so a flood of made-up ids cannot t
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
+from cachetools import LRUCache, TTLCache
 from redis.asyncio import Redis
 
 from engine import ids
 from gateway.errors import NotFound, storage_outage_as_503
 from persistence import events as pg_events
 from persistence import live_state
-from persistence.tenancy import org_transaction
+from persistence.tenancy import TenantPool
 
 events_cached_max = 10_000
 absent_cached_max = 10_000
 absent_ttl_s = 5.0
-db_acquire_timeout_s = 2.0
+
+EventKey = tuple[str, str]  # (org id, event id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +88,20 @@ def meta_of_dict(event_id: str, raw: dict[str, Any]) -> EventMeta:
 
 
 class EventCache:
-    def __init__(self, pool: asyncpg.Pool, redis: Redis, *, entries_max: int = events_cached_max) -> None:
-        self._pool = pool
+    """``timer`` (monotonic seconds) is for tests that move time past ``absent_ttl_s``."""
+
+    def __init__(
+        self,
+        db: TenantPool,
+        redis: Redis,
+        *,
+        entries_max: int = events_cached_max,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
         self._redis = redis
-        self._entries_max = entries_max
-        self._metas: OrderedDict[tuple[str, str], EventMeta] = OrderedDict()
-        self._absent: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._metas: LRUCache[EventKey, EventMeta] = LRUCache(entries_max)
+        self._absent: TTLCache[EventKey, bool] = TTLCache(absent_cached_max, absent_ttl_s, timer=timer)
 
     async def get(self, org_id: str, event_id: str) -> EventMeta:
         """The org's event meta; 404 event_not_found for a malformed, unknown or other org's id."""
@@ -101,13 +110,12 @@ class EventCache:
         key = (org_id, event_id)
         meta = self._metas.get(key)
         if meta is not None:
-            self._metas.move_to_end(key)
             return meta
-        if self._known_absent(key):
+        if key in self._absent:
             raise event_not_found(event_id)
         meta = await self._load(org_id, event_id)
         if meta is None:
-            self._remember_absent(key)
+            self._absent[key] = True
             raise event_not_found(event_id)
         if meta.on_sale:
             self.remember(meta)
@@ -119,9 +127,6 @@ class EventCache:
         if not meta.on_sale:
             return
         self._metas[key] = meta
-        self._metas.move_to_end(key)
-        if len(self._metas) > self._entries_max:
-            self._metas.popitem(last=False)
 
     async def share(self, meta: EventMeta) -> None:
         """Make a new or just-published meta visible to every gateway process (Redis); remember it here."""
@@ -138,10 +143,7 @@ class EventCache:
         if raw is not None and raw.get("org_id") == org_id:
             return meta_of_dict(event_id, raw)
         with storage_outage_as_503():
-            async with (
-                self._pool.acquire(timeout=db_acquire_timeout_s) as conn,
-                org_transaction(conn, org_id) as db,
-            ):
+            async with self._db.tenant(org_id) as db:
                 record = await pg_events.get_event(db, event_id)
         if record is None:
             return None
@@ -150,21 +152,6 @@ class EventCache:
             with storage_outage_as_503():
                 await live_state.put_event_meta(self._redis, org_id, event_id, meta.to_dict())
         return meta
-
-    def _known_absent(self, key: tuple[str, str]) -> bool:
-        until = self._absent.get(key)
-        if until is None:
-            return False
-        if until < time.monotonic():
-            del self._absent[key]
-            return False
-        return True
-
-    def _remember_absent(self, key: tuple[str, str]) -> None:
-        self._absent[key] = time.monotonic() + absent_ttl_s
-        self._absent.move_to_end(key)
-        if len(self._absent) > absent_cached_max:
-            self._absent.popitem(last=False)
 
 
 def event_not_found(event_id: str) -> NotFound:

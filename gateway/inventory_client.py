@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import ray
+from cachetools import LRUCache
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -58,7 +58,7 @@ class RayInventoryClient:
         self._settings = settings
         self._redis: Redis | None = None
         self._handles: dict[str, Any] = {}
-        self._routes: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._routes: LRUCache[tuple[str, str], str] = LRUCache(events_cached_max)
         self._coalescers: dict[tuple[str, str], Coalescer[Command, Result]] = {}
 
     async def start(self) -> None:
@@ -150,8 +150,6 @@ class RayInventoryClient:
                 org_id, event_id, dedicated=bool(meta.get("dedicated")), hosts_count=self._settings.inventory_hosts
             )
             self._routes[key] = name
-            if len(self._routes) > events_cached_max:
-                self._routes.popitem(last=False)
         return name
 
     async def _handle(self, name: str) -> Any:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +22,13 @@ import jwt
 from redis.asyncio import Redis
 
 from engine.access import ROLES
+from gateway.errors import storage_outage_as_503
+from persistence.tenancy import OrgDb
+from voelgoed.settings import session_secret_bytes_min
 
 access_token_ttl_s = 900
 # Accepted difference between gateway clocks when checking exp/iat.
 clock_leeway_s = 5
-session_secret_bytes_min = 32  # HS256 wants a key of at least its hash's size
 token_chars_max = 2_048
 ALGORITHM = "HS256"
 TOKEN_TYPE = "access"
@@ -123,6 +125,15 @@ def revocation_mark_ttl_s(ttl_s: int = access_token_ttl_s) -> int:
 async def mark_revoked(redis: Redis, org_id: str, session_id: str, *, ttl_s: int = access_token_ttl_s) -> None:
     """Stop the session's access tokens at once. Raises on a Redis error: the caller must not claim success."""
     await redis.set(revoked_session_key(org_id, session_id), b"1", ex=revocation_mark_ttl_s(ttl_s))
+
+
+async def end_sessions(redis: Redis, db: OrgDb, session_ids: Iterable[str]) -> None:
+    """Mark the sessions revoked in Redis, inside the transaction ``db`` that revokes their rows: if Redis fails
+    the change rolls back (503, nothing applied); if the commit fails after the marks, the sessions merely end
+    early."""
+    with storage_outage_as_503():
+        for session_id in session_ids:
+            await mark_revoked(redis, db.org_id, session_id)
 
 
 async def is_revoked(redis: Redis, org_id: str, session_id: str) -> bool:

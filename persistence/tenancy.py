@@ -9,6 +9,9 @@ Work that is cross-org by nature (finding the org of a presented API key, sessio
 e-mail; an inventory recovering its event by id; migrations and platform reports) goes through ``unscoped``,
 which switches the transaction to the BYPASSRLS role. ``grep -rn "unscoped("`` lists every such place, each
 with its reason.
+
+``TenantPool`` is how a process reaches both from its pool: a pooled connection, waited for at most
+``db_acquire_timeout_s``, already inside an org transaction or an unscoped one.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import asyncpg
+
 from persistence.db import Connection
 
 ORG_SETTING = "voelgoed.org_id"
@@ -25,6 +30,8 @@ ORG_SETTING = "voelgoed.org_id"
 PLATFORM_ROLE = "voelgoed_platform"
 _ORG_ID_RE = re.compile(r"org_[0-9a-f]{32}")
 reason_chars_max = 200
+# A request waits this long for a pooled connection, then fails as an outage instead of queueing unboundedly.
+db_acquire_timeout_s = 2.0
 
 
 class MissingOrg(ValueError):
@@ -81,3 +88,30 @@ async def unscoped(conn: Connection, *, reason: str) -> AsyncIterator[Connection
     async with conn.transaction():
         await conn.execute(f"SET LOCAL ROLE {PLATFORM_ROLE}")
         yield conn
+
+
+class TenantPool:
+    """A connection pool whose connections come already bound: to one org, or (said why) to every org."""
+
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout_s: float = db_acquire_timeout_s) -> None:
+        self._pool = pool
+        self._acquire_timeout_s = acquire_timeout_s
+
+    @asynccontextmanager
+    async def tenant(self, org_id: str) -> AsyncIterator[OrgDb]:
+        """A pooled connection in ``org_transaction(conn, org_id)``."""
+        async with self.connection() as conn, org_transaction(conn, org_id) as db:
+            yield db
+
+    @asynccontextmanager
+    async def unscoped(self, reason: str) -> AsyncIterator[Connection]:
+        """A pooled connection in ``unscoped(conn, reason=reason)``: only for work that is cross-org by nature."""
+        async with self.connection() as conn, unscoped(conn, reason=reason) as raw:
+            yield raw
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A bare pooled connection, in no transaction: only for what reads no table (the readiness probe's
+        ``select 1``); whatever reads a table goes through ``tenant`` or ``unscoped``."""
+        async with self._pool.acquire(timeout=self._acquire_timeout_s) as conn:
+            yield conn

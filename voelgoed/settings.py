@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from actors.placement import inventory_hosts_max  # placement alone: importing it loads no Ray
 from engine.ratelimit import DEFAULT_POLICY, Policy, policy_with
 
 RUNTIME_FILE_NAME = "runtime.json"
@@ -15,8 +16,8 @@ SESSION_SECRET_FILE_NAME = "session_secret"
 DEFAULT_DATA_DIR = ".voelgoed"
 DEFAULT_RAY_NAMESPACE = "voelgoed"
 inventory_hosts_default = 4
-inventory_hosts_max = 256  # actors.placement.inventory_hosts_max; not imported: settings load before Ray
-# Signs people's session access tokens (HS256): at least 256 bits, the same on every gateway process.
+# Signs people's session access tokens (HS256, which wants a key of at least its hash's size): at least 256 bits,
+# the same on every gateway process.
 session_secret_bytes_min = 32
 
 

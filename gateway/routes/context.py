@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from redis.asyncio import Redis
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
@@ -22,21 +21,21 @@ from gateway.event_cache import EventCache
 from gateway.idempotency import IdempotencyStore, idempotency_key
 from gateway.ratelimit import RateLimiter
 from persistence import audit
-from persistence.tenancy import OrgDb, org_transaction, unscoped
+from persistence.db import Connection
+from persistence.tenancy import OrgDb, TenantPool
 from services.unit_of_work import UnitsOfWork
 
 if TYPE_CHECKING:
     from gateway.inventory_client import InventoryClient
 
 body_bytes_max = 64 * 1024
-db_acquire_timeout_s = 2.0
 _JSON_MEDIA_TYPES = ("application/json",)
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 @dataclass(frozen=True)
 class Services:
-    pool: asyncpg.Pool
+    pool: TenantPool
     redis: Redis
     inventory: InventoryClient
     auth: Authenticator
@@ -52,15 +51,15 @@ class Services:
         rows), waiting a bounded time for the connection; an outage answers 503. The one way routes reach
         Postgres: ``async with svc.tenant(principal.org_id) as db:``."""
         with storage_outage_as_503():
-            async with self.pool.acquire(timeout=db_acquire_timeout_s) as conn, org_transaction(conn, org_id) as db:
+            async with self.pool.tenant(org_id) as db:
                 yield db
 
     @asynccontextmanager
-    async def unscoped(self, reason: str) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
+    async def unscoped(self, reason: str) -> AsyncIterator[Connection]:
         """A pooled connection in a transaction that sees every org (persistence.tenancy.unscoped): only for
         work that is cross-org by nature, such as finding the org of a presented credential. Say why."""
         with storage_outage_as_503():
-            async with self.pool.acquire(timeout=db_acquire_timeout_s) as conn, unscoped(conn, reason=reason) as raw:
+            async with self.pool.unscoped(reason) as raw:
                 yield raw
 
     @property

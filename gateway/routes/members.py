@@ -21,10 +21,9 @@ from starlette.routing import BaseRoute, Route
 from engine.access import Role, may_assign_role, owners_left
 from gateway import schemas
 from gateway.auth import Principal
-from gateway.errors import Conflict, Forbidden, NotFound, Unauthorized, storage_outage_as_503
+from gateway.errors import Conflict, Forbidden, NotFound, Unauthorized
 from gateway.openapi import operation
 from gateway.routes.context import (
-    Services,
     Write,
     actor_of,
     authorize,
@@ -33,7 +32,7 @@ from gateway.routes.context import (
     rfc3339,
     services,
 )
-from gateway.sessions import mark_revoked
+from gateway.sessions import end_sessions
 from persistence import audit, invitations, memberships, sessions, users
 from persistence.tenancy import OrgDb
 
@@ -77,14 +76,6 @@ def _check_actor_current(principal: Principal, roster: memberships.Roster) -> No
 def _check_grant(principal: Principal, target_role: str | None, new_role: str | None) -> None:
     if not may_assign_role(principal.role, principal.scopes, target_role, new_role):
         raise _not_grantable(new_role)
-
-
-async def _end_member_sessions(svc: Services, db: OrgDb, session_ids: list[str]) -> None:
-    # Inside the transaction: a Redis failure rolls the change back (503); marks set before a failed commit
-    # only end those sessions early.
-    with storage_outage_as_503():
-        for session_id in session_ids:
-            await mark_revoked(svc.redis, db.org_id, session_id)
 
 
 @operation(
@@ -167,7 +158,7 @@ async def change_role(write: Write) -> Response:
             member = await memberships.get_member(db, user_id)
         else:
             member = await memberships.change_role(db, user_id, wanted.role)
-            await _end_member_sessions(svc, db, await sessions.revoke_member_sessions(db, user_id))
+            await end_sessions(svc.redis, db, await sessions.revoke_member_sessions(db, user_id))
             change = audit.Change(
                 "member.role_change", "member", user_id, before={"role": target_role}, after={"role": wanted.role}
             )
@@ -191,7 +182,7 @@ async def remove_member(write: Write) -> Response:
     async with svc.tenant(principal.org_id) as db:
         target_role = await _may_change(db, principal, user_id, None)
         member = await memberships.get_member(db, user_id)
-        await _end_member_sessions(svc, db, await sessions.live_member_sessions(db, user_id))
+        await end_sessions(svc.redis, db, await sessions.live_member_sessions(db, user_id))
         await memberships.remove_member(db, user_id)  # its sessions and invitations go with it
         before = {"role": target_role, "email": member.email if member else None}
         await audit.record(

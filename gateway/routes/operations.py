@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from gateway import metrics, schemas
 from gateway.errors import error_body
 from gateway.openapi import build_openapi, operation
-from gateway.routes.context import Services, db_acquire_timeout_s, json_response, services
+from gateway.routes.context import Services, json_response, services
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ async def _bounded(check: Awaitable[bool]) -> str:
 
 async def _postgres(svc: Services) -> bool:
     # Reads no table, so it needs no org (persistence.tenancy): a bare pooled connection, bounded like any other.
-    async with svc.pool.acquire(timeout=db_acquire_timeout_s) as conn:
+    async with svc.pool.connection() as conn:
         return bool(await conn.fetchval("select 1") == 1)
 
 

@@ -34,17 +34,15 @@ from gateway.errors import (
     NotFound,
     Unauthorized,
     ValidationFailed,
-    storage_outage_as_503,
 )
 from gateway.openapi import operation
 from gateway.password_work import PASSWORDS
 from gateway.ratelimit import RouteClass
 from gateway.routes.context import Endpoint, Services, authenticate, json_response, read_body, services
-from gateway.sessions import TokenSigner, mark_revoked
+from gateway.sessions import TokenSigner, end_sessions
 from persistence import audit, invitations, memberships, sessions, users
 from persistence.invitations import AcceptOutcome
 from persistence.sessions import RefreshOutcome
-from persistence.tenancy import OrgDb
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +233,7 @@ async def _refresh(write: PublicWrite, signer: TokenSigner, refresh_token: str) 
         role = await memberships.accepted_role(db, result.session.user_id) if result.session else None
         if result.outcome is RefreshOutcome.REUSED and result.session is not None:
             # Committed, not rolled back: the session stays revoked although this request fails.
-            await _end_sessions(svc, db, [session_id])
+            await end_sessions(svc.redis, db, [session_id])
             actor = _person(result.session.user_id, write.ip)
             change = audit.Change("session.refresh_reused", "session", session_id, after={"revoked": True})
             await audit.record(db, actor, change)
@@ -253,14 +251,6 @@ async def _refresh(write: PublicWrite, signer: TokenSigner, refresh_token: str) 
     return json_response(_session_body(signer, result.session, result.refresh_token, role))
 
 
-async def _end_sessions(svc: Services, db: OrgDb, session_ids: list[str]) -> None:
-    """Mark the sessions revoked in Redis, inside the transaction that revokes their rows: if Redis fails the
-    change rolls back (503, nothing applied); if the commit fails after the marks, the sessions merely end early."""
-    with storage_outage_as_503():
-        for session_id in session_ids:
-            await mark_revoked(svc.redis, db.org_id, session_id)
-
-
 @operation(
     summary="Log out: end the session of the access token presented; it answers 401 from now on",
     description="Needs a person's access token (Authorization: Bearer <access_token>), any role; not an API key.",
@@ -276,7 +266,7 @@ async def logout(request: Request) -> Response:
         raise Forbidden("only a person's session can log out; revoke an API key instead", code="session_required")
     async with svc.tenant(principal.org_id) as db:
         if await sessions.revoke_session(db, principal.session_id):
-            await _end_sessions(svc, db, [principal.session_id])
+            await end_sessions(svc.redis, db, [principal.session_id])
             actor = _person(principal.actor_id, client_ip(request))
             await audit.record(db, actor, audit.Change("session.logout", "session", principal.session_id))
     return Response(status_code=204)

@@ -12,14 +12,14 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
-from gateway.auth import Authenticator
+from gateway.auth import Authenticator, key_cache_ttl_s, last_used_interval_s
 from gateway.errors import Unauthorized
 from persistence import apikeys, audit, redis_keys
 from persistence.apikeys import KeyRejected
 from persistence.db import connect, create_pool
 from persistence.orgs import create_org
 from persistence.secret_hashes import secret_matches
-from persistence.tenancy import org_transaction, unscoped
+from persistence.tenancy import TenantPool, org_transaction, unscoped
 
 CREATOR = "system:test"
 
@@ -158,7 +158,7 @@ async def test_the_authenticator_refuses_expired_keys_even_from_its_cache(
     org_id, _ = await create_org(conn, "Expiry")
     soon = datetime.now(UTC) + timedelta(seconds=1)
     record, plaintext = await _key(conn, org_id, ["events:read"], expires_at=soon)
-    auth = Authenticator(pool, redis)
+    auth = Authenticator(TenantPool(pool), redis)
     principal = await auth.authenticate(plaintext)  # now cached in this process and mirrored in Redis
     assert (principal.actor_type, principal.key_id, principal.org_id) == ("key", record.id, org_id)
     assert not principal.publishable and principal.session_id is None
@@ -167,7 +167,7 @@ async def test_the_authenticator_refuses_expired_keys_even_from_its_cache(
         await auth.authenticate(plaintext)
     assert refused.value.details == {"reason": "expired"}
     with pytest.raises(Unauthorized) as fresh:  # from the Redis mirror, in a process that never saw the key
-        await Authenticator(pool, redis).authenticate(plaintext)
+        await Authenticator(TenantPool(pool), redis).authenticate(plaintext)
     assert fresh.value.details == {"reason": "expired"}
 
 
@@ -177,7 +177,7 @@ async def test_bad_keys_get_one_answer_whatever_was_wrong(
     org_id, _ = await create_org(conn, "One answer")
     _, plaintext = await _key(conn, org_id, ["events:read"])
     prefix, secret = apikeys.parse_api_key(plaintext) or ("", "")
-    auth = Authenticator(pool, redis)
+    auth = Authenticator(TenantPool(pool), redis)
     wrong_secret = f"vk_{prefix}_{'A' * len(secret)}"
     unknown_prefix = f"vk_{'0' * 12}_{secret}"
     answers = set()
@@ -193,9 +193,9 @@ async def test_a_publishable_key_authenticates_as_publishable(
 ) -> None:
     org_id, _ = await create_org(conn, "Front-end")
     _, plaintext = await _key(conn, org_id, ["inventory:read"], kind="publishable")
-    principal = await Authenticator(pool, redis).authenticate(plaintext)
+    principal = await Authenticator(TenantPool(pool), redis).authenticate(plaintext)
     assert principal.publishable and principal.scopes == {"inventory:read"}
-    again = await Authenticator(pool, redis).authenticate(plaintext)  # through the Redis mirror
+    again = await Authenticator(TenantPool(pool), redis).authenticate(plaintext)  # through the Redis mirror
     assert again == principal
 
 
@@ -206,7 +206,7 @@ async def test_a_mirror_of_the_older_shape_is_read_past(
     record, plaintext = await _key(conn, org_id, ["events:read"])
     old = msgpack.packb([record.id, org_id, record.secret_hash, ["events:read", "keys:manage"], False])
     await redis.set(redis_keys.api_key(record.prefix), old)
-    principal = await Authenticator(pool, redis).authenticate(plaintext)
+    principal = await Authenticator(TenantPool(pool), redis).authenticate(plaintext)
     assert principal.scopes == {"events:read"}  # Postgres', not the old mirror's
 
 
@@ -215,7 +215,7 @@ async def test_last_use_is_written_in_the_background_at_most_once_a_minute(
 ) -> None:
     org_id, _ = await create_org(conn, "Background")
     record, plaintext = await _key(conn, org_id, ["events:read"])
-    auth = Authenticator(pool, redis)
+    auth = Authenticator(TenantPool(pool), redis)
     for _ in range(5):
         await auth.authenticate(plaintext)
     found = await _find(conn, record.prefix)
@@ -227,3 +227,59 @@ async def test_last_use_is_written_in_the_background_at_most_once_a_minute(
     await auth.flush_last_used()  # within the minute: nothing noted, nothing written
     second = await _find(conn, record.prefix)
     assert second is not None and second.last_used_at == first.last_used_at
+
+
+class FakeClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def test_a_cached_key_is_read_again_after_key_cache_ttl_s(
+    conn: asyncpg.Connection, pool: asyncpg.Pool, redis: Redis
+) -> None:
+    org_id, _ = await create_org(conn, "Cache TTL")
+    record, plaintext = await _key(conn, org_id, ["events:read"])
+    clock = FakeClock()
+    auth = Authenticator(TenantPool(pool), redis, timer=clock)
+    await auth.authenticate(plaintext)
+    async with org_transaction(conn, org_id) as db:
+        revocation = await apikeys.revoke_api_key(db, record.id)
+    assert revocation is not None
+    # Revoked through another process while this one was not listening: only the TTL bounds what it serves.
+    await Authenticator(TenantPool(pool), redis).announce_revoked(revocation.record)
+    clock.advance(key_cache_ttl_s - 0.1)
+    assert (await auth.authenticate(plaintext)).key_id == record.id
+    clock.advance(0.2)
+    with pytest.raises(Unauthorized):
+        await auth.authenticate(plaintext)
+
+
+async def test_last_use_is_noted_again_after_last_used_interval_s(
+    conn: asyncpg.Connection, pool: asyncpg.Pool, redis: Redis
+) -> None:
+    org_id, _ = await create_org(conn, "Interval")
+    record, plaintext = await _key(conn, org_id, ["events:read"])
+    clock = FakeClock()
+    auth = Authenticator(TenantPool(pool), redis, timer=clock)
+    await auth.authenticate(plaintext)
+    await auth.flush_last_used()
+    first = await _find(conn, record.prefix)
+    assert first is not None and first.last_used_at is not None
+    clock.advance(last_used_interval_s - 0.1)
+    await auth.authenticate(plaintext)
+    await auth.flush_last_used()
+    second = await _find(conn, record.prefix)
+    assert second is not None and second.last_used_at == first.last_used_at
+    clock.advance(0.2)
+    await auth.authenticate(plaintext)
+    await auth.flush_last_used()
+    third = await _find(conn, record.prefix)
+    assert third is not None and third.last_used_at is not None and third.last_used_at > first.last_used_at

@@ -1,0 +1,117 @@
+"""The gateway's in-process caches of events and seat lists on real Postgres and Redis, with time moved by the
+test (an injected timer) instead of slept through."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import asyncpg
+import msgpack
+import pytest
+from redis.asyncio import Redis
+
+from gateway.availability import SeatListCache
+from gateway.errors import NotFound
+from gateway.event_cache import EventCache, EventMeta, TicketTypeMeta, absent_ttl_s
+from persistence import events as pg_events
+from persistence import live_state, redis_keys
+from persistence.db import create_pool
+from persistence.tenancy import TenantPool
+
+
+class FakeClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    created = await create_pool(database_url, min_size=1, max_size=2)
+    yield created
+    await created.close()
+
+
+@pytest.fixture
+async def redis(clean_redis: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(clean_redis)
+    yield client
+    await client.aclose()
+
+
+def _org_id() -> str:
+    return "org_" + secrets.token_hex(16)  # no such org: Postgres knows none of its events
+
+
+def _event_id() -> str:
+    return "evt_" + secrets.token_hex(16)
+
+
+def _meta(org_id: str, event_id: str, status: str) -> EventMeta:
+    return EventMeta(event_id, org_id, status, 600, 10, False, (TicketTypeMeta("GA", "ga", 100),))
+
+
+async def test_an_unknown_event_is_remembered_absent_for_absent_ttl_s(pool: asyncpg.Pool, redis: Redis) -> None:
+    org_id, event_id, clock = _org_id(), _event_id(), FakeClock()
+    cache = EventCache(TenantPool(pool), redis, timer=clock)
+    with pytest.raises(NotFound):
+        await cache.get(org_id, event_id)
+    # The meta appears without this process hearing of it (another gateway created the event).
+    on_sale = _meta(org_id, event_id, pg_events.STATUS_ON_SALE)
+    await live_state.put_event_meta(redis, org_id, event_id, on_sale.to_dict())
+    clock.advance(absent_ttl_s - 0.1)
+    with pytest.raises(NotFound):
+        await cache.get(org_id, event_id)
+    clock.advance(0.2)
+    assert await cache.get(org_id, event_id) == on_sale
+
+
+async def test_only_on_sale_metas_are_kept_in_memory(pool: asyncpg.Pool, redis: Redis) -> None:
+    org_id, event_id = _org_id(), _event_id()
+    cache = EventCache(TenantPool(pool), redis)
+    draft = _meta(org_id, event_id, pg_events.STATUS_DRAFT)
+    await live_state.put_event_meta(redis, org_id, event_id, draft.to_dict())
+    assert await cache.get(org_id, event_id) == draft
+    on_sale = _meta(org_id, event_id, pg_events.STATUS_ON_SALE)
+    await live_state.put_event_meta(redis, org_id, event_id, on_sale.to_dict())  # published by another process
+    assert await cache.get(org_id, event_id) == on_sale
+    await redis.delete(redis_keys.event_meta(org_id, event_id))
+    assert await cache.get(org_id, event_id) == on_sale  # kept: an on-sale meta never goes stale
+
+
+async def test_a_seat_list_larger_than_the_byte_bound_is_served_not_kept(pool: asyncpg.Pool, redis: Redis) -> None:
+    org_id, small, large = _org_id(), _event_id(), _event_id()
+    await redis.set(redis_keys.seat_ids(org_id, small), msgpack.packb(["A-1"]))
+    await redis.set(redis_keys.seat_ids(org_id, large), msgpack.packb([f"A-{n}" for n in range(100)]))
+    cache = SeatListCache(TenantPool(pool), redis, bytes_max=200)
+    small_body = await cache.body(org_id, small)
+    assert small_body == b'{"seat_ids":["A-1"]}'
+    large_body = await cache.body(org_id, large)
+    assert large_body is not None and len(large_body) > 200
+    await redis.delete(redis_keys.seat_ids(org_id, small), redis_keys.seat_ids(org_id, large))
+    assert await cache.body(org_id, small) == small_body  # kept, and not pushed out by the large one
+    assert await cache.body(org_id, large) is None  # read again: neither Redis nor Postgres has it now
+
+
+async def test_seat_lists_are_bounded_by_bytes_least_recently_read_first(pool: asyncpg.Pool, redis: Redis) -> None:
+    org_id, first, second, third = _org_id(), _event_id(), _event_id(), _event_id()
+    for event_id in (first, second, third):
+        await redis.set(redis_keys.seat_ids(org_id, event_id), msgpack.packb(["A-1"]))
+    body_bytes = len(b'{"seat_ids":["A-1"]}')
+    cache = SeatListCache(TenantPool(pool), redis, bytes_max=2 * body_bytes)
+    await cache.body(org_id, first)
+    await cache.body(org_id, second)
+    await cache.body(org_id, first)  # read again: the second is now the least recently read
+    await cache.body(org_id, third)
+    await redis.delete(*(redis_keys.seat_ids(org_id, event_id) for event_id in (first, second, third)))
+    assert await cache.body(org_id, first) is not None
+    assert await cache.body(org_id, third) is not None
+    assert await cache.body(org_id, second) is None
