@@ -1,4 +1,5 @@
-"""Who may do what: permissions, the roles that bundle them, and the two kinds of API key. Pure data and rules.
+"""Who may do what: permissions, the roles that bundle them, the two kinds of API key, and the rules for changing
+an org's members and accepting invitations. Pure data and rules: the shells read the facts and raise the refusals.
 
 A permission is also an API key scope: a key carries a subset of its creator's permissions. The api_keys and
 memberships tables refuse any permission or role outside these lists (migration 002 carries the same lists;
@@ -7,7 +8,8 @@ tests/integration/test_pg_schema.py checks they agree), so a new one needs a mig
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -110,3 +112,121 @@ def owners_left(roles: Iterable[str], target_role: str | None, new_role: str | N
     An org must always keep one owner."""
     count = sum(1 for role in roles if role == Role.OWNER)
     return count - (target_role == Role.OWNER) + (new_role == Role.OWNER)
+
+
+# ---- membership changes and invitations --------------------------------------------------------------------
+
+
+class MemberRefusal(StrEnum):
+    """Why a change to an org's members is refused; the gateway maps each to its answer."""
+
+    SESSION_ENDED = "session_ended"  # the acting person's role changed since they logged in
+    MEMBER_NOT_FOUND = "member_not_found"
+    ROLE_NOT_GRANTABLE = "role_not_grantable"
+    LAST_OWNER = "last_owner"
+
+
+class InvitationRefusal(StrEnum):
+    """Why an invitation may not be accepted."""
+
+    UNKNOWN = "unknown"  # no such invitation, or the secret does not match
+    ALREADY_USED = "already_used"
+    EXPIRED = "expired"
+
+
+def stale_actor_refusal(
+    is_person: bool, token_role: str | None, current_role: str | None, accepted: bool
+) -> MemberRefusal | None:
+    """A person's token names the role they had at login; a change since then ends their sessions, but a request
+    already past authentication could still land. So, read under the memberships' lock, the role must still be
+    theirs and their membership accepted. A key acts for no person and has no role to lose."""
+    if is_person and (current_role != token_role or not accepted):
+        return MemberRefusal.SESSION_ENDED
+    return None
+
+
+def grant_refusal(
+    actor_role: str | None, actor_scopes: Iterable[str], target_role: str | None, new_role: str | None
+) -> MemberRefusal | None:
+    """``may_assign_role`` as a refusal."""
+    if not may_assign_role(actor_role, actor_scopes, target_role, new_role):
+        return MemberRefusal.ROLE_NOT_GRANTABLE
+    return None
+
+
+def last_owner_refusal(
+    target_accepted: bool, target_role: str, accepted_roles: Iterable[str], new_role: str | None
+) -> MemberRefusal | None:
+    """Whether giving the member ``new_role`` (None: removing them) would leave the org without an owner.
+
+    Only a change to an accepted owner can lose the last one: an org made with `voelgoed org create` has an owner
+    key but may have no owner person yet, and its other members must stay manageable meanwhile. Pending owners do
+    not count: an invitation nobody accepts must not keep an org "owned"."""
+    if not target_accepted or target_role != Role.OWNER:
+        return None
+    if owners_left(accepted_roles, target_role, new_role) < 1:
+        return MemberRefusal.LAST_OWNER
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberChange:
+    """A change to one member as plain values: who acts, the org's members as read under lock, and the change."""
+
+    actor_is_person: bool
+    actor_id: str
+    actor_role: str | None  # the role the actor's token names; None for an API key
+    actor_scopes: frozenset[str]
+    roles: Mapping[str, str]  # user id -> role, every member
+    accepted: frozenset[str]  # the members who have accepted their invitation
+    user_id: str
+    new_role: str | None  # None: remove the member
+
+
+def member_change_refusal(change: MemberChange) -> MemberRefusal | None:
+    """Why the change may not happen, checked in the order the caller learns of them: their own standing first
+    (a stale session learns nothing about members), then the member, then the grant, then the last owner."""
+    stale = stale_actor_refusal(
+        change.actor_is_person,
+        change.actor_role,
+        change.roles.get(change.actor_id),
+        change.actor_id in change.accepted,
+    )
+    if stale is not None:
+        return stale
+    target_role = change.roles.get(change.user_id)
+    if target_role is None:
+        return MemberRefusal.MEMBER_NOT_FOUND
+    refused = grant_refusal(change.actor_role, change.actor_scopes, target_role, change.new_role)
+    if refused is not None:
+        return refused
+    accepted_roles = [role for user_id, role in change.roles.items() if user_id in change.accepted]
+    return last_owner_refusal(change.user_id in change.accepted, target_role, accepted_roles, change.new_role)
+
+
+def invitation_refusal(secret_matches: bool, used: bool, expired: bool) -> InvitationRefusal | None:
+    """Whether an invitation may be accepted now: a wrong secret reads as no invitation at all (nothing about it
+    is revealed), and an invitation is used at most once, before it expires."""
+    if not secret_matches:
+        return InvitationRefusal.UNKNOWN
+    if used:
+        return InvitationRefusal.ALREADY_USED
+    if expired:
+        return InvitationRefusal.EXPIRED
+    return None
+
+
+def first_password_unclaimed(anyone_joined_with_it: bool, first_password_invitation_open: bool) -> bool:
+    """Whether a passwordless account's first password is still free to be set by a new invitation: nobody has
+    joined an org with the account and no other invitation that may set it is still open. (An org that removes a
+    pending member, or lets the invitation expire, must be able to invite them again; while another org's
+    invitation may still set the password, or an org already counts the account as a member, a second one must
+    not.)"""
+    return not anyone_joined_with_it and not first_password_invitation_open
+
+
+def invitation_sets_password(account_exists: bool, has_password: bool, unclaimed: bool) -> bool:
+    """Whether a new invitation may set the person's first password. Whoever invites sees the token, so only the
+    invitation that makes the account, or revives a passwordless one whose first password is ``unclaimed``, may
+    set it; any other is accepted with the person's own password."""
+    return not account_exists or (not has_password and unclaimed)

@@ -17,7 +17,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from engine import limits
+from engine import catalog, limits
+from engine.catalog import TicketKind
 from engine.commands import (
     CancelSale,
     Command,
@@ -54,7 +55,7 @@ def _require(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class InventorySpec:
-    """The static shape of one event's inventory."""
+    """The static shape of one event's inventory: a stocked event's (engine/catalog.py), whose rules it asserts."""
 
     event_id: str
     seat_ids: tuple[str, ...]
@@ -64,21 +65,14 @@ class InventorySpec:
     max_tickets_per_buyer: int
 
     def __post_init__(self) -> None:
-        if len(self.seat_ids) > limits.seats_per_event_max:
-            raise ValueError("too many seats")
-        if len(set(self.seat_ids)) != len(self.seat_ids):
-            raise ValueError("seat ids must be unique")
-        if bool(self.seat_ids) != (self.seated_type is not None):
-            raise ValueError("a seated ticket type needs seats, and seats need a seated ticket type")
-        codes = [code for code, _ in self.ga_capacity]
-        if len(set(codes)) != len(codes) or self.seated_type in codes:
-            raise ValueError("ticket type codes must be unique")
-        if any(not 0 <= cap <= limits.ga_capacity_max for _, cap in self.ga_capacity):
-            raise ValueError("GA capacity out of range")
-        if not limits.hold_ttl_s_min <= self.hold_ttl_s <= limits.hold_ttl_s_max:
-            raise ValueError("hold_ttl_s out of range")
-        if not 1 <= self.max_tickets_per_buyer <= limits.max_tickets_per_buyer_max:
-            raise ValueError("max_tickets_per_buyer out of range")
+        seated = () if self.seated_type is None else ((self.seated_type, TicketKind.SEATED, len(self.seat_ids)),)
+        ga = tuple((code, TicketKind.GA, capacity) for code, capacity in self.ga_capacity)
+        problems = [
+            *catalog.stock_problems(self.seat_ids, (*seated, *ga)),
+            *catalog.sale_limit_problems(self.hold_ttl_s, self.max_tickets_per_buyer),
+        ]
+        if problems:
+            raise ValueError(catalog.describe(problems))
 
 
 @dataclass(slots=True)

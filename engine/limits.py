@@ -11,6 +11,7 @@ quantity_per_hold_max = 100
 max_tickets_per_buyer_max = 100
 seats_per_event_max = 100_000
 ga_capacity_max = 1_000_000
+price_minor_max = 10**12
 ticket_types_per_event_max = 20
 sections_per_event_max = 200
 rows_per_section_max = 500

@@ -18,6 +18,7 @@ from cachetools import LRUCache, TTLCache
 from redis.asyncio import Redis
 
 from engine import ids
+from engine.lifecycle import is_on_sale
 from gateway.errors import NotFound, storage_outage_as_503
 from persistence import events as pg_events
 from persistence import live_state
@@ -49,7 +50,7 @@ class EventMeta:
 
     @property
     def on_sale(self) -> bool:
-        return self.status == pg_events.STATUS_ON_SALE
+        return is_on_sale(self.status)
 
     def to_dict(self) -> dict[str, Any]:
         """The msgpack-able meta shared with the inventory client through Redis."""

@@ -1,13 +1,13 @@
 """Request and response bodies as pydantic models, bounded by engine/limits.py.
 
-Requests are strict (no "5" for 5) and forbid unknown fields. Rules that span fields raise one
-``PydanticCustomError`` whose ``ctx["fields"]`` lists ``[field, message]`` pairs, so the 422 still names each bad
-field. Response models are the documented shapes (OpenAPI, tests); routes build the same dicts directly.
+Requests are strict (no "5" for 5) and forbid unknown fields. The models check each field's shape; an event's rules
+across fields are the catalog's (engine/catalog.py), which the model validators run. Rules that span fields raise
+one ``PydanticCustomError`` whose ``ctx["fields"]`` lists ``[field, message]`` pairs, so the 422 still names each
+bad field. Response models are the documented shapes (OpenAPI, tests); routes build the same dicts directly.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -23,12 +23,12 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
-from engine import limits, passwords, seating
+from engine import catalog, limits, passwords, seating
 from engine.access import PUBLISHABLE_SCOPES, ROLES, SCOPES, KeyKind
 from gateway.errors import ApiError, MalformedJson, ValidationFailed
 from gateway.rendering import EngineTime, Timestamp
 
-money_amount_minor_max = 10**12
+money_amount_minor_max = limits.price_minor_max
 field_errors_max = 100
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _TICKET_CODE_PATTERN = rf"^[A-Za-z0-9_-]{{1,{limits.label_chars_max}}}$"
@@ -64,6 +64,12 @@ def cross_field_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
     return PydanticCustomError("invalid_fields", summary, {"fields": [list(p) for p in problems]})
 
 
+def refuse_problems(problems: list[catalog.Problem]) -> None:
+    """The engine's problems as the one cross-field error (none: nothing to refuse)."""
+    if problems:
+        raise cross_field_error([(p.field, p.message) for p in problems])
+
+
 class RequestModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
@@ -96,18 +102,7 @@ class SeatingIn(RequestModel):
 
     @model_validator(mode="after")
     def _distinct_seat_ids(self) -> SeatingIn:
-        layout = self.layout()
-        problems = [
-            (f"sections.{s}.name", "repeats a section name")
-            if r is None
-            else (f"sections.{s}.rows.{r}.label", "repeats a row label in this section")
-            for s, r in seating.repeated_rows(layout)
-        ]
-        count = seating.seat_count(layout)
-        if count > limits.seats_per_event_max:
-            problems.append(("sections", f"{count} seats; at most {limits.seats_per_event_max} per event"))
-        if problems:
-            raise cross_field_error(problems)
+        refuse_problems(catalog.layout_problems(self.layout()))
         return self
 
 
@@ -119,12 +114,14 @@ class TicketTypeIn(RequestModel):
     )
     price: Money
 
+    def definition(self) -> catalog.TicketType:
+        return catalog.TicketType(
+            self.code, self.kind, self.capacity, catalog.Price(self.price.amount_minor, self.price.currency)
+        )
+
     @model_validator(mode="after")
     def _capacity_by_kind(self) -> TicketTypeIn:
-        if self.kind == "ga" and self.capacity is None:
-            raise cross_field_error([("capacity", "a GA ticket type needs a capacity")])
-        if self.kind == "seated" and self.capacity is not None:
-            raise cross_field_error([("capacity", "a seated ticket type's capacity is its seat count; omit it")])
+        refuse_problems(catalog.ticket_type_problems(self.definition()))
         return self
 
 
@@ -137,23 +134,22 @@ class EventCreate(RequestModel):
     ticket_types: Annotated[list[TicketTypeIn], Field(min_length=1, max_length=limits.ticket_types_per_event_max)]
     dedicated: bool = Field(default=False, description="Extension: give this (hot) event its own inventory actor")
 
+    def definition(self) -> catalog.EventDefinition:
+        return catalog.EventDefinition(
+            name=self.name,
+            starts_at=self.starts_at,
+            hold_ttl_s=self.hold_ttl_s,
+            max_tickets_per_buyer=self.max_tickets_per_buyer,
+            layout=None if self.seating is None else self.seating.layout(),
+            ticket_types=tuple(t.definition() for t in self.ticket_types),
+            dedicated=self.dedicated,
+        )
+
     @model_validator(mode="after")
     def _ticket_types_fit(self) -> EventCreate:
-        problems: list[tuple[str, str]] = []
-        repeated = {code for code, n in Counter(t.code for t in self.ticket_types).items() if n > 1}
-        seen: set[str] = set()
-        for i, ticket_type in enumerate(self.ticket_types):
-            if ticket_type.code in repeated and ticket_type.code in seen:
-                problems.append((f"ticket_types.{i}.code", "repeats a ticket type code"))
-            seen.add(ticket_type.code)
-        seated = [i for i, t in enumerate(self.ticket_types) if t.kind == "seated"]
-        problems += [(f"ticket_types.{i}.kind", "at most one seated ticket type per event") for i in seated[1:]]
-        if seated and self.seating is None:
-            problems.append(("seating", "a seated ticket type needs seating"))
-        if not seated and self.seating is not None:
-            problems.append(("seating", "seating needs a seated ticket type"))
-        if problems:
-            raise cross_field_error(problems)
+        # The seating's and each ticket type's own rules passed in their validators (else this one never runs),
+        # so what the engine still finds are the rules across them.
+        refuse_problems(catalog.event_problems(self.definition()))
         return self
 
 

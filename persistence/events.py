@@ -15,16 +15,12 @@ from typing import Any
 
 import asyncpg
 
-from engine import limits
+from engine import catalog
+from engine.catalog import TicketKind
 from engine.ids import EVENT_PREFIX, event_hex_chars
 from engine.inventory import InventorySpec
+from engine.lifecycle import EventStatus
 from persistence.tenancy import OrgDb
-
-KIND_GA = "ga"
-KIND_SEATED = "seated"
-STATUS_DRAFT = "draft"
-STATUS_ON_SALE = "on_sale"
-price_minor_max = 2**63 - 1
 
 _EVENT_COLUMNS = (
     "id, org_id, name, starts_at, hold_ttl_s, max_tickets_per_buyer, status, dedicated, "
@@ -42,7 +38,7 @@ _SEAT_IDS_SQL = (
 @dataclass(frozen=True)
 class TicketTypeRecord:
     code: str
-    kind: str  # "ga" | "seated"
+    kind: str  # a catalog.TicketKind
     capacity: int  # seated: the number of seats
     price_minor: int
     currency: str
@@ -68,7 +64,7 @@ class EventRecord:
     starts_at: datetime
     hold_ttl_s: int
     max_tickets_per_buyer: int
-    status: str  # "draft" | "on_sale"
+    status: str  # a lifecycle.EventStatus
     dedicated: bool
     seating: dict[str, Any] | None
     seat_count: int
@@ -77,48 +73,44 @@ class EventRecord:
     published_at: datetime | None
 
 
+def new_event(event: catalog.StockedEvent, seating: dict[str, Any] | None) -> NewEvent:
+    """What to store of a stocked event; ``seating`` is the layout as the organizer gave it, kept as JSON."""
+    return NewEvent(
+        name=event.name,
+        starts_at=event.starts_at,
+        hold_ttl_s=event.hold_ttl_s,
+        max_tickets_per_buyer=event.max_tickets_per_buyer,
+        seating=seating,
+        seat_ids=event.seat_ids,
+        ticket_types=tuple(
+            TicketTypeRecord(t.code, t.kind, t.capacity or 0, t.price.amount_minor, t.price.currency)
+            for t in event.ticket_types
+        ),
+        dedicated=event.dedicated,
+    )
+
+
+def _stocked(new: NewEvent) -> catalog.StockedEvent:
+    return catalog.StockedEvent(
+        name=new.name,
+        starts_at=new.starts_at,
+        hold_ttl_s=new.hold_ttl_s,
+        max_tickets_per_buyer=new.max_tickets_per_buyer,
+        seat_ids=new.seat_ids,
+        ticket_types=tuple(
+            catalog.TicketType(t.code, t.kind, t.capacity, catalog.Price(t.price_minor, t.currency))
+            for t in new.ticket_types
+        ),
+        dedicated=new.dedicated,
+    )
+
+
 def check_new_event(new: NewEvent) -> None:
-    """Refuse (ValueError) what the schema or the inventory would refuse, with a clearer message."""
-    if not 1 <= len(new.name) <= limits.name_chars_max:
-        raise ValueError(f"name must be 1..{limits.name_chars_max} characters")
-    if new.starts_at.tzinfo is None:
-        raise ValueError("starts_at must carry a time zone")
-    if not limits.hold_ttl_s_min <= new.hold_ttl_s <= limits.hold_ttl_s_max:
-        raise ValueError(f"hold_ttl_s must be {limits.hold_ttl_s_min}..{limits.hold_ttl_s_max}")
-    if not 1 <= new.max_tickets_per_buyer <= limits.max_tickets_per_buyer_max:
-        raise ValueError(f"max_tickets_per_buyer must be 1..{limits.max_tickets_per_buyer_max}")
-    if len(new.seat_ids) > limits.seats_per_event_max:
-        raise ValueError(f"at most {limits.seats_per_event_max} seats per event")
-    if len(set(new.seat_ids)) != len(new.seat_ids):
-        raise ValueError("seat ids must be unique")
-    if any(not 1 <= len(seat_id) <= limits.id_chars_max for seat_id in new.seat_ids):
-        raise ValueError(f"seat ids must be 1..{limits.id_chars_max} characters")
-    _check_ticket_types(new.ticket_types, len(new.seat_ids))
-
-
-def _check_ticket_types(types: tuple[TicketTypeRecord, ...], seat_count: int) -> None:
-    if len(types) > limits.ticket_types_per_event_max:
-        raise ValueError(f"at most {limits.ticket_types_per_event_max} ticket types per event")
-    if len({t.code for t in types}) != len(types):
-        raise ValueError("ticket type codes must be unique")
-    for t in types:
-        if not 1 <= len(t.code) <= limits.label_chars_max:
-            raise ValueError(f"ticket type codes must be 1..{limits.label_chars_max} characters")
-        if t.kind not in (KIND_GA, KIND_SEATED):
-            raise ValueError(f"ticket type kind must be {KIND_GA!r} or {KIND_SEATED!r}")
-        if not 0 <= t.capacity <= limits.ga_capacity_max:
-            raise ValueError(f"capacity must be 0..{limits.ga_capacity_max}")
-        if not 0 <= t.price_minor <= price_minor_max:
-            raise ValueError("price must be a non-negative amount in minor units")
-        if len(t.currency) != 3 or not t.currency.isascii() or not t.currency.isupper():
-            raise ValueError("currency must be three upper-case letters (ISO 4217)")
-    seated = [t for t in types if t.kind == KIND_SEATED]
-    if len(seated) > 1:
-        raise ValueError("at most one seated ticket type per event")
-    if bool(seated) != (seat_count > 0):
-        raise ValueError("a seated ticket type needs seats, and seats need a seated ticket type")
-    if seated and seated[0].capacity != seat_count:
-        raise ValueError("a seated ticket type's capacity is its number of seats")
+    """Refuse (ValueError) an event the catalog's rules refuse: the gateway refuses it first, so this is a caller's
+    bug, stopped before anything is written."""
+    problems = catalog.stocked_problems(_stocked(new))
+    if problems:
+        raise ValueError(catalog.describe(problems))
 
 
 def _ticket_type(row: asyncpg.Record) -> TicketTypeRecord:
@@ -215,8 +207,8 @@ async def publish_event(db: OrgDb, event_id: str) -> Published | None:
         f"WHERE org_id = $1 AND id = $2 AND status = $4 RETURNING {_EVENT_COLUMNS}",
         db.org_id,
         event_id,
-        STATUS_ON_SALE,
-        STATUS_DRAFT,
+        EventStatus.ON_SALE.value,
+        EventStatus.DRAFT.value,
     )
     if row is not None:
         record = await _with_ticket_types(db, row)
@@ -252,7 +244,7 @@ async def take_inventory_epoch(db: OrgDb, event_id: str) -> tuple[int, EventReco
             f"RETURNING inventory_epoch, {_EVENT_COLUMNS}",
             db.org_id,
             event_id,
-            STATUS_ON_SALE,
+            EventStatus.ON_SALE.value,
         )
         event = await _with_ticket_types(db, row)
         if row is None or event is None:
@@ -263,12 +255,12 @@ async def take_inventory_epoch(db: OrgDb, event_id: str) -> tuple[int, EventReco
 
 
 def inventory_spec(event: EventRecord, seat_ids: tuple[str, ...]) -> InventorySpec:
-    seated = [t.code for t in event.ticket_types if t.kind == KIND_SEATED]
+    seated = [t.code for t in event.ticket_types if t.kind == TicketKind.SEATED]
     return InventorySpec(
         event_id=event.id,
         seat_ids=seat_ids,
         seated_type=seated[0] if seated else None,
-        ga_capacity=tuple((t.code, t.capacity) for t in event.ticket_types if t.kind == KIND_GA),
+        ga_capacity=tuple((t.code, t.capacity) for t in event.ticket_types if t.kind == TicketKind.GA),
         hold_ttl_s=event.hold_ttl_s,
         max_tickets_per_buyer=event.max_tickets_per_buyer,
     )

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from engine import access
+from engine.access import InvitationRefusal
 from persistence.db import Connection
 from persistence.secret_hashes import hash_secret, secret_matches
 from persistence.tenancy import OrgDb
@@ -42,6 +44,14 @@ class AcceptOutcome(enum.Enum):
     ALREADY_USED = "already_used"
     EXPIRED = "expired"
     UNKNOWN = "unknown"  # no such invitation, or the secret does not match
+
+
+_OUTCOMES: dict[InvitationRefusal | None, AcceptOutcome] = {
+    None: AcceptOutcome.ACCEPTED,
+    InvitationRefusal.ALREADY_USED: AcceptOutcome.ALREADY_USED,
+    InvitationRefusal.EXPIRED: AcceptOutcome.EXPIRED,
+    InvitationRefusal.UNKNOWN: AcceptOutcome.UNKNOWN,
+}
 
 
 @dataclass(frozen=True)
@@ -90,18 +100,15 @@ async def create_invitation(
 
 
 async def first_password_unclaimed(conn: Connection, user_id: str) -> bool:
-    """Whether a new invitation for this passwordless account may set its first password: nobody has joined an
-    org with it and no other such invitation is still open. (An org that removes a pending member, or lets the
-    invitation expire, must be able to invite them again; while another org's invitation may still set the
-    password, or an org already counts the account as a member, a second one must not.) Cross-org: run inside
-    ``unscoped``."""
-    unclaimed: bool = await conn.fetchval(
-        "SELECT NOT EXISTS (SELECT FROM memberships WHERE user_id = $1 AND accepted_at IS NOT NULL) "
-        "AND NOT EXISTS (SELECT FROM invitations WHERE user_id = $1 AND creates_user "
-        "AND accepted_at IS NULL AND expires_at > now())",
+    """Whether a new invitation for this passwordless account may set its first password
+    (engine/access.py ``first_password_unclaimed``). Cross-org: run inside ``unscoped``."""
+    row = await conn.fetchrow(
+        "SELECT EXISTS (SELECT FROM memberships WHERE user_id = $1 AND accepted_at IS NOT NULL) AS joined, "
+        "EXISTS (SELECT FROM invitations WHERE user_id = $1 AND creates_user "
+        "AND accepted_at IS NULL AND expires_at > now()) AS first_open",
         user_id,
     )
-    return unclaimed
+    return access.first_password_unclaimed(row["joined"], row["first_open"])
 
 
 async def check(conn: Connection, invitation_id: str, secret: str) -> Acceptance:
@@ -116,13 +123,14 @@ async def check(conn: Connection, invitation_id: str, secret: str) -> Acceptance
 
 
 def _judge(row: asyncpg.Record | None, secret: str) -> Acceptance:
-    if row is None or not secret_matches(secret, bytes(row["secret_hash"])):
+    if row is None:
         return Acceptance(AcceptOutcome.UNKNOWN)
-    if row["accepted_at"] is not None:
-        return Acceptance(AcceptOutcome.ALREADY_USED, _record(row))
-    if row["expired"]:
-        return Acceptance(AcceptOutcome.EXPIRED, _record(row))
-    return Acceptance(AcceptOutcome.ACCEPTED, _record(row))
+    refusal = access.invitation_refusal(
+        secret_matches(secret, bytes(row["secret_hash"])), used=row["accepted_at"] is not None, expired=row["expired"]
+    )
+    if refusal is InvitationRefusal.UNKNOWN:
+        return Acceptance(AcceptOutcome.UNKNOWN)  # a wrong secret learns nothing about the invitation
+    return Acceptance(_OUTCOMES[refusal], _record(row))
 
 
 async def accept(db: OrgDb, invitation_id: str, secret: str) -> Acceptance:

@@ -48,9 +48,6 @@ class Roster:
     roles: dict[str, str]
     accepted: frozenset[str]
 
-    def accepted_roles(self) -> list[str]:
-        return [role for user_id, role in self.roles.items() if user_id in self.accepted]
-
 
 @dataclass(frozen=True)
 class MembershipOf:

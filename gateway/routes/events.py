@@ -14,8 +14,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from engine import seating
+from engine import catalog
 from engine.ids import is_event_id
+from engine.lifecycle import EventStatus, is_on_sale
 from gateway import live, schemas
 from gateway.auth import Principal
 from gateway.availability import availability_json
@@ -45,27 +46,8 @@ SEATS_SCOPES = ("inventory:read", "events:read")
 
 
 def new_event(body: schemas.EventCreate) -> pg_events.NewEvent:
-    layout = body.seating.layout() if body.seating is not None else ()
-    seat_ids = seating.seat_ids(layout)
-    return pg_events.NewEvent(
-        name=body.name,
-        starts_at=body.starts_at,
-        hold_ttl_s=body.hold_ttl_s,
-        max_tickets_per_buyer=body.max_tickets_per_buyer,
-        seating=body.seating.model_dump() if body.seating is not None else None,
-        seat_ids=seat_ids,
-        ticket_types=tuple(
-            pg_events.TicketTypeRecord(
-                code=t.code,
-                kind=t.kind,
-                capacity=len(seat_ids) if t.kind == pg_events.KIND_SEATED else (t.capacity or 0),
-                price_minor=t.price.amount_minor,
-                currency=t.price.currency,
-            )
-            for t in body.ticket_types
-        ),
-        dedicated=body.dedicated,
-    )
+    seating = body.seating.model_dump() if body.seating is not None else None
+    return pg_events.new_event(catalog.stocked(body.definition()), seating)
 
 
 def event_json(record: pg_events.EventRecord) -> dict[str, Any]:
@@ -158,7 +140,7 @@ async def publish_event(write: Write) -> Response:
                 EVENT_PUBLISH,
                 "event",
                 event_id,
-                before={"status": pg_events.STATUS_DRAFT},
+                before={"status": EventStatus.DRAFT.value},
                 after={"status": published.event.status, "published_at": rfc3339(published.event.published_at)},
             )
             await audit.record(db, actor_of(write.request, principal), change)
@@ -185,7 +167,7 @@ async def get_event(request: Request) -> Response:
         raise event_not_found(event_id)
     async with svc.tenant(principal.org_id) as db:
         record = await pg_events.get_event(db, event_id)
-    if record is None or (principal.publishable and record.status != pg_events.STATUS_ON_SALE):
+    if record is None or (principal.publishable and not is_on_sale(record.status)):
         raise event_not_found(event_id)
     return json_response(event_json(record))
 

@@ -1,8 +1,9 @@
 """/v1/members: the people of the caller's organization and their roles (scope members:manage).
 
 Nobody grants more than they hold, only an owner makes, changes or removes an owner, and an org always keeps
-one owner (engine/access.py: may_assign_role, owners_left). Changing a member's role or removing them ends
-their sessions in the org at once (rows revoked, Redis marks set), so the old role's tokens stop working.
+one owner (engine/access.py: member_change_refusal; this module reads the roster and raises the refusal).
+Changing a member's role or removing them ends their sessions in the org at once (rows revoked, Redis marks set),
+so the old role's tokens stop working.
 
 Adding a person makes a pending membership and an invitation, always: the person joins by accepting it (a new
 person sets their password with it, anyone else gives their own), so no org can join an account to itself
@@ -18,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from engine.access import Role, may_assign_role, owners_left
+from engine.access import MemberChange, MemberRefusal, grant_refusal, invitation_sets_password, member_change_refusal
 from gateway import schemas
 from gateway.auth import Principal
-from gateway.errors import Conflict, Forbidden, NotFound, Unauthorized
+from gateway.errors import ApiError, Conflict, Forbidden, NotFound, Unauthorized
 from gateway.openapi import operation
 from gateway.routes.context import (
     Write,
@@ -64,18 +65,16 @@ def _member_not_found(user_id: str) -> NotFound:
     return NotFound("no such member", {"user_id": user_id}, code="member_not_found")
 
 
-def _check_actor_current(principal: Principal, roster: memberships.Roster) -> None:
-    """A person's token names the role they had at login; a change since then ends their sessions, but a request
-    already past authentication could still land. Under the memberships' lock, the role must still be theirs."""
-    if principal.actor_type == "user" and (
-        roster.roles.get(principal.actor_id) != principal.role or principal.actor_id not in roster.accepted
-    ):
-        raise Unauthorized("your role in this organization changed: log in again", code="session_ended")
-
-
-def _check_grant(principal: Principal, target_role: str | None, new_role: str | None) -> None:
-    if not may_assign_role(principal.role, principal.scopes, target_role, new_role):
-        raise _not_grantable(new_role)
+def _refusal_error(refusal: MemberRefusal, user_id: str, new_role: str | None) -> ApiError:
+    match refusal:
+        case MemberRefusal.SESSION_ENDED:
+            return Unauthorized("your role in this organization changed: log in again", code="session_ended")
+        case MemberRefusal.MEMBER_NOT_FOUND:
+            return _member_not_found(user_id)
+        case MemberRefusal.ROLE_NOT_GRANTABLE:
+            return _not_grantable(new_role)
+        case MemberRefusal.LAST_OWNER:
+            return Conflict("an organization must keep at least one owner", code="last_owner")
 
 
 @operation(
@@ -108,14 +107,18 @@ async def list_members(request: Request) -> Response:
 async def add_member(write: Write) -> Response:
     principal, svc = write.principal, write.svc
     wanted = schemas.parse_body(schemas.MemberCreate, write.body)
-    _check_grant(principal, None, wanted.role)
+    if grant_refusal(principal.role, principal.scopes, None, wanted.role) is not None:
+        raise _not_grantable(wanted.role)
     async with svc.unscoped("invite: the person may already exist as a member of another org") as platform:
         existing = await users.find_user_by_email(platform, wanted.email)
-        # A passwordless account nobody has claimed (its first invitation removed or expired) may be given a
-        # first password again by this invitation.
-        sets_password = existing is None or (
-            existing.password_hash is None and await invitations.first_password_unclaimed(platform, existing.id)
+        # Asked only of a passwordless account: no other can have its first password set by an invitation.
+        unclaimed = (
+            existing is not None
+            and existing.password_hash is None
+            and await invitations.first_password_unclaimed(platform, existing.id)
         )
+    has_password = existing is not None and existing.password_hash is not None
+    sets_password = invitation_sets_password(existing is not None, has_password, unclaimed)
     async with svc.tenant(principal.org_id) as db:
         try:
             person = existing or await users.create_user(db.conn, wanted.email, None)
@@ -202,24 +205,20 @@ async def _may_change(db: OrgDb, principal: Principal, user_id: str, new_role: s
     """The member's role now, once the caller may give them ``new_role`` (None: remove them). The roster stays
     locked to the commit, so owner counts cannot race."""
     roster = await memberships.lock_roles(db)
-    _check_actor_current(principal, roster)
-    target_role = roster.roles.get(user_id)
-    if target_role is None:
-        raise _member_not_found(user_id)
-    _check_grant(principal, target_role, new_role)
-    _keep_an_owner(roster, user_id, new_role)
-    return target_role
-
-
-def _keep_an_owner(roster: memberships.Roster, user_id: str, new_role: str | None) -> None:
-    # Only a change to an accepted owner can lose the last one: an org made with `voelgoed org create` has an
-    # owner key but may have no owner person yet, and its other members must stay manageable meanwhile. Pending
-    # owners do not count: an invitation nobody accepts must not keep an org "owned".
-    if user_id not in roster.accepted:
-        return
-    target_role = roster.roles[user_id]
-    if target_role == Role.OWNER and owners_left(roster.accepted_roles(), target_role, new_role) < 1:
-        raise Conflict("an organization must keep at least one owner", code="last_owner")
+    change = MemberChange(
+        actor_is_person=principal.actor_type == "user",
+        actor_id=principal.actor_id,
+        actor_role=principal.role,
+        actor_scopes=principal.scopes,
+        roles=roster.roles,
+        accepted=roster.accepted,
+        user_id=user_id,
+        new_role=new_role,
+    )
+    refusal = member_change_refusal(change)
+    if refusal is not None:
+        raise _refusal_error(refusal, user_id, new_role)
+    return roster.roles[user_id]
 
 
 ROUTES: list[BaseRoute] = [

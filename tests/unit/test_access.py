@@ -13,13 +13,23 @@ from engine.access import (
     ROLE_PERMISSIONS,
     ROLES,
     SCOPES,
+    InvitationRefusal,
     KeyKind,
+    MemberChange,
+    MemberRefusal,
     Role,
+    first_password_unclaimed,
+    grant_refusal,
+    invitation_refusal,
+    invitation_sets_password,
     key_scope_problems,
+    last_owner_refusal,
     may_assign_role,
+    member_change_refusal,
     owners_left,
     permissions_of,
     scopes_beyond,
+    stale_actor_refusal,
 )
 
 scope_sets = st.frozensets(st.sampled_from(SCOPES))
@@ -126,3 +136,92 @@ def test_the_last_owner_cannot_leave_or_step_down() -> None:
     assert owners_left(["owner", "admin"], "owner", "admin") == 0
     assert owners_left(["owner", "owner"], "owner", None) == 1
     assert owners_left(["owner"], None, "owner") == 2
+
+
+# ---- membership changes and invitations ----
+
+OWNER_ID, ADMIN_ID, PENDING_OWNER_ID = "usr_owner", "usr_admin", "usr_pending"
+ROLES_NOW = {OWNER_ID: "owner", ADMIN_ID: "admin", PENDING_OWNER_ID: "owner"}
+
+
+def change(**fields: object) -> MemberChange:
+    values: dict[str, object] = {
+        "actor_is_person": True,
+        "actor_id": OWNER_ID,
+        "actor_role": "owner",
+        "actor_scopes": permissions_of("owner"),
+        "roles": ROLES_NOW,
+        "accepted": frozenset({OWNER_ID, ADMIN_ID}),
+        "user_id": ADMIN_ID,
+        "new_role": "scanner",
+    }
+    values.update(fields)
+    return MemberChange(**values)  # type: ignore[arg-type]
+
+
+def test_stale_actor() -> None:
+    assert stale_actor_refusal(True, "admin", "admin", True) is None
+    assert stale_actor_refusal(True, "admin", "scanner", True) is MemberRefusal.SESSION_ENDED
+    assert stale_actor_refusal(True, "admin", None, False) is MemberRefusal.SESSION_ENDED  # removed
+    assert stale_actor_refusal(True, "admin", "admin", False) is MemberRefusal.SESSION_ENDED
+    assert stale_actor_refusal(False, None, None, False) is None  # a key has no role to lose
+
+
+def test_grant_refusal_is_may_assign_role() -> None:
+    assert grant_refusal("owner", permissions_of("owner"), None, "owner") is None
+    assert grant_refusal("admin", permissions_of("admin"), None, "owner") is MemberRefusal.ROLE_NOT_GRANTABLE
+
+
+def test_last_owner_refusal() -> None:
+    assert last_owner_refusal(True, "owner", ["owner", "admin"], None) is MemberRefusal.LAST_OWNER
+    assert last_owner_refusal(True, "owner", ["owner", "admin"], "admin") is MemberRefusal.LAST_OWNER
+    assert last_owner_refusal(True, "owner", ["owner", "owner"], None) is None
+    assert last_owner_refusal(False, "owner", [], None) is None  # a pending owner is no owner yet
+    assert last_owner_refusal(True, "admin", ["admin"], None) is None  # an org made by the CLI may have no owner
+
+
+@pytest.mark.parametrize(
+    ("fields", "refusal"),
+    [
+        ({}, None),
+        ({"new_role": None}, None),
+        ({"actor_role": "admin"}, MemberRefusal.SESSION_ENDED),  # the token says admin, the roster says owner
+        ({"user_id": "usr_nobody"}, MemberRefusal.MEMBER_NOT_FOUND),
+        ({"actor_role": "owner", "user_id": "usr_nobody", "accepted": frozenset()}, MemberRefusal.SESSION_ENDED),
+        (
+            {"actor_id": ADMIN_ID, "actor_role": "admin", "user_id": OWNER_ID, "new_role": None},
+            MemberRefusal.ROLE_NOT_GRANTABLE,
+        ),
+        ({"user_id": OWNER_ID, "new_role": "admin"}, MemberRefusal.LAST_OWNER),
+        ({"user_id": OWNER_ID, "new_role": "owner"}, None),
+        ({"user_id": PENDING_OWNER_ID, "new_role": None}, None),
+        (
+            {"actor_is_person": False, "actor_id": "key_1", "actor_role": None, "user_id": OWNER_ID},
+            MemberRefusal.ROLE_NOT_GRANTABLE,
+        ),
+        ({"actor_is_person": False, "actor_id": "key_1", "actor_role": None}, None),
+    ],
+)
+def test_member_change_refusal(fields: dict[str, object], refusal: MemberRefusal | None) -> None:
+    assert member_change_refusal(change(**fields)) is refusal
+
+
+@given(st.booleans(), st.booleans(), st.booleans())
+def test_invitation_refusal(matches: bool, used: bool, expired: bool) -> None:
+    refusal = invitation_refusal(matches, used, expired)
+    if not matches:
+        assert refusal is InvitationRefusal.UNKNOWN  # a wrong secret learns nothing more
+    elif used:
+        assert refusal is InvitationRefusal.ALREADY_USED
+    else:
+        assert refusal is (InvitationRefusal.EXPIRED if expired else None)
+
+
+def test_who_sets_the_first_password() -> None:
+    assert invitation_sets_password(account_exists=False, has_password=False, unclaimed=False)
+    assert invitation_sets_password(account_exists=True, has_password=False, unclaimed=True)
+    assert not invitation_sets_password(account_exists=True, has_password=False, unclaimed=False)
+    assert not invitation_sets_password(account_exists=True, has_password=True, unclaimed=True)
+    assert first_password_unclaimed(anyone_joined_with_it=False, first_password_invitation_open=False)
+    assert not first_password_unclaimed(anyone_joined_with_it=True, first_password_invitation_open=False)
+    assert not first_password_unclaimed(anyone_joined_with_it=False, first_password_invitation_open=True)
