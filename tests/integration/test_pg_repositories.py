@@ -45,9 +45,9 @@ from persistence.events import (
 )
 from persistence.orgs import create_org
 from persistence.sales import FencedOut, SaleNotFound, load_sales, write_sales
-from services.sales import commit_sales
 from persistence.secret_hashes import secret_matches
 from persistence.tenancy import OrgDb, org_transaction, unscoped
+from services.sales import commit_sales
 
 SEAT_IDS = tuple(f"A-1-{n}" for n in range(1, 13))
 CREATED_BY = "system:test"
