@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from engine.refusals import Refusal
+
 
 class Permission(StrEnum):
     EVENTS_READ = "events:read"
@@ -117,46 +119,29 @@ def owners_left(roles: Iterable[str], target_role: str | None, new_role: str | N
 # ---- membership changes and invitations --------------------------------------------------------------------
 
 
-class MemberRefusal(StrEnum):
-    """Why a change to an org's members is refused; the gateway maps each to its answer."""
-
-    SESSION_ENDED = "session_ended"  # the acting person's role changed since they logged in
-    MEMBER_NOT_FOUND = "member_not_found"
-    ROLE_NOT_GRANTABLE = "role_not_grantable"
-    LAST_OWNER = "last_owner"
-
-
-class InvitationRefusal(StrEnum):
-    """Why an invitation may not be accepted."""
-
-    UNKNOWN = "unknown"  # no such invitation, or the secret does not match
-    ALREADY_USED = "already_used"
-    EXPIRED = "expired"
-
-
 def stale_actor_refusal(
     is_person: bool, token_role: str | None, current_role: str | None, accepted: bool
-) -> MemberRefusal | None:
+) -> Refusal | None:
     """A person's token names the role they had at login; a change since then ends their sessions, but a request
     already past authentication could still land. So, read under the memberships' lock, the role must still be
     theirs and their membership accepted. A key acts for no person and has no role to lose."""
     if is_person and (current_role != token_role or not accepted):
-        return MemberRefusal.SESSION_ENDED
+        return Refusal.SESSION_ENDED
     return None
 
 
 def grant_refusal(
     actor_role: str | None, actor_scopes: Iterable[str], target_role: str | None, new_role: str | None
-) -> MemberRefusal | None:
+) -> Refusal | None:
     """``may_assign_role`` as a refusal."""
     if not may_assign_role(actor_role, actor_scopes, target_role, new_role):
-        return MemberRefusal.ROLE_NOT_GRANTABLE
+        return Refusal.ROLE_NOT_GRANTABLE
     return None
 
 
 def last_owner_refusal(
     target_accepted: bool, target_role: str, accepted_roles: Iterable[str], new_role: str | None
-) -> MemberRefusal | None:
+) -> Refusal | None:
     """Whether giving the member ``new_role`` (None: removing them) would leave the org without an owner.
 
     Only a change to an accepted owner can lose the last one: an org made with `voelgoed org create` has an owner
@@ -165,7 +150,7 @@ def last_owner_refusal(
     if not target_accepted or target_role != Role.OWNER:
         return None
     if owners_left(accepted_roles, target_role, new_role) < 1:
-        return MemberRefusal.LAST_OWNER
+        return Refusal.LAST_OWNER
     return None
 
 
@@ -183,7 +168,7 @@ class MemberChange:
     new_role: str | None  # None: remove the member
 
 
-def member_change_refusal(change: MemberChange) -> MemberRefusal | None:
+def member_change_refusal(change: MemberChange) -> Refusal | None:
     """Why the change may not happen, checked in the order the caller learns of them: their own standing first
     (a stale session learns nothing about members), then the member, then the grant, then the last owner."""
     stale = stale_actor_refusal(
@@ -196,7 +181,7 @@ def member_change_refusal(change: MemberChange) -> MemberRefusal | None:
         return stale
     target_role = change.roles.get(change.user_id)
     if target_role is None:
-        return MemberRefusal.MEMBER_NOT_FOUND
+        return Refusal.MEMBER_NOT_FOUND
     refused = grant_refusal(change.actor_role, change.actor_scopes, target_role, change.new_role)
     if refused is not None:
         return refused
@@ -204,15 +189,15 @@ def member_change_refusal(change: MemberChange) -> MemberRefusal | None:
     return last_owner_refusal(change.user_id in change.accepted, target_role, accepted_roles, change.new_role)
 
 
-def invitation_refusal(secret_matches: bool, used: bool, expired: bool) -> InvitationRefusal | None:
+def invitation_refusal(secret_matches: bool, used: bool, expired: bool) -> Refusal | None:
     """Whether an invitation may be accepted now: a wrong secret reads as no invitation at all (nothing about it
     is revealed), and an invitation is used at most once, before it expires."""
     if not secret_matches:
-        return InvitationRefusal.UNKNOWN
+        return Refusal.INVITATION_NOT_FOUND
     if used:
-        return InvitationRefusal.ALREADY_USED
+        return Refusal.INVITATION_USED
     if expired:
-        return InvitationRefusal.EXPIRED
+        return Refusal.INVITATION_EXPIRED
     return None
 
 
@@ -230,3 +215,13 @@ def invitation_sets_password(account_exists: bool, has_password: bool, unclaimed
     invitation that makes the account, or revives a passwordless one whose first password is ``unclaimed``, may
     set it; any other is accepted with the person's own password."""
     return not account_exists or (not has_password and unclaimed)
+
+
+def invitation_password_refusal(has_password: bool, invitation_creates_user: bool) -> Refusal | None:
+    """Whether the person may accept this invitation with a password at all. Whoever invited them saw the token,
+    so a token never sets the password of an account another invitation owns: a passwordless person first
+    accepts the invitation that created their account (it sets the first password), then any other with that
+    password. A person with a password accepts every invitation with it."""
+    if not has_password and not invitation_creates_user:
+        return Refusal.PASSWORD_NOT_SET
+    return None

@@ -23,7 +23,6 @@ from redis.asyncio import Redis
 
 from engine.access import ROLES
 from gateway.errors import storage_outage_as_503
-from persistence.tenancy import OrgDb
 from voelgoed.settings import session_secret_bytes_min
 
 access_token_ttl_s = 900
@@ -127,13 +126,19 @@ async def mark_revoked(redis: Redis, org_id: str, session_id: str, *, ttl_s: int
     await redis.set(revoked_session_key(org_id, session_id), b"1", ex=revocation_mark_ttl_s(ttl_s))
 
 
-async def end_sessions(redis: Redis, db: OrgDb, session_ids: Iterable[str]) -> None:
-    """Mark the sessions revoked in Redis, inside the transaction ``db`` that revokes their rows: if Redis fails
-    the change rolls back (503, nothing applied); if the commit fails after the marks, the sessions merely end
-    early."""
-    with storage_outage_as_503():
-        for session_id in session_ids:
-            await mark_revoked(redis, db.org_id, session_id)
+class RevocationMarks:
+    """The sessions' revocation marks in Redis, as the session use cases end sessions (services/sessions.py
+    SessionMarks)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def end(self, org_id: str, session_ids: Iterable[str]) -> None:
+        """Mark the sessions revoked, inside the transaction that revokes their rows: if Redis fails the change
+        rolls back (503, nothing applied); if the commit fails after the marks, the sessions merely end early."""
+        with storage_outage_as_503():
+            for session_id in session_ids:
+                await mark_revoked(self._redis, org_id, session_id)
 
 
 async def is_revoked(redis: Redis, org_id: str, session_id: str) -> bool:

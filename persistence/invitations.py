@@ -1,12 +1,11 @@
 """Invitations: how a person joins an org. "vi_<invitation id hex>_<secret>", shown once to whoever invited
 them; only sha256(secret) is stored. Usable once, until ``invitation_ttl_s`` after issue. Accepting one makes the
 person's pending membership active; only the invitation that created the account (``creates_user``) may set its
-first password, every other one is accepted with the person's existing password (gateway/routes/sessions.py).
+first password, every other one is accepted with the person's existing password (services/sessions.py).
 """
 
 from __future__ import annotations
 
-import enum
 import re
 import secrets
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from engine import access
-from engine.access import InvitationRefusal
+from engine.refusals import Refusal
 from persistence.db import Connection
 from persistence.secret_hashes import hash_secret, secret_matches
 from persistence.tenancy import OrgDb
@@ -39,24 +38,12 @@ class InvitationRecord:
     accepted_at: datetime | None
 
 
-class AcceptOutcome(enum.Enum):
-    ACCEPTED = "accepted"
-    ALREADY_USED = "already_used"
-    EXPIRED = "expired"
-    UNKNOWN = "unknown"  # no such invitation, or the secret does not match
-
-
-_OUTCOMES: dict[InvitationRefusal | None, AcceptOutcome] = {
-    None: AcceptOutcome.ACCEPTED,
-    InvitationRefusal.ALREADY_USED: AcceptOutcome.ALREADY_USED,
-    InvitationRefusal.EXPIRED: AcceptOutcome.EXPIRED,
-    InvitationRefusal.UNKNOWN: AcceptOutcome.UNKNOWN,
-}
-
-
 @dataclass(frozen=True)
 class Acceptance:
-    outcome: AcceptOutcome
+    """What accepting answers: no refusal (accepted, or it would be) or the invitation's refusal; the invitation
+    itself unless it is unknown (a wrong secret learns nothing about it)."""
+
+    refusal: Refusal | None
     invitation: InvitationRecord | None = None
 
 
@@ -112,7 +99,7 @@ async def first_password_unclaimed(conn: Connection, user_id: str) -> bool:
 
 
 async def check(conn: Connection, invitation_id: str, secret: str) -> Acceptance:
-    """What accepting would answer now, changing nothing (ACCEPTED: it would be accepted), so the caller can
+    """What accepting would answer now, changing nothing (no refusal: it would be accepted), so the caller can
     refuse a bad token before spending a password check on it. Cross-org (a token names no org): run inside
     ``unscoped``; then accept in the invitation's org, which checks again under lock."""
     row = await conn.fetchrow(
@@ -124,13 +111,13 @@ async def check(conn: Connection, invitation_id: str, secret: str) -> Acceptance
 
 def _judge(row: asyncpg.Record | None, secret: str) -> Acceptance:
     if row is None:
-        return Acceptance(AcceptOutcome.UNKNOWN)
+        return Acceptance(Refusal.INVITATION_NOT_FOUND)
     refusal = access.invitation_refusal(
         secret_matches(secret, bytes(row["secret_hash"])), used=row["accepted_at"] is not None, expired=row["expired"]
     )
-    if refusal is InvitationRefusal.UNKNOWN:
-        return Acceptance(AcceptOutcome.UNKNOWN)  # a wrong secret learns nothing about the invitation
-    return Acceptance(_OUTCOMES[refusal], _record(row))
+    if refusal is Refusal.INVITATION_NOT_FOUND:
+        return Acceptance(refusal)  # a wrong secret learns nothing about the invitation
+    return Acceptance(refusal, _record(row))
 
 
 async def accept(db: OrgDb, invitation_id: str, secret: str) -> Acceptance:
@@ -143,11 +130,11 @@ async def accept(db: OrgDb, invitation_id: str, secret: str) -> Acceptance:
         invitation_id,
     )
     judged = _judge(row, secret)
-    if judged.outcome is not AcceptOutcome.ACCEPTED:
+    if judged.refusal is not None:
         return judged
     updated = await db.conn.fetchrow(
         f"UPDATE invitations SET accepted_at = now() WHERE org_id = $1 AND id = $2 RETURNING {_COLUMNS}",
         db.org_id,
         invitation_id,
     )
-    return Acceptance(AcceptOutcome.ACCEPTED, _record(updated))
+    return Acceptance(None, _record(updated))

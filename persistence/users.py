@@ -9,6 +9,7 @@ is known (logging in, inviting someone who may belong to other orgs), and settin
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ USER_PREFIX = "usr_"
 email_chars_max = 254
 _COLUMNS = "id, email, password_hash, created_at"
 _ORG_COLUMNS = "id, email, created_at"  # what the org-bound role may read
+_ID_RE = re.compile(re.escape(USER_PREFIX) + r"[0-9a-f]{32}")
 
 
 class EmailTaken(ValueError):
@@ -34,6 +36,11 @@ class UserRecord:
     email: str
     password_hash: str | None  # None until an invited person sets a password
     created_at: datetime
+
+
+def is_user_id(value: str) -> bool:
+    """Whether ``value`` is shaped like a person's id (anything else names nobody, without a query)."""
+    return _ID_RE.fullmatch(value) is not None
 
 
 def normalize_email(email: str) -> str:

@@ -27,6 +27,13 @@ class Tenants(Protocol):
     def tenant(self, org_id: str) -> AbstractAsyncContextManager[OrgDb]: ...
 
 
+class Platform(Protocol):
+    """Where use cases get a transaction that sees every org (persistence.tenancy.unscoped), for work that is
+    cross-org by nature: finding the person or the org a presented credential names. ``reason`` says why."""
+
+    def unscoped(self, reason: str) -> AbstractAsyncContextManager[Connection]: ...
+
+
 class UnitOfWork:
     """What one use case changes and records, inside one org transaction. Made only by ``UnitsOfWork`` or
     ``unit_of_work_on``."""

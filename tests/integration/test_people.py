@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 
 from engine.passwords import hash_password, verify_password
+from engine.refusals import Refusal
 from persistence import invitations, memberships, sessions, users
 from persistence.db import connect
-from persistence.invitations import AcceptOutcome
 from persistence.sessions import RefreshOutcome
 from persistence.tenancy import org_transaction, unscoped
 
@@ -208,22 +208,22 @@ async def test_invitations_are_single_use_and_expire(conn: asyncpg.Connection, d
     assert parsed is not None and parsed[0] == invitation.id and short is not None
     async with unscoped(conn, reason="test: invitation lookup") as platform:
         checked = await invitations.check(platform, *parsed)
-        assert checked.outcome is AcceptOutcome.ACCEPTED and checked.invitation is not None
+        assert checked.refusal is None and checked.invitation is not None
         assert checked.invitation.org_id == org_id and checked.invitation.accepted_at is None  # nothing changed
-        assert (await invitations.check(platform, parsed[0], "x" * 43)).outcome is AcceptOutcome.UNKNOWN
+        assert (await invitations.check(platform, parsed[0], "x" * 43)).refusal is Refusal.INVITATION_NOT_FOUND
     async with org_transaction(conn, org_id) as db:
-        assert (await invitations.accept(db, parsed[0], "x" * 43)).outcome is AcceptOutcome.UNKNOWN
+        assert (await invitations.accept(db, parsed[0], "x" * 43)).refusal is Refusal.INVITATION_NOT_FOUND
         accepted = await invitations.accept(db, *parsed)
-        assert accepted.outcome is AcceptOutcome.ACCEPTED
+        assert accepted.refusal is None
         assert await memberships.accept_membership(db, user.id)
     async with unscoped(conn, reason="test: the first password") as platform:
         assert await users.set_first_password(platform, user.id, hash_password(PASSWORD))
         assert not await users.set_first_password(platform, user.id, hash_password("another long password"))
     async with org_transaction(conn, org_id) as db:
-        assert (await invitations.accept(db, *parsed)).outcome is AcceptOutcome.ALREADY_USED
+        assert (await invitations.accept(db, *parsed)).refusal is Refusal.INVITATION_USED
     await conn.execute("SELECT pg_sleep(1.1)")
     async with org_transaction(conn, org_id) as db:
-        assert (await invitations.accept(db, *short)).outcome is AcceptOutcome.EXPIRED
+        assert (await invitations.accept(db, *short)).refusal is Refusal.INVITATION_EXPIRED
     other = await _new_org(database_url)
     async with org_transaction(conn, other) as db:
-        assert (await invitations.accept(db, *parsed)).outcome is AcceptOutcome.UNKNOWN
+        assert (await invitations.accept(db, *parsed)).refusal is Refusal.INVITATION_NOT_FOUND

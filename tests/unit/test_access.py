@@ -13,13 +13,12 @@ from engine.access import (
     ROLE_PERMISSIONS,
     ROLES,
     SCOPES,
-    InvitationRefusal,
     KeyKind,
     MemberChange,
-    MemberRefusal,
     Role,
     first_password_unclaimed,
     grant_refusal,
+    invitation_password_refusal,
     invitation_refusal,
     invitation_sets_password,
     key_scope_problems,
@@ -31,6 +30,7 @@ from engine.access import (
     scopes_beyond,
     stale_actor_refusal,
 )
+from engine.refusals import Refusal
 
 scope_sets = st.frozensets(st.sampled_from(SCOPES))
 roles = st.sampled_from(ROLES)
@@ -161,20 +161,20 @@ def change(**fields: object) -> MemberChange:
 
 def test_stale_actor() -> None:
     assert stale_actor_refusal(True, "admin", "admin", True) is None
-    assert stale_actor_refusal(True, "admin", "scanner", True) is MemberRefusal.SESSION_ENDED
-    assert stale_actor_refusal(True, "admin", None, False) is MemberRefusal.SESSION_ENDED  # removed
-    assert stale_actor_refusal(True, "admin", "admin", False) is MemberRefusal.SESSION_ENDED
+    assert stale_actor_refusal(True, "admin", "scanner", True) is Refusal.SESSION_ENDED
+    assert stale_actor_refusal(True, "admin", None, False) is Refusal.SESSION_ENDED  # removed
+    assert stale_actor_refusal(True, "admin", "admin", False) is Refusal.SESSION_ENDED
     assert stale_actor_refusal(False, None, None, False) is None  # a key has no role to lose
 
 
 def test_grant_refusal_is_may_assign_role() -> None:
     assert grant_refusal("owner", permissions_of("owner"), None, "owner") is None
-    assert grant_refusal("admin", permissions_of("admin"), None, "owner") is MemberRefusal.ROLE_NOT_GRANTABLE
+    assert grant_refusal("admin", permissions_of("admin"), None, "owner") is Refusal.ROLE_NOT_GRANTABLE
 
 
 def test_last_owner_refusal() -> None:
-    assert last_owner_refusal(True, "owner", ["owner", "admin"], None) is MemberRefusal.LAST_OWNER
-    assert last_owner_refusal(True, "owner", ["owner", "admin"], "admin") is MemberRefusal.LAST_OWNER
+    assert last_owner_refusal(True, "owner", ["owner", "admin"], None) is Refusal.LAST_OWNER
+    assert last_owner_refusal(True, "owner", ["owner", "admin"], "admin") is Refusal.LAST_OWNER
     assert last_owner_refusal(True, "owner", ["owner", "owner"], None) is None
     assert last_owner_refusal(False, "owner", [], None) is None  # a pending owner is no owner yet
     assert last_owner_refusal(True, "admin", ["admin"], None) is None  # an org made by the CLI may have no owner
@@ -185,24 +185,24 @@ def test_last_owner_refusal() -> None:
     [
         ({}, None),
         ({"new_role": None}, None),
-        ({"actor_role": "admin"}, MemberRefusal.SESSION_ENDED),  # the token says admin, the roster says owner
-        ({"user_id": "usr_nobody"}, MemberRefusal.MEMBER_NOT_FOUND),
-        ({"actor_role": "owner", "user_id": "usr_nobody", "accepted": frozenset()}, MemberRefusal.SESSION_ENDED),
+        ({"actor_role": "admin"}, Refusal.SESSION_ENDED),  # the token says admin, the roster says owner
+        ({"user_id": "usr_nobody"}, Refusal.MEMBER_NOT_FOUND),
+        ({"actor_role": "owner", "user_id": "usr_nobody", "accepted": frozenset()}, Refusal.SESSION_ENDED),
         (
             {"actor_id": ADMIN_ID, "actor_role": "admin", "user_id": OWNER_ID, "new_role": None},
-            MemberRefusal.ROLE_NOT_GRANTABLE,
+            Refusal.ROLE_NOT_GRANTABLE,
         ),
-        ({"user_id": OWNER_ID, "new_role": "admin"}, MemberRefusal.LAST_OWNER),
+        ({"user_id": OWNER_ID, "new_role": "admin"}, Refusal.LAST_OWNER),
         ({"user_id": OWNER_ID, "new_role": "owner"}, None),
         ({"user_id": PENDING_OWNER_ID, "new_role": None}, None),
         (
             {"actor_is_person": False, "actor_id": "key_1", "actor_role": None, "user_id": OWNER_ID},
-            MemberRefusal.ROLE_NOT_GRANTABLE,
+            Refusal.ROLE_NOT_GRANTABLE,
         ),
         ({"actor_is_person": False, "actor_id": "key_1", "actor_role": None}, None),
     ],
 )
-def test_member_change_refusal(fields: dict[str, object], refusal: MemberRefusal | None) -> None:
+def test_member_change_refusal(fields: dict[str, object], refusal: Refusal | None) -> None:
     assert member_change_refusal(change(**fields)) is refusal
 
 
@@ -210,11 +210,11 @@ def test_member_change_refusal(fields: dict[str, object], refusal: MemberRefusal
 def test_invitation_refusal(matches: bool, used: bool, expired: bool) -> None:
     refusal = invitation_refusal(matches, used, expired)
     if not matches:
-        assert refusal is InvitationRefusal.UNKNOWN  # a wrong secret learns nothing more
+        assert refusal is Refusal.INVITATION_NOT_FOUND  # a wrong secret learns nothing more
     elif used:
-        assert refusal is InvitationRefusal.ALREADY_USED
+        assert refusal is Refusal.INVITATION_USED
     else:
-        assert refusal is (InvitationRefusal.EXPIRED if expired else None)
+        assert refusal is (Refusal.INVITATION_EXPIRED if expired else None)
 
 
 def test_who_sets_the_first_password() -> None:
@@ -225,3 +225,10 @@ def test_who_sets_the_first_password() -> None:
     assert first_password_unclaimed(anyone_joined_with_it=False, first_password_invitation_open=False)
     assert not first_password_unclaimed(anyone_joined_with_it=True, first_password_invitation_open=False)
     assert not first_password_unclaimed(anyone_joined_with_it=False, first_password_invitation_open=True)
+
+
+def test_only_the_invitation_that_made_the_account_may_accept_without_a_password() -> None:
+    assert invitation_password_refusal(has_password=False, invitation_creates_user=True) is None  # sets it
+    assert invitation_password_refusal(has_password=False, invitation_creates_user=False) is Refusal.PASSWORD_NOT_SET
+    assert invitation_password_refusal(has_password=True, invitation_creates_user=False) is None  # checks it
+    assert invitation_password_refusal(has_password=True, invitation_creates_user=True) is None
