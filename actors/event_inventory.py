@@ -32,6 +32,7 @@ from persistence import events as pg_events
 from persistence import sales as pg_sales
 from persistence.db import Connection
 from persistence.tenancy import org_transaction
+from services.sales import commit_sales
 
 log = logging.getLogger(__name__)
 
@@ -180,11 +181,10 @@ class EventInventory:
         self, conn: Connection, new_sales: list[SaleView], cancelled: list[SaleView],
         confirmed_by: dict[str, audit.Actor],
     ) -> None:
-        # The group commit is one transaction bound to the org: the sales, their tickets and their audit entries.
-        async with org_transaction(conn, self.org_id) as db:
-            await pg_sales.write_sales(
-                db, self.event_id, self.epoch, new_sales, cancelled, confirmed_by=confirmed_by
-            )
+        # One transaction bound to the org: the sales, their tickets and their audit entries (services/sales.py).
+        await commit_sales(
+            conn, self.org_id, self.event_id, self.epoch, new_sales, cancelled, confirmed_by=confirmed_by
+        )
 
     async def _release(self, conn: asyncpg.Connection) -> None:
         try:

@@ -5,18 +5,16 @@ event row FOR SHARE and checks the epoch it carries is still current, so a zombi
 the epoch bump's UPDATE conflicts with that lock, so it waits for in-flight writes instead of racing them.
 
 Tenancy: every function takes an ``OrgDb`` (persistence/tenancy.py), so row-level security holds on the hot
-path too, and each query also filters by the org. Every sale and cancellation is audited in the same
-transaction (persistence/audit.py), so the log and the sales commit or roll back together.
+path too, and each query also filters by the org. The group commit (services/sales.py) audits every sale and
+cancellation in the same transaction, so the log and the sales commit or roll back together.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from engine.commands import SaleView, TicketView
-from persistence import audit
 from persistence.tenancy import OrgDb
 
 # Not COPY: Postgres refuses COPY FROM into a table with row-level security for a role it applies to. One
@@ -43,8 +41,6 @@ FROM sales s LEFT JOIN tickets t ON t.sale_id = s.id AND t.org_id = s.org_id
 WHERE s.org_id = $1 AND s.event_id = $2 AND s.status = 'live'
 ORDER BY s.created_at, s.id, t.ordinal
 """
-SALE_CREATE = "sale.create"
-SALE_CANCEL = "sale.cancel"
 
 
 class FencedOut(Exception):
@@ -61,27 +57,14 @@ class SaleNotFound(Exception):
     """A cancellation named a sale the event does not have: memory and Postgres disagree."""
 
 
-def inventory_actor(event_id: str) -> audit.Actor:
-    """Who the audit log names for what no caller asked for (cancellations): the event's inventory."""
-    return audit.Actor("system", f"inventory:{event_id}")
-
-
 async def write_sales(
-    db: OrgDb,
-    event_id: str,
-    epoch: int,
-    new_sales: Sequence[SaleView],
-    cancelled: Sequence[SaleView],
-    *,
-    confirmed_by: Mapping[str, audit.Actor],
+    db: OrgDb, event_id: str, epoch: int, new_sales: Sequence[SaleView], cancelled: Sequence[SaleView]
 ) -> None:
-    """Write a batch's cancellations and new sales, and their audit entries, in db's transaction.
+    """Write a batch's cancellations and new sales in db's transaction (their audit entries are the caller's:
+    services/sales.py writes them in the same transaction).
 
-    ``db`` comes from ``org_transaction``, whose one transaction commits all of it or nothing. Cancellations go
-    first: a batch may cancel a sale and sell its seat again. ``confirmed_by`` maps a new sale's hold id to who
-    confirmed it and from where, which its sale.create entry names (a sale without one is the inventory's own).
-    Raises FencedOut when ``epoch`` is stale; any other failure (a unique violation, a lost connection) also
-    means nothing is committed.
+    Cancellations go first: a batch may cancel a sale and sell its seat again. Raises FencedOut when ``epoch``
+    is stale; any other failure (a unique violation, a lost connection) also means nothing is committed.
     """
     if not new_sales and not cancelled:
         return
@@ -95,27 +78,6 @@ async def write_sales(
         await _cancel(db, event_id, cancelled)
     if new_sales:
         await _insert(db, event_id, epoch, new_sales)
-    system = inventory_actor(event_id)
-    entries = [
-        (system, audit.Change(SALE_CANCEL, "sale", s.sale_id, before=_sale_json(s), after=None)) for s in cancelled
-    ]
-    entries += [
-        (confirmed_by.get(s.hold_id, system), audit.Change(SALE_CREATE, "sale", s.sale_id, after=_sale_json(s)))
-        for s in new_sales
-    ]
-    await audit.record_many(db, entries)
-
-
-def _sale_json(sale: SaleView) -> dict[str, Any]:
-    return {
-        "hold_id": sale.hold_id,
-        "buyer_id": sale.buyer_id,
-        "order_ref": sale.order_ref,
-        "tickets": [
-            {"id": t.ticket_id, "ticket_type": t.ticket_type, "seat_id": t.seat_id, "unit": t.unit}
-            for t in sale.tickets
-        ],
-    }
 
 
 async def _cancel(db: OrgDb, event_id: str, cancelled: Sequence[SaleView]) -> None:

@@ -37,8 +37,8 @@ from persistence.db import connect
 from persistence.migrate import migrate
 from persistence.orgs import CLI_ACTOR, create_org
 from persistence.tenancy import OrgDb, org_transaction, require_org, unscoped
-from voelgoed import platform
 from voelgoed.settings import Settings
+from voelgoed.up import run_up
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            return platform.run_up()
+            return run_up()
         handler = _HANDLERS[(args.command, args.subcommand)]
         return handler(args)
     except BadInput as error:

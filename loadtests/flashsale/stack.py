@@ -23,9 +23,11 @@ import asyncpg
 
 from loadtests.flashsale.scenario import Scenario
 from persistence.orgs import create_org
+from voelgoed.demo import DEMO_FILE_NAME
 from voelgoed.embedded import RAY_ENV, RAY_TEMP_ROOT, free_tcp_ports
-from voelgoed.platform import DEMO_FILE_NAME, GATEWAY_APP, read_json
+from voelgoed.private_files import read_json
 from voelgoed.settings import DEFAULT_RAY_NAMESPACE, RUNTIME_FILE_NAME
+from voelgoed.up import GATEWAY_APP
 
 GATEWAY_APPS = {
     "engine": GATEWAY_APP,

@@ -22,8 +22,11 @@ from engine.access import OWNER_SCOPES
 from engine.passwords import verify_password
 from persistence.apikeys import find_api_key, parse_api_key
 from persistence.secret_hashes import secret_matches
-from voelgoed import embedded, platform
+from voelgoed import embedded
+from voelgoed.demo import DEMO_ORG_NAME
+from voelgoed.session_secret import ensure_session_secret
 from voelgoed.settings import RUNTIME_FILE_NAME, SESSION_SECRET_FILE_NAME, Settings, session_secret_bytes_min
+from voelgoed.startup_failure import StartupFailed
 
 cli_run_s_max = 60.0
 
@@ -378,7 +381,7 @@ async def test_up_serves_one_demo_across_restarts_and_stops_cleanly(settings: Se
     assert json.loads((data_dir / "demo.json").read_text()) == demo
     conn = await asyncpg.connect(settings.database_url)
     try:
-        demo_orgs = await conn.fetchval("SELECT count(*) FROM orgs WHERE name = $1", platform.DEMO_ORG_NAME)
+        demo_orgs = await conn.fetchval("SELECT count(*) FROM orgs WHERE name = $1", DEMO_ORG_NAME)
         demo_events = await conn.fetchval("SELECT count(*) FROM events WHERE org_id = $1", demo["org_id"])
     finally:
         await conn.close()
@@ -387,11 +390,11 @@ async def test_up_serves_one_demo_across_restarts_and_stops_cleanly(settings: Se
 
 def test_up_makes_a_session_secret_once_and_keeps_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VOELGOED_SESSION_SECRET", raising=False)
-    first = platform.ensure_session_secret(tmp_path)
+    first = ensure_session_secret(tmp_path)
     path = tmp_path / SESSION_SECRET_FILE_NAME
     assert len(first.encode()) >= session_secret_bytes_min
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert platform.ensure_session_secret(tmp_path) == first
+    assert ensure_session_secret(tmp_path) == first
     env = {
         "VOELGOED_DATA_DIR": str(tmp_path),
         "VOELGOED_DATABASE_URL": "postgresql://x/y",
@@ -400,8 +403,8 @@ def test_up_makes_a_session_secret_once_and_keeps_it(tmp_path: Path, monkeypatch
     assert Settings.from_env(env).session_secret == first  # what a gateway started by hand finds
 
     monkeypatch.setenv("VOELGOED_SESSION_SECRET", "too short")
-    with pytest.raises(platform.StartupFailed):
-        platform.ensure_session_secret(tmp_path)
+    with pytest.raises(StartupFailed):
+        ensure_session_secret(tmp_path)
     with pytest.raises(RuntimeError):
         Settings.from_env(env | {"VOELGOED_SESSION_SECRET": "too short"})
     with pytest.raises(RuntimeError):

@@ -18,7 +18,9 @@ import pytest
 import redis
 
 from gateway.schemas import EventCreate
-from voelgoed import embedded, platform
+from voelgoed import embedded
+from voelgoed.demo import demo_event_body
+from voelgoed.private_files import read_json, write_private_json
 
 
 @pytest.fixture
@@ -135,13 +137,13 @@ def test_private_files_are_written_for_the_owner_only(short_tmp: Path) -> None:
     path = short_tmp / "demo.json"
     path.write_text("{}")
     path.chmod(0o644)
-    platform.write_private_json(path, {"api_key": "vk_x"})
+    write_private_json(path, {"api_key": "vk_x"})
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert platform.read_json(path) == {"api_key": "vk_x"}
+    assert read_json(path) == {"api_key": "vk_x"}
 
 
 def test_the_demo_event_is_valid_for_the_api() -> None:
-    body = platform.demo_event_body(datetime(2026, 1, 1, tzinfo=UTC))
+    body = demo_event_body(datetime(2026, 1, 1, tzinfo=UTC))
     event = EventCreate.model_validate_json(json.dumps(body))  # as the gateway parses a request body
     assert event.name == "Voelgoed Demo Flash Sale"
     assert body["starts_at"] == "2026-01-31T00:00:00Z"

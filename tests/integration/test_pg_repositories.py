@@ -47,6 +47,7 @@ from persistence.orgs import create_org
 from persistence.sales import FencedOut, SaleNotFound, load_sales, write_sales
 from persistence.secret_hashes import secret_matches
 from persistence.tenancy import OrgDb, org_transaction, unscoped
+from services.sales import commit_sales
 
 SEAT_IDS = tuple(f"A-1-{n}" for n in range(1, 13))
 CREATED_BY = "system:test"
@@ -114,12 +115,11 @@ async def _write(
     conn: asyncpg.Connection, org_id: str, event_id: str, epoch: int, new: Sequence[SaleView],
     cancelled: Sequence[SaleView] = (), confirmed_by: Mapping[str, Actor] | None = None,
 ) -> None:
-    """One group commit, as the inventory makes it: write_sales in one org transaction; every new sale confirmed
+    """One group commit, as the inventory makes it (services/sales.py: one org transaction); every new sale confirmed
     by a test key unless ``confirmed_by`` (hold id -> actor) says otherwise."""
     if confirmed_by is None:
         confirmed_by = {sale.hold_id: TEST_CONFIRMER for sale in new}
-    async with org_transaction(conn, org_id) as db:
-        await write_sales(db, event_id, epoch, new, cancelled, confirmed_by=confirmed_by)
+    await commit_sales(conn, org_id, event_id, epoch, new, cancelled, confirmed_by=confirmed_by)
 
 
 async def _load(conn: asyncpg.Connection, org_id: str, event_id: str) -> list[SaleView]:
@@ -396,9 +396,7 @@ async def test_epoch_bump_waits_for_an_inflight_write(
         await tx.start()
         await writer.execute("SELECT set_config('voelgoed.org_id', $1, true)", org_id)
         sale = _sale(event_id, seats=("A-1-5",))
-        await write_sales(
-            OrgDb(writer, org_id), event_id, epoch, [sale], [], confirmed_by={sale.hold_id: TEST_CONFIRMER}
-        )
+        await write_sales(OrgDb(writer, org_id), event_id, epoch, [sale], [])
         bump = asyncio.create_task(_take_epoch(conn, org_id, event_id))
         await _until_waiting_for_a_lock(admin, conn.get_server_pid())
         assert not bump.done()  # blocked by the writer's FOR SHARE lock

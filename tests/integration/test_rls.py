@@ -91,7 +91,7 @@ async def _seed(admin: asyncpg.Connection, pool: asyncpg.Pool, name: str) -> Ten
             (TicketView(ticket_id_of_hold(hold_id, 1), "SEAT", "A-1-1", None),),
         )
         async with org_transaction(conn, org_id) as db:
-            await write_sales(db, event.id, taken[0], [sale], [], confirmed_by={})  # the inventory's own sale
+            await write_sales(db, event.id, taken[0], [sale], [])
     user_id = "usr_" + secrets.token_hex(16)
     now = datetime.now(UTC)
     await admin.execute("INSERT INTO users (id, email) VALUES ($1, $2)", user_id, f"{user_id}@example.com")

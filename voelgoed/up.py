@@ -10,39 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
-from persistence.apikeys import find_api_key, parse_api_key
-from persistence.db import connect
 from persistence.migrate import migrate
-from persistence.orgs import create_org
-from persistence.secret_hashes import secret_matches
-from persistence.tenancy import unscoped
 from voelgoed import embedded
-from voelgoed.settings import (
-    DEFAULT_DATA_DIR,
-    RUNTIME_FILE_NAME,
-    SESSION_SECRET_FILE_NAME,
-    check_session_secret,
-    read_session_secret_file,
-)
+from voelgoed.banner import banner
+from voelgoed.demo import ensure_demo
+from voelgoed.private_files import read_json, write_private_json
+from voelgoed.session_secret import ensure_session_secret
+from voelgoed.settings import DEFAULT_DATA_DIR, RUNTIME_FILE_NAME
+from voelgoed.startup_failure import StartupFailed
 
-DEMO_FILE_NAME = "demo.json"
-DEMO_ORG_NAME = "Voelgoed Demo"
 GATEWAY_APP = "gateway.app:create_app"
 RAY_DASHBOARD_PORT = 8265
 gateway_workers_default = 2
@@ -50,20 +39,12 @@ gateway_ready_s_max = 90.0
 gateway_stop_s_max = 15.0
 gateway_graceful_shutdown_s = 10  # uvicorn's own cap on draining open requests, under gateway_stop_s_max
 ready_poll_s = 0.25
-http_timeout_s = 10.0
+ready_probe_timeout_s = 10.0  # each /readyz probe while waiting for the gateway
 stale_stop_s_max = 15.0
-demo_event_lead_days = 30
-private_file_mode = 0o600
-session_secret_bytes = 32  # token_urlsafe: 43 characters, 256 bits
-UP_ACTOR = "up"  # the audit log's system actor for what `voelgoed up` creates
 
 
 class ShutdownRequested(Exception):
     """Ctrl-C or SIGTERM arrived: unwind what has started."""
-
-
-class StartupFailed(Exception):
-    """A step of the start-up failed; its message says which and where to look."""
 
 
 @dataclass(frozen=True)
@@ -97,13 +78,6 @@ class UpConfig:
     @property
     def api_url(self) -> str:
         return f"http://{self.gateway_host}:{self.gateway_port}"
-
-
-@dataclass(frozen=True)
-class Demo:
-    org_id: str
-    api_key: str
-    event_id: str
 
 
 def run_up(environ: Mapping[str, str] | None = None) -> int:
@@ -164,9 +138,11 @@ async def _start_and_serve(config: UpConfig, stack: contextlib.ExitStack, stop: 
     runtime |= {"gateway_pid": gateway.pid, "gateway_app": config.gateway_app}
     write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
     await _wait_ready(config, gateway, stop)
-    demo = await _ensure_demo(config, database_url)
+    demo = await ensure_demo(config.data_dir, config.api_url, database_url)
     checkpoint()
-    print(_banner(config, demo, dashboard=config.ray_address is None), flush=True)
+    dashboard_port = config.dashboard_port if config.ray_address is None else None
+    announced = banner(demo, api_url=config.api_url, data_dir=config.data_dir, dashboard_port=dashboard_port)
+    print(announced, flush=True)
     await _serve_until_stopped(gateway, stop, config.data_dir)
 
 
@@ -201,23 +177,6 @@ async def _start_ray(config: UpConfig, stack: contextlib.ExitStack, runtime: dic
     stack.callback(_stop_step, "Ray", head.stop)
     runtime |= {"ray_session_id": head.session_id, "ray_temp_dir": str(temp_dir)}
     return head.address
-
-
-def ensure_session_secret(data_dir: Path) -> str:
-    """The data folder's session secret, made on the first run and kept, so people's sessions survive a restart
-    and every gateway worker signs alike. VOELGOED_SESSION_SECRET, if set, wins (and must be long enough)."""
-    given = os.environ.get("VOELGOED_SESSION_SECRET")
-    if given:
-        try:
-            return check_session_secret(given)
-        except RuntimeError as error:
-            raise StartupFailed(str(error)) from None
-    kept = read_session_secret_file(data_dir)
-    if kept is not None and len(kept.encode()) >= session_secret_bytes:
-        return kept
-    secret = secrets.token_urlsafe(session_secret_bytes)
-    write_private_text(data_dir / SESSION_SECRET_FILE_NAME, secret + "\n")
-    return secret
 
 
 def _gateway_env(
@@ -283,7 +242,7 @@ def _stop_step(name: str, stop: Callable[[], None]) -> None:
 async def _wait_ready(config: UpConfig, gateway: subprocess.Popen[bytes], stop: asyncio.Event) -> None:
     deadline = asyncio.get_running_loop().time() + gateway_ready_s_max
     log_path = config.data_dir / "logs" / "gateway.log"
-    async with httpx.AsyncClient(base_url=config.api_url, timeout=http_timeout_s) as http:
+    async with httpx.AsyncClient(base_url=config.api_url, timeout=ready_probe_timeout_s) as http:
         while asyncio.get_running_loop().time() < deadline:
             if stop.is_set():
                 raise ShutdownRequested
@@ -303,113 +262,6 @@ async def _serve_until_stopped(gateway: subprocess.Popen[bytes], stop: asyncio.E
             raise StartupFailed(f"the gateway exited with status {gateway.returncode}; see {log_path}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0)
-
-
-async def _ensure_demo(config: UpConfig, database_url: str) -> Demo:
-    """Reuse the demo recorded in demo.json while its key still works on this database; else create it."""
-    path = config.data_dir / DEMO_FILE_NAME
-    recorded = read_json(path)
-    org_id, api_key = str(recorded.get("org_id", "")), str(recorded.get("api_key", ""))
-    if not await _key_is_live(database_url, org_id, api_key):
-        org_id, api_key = await _create_demo_org(database_url)
-        recorded = {"org_id": org_id, "api_key": api_key}
-        write_private_json(path, recorded)
-    headers = {"Authorization": f"Bearer {api_key}"}
-    async with httpx.AsyncClient(base_url=config.api_url, headers=headers, timeout=http_timeout_s) as http:
-        event_id = await _ensure_demo_event(http, org_id, str(recorded.get("event_id", "")))
-    write_private_json(path, {"org_id": org_id, "api_key": api_key, "event_id": event_id})
-    return Demo(org_id, api_key, event_id)
-
-
-async def _key_is_live(database_url: str, org_id: str, api_key: str) -> bool:
-    parsed = parse_api_key(api_key)
-    if parsed is None:
-        return False
-    conn = await connect(database_url)
-    try:
-        async with unscoped(conn, reason="check the demo key recorded in demo.json, whichever org it names") as db:
-            record = await find_api_key(db, parsed[0])
-            now = await db.fetchval("SELECT now()")
-    finally:
-        await conn.close()
-    return (
-        record is not None
-        and record.org_id == org_id
-        and record.revoked_at is None
-        and not record.expired(now)
-        and secret_matches(parsed[1], record.secret_hash)
-    )
-
-
-async def _create_demo_org(database_url: str) -> tuple[str, str]:
-    conn = await connect(database_url)
-    try:
-        return await create_org(conn, DEMO_ORG_NAME, actor=UP_ACTOR)
-    finally:
-        await conn.close()
-
-
-async def _ensure_demo_event(http: httpx.AsyncClient, org_id: str, event_id: str) -> str:
-    event = (await http.get(f"/v1/events/{event_id}")) if event_id else None
-    if event is None or event.status_code != 200:
-        # The Idempotency-Key makes a create that was answered but not recorded (a crash) replay, not repeat.
-        created = await http.post(
-            "/v1/events", json=demo_event_body(), headers={"Idempotency-Key": f"voelgoed-demo-event-{org_id}"}
-        )
-        _expect(created, 201, "creating the demo event")
-        event = created
-    event_id = str(event.json()["id"])
-    if event.json().get("status") != "on_sale":
-        _expect(await http.post(f"/v1/events/{event_id}/publish"), 200, "publishing the demo event")
-    return event_id
-
-
-def demo_event_body(now: datetime | None = None) -> dict[str, Any]:
-    """Two rows of ten seats and 500 general-admission tickets, a month from now."""
-    starts_at = (now or datetime.now(UTC)) + timedelta(days=demo_event_lead_days)
-    return {
-        "name": "Voelgoed Demo Flash Sale",
-        "starts_at": starts_at.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "hold_ttl_s": 600,
-        "max_tickets_per_buyer": 10,
-        "seating": {"sections": [{"name": "A", "rows": [{"label": "1", "seats": 10}, {"label": "2", "seats": 10}]}]},
-        "ticket_types": [
-            {"code": "GA", "kind": "ga", "capacity": 500, "price": {"amount_minor": 15000, "currency": "ZAR"}},
-            {"code": "SEAT", "kind": "seated", "price": {"amount_minor": 30000, "currency": "ZAR"}},
-        ],
-    }
-
-
-def _expect(response: httpx.Response, status: int, doing: str) -> None:
-    if response.status_code != status:
-        raise StartupFailed(f"{doing}: HTTP {response.status_code}: {response.text[:500]}")
-
-
-def _banner(config: UpConfig, demo: Demo, *, dashboard: bool) -> str:
-    api, key, event = config.api_url, demo.api_key, demo.event_id
-    auth = f'-H "Authorization: Bearer {key}"'
-    lines = [
-        "",
-        "VoelgoedEvents is up.",
-        f"  API            {api}   (OpenAPI: {api}/openapi.json)",
-        f"  Metrics        {api}/metrics",
-    ]
-    if dashboard:
-        lines.append(f"  Ray dashboard  http://127.0.0.1:{config.dashboard_port}")
-    lines += [
-        f"  Demo org       {demo.org_id}",
-        f"  Demo API key   {key}   (kept in {config.data_dir / DEMO_FILE_NAME})",
-        f"  Demo event     {event}   (on sale: seats A-1-1 .. A-2-10, 500 GA)",
-        "",
-        "Try:",
-        f"  curl -s {auth} {api}/v1/events/{event}/availability",
-        f"  curl -s -X POST {auth} -H 'Content-Type: application/json' \\",
-        f'       -d \'{{"buyer_id": "b-1", "seats": ["A-1-7"]}}\' {api}/v1/events/{event}/holds',
-        "  .venv/bin/voelgoed org create 'My Org'      # another org and its owner key",
-        "",
-        "Press Ctrl-C to stop.",
-    ]
-    return "\n".join(lines)
 
 
 def _running_up_pid(data_dir: Path) -> int | None:
@@ -437,26 +289,3 @@ def _stop_stale_run(data_dir: Path) -> None:
         if any(embedded.process_matches(pid, temp_dir) for pid in pids):
             embedded.stop_ray_session(session_id, stale_stop_s_max)
     (data_dir / RUNTIME_FILE_NAME).unlink(missing_ok=True)
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        loaded = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def write_private_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Atomic, and readable by this user only (demo.json holds an API key)."""
-    write_private_text(path, json.dumps(data, indent=2))
-
-
-def write_private_text(path: Path, text: str) -> None:
-    """Atomic, and readable by this user only."""
-    temp = path.with_name(path.name + ".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, private_file_mode)
-    with os.fdopen(fd, "w") as out:
-        os.fchmod(out.fileno(), private_file_mode)
-        out.write(text)
-    os.replace(temp, path)
