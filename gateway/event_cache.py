@@ -19,7 +19,9 @@ from redis.asyncio import Redis
 
 from engine import ids
 from engine.lifecycle import is_on_sale
-from gateway.errors import NotFound, storage_outage_as_503
+from engine.refusals import Refusal
+from gateway.errors import ApiError, storage_outage_as_503
+from gateway.refusals import refused
 from persistence import events as pg_events
 from persistence import live_state
 from persistence.tenancy import TenantPool
@@ -53,7 +55,7 @@ class EventMeta:
         return is_on_sale(self.status)
 
     def to_dict(self) -> dict[str, Any]:
-        """The msgpack-able meta shared with the inventory client through Redis."""
+        """The msgpack-able meta shared with every gateway process through Redis."""
         return {
             "org_id": self.org_id,
             "status": self.status,
@@ -135,6 +137,10 @@ class EventCache:
             await live_state.put_event_meta(self._redis, meta.org_id, meta.event_id, meta.to_dict())
         self.remember(meta)
 
+    async def share_record(self, record: pg_events.EventRecord) -> None:
+        """``share`` for a record just written (services/catalog.py's SharedEvents)."""
+        await self.share(meta_of_record(record))
+
     def forget_absent(self, org_id: str, event_id: str) -> None:
         self._absent.pop((org_id, event_id), None)
 
@@ -155,5 +161,5 @@ class EventCache:
         return meta
 
 
-def event_not_found(event_id: str) -> NotFound:
-    return NotFound("no such event", {"event_id": event_id}, code="event_not_found")
+def event_not_found(event_id: str) -> ApiError:
+    return refused(Refusal.EVENT_NOT_FOUND, "no such event", {"event_id": event_id})

@@ -14,10 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import ray
-from cachetools import LRUCache
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from actors.event_inventory import BatchReply
 from actors.inventory_host import INVENTORY_ACTOR_OPTIONS, InventoryHost
@@ -27,7 +24,6 @@ from engine.commands import Command, Result
 from gateway.coalescer import Coalescer, forget_idle
 from gateway.errors import InventoryUnavailable
 from gateway.metrics import ACTOR_CALL_SECONDS, ACTOR_RETRIES, COMMIT_SECONDS
-from persistence import live_state
 from voelgoed.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,17 +34,20 @@ actor_retry_time_s_max = 30.0
 actor_retry_backoff_s_first = 0.02
 actor_retry_backoff_s_max = 0.5
 ready_probe_s_max = 2.0
-redis_socket_s_max = 5.0
 handle_lookup_s_max = 10.0
 events_cached_max = 10_000
 
 
 class InventoryClient(Protocol):
-    """What routes need from the inventory: the real client below, or tests/fakes' in-process one."""
+    """What routes need from the inventory: the real client below, or tests/fakes' in-process one.
 
-    async def submit(self, org_id: str, event_id: str, command: Command) -> Result: ...
+    ``dedicated`` is the event's placement, from the meta the caller has already read (gateway/event_cache.py): a
+    hot event has an actor of its own, the others share the hosts. It is fixed when the event is created.
+    """
 
-    async def activate(self, org_id: str, event_id: str) -> None: ...
+    async def submit(self, org_id: str, event_id: str, command: Command, *, dedicated: bool) -> Result: ...
+
+    async def activate(self, org_id: str, event_id: str, *, dedicated: bool) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -56,9 +55,7 @@ class InventoryClient(Protocol):
 class RayInventoryClient:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._redis: Redis | None = None
         self._handles: dict[str, Any] = {}
-        self._routes: LRUCache[tuple[str, str], str] = LRUCache(events_cached_max)
         self._coalescers: dict[tuple[str, str], Coalescer[Command, Result]] = {}
 
     async def start(self) -> None:
@@ -70,28 +67,23 @@ class RayInventoryClient:
                 log_to_driver=False,
                 ignore_reinit_error=True,
             )
-        self._redis = Redis.from_url(
-            self._settings.redis_url, socket_timeout=redis_socket_s_max, socket_connect_timeout=redis_socket_s_max
-        )
 
     async def close(self) -> None:
-        if self._redis is not None:
-            await self._redis.aclose()
+        pass  # the Ray connection is the process's: it ends with it
 
-    async def submit(self, org_id: str, event_id: str, command: Command) -> Result:
+    async def submit(self, org_id: str, event_id: str, command: Command, *, dedicated: bool) -> Result:
         key = (org_id, event_id)
         coalescer = self._coalescers.get(key)
         if coalescer is None:
             forget_idle(self._coalescers, events_cached_max)
-            coalescer = Coalescer(lambda commands: self._send(org_id, event_id, commands))
+            # Named once per coalescer: an event's placement never changes, so its batches all go to one actor.
+            name = self._actor_name(org_id, event_id, dedicated)
+            coalescer = Coalescer(lambda commands: self._send(name, org_id, event_id, commands))
             self._coalescers[key] = coalescer
-        # Route before queueing, so a batch is not held up by a Redis read between being taken and being sent.
-        await self._route(org_id, event_id)
         return await coalescer.submit(command)
 
-    async def activate(self, org_id: str, event_id: str) -> None:
-        name = await self._route(org_id, event_id)
-        await self._call_with_retries(name, "activate", org_id, event_id)
+    async def activate(self, org_id: str, event_id: str, *, dedicated: bool) -> None:
+        await self._call_with_retries(self._actor_name(org_id, event_id, dedicated), "activate", org_id, event_id)
 
     async def ready(self) -> bool:
         try:
@@ -101,8 +93,7 @@ class RayInventoryClient:
         except Exception:
             return False
 
-    async def _send(self, org_id: str, event_id: str, commands: Sequence[Command]) -> list[Result]:
-        name = await self._route(org_id, event_id)
+    async def _send(self, name: str, org_id: str, event_id: str, commands: Sequence[Command]) -> list[Result]:
         started = time.perf_counter()
         rows = encode_commands(commands)
         reply: BatchReply = await self._call_with_retries(name, "apply", org_id, event_id, rows)
@@ -137,20 +128,8 @@ class RayInventoryClient:
             backoff_s = min(backoff_s * 2, actor_retry_backoff_s_max)
         raise InventoryUnavailable()
 
-    async def _route(self, org_id: str, event_id: str) -> str:
-        key = (org_id, event_id)
-        name = self._routes.get(key)
-        if name is None:
-            assert self._redis is not None, "start() first"
-            try:
-                meta = await live_state.get_event_meta(self._redis, org_id, event_id) or {}
-            except (RedisError, OSError) as error:
-                raise InventoryUnavailable() from error
-            name = actor_name(
-                org_id, event_id, dedicated=bool(meta.get("dedicated")), hosts_count=self._settings.inventory_hosts
-            )
-            self._routes[key] = name
-        return name
+    def _actor_name(self, org_id: str, event_id: str, dedicated: bool) -> str:
+        return actor_name(org_id, event_id, dedicated=dedicated, hosts_count=self._settings.inventory_hosts)
 
     async def _handle(self, name: str) -> Any:
         handle = self._handles.get(name)

@@ -61,9 +61,10 @@ async def main() -> None:
 
         async def open_sale(event_id: str) -> bool:
             async with gate:
-                await client.activate(rig.org_id, event_id)
+                await client.activate(rig.org_id, event_id, dedicated=False)
                 hold_id = hold_id_for(event_id, secrets.token_hex(10))
-                result = await client.submit(rig.org_id, event_id, Hold(hold_id, hold_id, "b", seats=("S-1-1",)))
+                hold = Hold(hold_id, hold_id, "b", seats=("S-1-1",))
+                result = await client.submit(rig.org_id, event_id, hold, dedicated=False)
                 return isinstance(result, Ok)
 
         started = time.perf_counter()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -105,12 +105,33 @@ def _stocked(new: NewEvent) -> catalog.StockedEvent:
     )
 
 
+class EventRejected(ValueError):
+    """A new event the catalog's rules refuse."""
+
+
 def check_new_event(new: NewEvent) -> None:
-    """Refuse (ValueError) an event the catalog's rules refuse: the gateway refuses it first, so this is a caller's
-    bug, stopped before anything is written."""
+    """Refuse (EventRejected) an event the catalog's rules refuse: the gateway refuses it first, so this is a
+    caller's bug, stopped before anything is written."""
     problems = catalog.stocked_problems(_stocked(new))
     if problems:
-        raise ValueError(catalog.describe(problems))
+        raise EventRejected(catalog.describe(problems))
+
+
+def audit_time(moment: datetime | None) -> str | None:
+    """A time as the audit log keeps an event's: RFC 3339 in UTC, 'Z'-suffixed, as the API shows it."""
+    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def audit_view(record: EventRecord) -> dict[str, Any]:
+    """What the audit log keeps of an event: the fields a person reviewing the log needs, no seat list."""
+    return {
+        "name": record.name,
+        "starts_at": audit_time(record.starts_at),
+        "status": record.status,
+        "dedicated": record.dedicated,
+        "seat_count": record.seat_count,
+        "ticket_types": [t.code for t in record.ticket_types],
+    }
 
 
 def _ticket_type(row: asyncpg.Record) -> TicketTypeRecord:
@@ -216,6 +237,26 @@ async def publish_event(db: OrgDb, event_id: str) -> Published | None:
         return Published(record, changed=True)
     existing = await get_event(db, event_id)
     return None if existing is None else Published(existing, changed=False)
+
+
+async def move_status(db: OrgDb, event: EventRecord, status: EventStatus) -> EventRecord | None:
+    """``event`` moved to ``status`` (going on sale stamps published_at), if it is still in the status it was read
+    in; None when it is not (or the org has no such event). Which moves are allowed is the lifecycle's
+    (engine/lifecycle.py) to decide, before calling this.
+
+    The conditional UPDATE is a compare-and-set: a concurrent move waits for the row, then finds it in another
+    status and changes nothing, so of two concurrent moves from one status exactly one reports a change.
+    """
+    row = await db.conn.fetchrow(
+        "UPDATE events SET status = $3, published_at = CASE WHEN $3 = $5 THEN now() ELSE published_at END "
+        f"WHERE org_id = $1 AND id = $2 AND status = $4 RETURNING {_EVENT_COLUMNS}",
+        db.org_id,
+        event.id,
+        status.value,
+        event.status,
+        EventStatus.ON_SALE.value,
+    )
+    return None if row is None else _event(row, event.ticket_types)  # ticket types never change after creation
 
 
 async def list_seat_ids(db: OrgDb, event_id: str) -> tuple[str, ...] | None:

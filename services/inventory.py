@@ -14,14 +14,15 @@ from engine.refusals import Refused
 
 
 class Inventory(Protocol):
-    """The way to events' inventories (gateway/inventory_client.py: Ray actors, or the tests' fake)."""
+    """The way to events' inventories (gateway/inventory_client.py: Ray actors, or the tests' fake). ``dedicated``:
+    the event's placement (its own actor, or a shared host), as the caller's copy of the event says."""
 
-    async def submit(self, org_id: str, event_id: str, command: Command) -> Result: ...
+    async def submit(self, org_id: str, event_id: str, command: Command, *, dedicated: bool) -> Result: ...
 
 
-async def submit(inventory: Inventory, org_id: str, event_id: str, command: Command) -> Ok:
+async def submit(inventory: Inventory, org_id: str, event_id: str, command: Command, *, dedicated: bool) -> Ok:
     """The command's answer; its refusal raised as ``Refused``."""
-    result = await inventory.submit(org_id, event_id, command)
+    result = await inventory.submit(org_id, event_id, command, dedicated=dedicated)
     if isinstance(result, Rejected):
         raise Refused(result.code, result.message, result.details)
     return result

@@ -1,60 +1,46 @@
 """/v1/events: create, publish, read an event, its seat ids, its availability and its live feed.
 
-Tenancy: every read and write is bound to the caller's org (``svc.tenant``, the event cache keyed by org), so
-another org's event answers 404 like an unknown one. A publishable key (a checkout front-end) sees only the
-org's on-sale events: a draft answers 404 to it, never 409, so drafts cannot be probed from a browser.
+Creating, publishing and reading an event are use cases (services/catalog.py); seat ids and availability are
+served from the gateway's caches. Tenancy: every read and write is bound to the caller's org (a tenant
+transaction, the caches keyed by org), so another org's event answers 404 like an unknown one. A publishable key
+(a checkout front-end) sees only the org's on-sale events: a draft answers 404 to it, never 409, so drafts cannot
+be probed from a browser.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from engine import catalog
-from engine.ids import is_event_id
-from engine.lifecycle import EventStatus, is_on_sale
+from engine.refusals import Refusal
 from gateway import live, schemas
 from gateway.auth import Principal
 from gateway.availability import availability_json
-from gateway.errors import ApiError, Conflict, InventoryUnavailable, ValidationFailed
-from gateway.event_cache import EventMeta, event_not_found, meta_of_record
+from gateway.endpoints import Call, read_route, write_route
+from gateway.errors import ApiError, InventoryUnavailable, ValidationFailed
+from gateway.event_cache import EventMeta, event_not_found
 from gateway.openapi import operation
-from gateway.routes.context import (
-    Services,
-    Write,
-    actor_of,
-    authorize,
-    idempotent_write,
-    json_response,
-    rfc3339,
-    services,
-)
-from persistence import audit
+from gateway.refusals import refused
+from gateway.rendering import JSON_MEDIA_TYPE, render
+from gateway.routes.context import Services, actor_of
 from persistence import events as pg_events
 from persistence.live_state import AvailabilityView
+from services import catalog
 
 TAG = ("events",)
-EVENT_CREATE = "event.create"
-EVENT_PUBLISH = "event.publish"
 # The seat ids are the availability bitmap's legend: a checkout front-end (a publishable key, inventory:read)
 # needs them as much as an organizer's back office (events:read).
 SEATS_SCOPES = ("inventory:read", "events:read")
 
 
-def new_event(body: schemas.EventCreate) -> pg_events.NewEvent:
-    seating = body.seating.model_dump() if body.seating is not None else None
-    return pg_events.new_event(catalog.stocked(body.definition()), seating)
-
-
-def event_json(record: pg_events.EventRecord) -> dict[str, Any]:
+def event_view(record: pg_events.EventRecord) -> dict[str, Any]:
     return {
         "id": record.id,
         "name": record.name,
-        "starts_at": rfc3339(record.starts_at),
+        "starts_at": record.starts_at,
         "hold_ttl_s": record.hold_ttl_s,
         "max_tickets_per_buyer": record.max_tickets_per_buyer,
         "status": record.status,
@@ -69,20 +55,8 @@ def event_json(record: pg_events.EventRecord) -> dict[str, Any]:
             }
             for t in record.ticket_types
         ],
-        "created_at": rfc3339(record.created_at),
-        "published_at": rfc3339(record.published_at),
-    }
-
-
-def audit_json(record: pg_events.EventRecord) -> dict[str, Any]:
-    """What the audit log keeps of an event: the fields a person reviewing the log needs, no seat list."""
-    return {
-        "name": record.name,
-        "starts_at": rfc3339(record.starts_at),
-        "status": record.status,
-        "dedicated": record.dedicated,
-        "seat_count": record.seat_count,
-        "ticket_types": [t.code for t in record.ticket_types],
+        "created_at": record.created_at,
+        "published_at": record.published_at,
     }
 
 
@@ -93,89 +67,65 @@ def visible_to(principal: Principal, meta: EventMeta) -> EventMeta:
     return meta
 
 
-@operation(
-    summary="Create a draft event with its seating and ticket types",
+def not_on_sale(event_id: str) -> ApiError:
+    return refused(Refusal.NOT_ON_SALE, "the event is not on sale", {"event_id": event_id})
+
+
+@write_route(
+    "Create a draft event with its seating and ticket types",
+    scope="events:write",
     status=201,
     request=schemas.EventCreate,
     response=schemas.EventOut,
-    scope="events:write",
-    idempotent=True,
     tags=TAG,
 )
-@idempotent_write("events:write")
-async def create_event(write: Write) -> Response:
-    principal, body, svc = write.principal, write.body, write.svc
-    new = new_event(schemas.parse_body(schemas.EventCreate, body))
+async def create_event(call: Call[schemas.EventCreate]) -> Response:
+    principal, svc, body = call.principal, call.svc, call.parsed()
+    seating = body.seating.model_dump() if body.seating is not None else None
     try:
-        pg_events.check_new_event(new)  # the store's own checks; the schema should have caught it first
-    except ValueError as error:
+        record = await catalog.create_event(
+            svc.units, svc.events, principal.org_id, actor_of(call.request, principal), body.definition(), seating
+        )
+    except pg_events.EventRejected as error:  # the store's own checks; the schema should have caught it first
         raise ValidationFailed(str(error)) from None
-    async with svc.tenant(principal.org_id) as db:
-        record = await pg_events.create_event(db, new)
-        # In the same transaction: the event exists if and only if its creation is in the log.
-        change = audit.Change(EVENT_CREATE, "event", record.id, after=audit_json(record))
-        await audit.record(db, actor_of(write.request, principal), change)
-    await svc.events.share(meta_of_record(record))  # so reads of the draft never reach Postgres
-    return json_response(event_json(record), 201)
+    return render(schemas.EventOut, event_view(record), 201)
 
 
-@operation(
-    summary="Put a draft event on sale; its inventory is live from then on",
-    response=schemas.EventOut,
+@write_route(
+    "Put a draft event on sale; its inventory is live from then on",
     scope="events:write",
-    idempotent=True,
-    errors=(404,),
-    tags=TAG,
-)
-@idempotent_write("events:write")
-async def publish_event(write: Write) -> Response:
-    principal, svc = write.principal, write.svc
-    event_id = write.request.path_params["event_id"]
-    if not is_event_id(event_id):
-        raise event_not_found(event_id)
-    async with svc.tenant(principal.org_id) as db:
-        published = await pg_events.publish_event(db, event_id)
-        if published is not None and published.changed:
-            change = audit.Change(
-                EVENT_PUBLISH,
-                "event",
-                event_id,
-                before={"status": EventStatus.DRAFT.value},
-                after={"status": published.event.status, "published_at": rfc3339(published.event.published_at)},
-            )
-            await audit.record(db, actor_of(write.request, principal), change)
-    if published is None:
-        raise event_not_found(event_id)
-    record = published.event
-    await svc.events.share(meta_of_record(record))
-    await svc.inventory.activate(principal.org_id, event_id)
-    return json_response(event_json(record))
-
-
-@operation(
-    summary="An event, with its status and ticket types",
     response=schemas.EventOut,
-    scope="events:read",
     errors=(404,),
     tags=TAG,
 )
-async def get_event(request: Request) -> Response:
-    principal = await authorize(request, "events:read")
-    svc = services(request)
-    event_id = request.path_params["event_id"]
-    if not is_event_id(event_id):
-        raise event_not_found(event_id)
-    async with svc.tenant(principal.org_id) as db:
-        record = await pg_events.get_event(db, event_id)
-    if record is None or (principal.publishable and not is_on_sale(record.status)):
-        raise event_not_found(event_id)
-    return json_response(event_json(record))
+async def publish_event(call: Call[Any]) -> Response:
+    principal, svc = call.principal, call.svc
+    actor = actor_of(call.request, principal)
+    record = await catalog.publish_event(
+        svc.units, svc.events, svc.inventory, principal.org_id, actor, call.path("event_id")
+    )
+    return render(schemas.EventOut, event_view(record))
 
 
-@operation(
-    summary="The event's seat ids in index order (the availability bitmap's order)",
+@read_route(
+    "An event, with its status and ticket types",
+    scope="events:read",
+    response=schemas.EventOut,
+    errors=(404,),
+    tags=TAG,
+)
+async def get_event(call: Call[Any]) -> Response:
+    principal = call.principal
+    record = await catalog.get_event(
+        call.svc, principal.org_id, call.path("event_id"), on_sale_only=principal.publishable
+    )
+    return render(schemas.EventOut, event_view(record))
+
+
+@read_route(
+    "The event's seat ids in index order (the availability bitmap's order)",
+    scope=SEATS_SCOPES,
     response=schemas.SeatIdsOut,
-    scope="inventory:read",
     description=(
         "Needs inventory:read or events:read: the seat ids are the availability bitmap's legend, which a checkout "
         "front-end (a publishable key) needs as much as a back office. A publishable key sees on-sale events only."
@@ -183,29 +133,28 @@ async def get_event(request: Request) -> Response:
     errors=(404,),
     tags=TAG,
 )
-async def get_seats(request: Request) -> Response:
-    principal = await authorize(request, SEATS_SCOPES)
-    svc = services(request)
-    event_id = request.path_params["event_id"]
+async def get_seats(call: Call[Any]) -> Response:
+    principal, svc, event_id = call.principal, call.svc, call.path("event_id")
     visible_to(principal, await svc.events.get(principal.org_id, event_id))
-    body = await svc.seat_lists.body(principal.org_id, event_id)
+    body = await svc.seat_lists.body(principal.org_id, event_id)  # rendered once per event (SeatIdsOut), kept
     if body is None:
         raise event_not_found(event_id)
-    return Response(body, media_type="application/json")
+    return Response(body, media_type=JSON_MEDIA_TYPE)
 
 
-@operation(
-    summary="Availability counts and the seat bitmap, from memory or Redis (never Postgres)",
-    response=schemas.AvailabilityOut,
+@read_route(
+    "Availability counts and the seat bitmap, from memory or Redis (never Postgres)",
     scope="inventory:read",
+    response=schemas.AvailabilityOut,
     errors=(404, 409),
     tags=TAG,
 )
-async def get_availability(request: Request) -> Response:
-    principal = await authorize(request, "inventory:read")
-    event_id = request.path_params["event_id"]
-    view = await current_availability(services(request), principal, event_id)
-    return json_response(availability_json(event_id, view))
+async def get_availability(call: Call[Any]) -> Response:
+    event_id = call.path("event_id")
+    view = await current_availability(call.svc, call.principal, event_id)
+    # Rendered by its model: byte for byte what json.dumps made of the same dict, and cheaper (about 8 against 8.4
+    # microseconds at 100 seats, 14 against 22 at 20,000: pydantic's serializer, timeit on this machine).
+    return render(schemas.AvailabilityOut, availability_json(event_id, view))
 
 
 async def current_availability(svc: Services, principal: Principal, event_id: str) -> AvailabilityView:
@@ -216,15 +165,11 @@ async def current_availability(svc: Services, principal: Principal, event_id: st
         raise not_on_sale(event_id)
     view = await svc.availability.get(org_id, event_id)
     if view is None:
-        await svc.inventory.activate(org_id, event_id)
+        await svc.inventory.activate(org_id, event_id, dedicated=meta.dedicated)
         view = await svc.availability.get(org_id, event_id)
     if view is None:
         raise InventoryUnavailable("the event's inventory is loading; retry shortly")
     return view
-
-
-def not_on_sale(event_id: str) -> ApiError:
-    return Conflict("the event is not on sale", {"event_id": event_id}, code="not_on_sale")
 
 
 @operation(

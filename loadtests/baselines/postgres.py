@@ -126,11 +126,12 @@ class PostgresInventory:
     async def ready(self) -> bool:
         return self._pool is not None and common.running(self._sweeper)
 
-    async def activate(self, org_id: str, event_id: str) -> None:
+    # One store serves every event here: the placement (``dedicated``) picks nothing.
+    async def activate(self, org_id: str, event_id: str, *, dedicated: bool) -> None:
         async with self._connection() as conn:
             await postgres_tx.activate_event(conn, org_id, event_id)
 
-    async def submit(self, org_id: str, event_id: str, command: Command) -> Result:
+    async def submit(self, org_id: str, event_id: str, command: Command, *, dedicated: bool) -> Result:
         async with self._connection() as conn:
             shape = await self.shape(conn, org_id, event_id)
             if shape is None:

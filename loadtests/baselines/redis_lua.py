@@ -199,13 +199,14 @@ class RedisLuaInventory:
     async def ready(self) -> bool:
         return self._redis is not None and common.running(self._sweeper)
 
-    async def activate(self, org_id: str, event_id: str) -> None:
+    # One store serves every event here: the placement (``dedicated``) picks nothing.
+    async def activate(self, org_id: str, event_id: str, *, dedicated: bool) -> None:
         async with self._pg() as conn:
             shape = await self._shape(conn, org_id, event_id)
         if shape is not None:
             await self._activate(shape)  # again: this process may have seen the event before Redis lost it
 
-    async def submit(self, org_id: str, event_id: str, command: Command) -> Result:
+    async def submit(self, org_id: str, event_id: str, command: Command, *, dedicated: bool) -> Result:
         shape = self._shapes.get((org_id, event_id))
         if shape is None:  # only the first command of an event in this process reads Postgres
             async with self._pg() as conn:

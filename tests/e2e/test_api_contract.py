@@ -95,6 +95,21 @@ async def test_create_publish_get_event_and_seats(gw: Gateway, owner: dict[str, 
     assert seat_ids[:3] == ["A-1-1", "A-1-2", "A-1-3"] and seat_ids[10] == "A-2-1" and len(seat_ids) == 20
 
 
+async def test_routes_place_commands_by_the_meta_they_read(gw: Gateway, owner: dict[str, str]) -> None:
+    """The inventory client reads no meta of its own: every call carries the event's placement."""
+    for dedicated in (True, False):
+        created = await gw.client.post("/v1/events", json=event_body() | {"dedicated": dedicated}, headers=owner)
+        event_id = created.json()["id"]
+        assert (await gw.client.post(f"/v1/events/{event_id}/publish", headers=owner)).status_code == 200
+        assert gw.inventory.placements[event_id] is dedicated  # activated at publish
+        gw.inventory.placements.pop(event_id)
+        held = await gw.client.post(
+            f"/v1/events/{event_id}/holds", json={"buyer_id": "b", "seats": ["A-1-1"]}, headers=owner
+        )
+        assert held.status_code == 201, held.text
+        assert gw.inventory.placements[event_id] is dedicated
+
+
 async def test_seat_hold_get_confirm_and_retry(gw: Gateway, owner: dict[str, str]) -> None:
     event_id = await on_sale_event(gw, owner)
     held = await gw.client.post(
@@ -373,7 +388,7 @@ class FailingInventory(FakeInventoryClient):
 
     failure: BaseException | Rejected = RuntimeError("boom: secret internals")
 
-    async def submit(self, org_id: str, event_id: str, command: Command) -> Result:
+    async def submit(self, org_id: str, event_id: str, command: Command, *, dedicated: bool) -> Result:
         if isinstance(self.failure, Rejected):
             return self.failure
         raise self.failure

@@ -162,11 +162,11 @@ class GatedInventory(FakeInventoryClient):
         self.gate = asyncio.Event()
         self.waiting = 0
 
-    async def submit(self, org_id: str, event_id: str, command: Command) -> Result:
+    async def submit(self, org_id: str, event_id: str, command: Command, *, dedicated: bool) -> Result:
         if isinstance(command, Hold):
             self.waiting += 1
             await self.gate.wait()
-        return await super().submit(org_id, event_id, command)
+        return await super().submit(org_id, event_id, command, dedicated=dedicated)
 
 
 async def test_a_buyer_has_at_most_the_cap_of_holds_in_flight(database_url: str, clean_redis: str) -> None:

@@ -30,6 +30,7 @@ class FakeInventoryClient:
         self._events: dict[tuple[str, str], EventInventory] = {}  # by (org, event), as an inventory host keys them
         self._loading = asyncio.Lock()
         self.submitted: list[Command] = []
+        self.placements: dict[str, bool] = {}  # event id -> the ``dedicated`` it was last called with
 
     async def start(self) -> None:
         self._pool = await create_pool(self._database_url, min_size=1, max_size=4)
@@ -47,10 +48,14 @@ class FakeInventoryClient:
     async def ready(self) -> bool:
         return self._pool is not None and self._redis is not None
 
-    async def activate(self, org_id: str, event_id: str) -> None:
+    # One process serves every event here, so the placement (``dedicated``) picks nothing; it is recorded so that a
+    # test can see what the gateway passed.
+    async def activate(self, org_id: str, event_id: str, *, dedicated: bool) -> None:
+        self.placements[event_id] = dedicated
         await self._owner(org_id, event_id)
 
-    async def submit(self, org_id: str, event_id: str, command: Command) -> Result:
+    async def submit(self, org_id: str, event_id: str, command: Command, *, dedicated: bool) -> Result:
+        self.placements[event_id] = dedicated
         self.submitted.append(command)
         owner = await self._owner(org_id, event_id)
         if owner is None:
