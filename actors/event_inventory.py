@@ -24,13 +24,14 @@ from redis.asyncio import Redis
 
 from actors.clock import Clock, wall_clock
 from actors.wire import encode_results
-from engine.commands import Command, Confirm, HoldView, Ok, Rejected, Result, SaleView, split_actor_ref
-from engine.inventory import Inventory, InventorySnapshot
+from engine.inventory.commands import Command, Confirm, HoldView, Ok, Rejected, Result, SaleView, split_actor_ref
+from engine.inventory.machine import Inventory, InventorySnapshot
 from engine.refusals import Refusal
-from persistence import audit, live_state
-from persistence import events as pg_events
-from persistence import sales as pg_sales
+from persistence import audit
+from persistence.catalog import events as pg_events
 from persistence.db import Connection
+from persistence.inventory import live_state
+from persistence.inventory import sales as pg_sales
 from persistence.tenancy import org_transaction
 from services.sales import commit_sales
 

@@ -31,10 +31,10 @@ from actors.event_inventory import (
     InventoryLost,
 )
 from actors.wire import decode_commands, encode_results
-from engine.commands import Result
-from engine.inventory import InvariantViolation
-from persistence import redis_keys
+from engine.inventory.commands import Result
+from engine.inventory.machine import InvariantViolation
 from persistence.db import create_pool
+from persistence.inventory import redis_keys
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Frozen slotted dataclasses pickle through Python-level ``__getstate__``: measured here, a batch of 1,000 holds
 and their results took ~21 ms to pickle and unpickle as dataclasses against ~5.5 ms as tuples (bench_engine).
 Packing the tuples into one bytes object with msgpack also spares Ray's serializer walking them, and bytes cross
-Ray without a copy. Both sides speak engine.commands types.
+Ray without a copy. Both sides speak engine.inventory.commands types.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import msgpack
 
-from engine.commands import (
+from engine.inventory.commands import (
     CancelSale,
     Command,
     Confirm,

@@ -149,7 +149,8 @@ def check_entry(entry: Entry) -> None:
 
 def check_actor(actor_type: str, actor_id: str, ip: str | None) -> None:
     """Raise ValueError for an actor the audit_log table would refuse. Public so a command that carries an actor
-    into a later group commit (engine.commands.Confirm) is refused where it is made, not when it is written."""
+    into a later group commit (engine.inventory.commands.Confirm) is refused where it is made, not when it is
+    written."""
     if actor_type not in ACTOR_TYPES:
         raise ValueError(f"audit actor type must be one of {sorted(ACTOR_TYPES)}")
     _check_field(actor_id, "actor id", actor_id_chars_max)

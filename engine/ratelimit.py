@@ -8,7 +8,7 @@ window of length t it never admits more than ``burst + t / interval``. A refusal
 request would be admitted (``retry_after``), and changes nothing.
 
 Times are integer microseconds (Redis TIME's resolution): integers stay exact in Lua's doubles, and a rate of
-50,000/s still has a whole interval (20 us). persistence/rate_limit.lua implements ``decide`` for Redis; the
+50,000/s still has a whole interval (20 us). persistence/ratelimit/rate_limit.lua implements ``decide`` for Redis; the
 tests hold the two to the same answers.
 
 Defaults never throttle a legitimate flash sale: one publishable key and one NAT address can carry every buyer of

@@ -5,7 +5,7 @@ client (HTTP status, Retry-After) is decided once, in gateway/refusals.py, which
 nothing else (tests/unit/test_refusals.py holds the two sets equal). The values are the codes clients see and
 the inventory's wire carries: never rename one.
 
-The inventory core answers a refusal as a ``Rejected`` result (engine/commands.py): a batch goes on past it.
+The inventory core answers a refusal as a ``Rejected`` result (engine/inventory/commands.py): a batch goes on past it.
 Other cores and use cases raise ``Refused``.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 
 class Refusal(StrEnum):
-    # inventory: holds, releases, confirms (engine/inventory.py)
+    # inventory: holds, releases, confirms (engine/inventory/machine.py)
     SEATS_UNAVAILABLE = "seats_unavailable"
     INSUFFICIENT_INVENTORY = "insufficient_inventory"
     UNKNOWN_SEATS = "unknown_seats"

@@ -26,6 +26,7 @@ from starlette.websockets import WebSocket
 from engine.refusals import Refused
 from gateway.auth import Authenticator
 from gateway.availability import AvailabilityCache, SeatListCache
+from gateway.context import Services
 from gateway.errors import (
     ApiError,
     DomainError,
@@ -41,10 +42,9 @@ from gateway.metrics import RequestMetricsMiddleware, mark_process_dead, route_t
 from gateway.ratelimit import RateLimiter
 from gateway.refusals import error_for_refused
 from gateway.routes import all_routes
-from gateway.routes.context import Services
 from gateway.sessions import TokenSigner
 from persistence.db import create_pool
-from persistence.rate_limits import RateLimitStore
+from persistence.ratelimit.store import RateLimitStore
 from persistence.tenancy import TenantPool
 from voelgoed.settings import Settings
 

@@ -36,18 +36,18 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 
-from engine.access import KeyKind, permissions_of
+from engine.access.rules import KeyKind, permissions_of
 from gateway import sessions
 from gateway.errors import (
-    POSTGRES_OUTAGES,
     Forbidden,
     PersistenceUnavailable,
     Unauthorized,
     storage_outage_as_503,
 )
 from gateway.subscription import Subscription
-from persistence import apikeys, redis_keys
-from persistence.secret_hashes import secret_matches
+from persistence.access import apikeys, redis_keys
+from persistence.access.secret_hashes import secret_matches
+from persistence.outages import POSTGRES_OUTAGES
 from persistence.tenancy import TenantPool
 
 log = logging.getLogger(__name__)

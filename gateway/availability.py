@@ -23,9 +23,9 @@ from redis.asyncio import Redis
 
 from gateway.errors import storage_outage_as_503
 from gateway.subscription import Subscription
-from persistence import events as pg_events
-from persistence import live_state, redis_keys
-from persistence.live_state import AvailabilityView, Delta
+from persistence.catalog import events as pg_events
+from persistence.inventory import live_state, redis_keys
+from persistence.inventory.live_state import AvailabilityView, Delta
 from persistence.tenancy import TenantPool
 
 log = logging.getLogger(__name__)

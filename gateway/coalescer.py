@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from prometheus_client import Gauge, Histogram
 
 from engine import limits
-from gateway.errors import InventoryBusy, InventoryUnavailable
+from gateway.inventory_errors import InventoryBusy, InventoryUnavailable
 from gateway.metrics import BATCH_COMMANDS, QUEUE_DEPTH
 
 queue_commands_max = 20_000

@@ -25,10 +25,10 @@ from starlette.responses import Response
 from engine.ratelimit import RouteClass
 from gateway.auth import Principal
 from gateway.client_ip import client_ip
+from gateway.context import Services, authenticate, read_body, require, route_class_of, services
 from gateway.errors import ApiError
 from gateway.idempotency import idempotency_key
 from gateway.openapi import Operation
-from gateway.routes.context import Services, authenticate, read_body, require, route_class_of, services
 from gateway.schemas import parse_body
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -6,14 +6,13 @@ Every error the gateway answers is an ``ApiError`` rendered as
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-import asyncpg
-import redis.exceptions
 from starlette.responses import JSONResponse
+
+from persistence.outages import POSTGRES_OUTAGES, REDIS_OUTAGES
 
 retry_after_s_default = 1
 
@@ -140,21 +139,6 @@ class InfrastructureError(ApiError):
         super().__init__(message, details, code=code, headers={"Retry-After": str(retry_after_s)})
 
 
-class InventoryBusy(InfrastructureError):
-    code = "inventory_busy"
-    default_message = "the event's inventory queue is full; retry shortly"
-
-
-class RateLimiterBusy(InfrastructureError):
-    code = "rate_limiter_busy"
-    default_message = "too many requests are waiting for their rate-limit check; retry shortly"
-
-
-class InventoryUnavailable(InfrastructureError):
-    code = "inventory_unavailable"
-    default_message = "the event's inventory is temporarily unavailable; retry shortly"
-
-
 class PersistenceUnavailable(InfrastructureError):
     code = "persistence_unavailable"
     default_message = "storage is temporarily unavailable; retry shortly"
@@ -173,23 +157,6 @@ class TooManyRequests(InfrastructureError):
         retry_after_s = max(1, retry_after_s)
         details = {"limit": limit, "retry_after_s": retry_after_s}
         super().__init__(message, details, code=code, retry_after_s=retry_after_s)
-
-
-POSTGRES_OUTAGES: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.InsufficientResourcesError,
-    asyncpg.QueryCanceledError,
-    asyncpg.CannotConnectNowError,
-)
-REDIS_OUTAGES: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError,
-    OSError,
-)
 
 
 @contextmanager

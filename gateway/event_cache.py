@@ -18,12 +18,12 @@ from cachetools import LRUCache, TTLCache
 from redis.asyncio import Redis
 
 from engine import ids
-from engine.lifecycle import is_on_sale
+from engine.catalog.lifecycle import is_on_sale
 from engine.refusals import Refusal
 from gateway.errors import ApiError, storage_outage_as_503
 from gateway.refusals import refused
-from persistence import events as pg_events
-from persistence import live_state
+from persistence.catalog import event_metas
+from persistence.catalog import events as pg_events
 from persistence.tenancy import TenantPool
 
 events_cached_max = 10_000
@@ -134,7 +134,7 @@ class EventCache:
     async def share(self, meta: EventMeta) -> None:
         """Make a new or just-published meta visible to every gateway process (Redis); remember it here."""
         with storage_outage_as_503():
-            await live_state.put_event_meta(self._redis, meta.org_id, meta.event_id, meta.to_dict())
+            await event_metas.put_event_meta(self._redis, meta.org_id, meta.event_id, meta.to_dict())
         self.remember(meta)
 
     async def share_record(self, record: pg_events.EventRecord) -> None:
@@ -146,7 +146,7 @@ class EventCache:
 
     async def _load(self, org_id: str, event_id: str) -> EventMeta | None:
         with storage_outage_as_503():
-            raw = await live_state.get_event_meta(self._redis, org_id, event_id)
+            raw = await event_metas.get_event_meta(self._redis, org_id, event_id)
         if raw is not None and raw.get("org_id") == org_id:
             return meta_of_dict(event_id, raw)
         with storage_outage_as_503():
@@ -157,7 +157,7 @@ class EventCache:
         meta = meta_of_record(record)
         if meta.on_sale:
             with storage_outage_as_503():
-                await live_state.put_event_meta(self._redis, org_id, event_id, meta.to_dict())
+                await event_metas.put_event_meta(self._redis, org_id, event_id, meta.to_dict())
         return meta
 
 

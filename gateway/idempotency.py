@@ -30,7 +30,6 @@ from starlette.responses import Response
 from engine.refusals import Refused
 from gateway.auth import Principal
 from gateway.errors import (
-    REDIS_OUTAGES,
     DomainError,
     PersistenceUnavailable,
     ValidationFailed,
@@ -38,7 +37,8 @@ from gateway.errors import (
     storage_outage_as_503,
 )
 from gateway.refusals import error_for_refused
-from persistence import redis_keys
+from persistence.idempotency import redis_keys
+from persistence.outages import REDIS_OUTAGES
 
 log = logging.getLogger(__name__)
 _STORE_FAILURES: tuple[type[BaseException], ...] = (*REDIS_OUTAGES, PersistenceUnavailable)

@@ -20,9 +20,9 @@ from actors.event_inventory import BatchReply
 from actors.inventory_host import INVENTORY_ACTOR_OPTIONS, InventoryHost
 from actors.placement import HOST_NAME_PREFIX, actor_name
 from actors.wire import decode_results, encode_commands
-from engine.commands import Command, Result
+from engine.inventory.commands import Command, Result
 from gateway.coalescer import Coalescer, forget_idle
-from gateway.errors import InventoryUnavailable
+from gateway.inventory_errors import InventoryUnavailable
 from gateway.metrics import ACTOR_CALL_SECONDS, ACTOR_RETRIES, COMMIT_SECONDS
 from voelgoed.settings import Settings
 

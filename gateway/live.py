@@ -19,10 +19,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.auth import Principal
 from gateway.availability import RESYNC, LiveSubscriber, availability_json, delta_json
+from gateway.context import Services, authorize, services
 from gateway.errors import ApiError, InfrastructureError, error_response
 from gateway.metrics import WEBSOCKETS_OPEN
-from gateway.routes.context import Services, authorize, services
-from persistence.live_state import AvailabilityView
+from persistence.inventory.live_state import AvailabilityView
 
 DESCRIPTION = (
     'First message {"type": "snapshot", ...availability}; then {"type": "delta", "version", '

@@ -1,8 +1,8 @@
 """Rate limits at the gateway: which buckets a request spends, and what happens when Redis does not answer.
 
-Every authenticated request is admitted once, all or nothing (persistence/rate_limit.lua): its key's bucket and
-its address's bucket for the route class, the key's daily quota, and for a hold also the buyer's bucket (org +
-event + buyer id). Defaults and why they never throttle a flash sale: engine/ratelimit.py and docs/api.md "Rate
+Every authenticated request is admitted once, all or nothing (persistence/ratelimit/rate_limit.lua): its key's
+bucket and its address's bucket for the route class, the key's daily quota, and for a hold also the buyer's bucket
+(org + event + buyer id). Defaults and why they never throttle a flash sale: engine/ratelimit.py and docs/api.md "Rate
 limits".
 
 Admissions are batched per org (gateway/coalescer.py): at most one script call in flight per org per process, and
@@ -62,10 +62,11 @@ from engine.ratelimit import (
 )
 from gateway.auth import ACTOR_KEY, Principal
 from gateway.coalescer import Coalescer, forget_idle
-from gateway.errors import REDIS_OUTAGES, PersistenceUnavailable, RateLimiterBusy, TooManyRequests
+from gateway.errors import InfrastructureError, PersistenceUnavailable, TooManyRequests
 from gateway.metrics import RATE_LIMIT_BATCH_REQUESTS, RATE_LIMIT_QUEUE_DEPTH
-from persistence import redis_keys
-from persistence.rate_limits import Bucket, Mode, Quota, Request, Verdict
+from persistence.outages import REDIS_OUTAGES
+from persistence.ratelimit import redis_keys
+from persistence.ratelimit.store import Bucket, Mode, Quota, Request, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,13 @@ admission_batch_max = 512
 admission_wait_s_max = 5.0  # as long as one Redis command may take (gateway/app.py): past it Redis counts as down
 
 
+
+class RateLimiterBusy(InfrastructureError):
+    """An org's admission queue is full: a flood, not an outage. Nothing applied; retry after Retry-After."""
+
+    code = "rate_limiter_busy"
+    default_message = "too many requests are waiting for their rate-limit check; retry shortly"
+
 class AdmissionUnchecked(Exception):
     """An admission waited too long for its batch: it fails open, like a Redis that does not answer."""
 
@@ -93,7 +101,7 @@ TOO_MANY_HOLDS_IN_FLIGHT = "too_many_holds_in_flight"
 
 
 class BucketStore(Protocol):
-    """persistence.rate_limits.RateLimitStore (tests pass fakes: a Redis that does not answer)."""
+    """persistence.ratelimit.store.RateLimitStore (tests pass fakes: a Redis that does not answer)."""
 
     async def check_many(self, requests: Sequence[Request], *, now_us: int | None = None) -> list[Verdict]: ...
 

@@ -19,13 +19,13 @@ from gateway.errors import (
     Forbidden,
     Gone,
     InfrastructureError,
-    InventoryUnavailable,
     NotFound,
     PayloadTooLarge,
     PersistenceUnavailable,
     Unauthorized,
     ValidationFailed,
 )
+from gateway.inventory_errors import InventoryUnavailable
 
 _R = Refusal
 REFUSAL_STATUS: Mapping[Refusal, int] = MappingProxyType(

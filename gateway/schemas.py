@@ -1,7 +1,7 @@
 """Request and response bodies as pydantic models, bounded by engine/limits.py.
 
 Requests are strict (no "5" for 5) and forbid unknown fields. The models check each field's shape; an event's rules
-across fields are the catalog's (engine/catalog.py), which the model validators run. Rules that span fields raise
+across fields are the catalog's (engine/catalog/rules.py), which the model validators run. Rules that span fields raise
 one ``PydanticCustomError`` whose ``ctx["fields"]`` lists ``[field, message]`` pairs, so the 422 still names each
 bad field. Response models are the documented shapes (OpenAPI, tests); routes build the same dicts directly.
 """
@@ -23,8 +23,11 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
-from engine import catalog, limits, passwords, seating
-from engine.access import PUBLISHABLE_SCOPES, ROLES, SCOPES, KeyKind
+from engine import limits
+from engine.access import passwords
+from engine.access.rules import PUBLISHABLE_SCOPES, ROLES, SCOPES, KeyKind
+from engine.catalog import rules as catalog
+from engine.catalog import seating
 from gateway.errors import ApiError, MalformedJson, ValidationFailed
 from gateway.rendering import EngineTime, Timestamp
 

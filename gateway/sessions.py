@@ -6,7 +6,8 @@ cannot be refreshed) and sets the mark here (so its access tokens stop at once);
 access token can, after which every token of that session has expired anyway. If Redis lost a mark, a token
 would live at most ``access_token_ttl_s`` more: that bound is why access tokens are short.
 
-The refresh token is not a JWT: it is an opaque "vr_..." secret kept hashed in Postgres (persistence/sessions.py).
+The refresh token is not a JWT: it is an opaque "vr_..." secret kept hashed in Postgres
+(persistence/access/sessions.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import Any
 import jwt
 from redis.asyncio import Redis
 
-from engine.access import ROLES
+from engine.access.rules import ROLES
 from gateway.errors import storage_outage_as_503
+from persistence.access import redis_keys
 from voelgoed.settings import session_secret_bytes_min
 
 access_token_ttl_s = 900
@@ -112,18 +114,13 @@ class TokenSigner:
         return AccessClaims(user_id, org_id, session_id, role)
 
 
-def revoked_session_key(org_id: str, session_id: str) -> str:
-    """Redis STRING set while a revoked session's access tokens may still be unexpired."""
-    return f"vg:{org_id}:session_revoked:{session_id}"
-
-
 def revocation_mark_ttl_s(ttl_s: int = access_token_ttl_s) -> int:
     return ttl_s + clock_leeway_s
 
 
 async def mark_revoked(redis: Redis, org_id: str, session_id: str, *, ttl_s: int = access_token_ttl_s) -> None:
     """Stop the session's access tokens at once. Raises on a Redis error: the caller must not claim success."""
-    await redis.set(revoked_session_key(org_id, session_id), b"1", ex=revocation_mark_ttl_s(ttl_s))
+    await redis.set(redis_keys.revoked_session(org_id, session_id), b"1", ex=revocation_mark_ttl_s(ttl_s))
 
 
 class RevocationMarks:
@@ -143,4 +140,4 @@ class RevocationMarks:
 
 async def is_revoked(redis: Redis, org_id: str, session_id: str) -> bool:
     """Whether the session was revoked. Raises on a Redis error (fail closed: the caller answers 503)."""
-    return bool(await redis.exists(revoked_session_key(org_id, session_id)))
+    return bool(await redis.exists(redis_keys.revoked_session(org_id, session_id)))

@@ -20,8 +20,8 @@ import ray
 from actors.inventory_host import INVENTORY_ACTOR_OPTIONS, InventoryHost
 from actors.placement import dedicated_name
 from actors.wire import decode_results, encode_commands
-from engine.commands import Command, Confirm, Hold, HoldView, Ok
 from engine.ids import hold_id_for
+from engine.inventory.commands import Command, Confirm, Hold, HoldView, Ok
 from loadtests.bench_rig import (
     RAY_NAMESPACE,
     Rig,

@@ -22,9 +22,9 @@ from typing import Any
 from ray import cloudpickle
 
 from actors.wire import decode_commands, decode_results, encode_commands, encode_results
-from engine.commands import Command, Hold, Result
 from engine.ids import hold_id_for
-from engine.inventory import Inventory, InventorySpec
+from engine.inventory.commands import Command, Hold, Result
+from engine.inventory.machine import Inventory, InventorySpec
 
 EVENT_ID = "evt_" + "5e" * 16
 seats_per_row = 1_000

@@ -17,8 +17,8 @@ import time
 
 import psutil
 
-from engine.commands import Hold, Ok
 from engine.ids import hold_id_for
+from engine.inventory.commands import Hold, Ok
 from gateway.inventory_client import RayInventoryClient
 from loadtests.bench_rig import RAY_NAMESPACE, add_rig_arguments, published_event, start_rig, stop_rig
 from voelgoed.settings import Settings

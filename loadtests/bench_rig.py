@@ -19,11 +19,11 @@ import asyncpg
 import ray
 from redis.asyncio import Redis
 
-from persistence import live_state
+from persistence.access.orgs import create_org
+from persistence.catalog import event_metas
+from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event, publish_event
 from persistence.db import connect
-from persistence.events import NewEvent, TicketTypeRecord, create_event, publish_event
 from persistence.migrate import migrate
-from persistence.orgs import create_org
 from persistence.tenancy import org_transaction
 from voelgoed.embedded import RAY_ENV
 
@@ -98,7 +98,7 @@ async def published_event(rig: Rig, *, seats: int, ga: int, dedicated: bool) -> 
     finally:
         await conn.close()
     redis = Redis.from_url(rig.redis_url)
-    await live_state.put_event_meta(redis, rig.org_id, event.id, {"dedicated": dedicated, "status": "on_sale"})
+    await event_metas.put_event_meta(redis, rig.org_id, event.id, {"dedicated": dedicated, "status": "on_sale"})
     await redis.aclose()
     return event.id
 

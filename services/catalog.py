@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from engine import catalog, ids
-from engine.lifecycle import Change, EventAction, EventStatus, is_on_sale, outcome
+from engine import ids
+from engine.catalog import rules as catalog
+from engine.catalog.lifecycle import Change, EventAction, EventStatus, is_on_sale, outcome
 from engine.refusals import Refusal, Refused
 from persistence import audit
-from persistence import events as pg_events
+from persistence.catalog import events as pg_events
 from persistence.tenancy import OrgDb
 from services.unit_of_work import Tenants, UnitsOfWork
 

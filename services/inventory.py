@@ -1,6 +1,6 @@
 """Inventory use cases: send one command to the event's inventory and answer its result or its refusal.
 
-Holds, releases and confirms are decided by the event's inventory actor (engine/inventory.py behind
+Holds, releases and confirms are decided by the event's inventory actor (engine/inventory/machine.py behind
 actors/event_inventory.py), which writes its own changes through (sales and their audit entries in its group
 commit): so these use cases open no unit of work of their own.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from engine.commands import Command, Ok, Rejected, Result
+from engine.inventory.commands import Command, Ok, Rejected, Result
 from engine.refusals import Refused
 
 

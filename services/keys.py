@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Protocol
 
 from engine.refusals import Refusal, Refused
-from persistence import apikeys, audit
+from persistence import audit
+from persistence.access import apikeys
 from services.unit_of_work import Tenants, UnitsOfWork
 
 

@@ -1,7 +1,7 @@
 """Member use cases: list the people of an org and their roles, invite one, change a member's role, remove one.
 
 Nobody grants more than they hold, only an owner makes, changes or removes an owner, and an org always keeps
-one owner (engine/access.py ``member_change_refusal``, over the roster read under lock). Changing a member's role
+one owner (engine/access/rules.py ``member_change_refusal``, over the roster read under lock). Changing a member's role
 or removing them ends their sessions in the org at once, so the old role's tokens stop working.
 
 Inviting a person makes a pending membership and an invitation, always: the person joins by accepting it (a new
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.access import MemberChange, grant_refusal, invitation_sets_password, member_change_refusal
+from engine.access.rules import MemberChange, grant_refusal, invitation_sets_password, member_change_refusal
 from engine.refusals import Refusal, Refused
-from persistence import audit, invitations, memberships, sessions, users
+from persistence import audit
+from persistence.access import invitations, memberships, sessions, users
 from persistence.tenancy import OrgDb
 from services.sessions import SessionMarks
 from services.unit_of_work import Platform, Tenants, UnitsOfWork

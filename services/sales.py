@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.commands import SaleView
+from engine.inventory.commands import SaleView
 from persistence import audit
-from persistence import sales as pg_sales
 from persistence.db import Connection
+from persistence.inventory import sales as pg_sales
 from services.unit_of_work import unit_of_work_on
 
 SALE_CREATE = "sale.create"

@@ -7,7 +7,7 @@ where the person is only invited (pending) is refused like an org they are not i
 
 Consent: an org may invite any address, and its inviter sees the invitation token, so a token alone never joins
 an org to an existing account: it is accepted with the person's own password. Only the invitation that created
-the account sets its first password (engine/access.py ``invitation_password_refusal``).
+the account sets its first password (engine/access/rules.py ``invitation_password_refusal``).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from engine import access
-from engine.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
+from engine.access import rules as access
+from engine.access.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
 from engine.refusals import Refusal, Refused
-from persistence import audit, invitations, memberships, sessions, users
-from persistence.sessions import RefreshOutcome
+from persistence import audit
+from persistence.access import invitations, memberships, sessions, users
+from persistence.access.sessions import RefreshOutcome
 from services.unit_of_work import Platform, UnitsOfWork
 
 log = logging.getLogger(__name__)

@@ -30,12 +30,13 @@ from typing import Any, TypeVar
 import asyncpg
 
 from engine import limits
-from engine.access import KEY_KINDS, ROLES, SCOPES, KeyKind, key_scope_problems
-from engine.passwords import hash_password, password_problem
-from persistence import apikeys, audit, invitations, memberships, users
+from engine.access.passwords import hash_password, password_problem
+from engine.access.rules import KEY_KINDS, ROLES, SCOPES, KeyKind, key_scope_problems
+from persistence import audit
+from persistence.access import apikeys, invitations, memberships, users
+from persistence.access.orgs import CLI_ACTOR, create_org
 from persistence.db import connect
 from persistence.migrate import migrate
-from persistence.orgs import CLI_ACTOR, create_org
 from persistence.tenancy import OrgDb, org_transaction, require_org, unscoped
 from voelgoed.settings import Settings
 from voelgoed.up import run_up

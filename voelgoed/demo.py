@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 
-from persistence.apikeys import find_api_key, parse_api_key
+from persistence.access.apikeys import find_api_key, parse_api_key
+from persistence.access.orgs import create_org
+from persistence.access.secret_hashes import secret_matches
 from persistence.db import connect
-from persistence.orgs import create_org
-from persistence.secret_hashes import secret_matches
 from persistence.tenancy import unscoped
 from voelgoed.private_files import read_json, write_private_json
 from voelgoed.startup_failure import StartupFailed

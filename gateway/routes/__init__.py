@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from gateway.routes import audit, events, holds, keys, members, operations, sessions
+from gateway.routes import audit, operations
+from gateway.routes.access import keys, members, sessions
+from gateway.routes.catalog import events
+from gateway.routes.inventory import holds
 
 
 def all_routes() -> list[BaseRoute]:

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine import audit_chain
-from engine.access import Permission
+from engine.access.rules import Permission
 from gateway import schemas
 from gateway.endpoints import Call, read_route
 from gateway.errors import ValidationFailed

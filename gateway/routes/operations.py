@@ -12,9 +12,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import metrics, schemas
+from gateway.context import Services, json_response, services
 from gateway.errors import error_body
 from gateway.openapi import build_openapi, operation
-from gateway.routes.context import Services, json_response, services
 
 log = logging.getLogger(__name__)
 

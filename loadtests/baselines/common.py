@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.commands import HoldView, Rejected, SaleView, TicketView
 from engine.ids import sale_id_of_hold, ticket_id_of_hold
+from engine.inventory.commands import HoldView, Rejected, SaleView, TicketView
 from engine.refusals import Refusal
-from persistence.live_state import TicketTypeCounts
+from persistence.inventory.live_state import TicketTypeCounts
 from persistence.tenancy import OrgDb
 
 BASELINE_EPOCH = 1  # sales.epoch must be >= 1; baselines have no incarnations to fence

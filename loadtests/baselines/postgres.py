@@ -34,14 +34,15 @@ import asyncpg
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from engine.commands import Command, Result
+from engine.inventory.commands import Command, Result
 from gateway.app import create_app as create_gateway
 from gateway.availability import AvailabilityCache
-from gateway.errors import InventoryUnavailable, storage_outage_as_503
+from gateway.errors import storage_outage_as_503
+from gateway.inventory_errors import InventoryUnavailable
 from loadtests.baselines import common, postgres_tx
 from loadtests.baselines.common import EventShape
 from persistence.db import Connection, connect_timeout_s, create_pool
-from persistence.live_state import AvailabilityView, TicketTypeCounts
+from persistence.inventory.live_state import AvailabilityView, TicketTypeCounts
 from persistence.tenancy import org_transaction
 from voelgoed.settings import Settings
 

@@ -12,7 +12,18 @@ from __future__ import annotations
 
 import asyncpg
 
-from engine.commands import Command, Confirm, Hold, HoldView, LookupHold, Ok, Rejected, Release, Result, SaleView
+from engine.inventory.commands import (
+    Command,
+    Confirm,
+    Hold,
+    HoldView,
+    LookupHold,
+    Ok,
+    Rejected,
+    Release,
+    Result,
+    SaleView,
+)
 from engine.refusals import Refusal
 from loadtests.baselines import common
 from loadtests.baselines.common import EventShape

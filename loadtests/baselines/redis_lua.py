@@ -36,7 +36,18 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import NoScriptError
 from starlette.applications import Starlette
 
-from engine.commands import Command, Confirm, Hold, HoldView, LookupHold, Ok, Rejected, Release, Result, SaleView
+from engine.inventory.commands import (
+    Command,
+    Confirm,
+    Hold,
+    HoldView,
+    LookupHold,
+    Ok,
+    Rejected,
+    Release,
+    Result,
+    SaleView,
+)
 from engine.refusals import Refusal
 from gateway.app import create_app as create_gateway
 from gateway.availability import AvailabilityCache
@@ -44,7 +55,7 @@ from gateway.errors import PersistenceUnavailable, storage_outage_as_503
 from loadtests.baselines import common
 from loadtests.baselines.common import EventShape
 from persistence.db import Connection, create_pool
-from persistence.live_state import AvailabilityView, TicketTypeCounts
+from persistence.inventory.live_state import AvailabilityView, TicketTypeCounts
 from persistence.tenancy import org_transaction
 from voelgoed.settings import Settings
 

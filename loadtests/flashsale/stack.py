@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncpg
 
 from loadtests.flashsale.scenario import Scenario
-from persistence.orgs import create_org
+from persistence.access.orgs import create_org
 from voelgoed.demo import DEMO_FILE_NAME
 from voelgoed.embedded import RAY_ENV, RAY_TEMP_ROOT, free_tcp_ports
 from voelgoed.private_files import read_json

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from loadtests.flashsale.audit import Counts, InventoryView, LiveTicket, held
 from loadtests.flashsale.scenario import SEATED_CODE
-from persistence import live_state
-from persistence.live_state import AvailabilityView, TicketTypeCounts
+from persistence.inventory import live_state
+from persistence.inventory.live_state import AvailabilityView, TicketTypeCounts
 
 settle_poll_s = 0.5
 settle_margin_s = 15.0  # past the hold TTL: the engine's expiry sweep and the baselines' reclaim run this often

@@ -35,7 +35,7 @@ END
 $$;
 GRANT USAGE ON SCHEMA public TO voelgoed_app, voelgoed_platform;
 
--- Permissions and roles repeat engine/access.py.
+-- Permissions and roles repeat engine/access/rules.py.
 ALTER TABLE api_keys DROP CONSTRAINT api_keys_scopes_check;
 ALTER TABLE api_keys
     ADD CONSTRAINT api_keys_scopes_check CHECK (

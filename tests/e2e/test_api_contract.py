@@ -13,12 +13,12 @@ import pytest
 from starlette.routing import Route, WebSocketRoute
 from websockets.asyncio.client import connect as ws_connect
 
-from engine.commands import Command, Rejected, Result
+from engine.inventory.commands import Command, Rejected, Result
 from gateway import schemas
 from gateway.availability import RESYNC, LiveSubscriber
-from gateway.errors import InventoryBusy
+from gateway.inventory_errors import InventoryBusy
 from gateway.openapi import documented_methods
-from persistence.live_state import Delta
+from persistence.inventory.live_state import Delta
 from tests.fakes import SEATS_PER_ROW, Gateway, event_body, new_org, running_gateway
 from tests.fakes.clock import FakeClock
 from tests.fakes.inventory import FakeInventoryClient

@@ -17,8 +17,8 @@ import pytest
 from starlette.routing import Route
 
 from gateway.routes import all_routes
-from persistence import memberships, users
-from persistence.apikeys import parse_api_key
+from persistence.access import memberships, users
+from persistence.access.apikeys import parse_api_key
 from persistence.db import connect
 from persistence.tenancy import org_transaction
 from tests.fakes import Gateway, event_body, new_org, running_gateway

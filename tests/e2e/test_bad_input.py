@@ -18,10 +18,10 @@ from starlette.routing import Route, WebSocketRoute
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from engine.access import SCOPES
+from engine.access.rules import SCOPES
+from gateway.context import body_bytes_max
 from gateway.routes import all_routes
-from gateway.routes.context import body_bytes_max
-from persistence import live_state
+from persistence.inventory import live_state
 from tests.fakes import Gateway, event_body, new_org, running_gateway
 
 UNKNOWN_EVENT = "evt_" + "0" * 32

@@ -15,10 +15,11 @@ import httpx
 import pytest
 import redis
 
-from engine.passwords import hash_password
+from engine.access.passwords import hash_password
 from gateway import schemas
 from gateway.sessions import TokenSigner, mark_revoked
-from persistence import audit, memberships, sessions, users
+from persistence import audit
+from persistence.access import memberships, sessions, users
 from persistence.db import connect
 from persistence.tenancy import org_transaction
 from tests.fakes import TEST_SESSION_SECRET, Gateway, event_body, new_org, running_gateway

@@ -16,15 +16,15 @@ import httpx
 import pytest
 import redis.exceptions
 
-from engine.commands import Command, Hold, Result
-from engine.passwords import hash_password
+from engine.access.passwords import hash_password
+from engine.inventory.commands import Command, Hold, Result
 from engine.ratelimit import DEFAULT_POLICY, RouteClass, Subject, decide, policy_with, us_per_s
 from gateway.auth import ACTOR_KEY, Principal
 from gateway.errors import PersistenceUnavailable, TooManyRequests
 from gateway.ratelimit import RateLimiter
-from persistence import memberships, users
+from persistence.access import memberships, users
 from persistence.db import connect
-from persistence.rate_limits import Request, Verdict
+from persistence.ratelimit.store import Request, Verdict
 from persistence.tenancy import org_transaction
 from tests.bounded_wait import until
 from tests.fakes import Gateway, event_body, new_org, running_gateway

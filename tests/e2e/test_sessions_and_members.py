@@ -13,8 +13,8 @@ import asyncpg
 import httpx
 import pytest
 
-from engine.passwords import hash_password
-from persistence import memberships, users
+from engine.access.passwords import hash_password
+from persistence.access import memberships, users
 from persistence.db import connect
 from persistence.tenancy import org_transaction, unscoped
 from tests.fakes import Gateway, new_org, running_gateway

@@ -17,8 +17,8 @@ from starlette.applications import Starlette
 
 from engine.ratelimit import DEFAULT_POLICY, Policy
 from gateway.app import create_app
+from persistence.access.orgs import create_org
 from persistence.db import create_pool
-from persistence.orgs import create_org
 from tests.fakes.inventory import FakeInventoryClient
 from voelgoed.settings import Settings
 

@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 from actors.clock import Clock, wall_clock
 from actors.event_inventory import NOT_ON_SALE, EventInventory
 from actors.wire import decode_commands, decode_results, encode_commands
-from engine.commands import Command, Result
-from engine.inventory import Inventory
+from engine.inventory.commands import Command, Result
+from engine.inventory.machine import Inventory
 from persistence.db import create_pool
 
 

@@ -14,11 +14,12 @@ from redis.asyncio import Redis
 
 from gateway.auth import Authenticator, key_cache_ttl_s, last_used_interval_s
 from gateway.errors import Unauthorized
-from persistence import apikeys, audit, redis_keys
-from persistence.apikeys import KeyRejected
+from persistence import audit
+from persistence.access import apikeys, redis_keys
+from persistence.access.apikeys import KeyRejected
+from persistence.access.orgs import create_org
+from persistence.access.secret_hashes import secret_matches
 from persistence.db import connect, create_pool
-from persistence.orgs import create_org
-from persistence.secret_hashes import secret_matches
 from persistence.tenancy import TenantPool, org_transaction, unscoped
 
 CREATOR = "system:test"

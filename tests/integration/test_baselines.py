@@ -21,7 +21,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from persistence.live_state import AvailabilityView
+from persistence.inventory.live_state import AvailabilityView
 from tests.fakes import new_org
 
 BASELINES = ("loadtests.baselines.postgres", "loadtests.baselines.redis_lua")

@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from engine import catalog, seating
+from engine.catalog import rules as catalog
+from engine.catalog import seating
 from engine.refusals import Refusal, Refused
 from persistence import audit
-from persistence import events as pg_events
+from persistence.access.orgs import create_org
+from persistence.catalog import events as pg_events
 from persistence.db import connect, create_pool
-from persistence.orgs import create_org
 from persistence.tenancy import TenantPool
 from services import catalog as catalog_use_cases
 from services.unit_of_work import UnitsOfWork

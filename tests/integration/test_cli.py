@@ -18,10 +18,10 @@ import psutil
 import pytest
 
 from engine import limits
-from engine.access import OWNER_SCOPES
-from engine.passwords import verify_password
-from persistence.apikeys import find_api_key, parse_api_key
-from persistence.secret_hashes import secret_matches
+from engine.access.passwords import verify_password
+from engine.access.rules import OWNER_SCOPES
+from persistence.access.apikeys import find_api_key, parse_api_key
+from persistence.access.secret_hashes import secret_matches
 from voelgoed import embedded
 from voelgoed.demo import DEMO_ORG_NAME
 from voelgoed.session_secret import ensure_session_secret

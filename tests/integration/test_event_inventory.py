@@ -11,12 +11,12 @@ from redis.asyncio import Redis
 
 from actors.event_inventory import EventInventory, InventoryLost
 from actors.wire import decode_results
-from engine.commands import Command, Confirm, Hold, LookupHold, Ok, Rejected, Result, actor_ref
 from engine.ids import hold_id_for
-from persistence import live_state, redis_keys
+from engine.inventory.commands import Command, Confirm, Hold, LookupHold, Ok, Rejected, Result, actor_ref
+from persistence.access.orgs import create_org
+from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event, publish_event
 from persistence.db import create_pool
-from persistence.events import NewEvent, TicketTypeRecord, create_event, publish_event
-from persistence.orgs import create_org
+from persistence.inventory import live_state, redis_keys
 from persistence.tenancy import org_transaction
 from tests.fakes.clock import FakeClock
 

@@ -11,11 +11,12 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
-from engine.lifecycle import EventStatus
+from engine.catalog.lifecycle import EventStatus
 from gateway.availability import SeatListCache
 from gateway.errors import NotFound
 from gateway.event_cache import EventCache, EventMeta, TicketTypeMeta, absent_ttl_s
-from persistence import live_state, redis_keys
+from persistence import redis_keys
+from persistence.catalog import event_metas
 from persistence.db import create_pool
 from persistence.tenancy import TenantPool
 
@@ -66,7 +67,7 @@ async def test_an_unknown_event_is_remembered_absent_for_absent_ttl_s(pool: asyn
         await cache.get(org_id, event_id)
     # The meta appears without this process hearing of it (another gateway created the event).
     on_sale = _meta(org_id, event_id, EventStatus.ON_SALE)
-    await live_state.put_event_meta(redis, org_id, event_id, on_sale.to_dict())
+    await event_metas.put_event_meta(redis, org_id, event_id, on_sale.to_dict())
     clock.advance(absent_ttl_s - 0.1)
     with pytest.raises(NotFound):
         await cache.get(org_id, event_id)
@@ -78,10 +79,10 @@ async def test_only_on_sale_metas_are_kept_in_memory(pool: asyncpg.Pool, redis: 
     org_id, event_id = _org_id(), _event_id()
     cache = EventCache(TenantPool(pool), redis)
     draft = _meta(org_id, event_id, EventStatus.DRAFT)
-    await live_state.put_event_meta(redis, org_id, event_id, draft.to_dict())
+    await event_metas.put_event_meta(redis, org_id, event_id, draft.to_dict())
     assert await cache.get(org_id, event_id) == draft
     on_sale = _meta(org_id, event_id, EventStatus.ON_SALE)
-    await live_state.put_event_meta(redis, org_id, event_id, on_sale.to_dict())  # published by another process
+    await event_metas.put_event_meta(redis, org_id, event_id, on_sale.to_dict())  # published by another process
     assert await cache.get(org_id, event_id) == on_sale
     await redis.delete(redis_keys.event_meta(org_id, event_id))
     assert await cache.get(org_id, event_id) == on_sale  # kept: an on-sale meta never goes stale

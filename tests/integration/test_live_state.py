@@ -6,9 +6,9 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
-from engine.commands import Confirm, Hold, Ok
-from engine.inventory import Inventory, InventorySnapshot, InventorySpec
-from persistence import live_state, redis_keys
+from engine.inventory.commands import Confirm, Hold, Ok
+from engine.inventory.machine import Inventory, InventorySnapshot, InventorySpec
+from persistence.inventory import live_state, redis_keys
 
 EVENT = "evt_" + "c" * 32
 ORG = "org_" + "d" * 32

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from engine.passwords import hash_password, verify_password
+from engine.access.passwords import hash_password, verify_password
 from engine.refusals import Refusal
-from persistence import invitations, memberships, sessions, users
+from persistence.access import invitations, memberships, sessions, users
+from persistence.access.sessions import RefreshOutcome
 from persistence.db import connect
-from persistence.sessions import RefreshOutcome
 from persistence.tenancy import org_transaction, unscoped
 
 PASSWORD = "correct horse battery staple"

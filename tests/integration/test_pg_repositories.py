@@ -17,11 +17,11 @@ import asyncpg
 import pytest
 
 from engine import limits
-from engine.access import OWNER_SCOPES
-from engine.commands import Confirm, Hold, Ok, SaleView, TicketView
+from engine.access.rules import OWNER_SCOPES
 from engine.ids import hold_id_for, is_event_id, sale_id_of_hold, ticket_id_of_hold
-from engine.inventory import Inventory, InventorySnapshot
-from persistence.apikeys import (
+from engine.inventory.commands import Confirm, Hold, Ok, SaleView, TicketView
+from engine.inventory.machine import Inventory, InventorySnapshot
+from persistence.access.apikeys import (
     ApiKeyRecord,
     KeyRejected,
     create_api_key,
@@ -30,9 +30,10 @@ from persistence.apikeys import (
     parse_api_key,
     revoke_api_key,
 )
+from persistence.access.orgs import create_org
+from persistence.access.secret_hashes import secret_matches
 from persistence.audit import Actor, verify
-from persistence.db import connect, create_pool
-from persistence.events import (
+from persistence.catalog.events import (
     EventRecord,
     NewEvent,
     TicketTypeRecord,
@@ -43,15 +44,14 @@ from persistence.events import (
     publish_event,
     take_inventory_epoch,
 )
-from persistence.orgs import create_org
-from persistence.sales import FencedOut, SaleNotFound, load_sales, write_sales
-from persistence.secret_hashes import secret_matches
+from persistence.db import connect, create_pool
+from persistence.inventory.sales import FencedOut, SaleNotFound, load_sales, write_sales
 from persistence.tenancy import OrgDb, org_transaction, unscoped
 from services.sales import commit_sales
 
 SEAT_IDS = tuple(f"A-1-{n}" for n in range(1, 13))
 CREATED_BY = "system:test"
-CONFIRMER = "key:key_test"  # who confirms (engine.commands.actor_ref)
+CONFIRMER = "key:key_test"  # who confirms (engine.inventory.commands.actor_ref)
 TEST_CONFIRMER = Actor("key", "key_test", "192.0.2.1")  # the same caller, as its sales' audit entries name it
 lock_wait_poll_s = 0.01
 lock_wait_polls_max = 500  # 5 s

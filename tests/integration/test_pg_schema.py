@@ -14,11 +14,11 @@ import asyncpg
 import pytest
 
 from engine import limits
-from engine.access import KEY_KINDS, PUBLISHABLE_SCOPES, ROLES, SCOPES
+from engine.access.rules import KEY_KINDS, PUBLISHABLE_SCOPES, ROLES, SCOPES
 from engine.ids import hold_id_for, sale_id_of_hold, ticket_id_of_hold
-from persistence.events import NewEvent, TicketTypeRecord, create_event
+from persistence.access.orgs import create_org
+from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event
 from persistence.migrate import available_migrations, migrate
-from persistence.orgs import create_org
 from persistence.tenancy import org_transaction
 
 GA_CAPACITY = 5_000
@@ -289,7 +289,7 @@ async def test_api_key_scopes_are_the_known_ones(conn: asyncpg.Connection, event
             scopes,
         )
 
-    await insert(list(SCOPES))  # the schema's list agrees with engine.access
+    await insert(list(SCOPES))  # the schema's list agrees with engine.access.rules
     with pytest.raises(asyncpg.CheckViolationError):
         await insert(["events:read", "root"])
     with pytest.raises(asyncpg.CheckViolationError):
@@ -315,7 +315,7 @@ async def _check_values(conn: asyncpg.Connection, table: str, constraint_like: s
 
 
 async def test_migrations_lists_agree_with_engine_access(conn: asyncpg.Connection) -> None:
-    """Migration 002 repeats engine/access.py's scopes, roles and key kinds: the lists must stay equal."""
+    """Migration 002 repeats engine/access/rules.py's scopes, roles and key kinds: the lists must stay equal."""
     assert await _check_values(conn, "api_keys", "api_keys_scopes_check") == set(SCOPES)
     publishable = await _check_values(conn, "api_keys", "api_keys_publishable_scopes_check")
     assert publishable - {"secret"} == set(PUBLISHABLE_SCOPES)

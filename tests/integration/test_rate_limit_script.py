@@ -1,5 +1,5 @@
-"""persistence/rate_limit.lua on a real Redis: it agrees with the pure model (engine.ratelimit.decide) on random
-sequences under a test clock, also when many requests go in one call (each sees the charges of those before it),
+"""persistence/ratelimit/rate_limit.lua on a real Redis: it agrees with the pure model (engine.ratelimit.decide) on
+random sequences under a test clock, also when many requests go in one call (each sees the charges of those before it),
 is all or nothing across buckets and the quota, and its quota starts again each UTC day."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from engine.ratelimit import Decision, Rate, decide, next_midnight_us, us_per_s
-from persistence import redis_keys
-from persistence.rate_limits import Bucket, Mode, Quota, RateLimitStore, Request, Verdict
+from persistence.ratelimit import redis_keys
+from persistence.ratelimit.store import Bucket, Mode, Quota, RateLimitStore, Request, Verdict
 
 seeds = 60
 steps_per_seed = 80

@@ -22,12 +22,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from engine.commands import SaleView, TicketView
 from engine.ids import hold_id_for, sale_id_of_hold, ticket_id_of_hold
+from engine.inventory.commands import SaleView, TicketView
+from persistence.access.orgs import create_org
+from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event, publish_event, take_inventory_epoch
 from persistence.db import APP_ROLE, create_pool
-from persistence.events import NewEvent, TicketTypeRecord, create_event, publish_event, take_inventory_epoch
-from persistence.orgs import create_org
-from persistence.sales import write_sales
+from persistence.inventory.sales import write_sales
 from persistence.tenancy import PLATFORM_ROLE, MissingOrg, org_transaction, unscoped
 
 # The tables a tenant's rows live in, each seeded below for both orgs. A table with an org_id column that is not

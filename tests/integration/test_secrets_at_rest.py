@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway import schemas
-from persistence.apikeys import parse_api_key
+from persistence.access.apikeys import parse_api_key
 from tests.fakes import new_org, running_gateway
 
 pg_dump_s_max = 120.0

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import ray
 
-from persistence.orgs import create_org
+from persistence.access.orgs import create_org
 from voelgoed.embedded import free_tcp_port
 from voelgoed.settings import Settings
 

@@ -6,7 +6,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from engine.ids import event_id_of_hold
-from persistence import redis_keys
+from persistence.inventory import redis_keys
 
 
 async def event_org(database_url: str, event_id: str) -> str:

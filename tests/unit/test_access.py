@@ -1,4 +1,4 @@
-"""engine/access.py: roles, scopes and key kinds as data, and the rules over them."""
+"""engine/access/rules.py: roles, scopes and key kinds as data, and the rules over them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.access import (
+from engine.access.rules import (
     KEY_KINDS,
     OWNER_SCOPES,
     PUBLISHABLE_SCOPES,

@@ -1,4 +1,4 @@
-"""engine/catalog.py: every rule of an event definition and of its stock, and what a definition derives."""
+"""engine/catalog/rules.py: every rule of an event definition and of its stock, and what a definition derives."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from engine import limits
-from engine.catalog import (
+from engine.catalog.rules import (
     EventDefinition,
     Price,
     Problem,
@@ -23,7 +23,7 @@ from engine.catalog import (
     stocked_problems,
     ticket_type_problems,
 )
-from engine.seating import Row, Section
+from engine.catalog.seating import Row, Section
 
 ZAR = Price(15_000, "ZAR")
 GA = TicketType("GA", "ga", 50, ZAR)

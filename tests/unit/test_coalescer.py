@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from engine.commands import Command, Ok, Release, Result
+from engine.inventory.commands import Command, Ok, Release, Result
 from gateway.coalescer import Coalescer
-from gateway.errors import InventoryBusy, InventoryUnavailable
+from gateway.inventory_errors import InventoryBusy, InventoryUnavailable
 from tests.bounded_wait import until
 
 

@@ -1,4 +1,4 @@
-"""Focused examples of the inventory core's rules (engine/inventory.py)."""
+"""Focused examples of the inventory core's rules (engine/inventory/machine.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 
 from engine import limits
 from engine.audit_chain import actor_id_chars_max, ip_chars_max
-from engine.commands import (
+from engine.ids import hold_id_for
+from engine.inventory.commands import (
     CancelSale,
     Confirm,
     Hold,
@@ -23,14 +24,13 @@ from engine.commands import (
     TicketView,
     actor_ref,
 )
-from engine.ids import hold_id_for
-from engine.inventory import InvariantViolation, Inventory, InventorySnapshot, InventorySpec
+from engine.inventory.machine import InvariantViolation, Inventory, InventorySnapshot, InventorySpec
 
 EVENT_ID = "evt_" + "ab" * 16
 SEATS = tuple(f"A-1-{n}" for n in range(1, 11))
 HOLD_TTL_S = 60
 NOW = 10_000.0
-# who confirms, as the gateway names a caller (engine.commands.actor_ref); the core only carries it
+# who confirms, as the gateway names a caller (engine.inventory.commands.actor_ref); the core only carries it
 CONFIRMER = "key:key_test"
 
 _numbers = itertools.count(1)

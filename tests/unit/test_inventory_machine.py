@@ -1,8 +1,9 @@
-"""Stateful property test of engine.inventory against an independent reference model.
+"""Stateful property test of engine.inventory.machine against an independent reference model.
 
-The model is written from the rules (module docstrings of engine/inventory.py and engine/commands.py, and the HTTP
-contract), with plain dicts; it never calls the engine. The one thing it takes from the engine is *which* GA unit
-numbers a new hold gets, and it checks those are valid (count, range 1..capacity, not in use) before accepting them.
+The model is written from the rules (module docstrings of engine/inventory/machine.py and
+engine/inventory/commands.py, and the HTTP contract), with plain dicts; it never calls the engine. The one thing
+it takes from the engine is *which* GA unit numbers a new hold gets, and it checks those are valid (count, range
+1..capacity, not in use) before accepting them.
 
 The inventory is tiny so that conflicts (taken seats, sold-out GA, buyer caps, expiry races) are common.
 """
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from engine.commands import (
+from engine.inventory.commands import (
     CancelSale,
     Command,
     Confirm,
@@ -29,7 +30,7 @@ from engine.commands import (
     SaleView,
     TicketView,
 )
-from engine.inventory import Changes, Inventory, InventorySpec
+from engine.inventory.machine import Changes, Inventory, InventorySpec
 
 EVENT_HEX = "0123456789abcdef" * 2
 EVENT_ID = "evt_" + EVENT_HEX
@@ -44,7 +45,7 @@ UNKNOWN_TYPE = "NOPE"
 NEVER_USED_HOLD = f"hld_{EVENT_HEX}{'f' * 20}"
 ORDER_REFS = ("o1", "o2")
 START_TIME_S = 1_000.0
-# who confirms, as the gateway names a caller (engine.commands.actor_ref); the core only carries it
+# who confirms, as the gateway names a caller (engine.inventory.commands.actor_ref); the core only carries it
 CONFIRMER = "key:key_test"
 
 SPEC = InventorySpec(

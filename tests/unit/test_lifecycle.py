@@ -1,4 +1,4 @@
-"""engine/lifecycle.py: the event lifecycle's transition table, pair by pair."""
+"""engine/catalog/lifecycle.py: the event lifecycle's transition table, pair by pair."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from engine.lifecycle import TRANSITIONS, Change, EventAction, EventStatus, Outcome, is_on_sale, outcome
+from engine.catalog.lifecycle import TRANSITIONS, Change, EventAction, EventStatus, Outcome, is_on_sale, outcome
 
 EXPECTED = {
     (EventStatus.DRAFT, EventAction.PUBLISH): Outcome(Change.MOVED, EventStatus.ON_SALE),

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import passwords
-from engine.passwords import (
+from engine.access import passwords
+from engine.access.passwords import (
     DUMMY_HASH,
     hash_password,
     needs_rehash,

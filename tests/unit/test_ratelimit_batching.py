@@ -13,9 +13,9 @@ from prometheus_client import REGISTRY
 
 from engine.ratelimit import DEFAULT_POLICY, RouteClass
 from gateway.auth import ACTOR_KEY, Principal
-from gateway.errors import RateLimiterBusy, TooManyRequests
-from gateway.ratelimit import RateLimiter
-from persistence.rate_limits import Quota, Request, Verdict
+from gateway.errors import TooManyRequests
+from gateway.ratelimit import RateLimiter, RateLimiterBusy
+from persistence.ratelimit.store import Quota, Request, Verdict
 from tests.bounded_wait import until
 
 REFUSED_BUYER = "greedy"

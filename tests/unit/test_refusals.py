@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from actors.wire import decode_results, encode_results
-from engine.commands import Rejected
+from engine.inventory.commands import Rejected
 from engine.refusals import Refusal, Refused
 from gateway.errors import DomainError, InfrastructureError
 from gateway.refusals import REFUSAL_STATUS, error_for_refused, refused

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.wire import decode_commands, decode_results, encode_commands, encode_results
-from engine.commands import (
+from engine.inventory.commands import (
     CancelSale,
     Confirm,
     Hold,
@@ -25,7 +25,7 @@ text = st.text(max_size=20)
 ids = st.text(alphabet="abcdef0123456789_", min_size=1, max_size=60)
 seat_tuples = st.lists(text, max_size=4).map(tuple)
 unit_tuples = st.lists(st.integers(1, 10**6), max_size=4).map(tuple)
-# who confirmed, as engine.commands.actor_ref spells it (a Confirm refuses any other shape)
+# who confirmed, as engine.inventory.commands.actor_ref spells it (a Confirm refuses any other shape)
 actor_refs = st.builds(actor_ref, st.sampled_from(["key", "user", "system"]), ids)
 
 commands = st.one_of(

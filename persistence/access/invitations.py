@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from engine import access
+from engine.access import rules as access
 from engine.refusals import Refusal
+from persistence.access.secret_hashes import hash_secret, secret_matches
 from persistence.db import Connection
-from persistence.secret_hashes import hash_secret, secret_matches
 from persistence.tenancy import OrgDb
 
 INVITATION_PREFIX = "inv_"
@@ -88,7 +88,7 @@ async def create_invitation(
 
 async def first_password_unclaimed(conn: Connection, user_id: str) -> bool:
     """Whether a new invitation for this passwordless account may set its first password
-    (engine/access.py ``first_password_unclaimed``). Cross-org: run inside ``unscoped``."""
+    (engine/access/rules.py ``first_password_unclaimed``). Cross-org: run inside ``unscoped``."""
     row = await conn.fetchrow(
         "SELECT EXISTS (SELECT FROM memberships WHERE user_id = $1 AND accepted_at IS NOT NULL) AS joined, "
         "EXISTS (SELECT FROM invitations WHERE user_id = $1 AND creates_user "

@@ -2,7 +2,7 @@
 
 Each secret comes from secrets.token_urlsafe with 256 bits of entropy, so a fast hash is enough (no password
 stretching): the stored hash cannot be reversed, and comparing hashes in constant time leaks nothing useful.
-Passwords are another matter: engine/passwords.py.
+Passwords are another matter: engine/access/passwords.py.
 """
 
 from __future__ import annotations

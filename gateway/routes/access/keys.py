@@ -10,14 +10,14 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from engine.access import key_scope_problems
+from engine.access.rules import key_scope_problems
 from gateway import schemas
 from gateway.auth import Principal
+from gateway.context import actor_of
 from gateway.endpoints import Call, read_route, write_route
 from gateway.errors import Forbidden, ValidationFailed
 from gateway.rendering import render, rfc3339
-from gateway.routes.context import actor_of
-from persistence import apikeys
+from persistence.access import apikeys
 from services import keys
 
 TAG = ("api keys",)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from engine.commands import SaleView, TicketView
+from engine.inventory.commands import SaleView, TicketView
 from persistence.tenancy import OrgDb
 
 # Not COPY: Postgres refuses COPY FROM into a table with row-level security for a role it applies to. One

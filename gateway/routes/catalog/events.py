@@ -19,15 +19,16 @@ from engine.refusals import Refusal
 from gateway import live, schemas
 from gateway.auth import Principal
 from gateway.availability import availability_json
+from gateway.context import Services, actor_of
 from gateway.endpoints import Call, read_route, write_route
-from gateway.errors import ApiError, InventoryUnavailable, ValidationFailed
+from gateway.errors import ApiError, ValidationFailed
 from gateway.event_cache import EventMeta, event_not_found
+from gateway.inventory_errors import InventoryUnavailable
 from gateway.openapi import operation
 from gateway.refusals import refused
 from gateway.rendering import JSON_MEDIA_TYPE, render
-from gateway.routes.context import Services, actor_of
-from persistence import events as pg_events
-from persistence.live_state import AvailabilityView
+from persistence.catalog import events as pg_events
+from persistence.inventory.live_state import AvailabilityView
 from services import catalog
 
 TAG = ("events",)

@@ -15,11 +15,11 @@ from typing import Any
 
 import asyncpg
 
-from engine import catalog
-from engine.catalog import TicketKind
+from engine.catalog import rules as catalog
+from engine.catalog.lifecycle import EventStatus
+from engine.catalog.rules import TicketKind
 from engine.ids import EVENT_PREFIX, event_hex_chars
-from engine.inventory import InventorySpec
-from engine.lifecycle import EventStatus
+from engine.inventory.machine import InventorySpec
 from persistence.tenancy import OrgDb
 
 _EVENT_COLUMNS = (
@@ -242,7 +242,7 @@ async def publish_event(db: OrgDb, event_id: str) -> Published | None:
 async def move_status(db: OrgDb, event: EventRecord, status: EventStatus) -> EventRecord | None:
     """``event`` moved to ``status`` (going on sale stamps published_at), if it is still in the status it was read
     in; None when it is not (or the org has no such event). Which moves are allowed is the lifecycle's
-    (engine/lifecycle.py) to decide, before calling this.
+    (engine/catalog/lifecycle.py) to decide, before calling this.
 
     The conditional UPDATE is a compare-and-set: a concurrent move waits for the row, then finds it in another
     status and changes nothing, so of two concurrent moves from one status exactly one reports a change.

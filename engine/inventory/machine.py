@@ -17,9 +17,11 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from engine import catalog, limits
-from engine.catalog import TicketKind
-from engine.commands import (
+from engine import limits
+from engine.catalog import rules as catalog
+from engine.catalog.rules import TicketKind
+from engine.ids import sale_id_of_hold, ticket_id_of_hold
+from engine.inventory.commands import (
     CancelSale,
     Command,
     Confirm,
@@ -33,7 +35,6 @@ from engine.commands import (
     SaleView,
     TicketView,
 )
-from engine.ids import sale_id_of_hold, ticket_id_of_hold
 from engine.refusals import Refusal
 
 SEAT_AVAILABLE = 0
@@ -55,7 +56,8 @@ def _require(condition: bool, message: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class InventorySpec:
-    """The static shape of one event's inventory: a stocked event's (engine/catalog.py), whose rules it asserts."""
+    """The static shape of one event's inventory: a stocked event's (engine/catalog/rules.py), whose rules it
+    asserts."""
 
     event_id: str
     seat_ids: tuple[str, ...]

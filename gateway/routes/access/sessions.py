@@ -15,11 +15,11 @@ from starlette.routing import BaseRoute, Route
 
 from engine.refusals import Refusal, Refused
 from gateway import schemas
+from gateway.context import Services, actor_of
 from gateway.endpoints import Call, write_route
 from gateway.errors import InfrastructureError, ValidationFailed
 from gateway.password_work import PASSWORDS
 from gateway.rendering import render
-from gateway.routes.context import Services, actor_of
 from gateway.sessions import RevocationMarks, TokenSigner
 from services import sessions
 

@@ -16,9 +16,9 @@ import msgpack
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from engine.commands import HoldView
-from engine.inventory import SEAT_AVAILABLE, SEAT_STATE_NAMES, Changes, Inventory
-from persistence import redis_keys
+from engine.inventory.commands import HoldView
+from engine.inventory.machine import SEAT_AVAILABLE, SEAT_STATE_NAMES, Changes, Inventory
+from persistence.inventory import redis_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,15 +259,6 @@ async def read_availability(redis: Redis, org_id: str, event_id: str) -> Availab
 
 async def read_seat_ids(redis: Redis, org_id: str, event_id: str) -> Sequence[str] | None:
     blob = await redis.get(redis_keys.seat_ids(org_id, event_id))
-    return None if blob is None else msgpack.unpackb(blob)
-
-
-async def put_event_meta(redis: Redis, org_id: str, event_id: str, meta: dict[str, Any]) -> None:
-    await redis.set(redis_keys.event_meta(org_id, event_id), msgpack.packb(meta))
-
-
-async def get_event_meta(redis: Redis, org_id: str, event_id: str) -> dict[str, Any] | None:
-    blob = await redis.get(redis_keys.event_meta(org_id, event_id))
     return None if blob is None else msgpack.unpackb(blob)
 
 

@@ -1,4 +1,4 @@
-"""The rate-limit store: persistence/rate_limit.lua, loaded once, deciding many requests (each several GCRA
+"""The rate-limit store: persistence/ratelimit/rate_limit.lua, loaded once, deciding many requests (each several GCRA
 buckets and an optional daily quota, all or nothing) in one atomic call.
 
 The script is sent with EVALSHA and loaded on NOSCRIPT, so a restarted or flushed Redis costs one extra round trip,
@@ -22,7 +22,7 @@ from redis.exceptions import NoScriptError
 
 from engine.ratelimit import Rate
 
-SCRIPT = resources.files("persistence").joinpath("rate_limit.lua").read_text()
+SCRIPT = resources.files("persistence.ratelimit").joinpath("rate_limit.lua").read_text()
 
 
 class Mode(StrEnum):

@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from persistence.access.secret_hashes import hash_secret
 from persistence.db import Connection
-from persistence.secret_hashes import hash_secret
 from persistence.tenancy import OrgDb
 
 SESSION_PREFIX = "ses_"

@@ -1,4 +1,4 @@
-"""Memberships: which person belongs to which org, with which role (engine/access.py says what a role may do).
+"""Memberships: which person belongs to which org, with which role (engine/access/rules.py says what a role may do).
 
 A membership an org makes is pending until the person accepts that org's invitation with their own password
 (an org may invite any address, but only its owner joins); only accepted memberships log in or count as owners.
@@ -15,7 +15,7 @@ from datetime import datetime
 
 import asyncpg
 
-from engine.access import ROLES
+from engine.access.rules import ROLES
 from persistence.db import Connection
 from persistence.tenancy import OrgDb
 

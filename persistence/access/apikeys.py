@@ -1,6 +1,6 @@
 """API keys: "vk_<prefix>_<secret>". The prefix finds the row; only sha256(secret) is stored.
 
-How the secret is hashed and compared: persistence/secret_hashes.py.
+How the secret is hashed and compared: persistence/access/secret_hashes.py.
 
 Creating, listing and revoking are the org's business (``OrgDb``). Finding a key by its prefix is cross-org by
 nature (the presented key decides the org), as is recording when keys were last used: those take a plain
@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine import limits
-from engine.access import KEY_KINDS, SCOPES, KeyKind, key_scope_problems
+from engine.access.rules import KEY_KINDS, SCOPES, KeyKind, key_scope_problems
+from persistence.access.secret_hashes import hash_secret
 from persistence.db import Connection
-from persistence.secret_hashes import hash_secret
 from persistence.tenancy import OrgDb
 
 KEY_PREFIX = "vk_"

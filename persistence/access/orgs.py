@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 
 from engine import limits
-from engine.access import OWNER_SCOPES
+from engine.access.rules import OWNER_SCOPES
 from persistence import audit
-from persistence.apikeys import audit_view, create_api_key
+from persistence.access.apikeys import audit_view, create_api_key
 from persistence.db import Connection
 from persistence.tenancy import org_transaction
 

@@ -1,7 +1,7 @@
 """/v1/members: the people of the caller's organization and their roles (scope members:manage).
 
 The rules (who may grant what, the last owner, invitations as the only way in) are services/members.py's and
-engine/access.py's; these routes parse, call one use case and render. Changing a member's role or removing them
+engine/access/rules.py's; these routes parse, call one use case and render. Changing a member's role or removing them
 ends their sessions in the org at once, so the old role's tokens stop working.
 """
 
@@ -13,11 +13,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import schemas
+from gateway.context import actor_of
 from gateway.endpoints import Call, read_route, write_route
 from gateway.rendering import render
-from gateway.routes.context import actor_of
 from gateway.sessions import RevocationMarks
-from persistence import memberships
+from persistence.access import memberships
 from services import members
 
 TAG = ("members",)

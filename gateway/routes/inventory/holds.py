@@ -11,11 +11,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine import ids
-from engine.commands import Command, Confirm, Hold, HoldView, LookupHold, Ok, Release, SaleView, actor_ref
+from engine.inventory.commands import Command, Confirm, Hold, HoldView, LookupHold, Ok, Release, SaleView, actor_ref
 from engine.ratelimit import RouteClass
 from engine.refusals import Refusal, Refused
 from gateway import schemas
 from gateway.auth import Principal
+from gateway.context import Services, actor_of
 from gateway.endpoints import Call, read_route, write_route
 from gateway.errors import ApiError, NotFound, ValidationFailed
 from gateway.event_cache import EventMeta
@@ -23,8 +24,7 @@ from gateway.idempotency import token_for
 from gateway.metrics import HOLDS_TOTAL, SALES_TOTAL
 from gateway.refusals import refused
 from gateway.rendering import render
-from gateway.routes.context import Services, actor_of
-from gateway.routes.events import not_on_sale, visible_to
+from gateway.routes.catalog.events import not_on_sale, visible_to
 from services import inventory
 
 TAG = ("holds",)

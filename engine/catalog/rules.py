@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from engine import limits, seating
+from engine import limits
+from engine.catalog import seating
 
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")  # ISO 4217
 

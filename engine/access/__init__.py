@@ -1,0 +1,1 @@
+"""The access domain's core: roles, permissions, key and membership rules, passwords."""

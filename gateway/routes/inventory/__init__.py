@@ -1,0 +1,1 @@
+"""The inventory's routes: holds, releases, confirms; their request/response models."""

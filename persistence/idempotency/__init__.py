@@ -1,0 +1,1 @@
+"""Where stored answers to Idempotency-Keys live (the gateway reads and writes them: gateway/idempotency.py)."""
