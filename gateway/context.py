@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
@@ -16,9 +15,9 @@ from engine.ratelimit import RouteClass
 from gateway.auth import Authenticator, Principal, bearer_key, require_scope
 from gateway.availability import AvailabilityCache, SeatListCache
 from gateway.client_ip import client_ip
-from gateway.errors import ApiError, PayloadTooLarge, Unauthorized, UnsupportedMediaType, storage_outage_as_503
+from gateway.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType, storage_outage_as_503
 from gateway.event_cache import EventCache
-from gateway.idempotency import IdempotencyStore, idempotency_key
+from gateway.idempotency import IdempotencyStore
 from gateway.ratelimit import RateLimiter
 from persistence import audit
 from persistence.db import Connection
@@ -114,76 +113,6 @@ def require(principal: Principal, scope: str | tuple[str, ...]) -> None:
         require_scope(principal, scope[0])  # the 403 names the first (the route's documented scope)
 
 
-@dataclass(frozen=True)
-class Write:
-    """What a POST or DELETE handler works with once the caller is authorized and the body read."""
-
-    request: Request
-    principal: Principal
-    key: str | None  # the Idempotency-Key, if any
-    body: bytes
-    svc: Services
-
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-# A route's buyer, read leniently from the raw body: (event id, buyer id), or None.
-BuyerOf = Callable[[Request, bytes], tuple[str, str] | None]
-
-
-def idempotent_write(
-    scope: str,
-    *,
-    route_class: RouteClass | None = None,
-    buyer: BuyerOf | None = None,
-    secret_fields: tuple[str, ...] = (),
-) -> Callable[[Callable[[Write], Awaitable[Response]]], Endpoint]:
-    """The shape of every POST and DELETE: authorize (401/403, rate limits 429), check the Idempotency-Key, read
-    the body (413/415), then run the handler under the key, so a retry replays the first answer instead of
-    applying twice. With ``buyer``, the rate limits wait for the body, so the key's, the address's and the
-    buyer's buckets are spent together, all or nothing (a request refused before that still spends the first two).
-    ``secret_fields`` names the response's secrets (dotted paths: ``invitation.token``): shown once, stored and
-    replayed as null (gateway/idempotency.py)."""
-
-    def wrap(handler: Callable[[Write], Awaitable[Response]]) -> Endpoint:
-        async def endpoint(request: Request) -> Response:
-            if buyer is None:
-                principal = await authorize(request, scope, route_class=route_class)
-                key = idempotency_key(request)
-                body = await read_body(request)
-            else:
-                principal, key, body = await _admitted_with_buyer(request, scope, route_class, buyer)
-            write = Write(request, principal, key, body, services(request))
-            return await write.svc.idempotency.run(
-                request, principal, key, body, lambda: handler(write), secret_fields=secret_fields
-            )
-
-        endpoint.__name__ = handler.__name__
-        endpoint.__doc__ = handler.__doc__
-        return endpoint
-
-    return wrap
-
-
-async def _admitted_with_buyer(
-    request: Request, scope: str, route_class: RouteClass | None, buyer: BuyerOf
-) -> tuple[Principal, str | None, bytes]:
-    principal = await authenticate(request)
-    limits, ip = services(request).limits, client_ip(request)
-    route_class = route_class or route_class_of(request)
-    try:
-        require(principal, scope)
-        key = idempotency_key(request)
-        body = await read_body(request)
-    except ApiError:
-        await limits.admit(route_class, principal=principal, ip=ip)
-        raise
-    event_id, buyer_id = buyer(request, body) or (None, None)
-    await limits.admit(route_class, principal=principal, ip=ip, buyer_id=buyer_id, event_id=event_id)
-    return principal, key, body
-
-
 async def read_body(request: Request) -> bytes:
     """The raw body, at most 64 KiB (by Content-Length and by count); a non-empty body must be JSON (415)."""
     declared = request.headers.get("content-length")
@@ -215,15 +144,6 @@ def _too_large() -> PayloadTooLarge:
 
 def json_response(data: Any, status: int = 200) -> Response:
     return JSONResponse(data, status_code=status)
-
-
-def rfc3339(moment: datetime | float | None) -> str | None:
-    """UTC, 'Z'-suffixed; epoch seconds (the engine's clock) keep their milliseconds."""
-    if moment is None:
-        return None
-    if isinstance(moment, datetime):
-        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def actor_of(connection: HTTPConnection, principal: Principal) -> audit.Actor:

@@ -29,7 +29,7 @@ from gateway.context import Services, authenticate, read_body, require, route_cl
 from gateway.errors import ApiError
 from gateway.idempotency import idempotency_key
 from gateway.openapi import Operation
-from gateway.schemas import parse_body
+from gateway.parsing import parse_body
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Scope = str | tuple[str, ...]  # several: any one of them will do; the first is the documented one

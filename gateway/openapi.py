@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from gateway import schemas
+from gateway.error_models import ErrorOut
 
 OPENAPI_VERSION = "3.1.0"
 API_TITLE = "VoelgoedEvents API"
@@ -102,7 +102,7 @@ def build_openapi(routes: Iterable[BaseRoute]) -> dict[str, Any]:
 
 
 def _models(routes: list[BaseRoute]) -> list[type[BaseModel]]:
-    found: list[type[BaseModel]] = [schemas.ErrorOut]
+    found: list[type[BaseModel]] = [ErrorOut]
     for route in routes:
         op = operation_of(route)
         if op is None:
@@ -205,6 +205,6 @@ def _responses(op: Operation) -> dict[str, Any]:
     for status in sorted(errors):
         responses[str(status)] = {
             "description": _ERROR_MEANINGS.get(status, "error"),
-            "content": {"application/json": {"schema": _ref(schemas.ErrorOut)}},
+            "content": {"application/json": {"schema": _ref(ErrorOut)}},
         }
     return responses

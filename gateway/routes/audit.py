@@ -19,9 +19,10 @@ from starlette.routing import BaseRoute, Route
 
 from engine import audit_chain
 from engine.access.rules import Permission
-from gateway import schemas
 from gateway.endpoints import Call, read_route
 from gateway.errors import ValidationFailed
+from gateway.fields import PRINTABLE_ASCII_PATTERN
+from gateway.parsing import error_for_validation
 from gateway.rendering import render
 from persistence import audit
 from services import audit_log
@@ -34,7 +35,6 @@ cursor_chars_max = 64
 _CURSOR_PREFIX = "seq:"
 _CURSOR_RE = re.compile(r"seq:([1-9][0-9]{0,17})")
 _RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
-_PRINTABLE_ASCII_PATTERN = r"^[\x21-\x7e]+$"
 
 
 def _rfc3339(value: object) -> object:
@@ -86,7 +86,7 @@ class AuditQuery(BaseModel):
         default=None,
         min_length=1,
         max_length=audit_chain.actor_id_chars_max,
-        pattern=_PRINTABLE_ASCII_PATTERN,
+        pattern=PRINTABLE_ASCII_PATTERN,
         description="an actor id: a key id, a user id, or a system part (such as cli)",
     )
     action: str | None = Field(
@@ -100,7 +100,7 @@ class AuditQuery(BaseModel):
         alias="object",
         min_length=1,
         max_length=audit_chain.object_id_chars_max,
-        pattern=_PRINTABLE_ASCII_PATTERN,
+        pattern=PRINTABLE_ASCII_PATTERN,
         description="an object id, such as evt_... or key_...",
     )
     since: Rfc3339 | None = Field(default=None, description="entries at or after this RFC 3339 time")
@@ -168,7 +168,7 @@ def parse_query(request: Request) -> AuditQuery:
     try:
         wanted = AuditQuery.model_validate(given)
     except PydanticValidationError as error:
-        raise schemas.error_for_validation(error) from None
+        raise error_for_validation(error) from None
     if wanted.since is not None and wanted.until is not None and wanted.until < wanted.since:
         raise ValidationFailed(
             details={"fields": [{"field": "until", "message": "is before since", "type": "invalid"}]}

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway import metrics, schemas
+from gateway import metrics
 from gateway.context import Services, json_response, services
 from gateway.errors import error_body
 from gateway.openapi import build_openapi, operation
@@ -22,14 +23,23 @@ ready_check_s_max = 2.0
 TAG = ("operations",)
 
 
-@operation(summary="Liveness: 200 while the process serves", response=schemas.HealthOut, tags=TAG)
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "unready"]
+    checks: dict[str, str]
+
+
+@operation(summary="Liveness: 200 while the process serves", response=HealthOut, tags=TAG)
 async def healthz(request: Request) -> Response:
     return json_response({"status": "ok"})
 
 
 @operation(
     summary="Readiness: 200 only when Postgres, Redis and the inventory answer in time",
-    response=schemas.ReadyOut,
+    response=ReadyOut,
     errors=(503,),
     tags=TAG,
 )

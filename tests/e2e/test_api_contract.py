@@ -14,10 +14,12 @@ from starlette.routing import Route, WebSocketRoute
 from websockets.asyncio.client import connect as ws_connect
 
 from engine.inventory.commands import Command, Rejected, Result
-from gateway import schemas
 from gateway.availability import RESYNC, LiveSubscriber
 from gateway.inventory_errors import InventoryBusy
 from gateway.openapi import documented_methods
+from gateway.routes.access.models import ApiKeyOut
+from gateway.routes.catalog.models import EventOut
+from gateway.routes.inventory.models import AvailabilityOut, HoldOut, HoldStatusOut, LiveDelta, SaleOut
 from persistence.inventory.live_state import Delta
 from tests.fakes import SEATS_PER_ROW, Gateway, event_body, new_org, running_gateway
 from tests.fakes.clock import FakeClock
@@ -67,7 +69,7 @@ def ticket_type(availability: dict[str, Any], code: str) -> dict[str, Any]:
 async def test_create_publish_get_event_and_seats(gw: Gateway, owner: dict[str, str]) -> None:
     created = await gw.client.post("/v1/events", json=event_body() | {"dedicated": True}, headers=owner)
     assert created.status_code == 201, created.text
-    event = schemas.EventOut.model_validate(created.json())
+    event = EventOut.model_validate(created.json())
     assert event.id.startswith("evt_") and event.status == "draft" and event.dedicated
     assert created.json()["starts_at"] == "2026-12-31T18:00:00Z"
     assert event.seat_count == 2 * SEATS_PER_ROW
@@ -116,7 +118,7 @@ async def test_seat_hold_get_confirm_and_retry(gw: Gateway, owner: dict[str, str
         f"/v1/events/{event_id}/holds", json={"buyer_id": "b-1", "seats": ["A-1-7", "A-1-8"]}, headers=owner
     )
     assert held.status_code == 201, held.text
-    hold = schemas.HoldOut.model_validate(held.json())
+    hold = HoldOut.model_validate(held.json())
     assert hold.event_id == event_id and hold.buyer_id == "b-1" and hold.seats == ["A-1-7", "A-1-8"]
     assert hold.ticket_type == "SEAT" and hold.quantity == 2
     assert held.json()["expires_at"].endswith("Z")
@@ -131,7 +133,7 @@ async def test_seat_hold_get_confirm_and_retry(gw: Gateway, owner: dict[str, str
 
     status = await gw.client.get(f"/v1/holds/{hold.hold_id}", headers=owner)
     assert status.status_code == 200 and status.json()["status"] == "held"
-    assert schemas.HoldStatusOut.model_validate(status.json()).seats == ["A-1-7", "A-1-8"]
+    assert HoldStatusOut.model_validate(status.json()).seats == ["A-1-7", "A-1-8"]
 
     confirm_headers = owner | {"Idempotency-Key": f"confirm-{hold.hold_id}"}
     confirmed = await gw.client.post(
@@ -139,7 +141,7 @@ async def test_seat_hold_get_confirm_and_retry(gw: Gateway, owner: dict[str, str
     )
     assert confirmed.status_code == 201, confirmed.text
     sale = confirmed.json()
-    assert schemas.SaleOut.model_validate(sale).hold_id == hold.hold_id
+    assert SaleOut.model_validate(sale).hold_id == hold.hold_id
     assert sale["event_id"] == event_id and sale["sale_id"].startswith("sal_")
     assert [t["seat_id"] for t in sale["tickets"]] == ["A-1-7", "A-1-8"]
     assert all(set(t) == {"ticket_id", "ticket_type", "seat_id"} for t in sale["tickets"])
@@ -235,7 +237,7 @@ async def test_availability_shape_and_bitmap(gw: Gateway, owner: dict[str, str])
     event_id = await on_sale_event(gw, owner)
     first = await gw.client.get(f"/v1/events/{event_id}/availability", headers=owner)
     assert first.status_code == 200
-    body = schemas.AvailabilityOut.model_validate(first.json())
+    body = AvailabilityOut.model_validate(first.json())
     assert body.event_id == event_id and body.seats.total == 20 and body.seats.available == 20
     assert base64.b64decode(body.seats.bitmap) == b"\xff\xff\xf0"
     assert {t.code for t in body.ticket_types} == {"GA", "SEAT"}
@@ -254,7 +256,7 @@ async def test_api_keys_create_scope_and_revoke(gw: Gateway, owner: dict[str, st
     event_id = await on_sale_event(gw, owner)
     created = await gw.client.post("/v1/api-keys", json={"name": "reader", "scopes": ["events:read"]}, headers=owner)
     assert created.status_code == 201, created.text
-    key = schemas.ApiKeyOut.model_validate(created.json())
+    key = ApiKeyOut.model_validate(created.json())
     assert key.name == "reader" and key.scopes == ["events:read"] and key.key.startswith("vk_")
     reader = {"Authorization": f"Bearer {key.key}"}
     assert (await gw.client.get(f"/v1/events/{event_id}", headers=reader)).status_code == 200
@@ -335,7 +337,7 @@ async def test_live_websocket_snapshot_then_delta(database_url: str, redis_url: 
             delta = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert delta["type"] == "delta" and delta["version"] == snapshot["version"] + 1
             assert delta["seats_changed"] == {"A-1-5": "held"}
-            assert schemas.LiveDelta.model_validate(delta).seats_available == 19
+            assert LiveDelta.model_validate(delta).seats_available == 19
             await ws.send(json.dumps({"type": "snapshot"}))
             again = json.loads(await asyncio.wait_for(ws.recv(), 5))
             assert again["type"] == "snapshot" and again["version"] == delta["version"]

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from engine.access.passwords import hash_password
-from gateway import schemas
+from gateway.routes.access.models import ApiKeyList, ApiKeyOut
 from gateway.sessions import TokenSigner, mark_revoked
 from persistence import audit
 from persistence.access import memberships, sessions, users
@@ -80,7 +80,7 @@ async def test_create_shows_the_key_once_and_list_never_does(gw: Gateway, org: t
         gw, owner, scopes=["events:read"], expires_at=expires_at.isoformat().replace("+00:00", "Z")
     )
     assert set(created) == KEY_FIELDS
-    schemas.ApiKeyOut.model_validate(created)
+    ApiKeyOut.model_validate(created)
     assert created["kind"] == "secret" and created["key"].startswith(f"vk_{created['prefix']}_")
     assert created["expires_at"] == expires_at.isoformat().replace("+00:00", "Z")
     assert created["created_by"].startswith("key:key_")
@@ -88,7 +88,7 @@ async def test_create_shows_the_key_once_and_list_never_does(gw: Gateway, org: t
     listed = await gw.client.get("/v1/api-keys", headers=owner)
     assert listed.status_code == 200, listed.text
     keys = listed.json()["api_keys"]
-    schemas.ApiKeyList.model_validate(listed.json())
+    ApiKeyList.model_validate(listed.json())
     assert all(set(k) == LISTED_FIELDS for k in keys)
     assert created["id"] in {k["id"] for k in keys}
     secret = created["key"].split("_", 2)[2]

@@ -17,7 +17,7 @@ import psutil
 import pytest
 import redis
 
-from gateway.schemas import EventCreate
+from gateway.routes.catalog.models import EventCreate
 from voelgoed import embedded
 from voelgoed.demo import demo_event_body
 from voelgoed.private_files import read_json, write_private_json

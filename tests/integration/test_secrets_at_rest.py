@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from gateway import schemas
+from gateway.routes.access.models import ApiKeyOut
 from persistence.access.apikeys import parse_api_key
 from tests.fakes import new_org, running_gateway
 
@@ -98,7 +98,7 @@ async def test_a_database_dump_holds_no_key_password_or_token_in_clear(
             replayed = await gw.client.post("/v1/api-keys", json=create, headers=once)
             assert replayed.status_code == 201 and replayed.headers["Idempotent-Replayed"] == "true"
             assert replayed.json() == made.json() | {"key": None}  # the record, without the secret
-            schemas.ApiKeyOut.model_validate(replayed.json())  # as documented: key is nullable
+            ApiKeyOut.model_validate(replayed.json())  # as documented: key is nullable
 
         invite = {"email": email, "role": "admin"}
         once = owner | {"Idempotency-Key": "invite the keeper"}

@@ -11,12 +11,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine.access.rules import key_scope_problems
-from gateway import schemas
 from gateway.auth import Principal
 from gateway.context import actor_of
 from gateway.endpoints import Call, read_route, write_route
 from gateway.errors import Forbidden, ValidationFailed
 from gateway.rendering import render, rfc3339
+from gateway.routes.access.models import ApiKeyCreate, ApiKeyList, ApiKeyOut
 from persistence.access import apikeys
 from services import keys
 
@@ -73,12 +73,12 @@ def key_view(record: apikeys.ApiKeyRecord) -> dict[str, Any]:
     ),
     scope=SCOPE,
     status=201,
-    request=schemas.ApiKeyCreate,
-    response=schemas.ApiKeyOut,
+    request=ApiKeyCreate,
+    response=ApiKeyOut,
     tags=TAG,
     secret_fields=("key",),
 )
-async def create_key(call: Call[schemas.ApiKeyCreate]) -> Response:
+async def create_key(call: Call[ApiKeyCreate]) -> Response:
     principal, wanted = call.principal, call.parsed()
     problem = apikeys.expiry_problem(wanted.expires_at, datetime.now(UTC))
     if problem is not None:
@@ -102,18 +102,18 @@ async def create_key(call: Call[schemas.ApiKeyCreate]) -> Response:
         )
     except apikeys.KeyRejected as error:  # the store's own checks; the ones above should have caught it first
         raise _field_error(error.field, str(error)) from None
-    return render(schemas.ApiKeyOut, {**key_view(record), "key": plaintext}, 201)
+    return render(ApiKeyOut, {**key_view(record), "key": plaintext}, 201)
 
 
 @read_route(
     "The organization's API keys, revoked ones included; never a secret",
     scope=SCOPE,
-    response=schemas.ApiKeyList,
+    response=ApiKeyList,
     tags=TAG,
 )
 async def list_keys(call: Call[Any]) -> Response:
     records = await keys.list_keys(call.svc, call.principal.org_id)
-    return render(schemas.ApiKeyList, {"api_keys": [key_view(record) for record in records]})
+    return render(ApiKeyList, {"api_keys": [key_view(record) for record in records]})
 
 
 @write_route(

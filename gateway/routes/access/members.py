@@ -12,10 +12,10 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway import schemas
 from gateway.context import actor_of
 from gateway.endpoints import Call, read_route, write_route
 from gateway.rendering import render
+from gateway.routes.access.models import MemberCreate, MemberCreated, MemberList, MemberOut, MemberUpdate
 from gateway.sessions import RevocationMarks
 from persistence.access import memberships
 from services import members
@@ -42,12 +42,12 @@ def _manager(call: Call[Any]) -> members.Manager:
 @read_route(
     "List the organization's members and their roles",
     scope=SCOPE,
-    response=schemas.MemberList,
+    response=MemberList,
     tags=TAG,
 )
 async def list_members(call: Call[Any]) -> Response:
     found = await members.list_members(call.svc, call.principal.org_id)
-    return render(schemas.MemberList, {"members": [member_view(m) for m in found]})
+    return render(MemberList, {"members": [member_view(m) for m in found]})
 
 
 @write_route(
@@ -57,35 +57,35 @@ async def list_members(call: Call[Any]) -> Response:
     "their own password. Until then the member is pending: listed with status \"pending\", unable to log in.",
     scope=SCOPE,
     status=201,
-    request=schemas.MemberCreate,
-    response=schemas.MemberCreated,
+    request=MemberCreate,
+    response=MemberCreated,
     errors=(409,),
     tags=TAG,
     secret_fields=("invitation.token",),
 )
-async def add_member(call: Call[schemas.MemberCreate]) -> Response:
+async def add_member(call: Call[MemberCreate]) -> Response:
     wanted, svc = call.parsed(), call.svc
     invited = await members.invite_member(
         svc, svc.units, call.principal.org_id, _manager(call), email=wanted.email, role=wanted.role
     )
     invitation = {"token": invited.token, "expires_at": invited.invitation.expires_at}
-    return render(schemas.MemberCreated, {**member_view(invited.member), "invitation": invitation}, 201)
+    return render(MemberCreated, {**member_view(invited.member), "invitation": invitation}, 201)
 
 
 @write_route(
     "Change a member's role; their sessions in the organization end",
     scope=SCOPE,
-    request=schemas.MemberUpdate,
-    response=schemas.MemberOut,
+    request=MemberUpdate,
+    response=MemberOut,
     errors=(404, 409),
     tags=TAG,
 )
-async def change_role(call: Call[schemas.MemberUpdate]) -> Response:
+async def change_role(call: Call[MemberUpdate]) -> Response:
     wanted, svc = call.parsed(), call.svc
     member = await members.change_role(
         svc.units, RevocationMarks(svc.redis), call.principal.org_id, _manager(call), call.path("user_id"), wanted.role
     )
-    return render(schemas.MemberOut, member_view(member))
+    return render(MemberOut, member_view(member))
 
 
 @write_route(

@@ -14,12 +14,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine.refusals import Refusal, Refused
-from gateway import schemas
 from gateway.context import Services, actor_of
 from gateway.endpoints import Call, write_route
 from gateway.errors import InfrastructureError, ValidationFailed
 from gateway.password_work import PASSWORDS
 from gateway.rendering import render
+from gateway.routes.access.models import InvitationAccept, InvitationAccepted, SessionCreate, SessionOut, SessionRefresh
 from gateway.sessions import RevocationMarks, TokenSigner
 from services import sessions
 
@@ -69,14 +69,14 @@ def _org_required(error: sessions.OrgRequired) -> ValidationFailed:
     "password answers 401 invalid_credentials alike; repeated failures answer 429.",
     scope=None,
     status=201,
-    request=schemas.SessionCreate,
-    response=schemas.SessionOut,
+    request=SessionCreate,
+    response=SessionOut,
     errors=(401, 429, 503),
     tags=TAG,
     idempotent=False,
     public=True,
 )
-async def login(call: Call[schemas.SessionCreate]) -> Response:
+async def login(call: Call[SessionCreate]) -> Response:
     wanted, svc = call.parsed(), call.svc
     signer = _signer(svc)
     await svc.limits.admit_public(call.ip)
@@ -87,7 +87,7 @@ async def login(call: Call[schemas.SessionCreate]) -> Response:
         )
     except sessions.OrgRequired as error:
         raise _org_required(error) from None
-    return render(schemas.SessionOut, session_view(new), 201)
+    return render(SessionOut, session_view(new), 201)
 
 
 @write_route(
@@ -95,14 +95,14 @@ async def login(call: Call[schemas.SessionCreate]) -> Response:
     description="No API key. Each refresh token works once; presenting one already used ends the whole "
     "session (someone else may hold a copy). A session lasts at most 30 days from login.",
     scope=None,
-    request=schemas.SessionRefresh,
-    response=schemas.SessionOut,
+    request=SessionRefresh,
+    response=SessionOut,
     errors=(401, 503),
     tags=TAG,
     idempotent=False,
     public=True,
 )
-async def refresh(call: Call[schemas.SessionRefresh]) -> Response:
+async def refresh(call: Call[SessionRefresh]) -> Response:
     wanted, svc = call.parsed(), call.svc
     signer = _signer(svc)
     await svc.limits.admit_public(call.ip)
@@ -114,7 +114,7 @@ async def refresh(call: Call[schemas.SessionRefresh]) -> Response:
         if refused.refusal in _FAILED_REFRESH:
             await svc.limits.auth_failed(ip=call.ip, presented=wanted.refresh_token)
         raise
-    return render(schemas.SessionOut, session_view(new))
+    return render(SessionOut, session_view(new))
 
 
 @write_route(
@@ -141,14 +141,14 @@ async def logout(call: Call[Any]) -> Response:
     "yet accepted the invitation that created their account). Single use; it expires 7 days after the "
     "invitation. Until it is accepted the membership is pending and cannot log in.",
     scope=None,
-    request=schemas.InvitationAccept,
-    response=schemas.InvitationAccepted,
+    request=InvitationAccept,
+    response=InvitationAccepted,
     errors=(401, 404, 409, 410, 429, 503),
     tags=TAG,
     idempotent=False,
     public=True,
 )
-async def accept_invitation(call: Call[schemas.InvitationAccept]) -> Response:
+async def accept_invitation(call: Call[InvitationAccept]) -> Response:
     wanted, svc = call.parsed(), call.svc
     await svc.limits.admit_public(call.ip)
     try:
@@ -159,7 +159,7 @@ async def accept_invitation(call: Call[schemas.InvitationAccept]) -> Response:
         if refused.refusal is Refusal.INVITATION_NOT_FOUND:
             await svc.limits.auth_failed(ip=call.ip, presented=wanted.token)
         raise
-    return render(schemas.InvitationAccepted, {"user_id": person.id, "email": person.email})
+    return render(InvitationAccepted, {"user_id": person.id, "email": person.email})
 
 
 ROUTES: list[BaseRoute] = [

@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from engine.refusals import Refusal
-from gateway import live, schemas
+from gateway import live
 from gateway.auth import Principal
 from gateway.availability import availability_json
 from gateway.context import Services, actor_of
@@ -27,6 +27,8 @@ from gateway.inventory_errors import InventoryUnavailable
 from gateway.openapi import operation
 from gateway.refusals import refused
 from gateway.rendering import JSON_MEDIA_TYPE, render
+from gateway.routes.catalog.models import EventCreate, EventOut, SeatIdsOut
+from gateway.routes.inventory.models import AvailabilityOut, LiveSnapshot
 from persistence.catalog import events as pg_events
 from persistence.inventory.live_state import AvailabilityView
 from services import catalog
@@ -76,11 +78,11 @@ def not_on_sale(event_id: str) -> ApiError:
     "Create a draft event with its seating and ticket types",
     scope="events:write",
     status=201,
-    request=schemas.EventCreate,
-    response=schemas.EventOut,
+    request=EventCreate,
+    response=EventOut,
     tags=TAG,
 )
-async def create_event(call: Call[schemas.EventCreate]) -> Response:
+async def create_event(call: Call[EventCreate]) -> Response:
     principal, svc, body = call.principal, call.svc, call.parsed()
     seating = body.seating.model_dump() if body.seating is not None else None
     try:
@@ -89,13 +91,13 @@ async def create_event(call: Call[schemas.EventCreate]) -> Response:
         )
     except pg_events.EventRejected as error:  # the store's own checks; the schema should have caught it first
         raise ValidationFailed(str(error)) from None
-    return render(schemas.EventOut, event_view(record), 201)
+    return render(EventOut, event_view(record), 201)
 
 
 @write_route(
     "Put a draft event on sale; its inventory is live from then on",
     scope="events:write",
-    response=schemas.EventOut,
+    response=EventOut,
     errors=(404,),
     tags=TAG,
 )
@@ -105,13 +107,13 @@ async def publish_event(call: Call[Any]) -> Response:
     record = await catalog.publish_event(
         svc.units, svc.events, svc.inventory, principal.org_id, actor, call.path("event_id")
     )
-    return render(schemas.EventOut, event_view(record))
+    return render(EventOut, event_view(record))
 
 
 @read_route(
     "An event, with its status and ticket types",
     scope="events:read",
-    response=schemas.EventOut,
+    response=EventOut,
     errors=(404,),
     tags=TAG,
 )
@@ -120,13 +122,13 @@ async def get_event(call: Call[Any]) -> Response:
     record = await catalog.get_event(
         call.svc, principal.org_id, call.path("event_id"), on_sale_only=principal.publishable
     )
-    return render(schemas.EventOut, event_view(record))
+    return render(EventOut, event_view(record))
 
 
 @read_route(
     "The event's seat ids in index order (the availability bitmap's order)",
     scope=SEATS_SCOPES,
-    response=schemas.SeatIdsOut,
+    response=SeatIdsOut,
     description=(
         "Needs inventory:read or events:read: the seat ids are the availability bitmap's legend, which a checkout "
         "front-end (a publishable key) needs as much as a back office. A publishable key sees on-sale events only."
@@ -146,7 +148,7 @@ async def get_seats(call: Call[Any]) -> Response:
 @read_route(
     "Availability counts and the seat bitmap, from memory or Redis (never Postgres)",
     scope="inventory:read",
-    response=schemas.AvailabilityOut,
+    response=AvailabilityOut,
     errors=(404, 409),
     tags=TAG,
 )
@@ -155,7 +157,7 @@ async def get_availability(call: Call[Any]) -> Response:
     view = await current_availability(call.svc, call.principal, event_id)
     # Rendered by its model: byte for byte what json.dumps made of the same dict, and cheaper (about 8 against 8.4
     # microseconds at 100 seats, 14 against 22 at 20,000: pydantic's serializer, timeit on this machine).
-    return render(schemas.AvailabilityOut, availability_json(event_id, view))
+    return render(AvailabilityOut, availability_json(event_id, view))
 
 
 async def current_availability(svc: Services, principal: Principal, event_id: str) -> AvailabilityView:
@@ -175,7 +177,7 @@ async def current_availability(svc: Services, principal: Principal, event_id: st
 
 @operation(
     summary="Live availability: a snapshot, then deltas in version order",
-    response=schemas.LiveSnapshot,
+    response=LiveSnapshot,
     scope="inventory:read",
     errors=(404, 409),
     websocket=True,

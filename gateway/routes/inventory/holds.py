@@ -14,7 +14,6 @@ from engine import ids
 from engine.inventory.commands import Command, Confirm, Hold, HoldView, LookupHold, Ok, Release, SaleView, actor_ref
 from engine.ratelimit import RouteClass
 from engine.refusals import Refusal, Refused
-from gateway import schemas
 from gateway.auth import Principal
 from gateway.context import Services, actor_of
 from gateway.endpoints import Call, read_route, write_route
@@ -25,6 +24,7 @@ from gateway.metrics import HOLDS_TOTAL, SALES_TOTAL
 from gateway.refusals import refused
 from gateway.rendering import render
 from gateway.routes.catalog.events import not_on_sale, visible_to
+from gateway.routes.inventory.models import ConfirmCreate, HoldCreate, HoldOut, HoldStatusOut, SaleOut
 from services import inventory
 
 TAG = ("holds",)
@@ -68,7 +68,7 @@ def new_hold_id(principal: Principal, event_id: str, key: str | None) -> str:
     return ids.hold_id_for(event_id, token)
 
 
-def hold_command(body: schemas.HoldCreate, meta: EventMeta, hold_id: str) -> Hold:
+def hold_command(body: HoldCreate, meta: EventMeta, hold_id: str) -> Hold:
     if body.ttl_s is not None and body.ttl_s > meta.hold_ttl_s:
         raise ValidationFailed(
             details={
@@ -88,7 +88,7 @@ def hold_command(body: schemas.HoldCreate, meta: EventMeta, hold_id: str) -> Hol
     )
 
 
-def hold_buyer(call: Call[schemas.HoldCreate]) -> tuple[str, str] | None:
+def hold_buyer(call: Call[HoldCreate]) -> tuple[str, str] | None:
     """(event id, buyer id) of a well-formed hold body, for the buyer's rate limit. The body is parsed once: the
     handler gets the same parse (or its error, raised where the handler asks for the body)."""
     try:
@@ -102,14 +102,14 @@ def hold_buyer(call: Call[schemas.HoldCreate]) -> tuple[str, str] | None:
     "Hold seats, or a quantity of one GA ticket type, all or nothing",
     scope="inventory:hold",
     status=201,
-    request=schemas.HoldCreate,
-    response=schemas.HoldOut,
+    request=HoldCreate,
+    response=HoldOut,
     errors=(404, 409),
     tags=TAG,
     route_class=RouteClass.holds,
     buyer=hold_buyer,
 )
-async def create_hold(call: Call[schemas.HoldCreate]) -> Response:
+async def create_hold(call: Call[HoldCreate]) -> Response:
     principal, svc = call.principal, call.svc
     event_id = call.path("event_id")
     meta = visible_to(principal, await svc.events.get(principal.org_id, event_id))  # publishable: on sale or 404
@@ -124,7 +124,7 @@ async def create_hold(call: Call[schemas.HoldCreate]) -> Response:
         raise
     HOLDS_TOTAL.labels(OUTCOME_OK).inc()
     assert isinstance(result.value, HoldView)
-    return render(schemas.HoldOut, hold_data(event_id, result.value), 201)
+    return render(HoldOut, hold_data(event_id, result.value), 201)
 
 
 async def _submit(svc: Services, meta: EventMeta, command: Command) -> Ok:
@@ -153,7 +153,7 @@ async def _hold_event(svc: Services, principal: Principal, hold_id: str) -> Even
 @read_route(
     "A hold as it stands (status held or sold); 410 once expired",
     scope="inventory:read",
-    response=schemas.HoldStatusOut,
+    response=HoldStatusOut,
     errors=(404, 409, 410),
     tags=TAG,
 )
@@ -163,7 +163,7 @@ async def get_hold(call: Call[Any]) -> Response:
     lookup = LookupHold(f"lookup:{hold_id}", hold_id)
     result = await _submit(svc, meta, lookup)
     assert isinstance(result.value, HoldView)
-    return render(schemas.HoldStatusOut, hold_data(meta.event_id, result.value) | {"status": result.value.status})
+    return render(HoldStatusOut, hold_data(meta.event_id, result.value) | {"status": result.value.status})
 
 
 @write_route(
@@ -186,13 +186,13 @@ async def release_hold(call: Call[Any]) -> Response:
     "Confirm a hold into a sale; answered after the sale is committed",
     scope="inventory:confirm",
     status=201,
-    request=schemas.ConfirmCreate,
-    response=schemas.SaleOut,
+    request=ConfirmCreate,
+    response=SaleOut,
     errors=(404, 409, 410),
     tags=TAG,
     route_class=RouteClass.holds,
 )
-async def confirm_hold(call: Call[schemas.ConfirmCreate]) -> Response:
+async def confirm_hold(call: Call[ConfirmCreate]) -> Response:
     principal, svc, hold_id = call.principal, call.svc, call.path("hold_id")
     meta = await _hold_event(svc, principal, hold_id)
     order_ref = call.parsed().order_ref
@@ -210,7 +210,7 @@ async def confirm_hold(call: Call[schemas.ConfirmCreate]) -> Response:
         raise
     SALES_TOTAL.labels(OUTCOME_OK).inc()
     assert isinstance(result.value, SaleView)
-    return render(schemas.SaleOut, sale_data(meta.event_id, result.value), 201, exclude_none=True)
+    return render(SaleOut, sale_data(meta.event_id, result.value), 201, exclude_none=True)
 
 
 ROUTES: list[BaseRoute] = [

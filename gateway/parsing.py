@@ -1,0 +1,72 @@
+"""Request bodies: strict pydantic models (no "5" for 5, unknown fields refused) and the one way a body becomes
+a model or an API error: 400 for malformed JSON, 422 naming every bad field (at most ``field_errors_max``).
+
+Rules that span fields are the engine's (they return problems: engine/catalog/rules.py, ...), which model
+validators turn into one ``PydanticCustomError`` whose ``ctx["fields"]`` lists ``[field, message]`` pairs, so
+the 422 still names each bad field."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticCustomError
+
+from engine.catalog import rules as catalog
+from gateway.errors import ApiError, MalformedJson, ValidationFailed
+
+field_errors_max = 100
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def cross_field_error(problems: list[tuple[str, str]]) -> PydanticCustomError:
+    """One error carrying several (field path relative to the model, message) problems."""
+    summary = "; ".join(f"{field}: {message}" for field, message in problems)
+    return PydanticCustomError("invalid_fields", summary, {"fields": [list(p) for p in problems]})
+
+
+def refuse_problems(problems: list[catalog.Problem]) -> None:
+    """The engine's problems as the one cross-field error (none: nothing to refuse)."""
+    if problems:
+        raise cross_field_error([(p.field, p.message) for p in problems])
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+def parse_body(model: type[ModelT], raw: bytes) -> ModelT:
+    """The validated body, or the API error: 400 for malformed JSON, 422 naming every bad field."""
+    try:
+        return model.model_validate_json(raw)
+    except PydanticValidationError as error:
+        raise error_for_validation(error) from None
+
+
+def error_for_validation(error: PydanticValidationError) -> ApiError:
+    problems = error.errors(include_url=False, include_input=False)
+    malformed = next((p for p in problems if p["type"] == "json_invalid"), None)
+    if malformed is not None:
+        return MalformedJson(f"the request body is not valid JSON: {malformed['msg'].removeprefix('Invalid JSON: ')}")
+    fields: list[dict[str, str]] = []
+    for problem in problems:
+        fields += _field_entries(problem)
+    details: dict[str, Any] = {"fields": fields[:field_errors_max]}
+    if len(fields) > field_errors_max:
+        details["fields_truncated"] = True
+    return ValidationFailed(details=details)
+
+
+def _field_entries(problem: Any) -> list[dict[str, str]]:
+    base = [str(part) for part in problem["loc"]]
+    nested = (problem.get("ctx") or {}).get("fields")
+    if problem["type"] == "invalid_fields" and nested:
+        return [{"field": _path([*base, field]), "message": message, "type": "invalid"} for field, message in nested]
+    return [{"field": _path(base), "message": problem["msg"], "type": problem["type"]}]
+
+
+def _path(parts: list[str]) -> str:
+    return ".".join(parts) if parts else "body"
+

@@ -1,0 +1,189 @@
+"""The access domain's request and response bodies: API keys, sessions, invitations and members."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from engine.access import passwords
+from engine.access.rules import PUBLISHABLE_SCOPES, ROLES, SCOPES, KeyKind
+from gateway.fields import DisplayName
+from gateway.parsing import RequestModel, cross_field_error
+from gateway.rendering import Timestamp
+
+
+def _known_scope(scope: str) -> str:
+    if scope not in SCOPES:
+        raise PydanticCustomError("unknown_scope", "unknown scope; known scopes: {known}", {"known": ", ".join(SCOPES)})
+    return scope
+
+
+Scope = Annotated[str, AfterValidator(_known_scope)]
+
+
+class ApiKeyCreate(RequestModel):
+    name: DisplayName
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(SCOPES))]
+    kind: Literal["secret", "publishable"] = Field(
+        default="secret", description="publishable: a checkout front-end's key, buying scopes only"
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="when the key stops working; in the future, at most 730 days ahead, and never after the "
+        "creating key's own expiry (absent: that expiry, or never for a key made by a person or a key that never "
+        "expires)",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_scopes(self) -> ApiKeyCreate:
+        if len(set(self.scopes)) != len(self.scopes):
+            raise cross_field_error([("scopes", "repeats a scope")])
+        if self.kind == KeyKind.PUBLISHABLE:
+            beyond = sorted(set(self.scopes) - PUBLISHABLE_SCOPES)
+            if beyond:
+                allowed = ", ".join(sorted(PUBLISHABLE_SCOPES))
+                raise cross_field_error([("scopes", f"a publishable key may only carry {allowed}, not {beyond}")])
+        return self
+
+
+class ApiKeyInfo(BaseModel):
+    """A key as listed: never its secret or hash."""
+
+    id: str
+    name: str
+    kind: Literal["secret", "publishable"]
+    prefix: str = Field(description='the public part of "vk_<prefix>_<secret>"')
+    scopes: list[str]
+    created_at: Timestamp
+    created_by: str | None = Field(description='"user:<id>", "key:<id>" or "system:<what>"')
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+    last_used_at: Timestamp | None = Field(description="minute-accurate; written in the background")
+
+
+class ApiKeyList(BaseModel):
+    api_keys: list[ApiKeyInfo]
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    kind: Literal["secret", "publishable"]
+    prefix: str
+    scopes: list[str]
+    created_at: Timestamp
+    created_by: str
+    expires_at: Timestamp | None
+    key: str | None = Field(
+        description="the plaintext key, shown once: null in an Idempotency-Key replay (the secret is kept nowhere)"
+    )
+
+
+def _known_role(role: str) -> str:
+    if role not in ROLES:
+        raise PydanticCustomError("unknown_role", "unknown role; known roles: {known}", {"known": ", ".join(ROLES)})
+    return role
+
+
+def _acceptable_password(password: str) -> str:
+    problem = passwords.password_problem(password)
+    if problem is not None:
+        raise PydanticCustomError("weak_password", problem)
+    return password
+
+
+RoleName = Annotated[str, AfterValidator(_known_role)]
+
+Email = Annotated[EmailStr, StringConstraints(max_length=254)]
+
+OrgId = Annotated[str, StringConstraints(pattern=r"^org_[0-9a-f]{32}$")]
+
+
+# Logging in checks the length bound only: the policy may have changed since the password was set.
+PresentedPassword = Annotated[str, StringConstraints(min_length=1, max_length=passwords.password_chars_max)]
+
+NewPassword = Annotated[str, AfterValidator(_acceptable_password)]
+
+OpaqueToken = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class SessionCreate(RequestModel):
+    email: Email
+    password: PresentedPassword
+    org_id: OrgId | None = Field(default=None, description="required when the person belongs to several orgs")
+
+
+class SessionRefresh(RequestModel):
+    refresh_token: OpaqueToken = Field(description="vr_<session>_<secret>, from the login or the last refresh")
+
+
+class InvitationAccept(RequestModel):
+    token: OpaqueToken = Field(description="vi_<invitation>_<secret>, shown once to whoever invited the person")
+    password: NewPassword = Field(
+        description=f"{passwords.password_chars_min}-{passwords.password_chars_max} characters: the new "
+        "password when the invitation created the account, otherwise the person's existing password"
+    )
+
+
+class MemberCreate(RequestModel):
+    email: Email
+    role: RoleName
+
+
+class MemberUpdate(RequestModel):
+    role: RoleName
+
+
+class SessionOut(BaseModel):
+    access_token: str = Field(description="a signed JWT; send it as Authorization: Bearer <token>")
+    token_type: Literal["bearer"]
+    expires_in: int = Field(description="seconds the access token lives")
+    refresh_token: str = Field(description="single use: each refresh returns a new one")
+    session_id: str
+    user_id: str
+    org_id: str
+    role: str
+
+
+class InvitationAccepted(BaseModel):
+    user_id: str
+    email: str
+
+
+class MemberOut(BaseModel):
+    user_id: str
+    email: str
+    role: str
+    status: Literal["active", "pending"] = Field(
+        description="pending until the person accepts the organization's invitation; a pending member cannot log in"
+    )
+    created_at: Timestamp
+
+
+class MemberList(BaseModel):
+    members: list[MemberOut]
+
+
+class InvitationOut(BaseModel):
+    token: str | None = Field(
+        description="the invitation token, shown once: pass it to the person privately; null in an Idempotency-Key "
+        "replay (the token is kept nowhere)"
+    )
+    expires_at: Timestamp
+
+
+class MemberCreated(MemberOut):
+    invitation: InvitationOut | None = Field(
+        description="the invitation the person accepts to join (always present from this route)"
+    )
+

@@ -1,0 +1,120 @@
+"""The catalog's request and response bodies: an event with its seating and ticket types. Field shapes here; the
+rules across fields are engine/catalog/rules.py's, run by the validators."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from engine import limits
+from engine.catalog import rules as catalog
+from engine.catalog import seating
+from gateway.fields import DisplayName, Money, MoneyOut, TicketCode
+from gateway.parsing import RequestModel, refuse_problems
+from gateway.rendering import Timestamp
+
+LayoutName = Annotated[str, StringConstraints(pattern=seating.NAME_PATTERN)]
+
+
+class RowIn(RequestModel):
+    label: LayoutName
+    seats: Annotated[int, Field(ge=1, le=limits.seats_per_row_max)]
+
+
+class SectionIn(RequestModel):
+    name: LayoutName
+    rows: Annotated[list[RowIn], Field(min_length=1, max_length=limits.rows_per_section_max)]
+
+
+class SeatingIn(RequestModel):
+    sections: Annotated[list[SectionIn], Field(min_length=1, max_length=limits.sections_per_event_max)]
+
+    def layout(self) -> tuple[seating.Section, ...]:
+        return tuple(
+            seating.Section(s.name, tuple(seating.Row(r.label, r.seats) for r in s.rows)) for s in self.sections
+        )
+
+    @model_validator(mode="after")
+    def _distinct_seat_ids(self) -> SeatingIn:
+        refuse_problems(catalog.layout_problems(self.layout()))
+        return self
+
+
+class TicketTypeIn(RequestModel):
+    code: TicketCode
+    kind: Literal["ga", "seated"]
+    capacity: Annotated[int, Field(ge=0, le=limits.ga_capacity_max)] | None = Field(
+        default=None, description="GA only: number of tickets. A seated type's capacity is its seat count."
+    )
+    price: Money
+
+    def definition(self) -> catalog.TicketType:
+        return catalog.TicketType(
+            self.code, self.kind, self.capacity, catalog.Price(self.price.amount_minor, self.price.currency)
+        )
+
+    @model_validator(mode="after")
+    def _capacity_by_kind(self) -> TicketTypeIn:
+        refuse_problems(catalog.ticket_type_problems(self.definition()))
+        return self
+
+
+class EventCreate(RequestModel):
+    name: DisplayName
+    starts_at: AwareDatetime
+    hold_ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)]
+    max_tickets_per_buyer: Annotated[int, Field(ge=1, le=limits.max_tickets_per_buyer_max)]
+    seating: SeatingIn | None = None
+    ticket_types: Annotated[list[TicketTypeIn], Field(min_length=1, max_length=limits.ticket_types_per_event_max)]
+    dedicated: bool = Field(default=False, description="Extension: give this (hot) event its own inventory actor")
+
+    def definition(self) -> catalog.EventDefinition:
+        return catalog.EventDefinition(
+            name=self.name,
+            starts_at=self.starts_at,
+            hold_ttl_s=self.hold_ttl_s,
+            max_tickets_per_buyer=self.max_tickets_per_buyer,
+            layout=None if self.seating is None else self.seating.layout(),
+            ticket_types=tuple(t.definition() for t in self.ticket_types),
+            dedicated=self.dedicated,
+        )
+
+    @model_validator(mode="after")
+    def _ticket_types_fit(self) -> EventCreate:
+        # The seating's and each ticket type's own rules passed in their validators (else this one never runs),
+        # so what the engine still finds are the rules across them.
+        refuse_problems(catalog.event_problems(self.definition()))
+        return self
+
+
+class TicketTypeOut(BaseModel):
+    code: str
+    kind: Literal["ga", "seated"]
+    capacity: int
+    price: MoneyOut
+
+
+class EventOut(BaseModel):
+    id: str
+    name: str
+    starts_at: Timestamp
+    hold_ttl_s: int
+    max_tickets_per_buyer: int
+    status: Literal["draft", "on_sale"]
+    dedicated: bool
+    seat_count: int
+    ticket_types: list[TicketTypeOut]
+    created_at: Timestamp
+    published_at: Timestamp | None
+
+
+class SeatIdsOut(BaseModel):
+    seat_ids: list[str]
+

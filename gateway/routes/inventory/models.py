@@ -1,0 +1,108 @@
+"""The inventory's request and response bodies: holds, confirms and sales, availability and its live deltas."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from engine import limits
+from gateway.fields import ExternalId, SeatId, TicketCode
+from gateway.parsing import RequestModel, cross_field_error
+from gateway.rendering import EngineTime
+
+
+class HoldCreate(RequestModel):
+    buyer_id: ExternalId
+    seats: Annotated[list[SeatId], Field(min_length=1, max_length=limits.seats_per_hold_max)] | None = None
+    ticket_type: TicketCode | None = None
+    quantity: Annotated[int, Field(ge=1, le=limits.quantity_per_hold_max)] | None = None
+    ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)] | None = Field(
+        default=None, description="at most the event's hold_ttl_s (its default)"
+    )
+
+    @model_validator(mode="after")
+    def _seats_or_quantity(self) -> HoldCreate:
+        by_quantity = self.ticket_type is not None or self.quantity is not None
+        if self.seats is not None and by_quantity:
+            raise cross_field_error([("seats", "hold either seats or a ticket_type and quantity, not both")])
+        if self.seats is None and (self.ticket_type is None or self.quantity is None):
+            missing = "quantity" if self.ticket_type is not None else "ticket_type"
+            field = "seats" if not by_quantity else missing
+            raise cross_field_error([(field, "give seats, or a ticket_type and a quantity")])
+        if self.seats is not None:
+            seen: set[str] = set()
+            problems = []
+            for i, seat in enumerate(self.seats):
+                if seat in seen:
+                    problems.append((f"seats.{i}", "repeats a seat"))
+                seen.add(seat)
+            if problems:
+                raise cross_field_error(problems)
+        return self
+
+
+class ConfirmCreate(RequestModel):
+    order_ref: ExternalId
+
+
+class TicketTypeCountsOut(BaseModel):
+    code: str
+    capacity: int
+    available: int
+    held: int
+    sold: int
+
+
+class SeatsAvailabilityOut(BaseModel):
+    total: int
+    available: int
+    bitmap: str = Field(description="base64; bit i (MSB first) is 1 when seat i is available")
+
+
+class AvailabilityOut(BaseModel):
+    event_id: str
+    version: int
+    ticket_types: list[TicketTypeCountsOut]
+    seats: SeatsAvailabilityOut
+
+
+class HoldOut(BaseModel):
+    hold_id: str
+    event_id: str
+    buyer_id: str
+    seats: list[str]
+    ticket_type: str
+    quantity: int
+    expires_at: EngineTime
+
+
+class HoldStatusOut(HoldOut):
+    status: Literal["held", "sold"]
+
+
+class TicketOut(BaseModel):
+    ticket_id: str
+    ticket_type: str
+    seat_id: str | None = Field(default=None, description="present for a seated ticket")
+    unit: int | None = Field(default=None, description="present for a GA ticket: its unit number 1..capacity")
+
+
+class SaleOut(BaseModel):
+    sale_id: str
+    event_id: str
+    hold_id: str
+    tickets: list[TicketOut]
+
+
+class LiveSnapshot(AvailabilityOut):
+    type: Literal["snapshot"]
+
+
+class LiveDelta(BaseModel):
+    type: Literal["delta"]
+    version: int
+    seats_changed: dict[str, Literal["available", "held", "sold"]]
+    seats_available: int
+    ticket_types: list[TicketTypeCountsOut]
+
