@@ -15,9 +15,10 @@ from engine.catalog.lifecycle import EventStatus
 from gateway.availability import SeatListCache
 from gateway.errors import NotFound
 from gateway.event_cache import EventCache, EventMeta, TicketTypeMeta, absent_ttl_s
-from persistence import redis_keys
 from persistence.catalog import event_metas
+from persistence.catalog import redis_keys as catalog_keys
 from persistence.db import create_pool
+from persistence.inventory import redis_keys as inventory_keys
 from persistence.tenancy import TenantPool
 
 
@@ -84,20 +85,20 @@ async def test_only_on_sale_metas_are_kept_in_memory(pool: asyncpg.Pool, redis: 
     on_sale = _meta(org_id, event_id, EventStatus.ON_SALE)
     await event_metas.put_event_meta(redis, org_id, event_id, on_sale.to_dict())  # published by another process
     assert await cache.get(org_id, event_id) == on_sale
-    await redis.delete(redis_keys.event_meta(org_id, event_id))
+    await redis.delete(catalog_keys.event_meta(org_id, event_id))
     assert await cache.get(org_id, event_id) == on_sale  # kept: an on-sale meta never goes stale
 
 
 async def test_a_seat_list_larger_than_the_byte_bound_is_served_not_kept(pool: asyncpg.Pool, redis: Redis) -> None:
     org_id, small, large = _org_id(), _event_id(), _event_id()
-    await redis.set(redis_keys.seat_ids(org_id, small), msgpack.packb(["A-1"]))
-    await redis.set(redis_keys.seat_ids(org_id, large), msgpack.packb([f"A-{n}" for n in range(100)]))
+    await redis.set(inventory_keys.seat_ids(org_id, small), msgpack.packb(["A-1"]))
+    await redis.set(inventory_keys.seat_ids(org_id, large), msgpack.packb([f"A-{n}" for n in range(100)]))
     cache = SeatListCache(TenantPool(pool), redis, bytes_max=200)
     small_body = await cache.body(org_id, small)
     assert small_body == b'{"seat_ids":["A-1"]}'
     large_body = await cache.body(org_id, large)
     assert large_body is not None and len(large_body) > 200
-    await redis.delete(redis_keys.seat_ids(org_id, small), redis_keys.seat_ids(org_id, large))
+    await redis.delete(inventory_keys.seat_ids(org_id, small), inventory_keys.seat_ids(org_id, large))
     assert await cache.body(org_id, small) == small_body  # kept, and not pushed out by the large one
     assert await cache.body(org_id, large) is None  # read again: neither Redis nor Postgres has it now
 
@@ -105,14 +106,14 @@ async def test_a_seat_list_larger_than_the_byte_bound_is_served_not_kept(pool: a
 async def test_seat_lists_are_bounded_by_bytes_least_recently_read_first(pool: asyncpg.Pool, redis: Redis) -> None:
     org_id, first, second, third = _org_id(), _event_id(), _event_id(), _event_id()
     for event_id in (first, second, third):
-        await redis.set(redis_keys.seat_ids(org_id, event_id), msgpack.packb(["A-1"]))
+        await redis.set(inventory_keys.seat_ids(org_id, event_id), msgpack.packb(["A-1"]))
     body_bytes = len(b'{"seat_ids":["A-1"]}')
     cache = SeatListCache(TenantPool(pool), redis, bytes_max=2 * body_bytes)
     await cache.body(org_id, first)
     await cache.body(org_id, second)
     await cache.body(org_id, first)  # read again: the second is now the least recently read
     await cache.body(org_id, third)
-    await redis.delete(*(redis_keys.seat_ids(org_id, event_id) for event_id in (first, second, third)))
+    await redis.delete(*(inventory_keys.seat_ids(org_id, event_id) for event_id in (first, second, third)))
     assert await cache.body(org_id, first) is not None
     assert await cache.body(org_id, third) is not None
     assert await cache.body(org_id, second) is None
