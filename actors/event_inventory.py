@@ -33,7 +33,7 @@ from persistence.db import Connection
 from persistence.inventory import live_state
 from persistence.inventory import sales as pg_sales
 from persistence.tenancy import org_transaction
-from services.sales import commit_sales
+from services.inventory.sales import commit_sales
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,8 @@ class EventInventory:
         self, conn: Connection, new_sales: list[SaleView], cancelled: list[SaleView],
         confirmed_by: dict[str, audit.Actor],
     ) -> None:
-        # One transaction bound to the org: the sales, their tickets and their audit entries (services/sales.py).
+        # One transaction bound to the org: the sales, their tickets and their audit entries
+        # (services/inventory/sales.py).
         await commit_sales(
             conn, self.org_id, self.event_id, self.epoch, new_sales, cancelled, confirmed_by=confirmed_by
         )

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from engine import ids
 from engine.catalog.lifecycle import is_on_sale
 from engine.refusals import Refusal
+from gateway.auth import Principal
 from gateway.errors import ApiError, storage_outage_as_503
 from gateway.refusals import refused
 from persistence.catalog import event_metas
@@ -163,3 +164,14 @@ class EventCache:
 
 def event_not_found(event_id: str) -> ApiError:
     return refused(Refusal.EVENT_NOT_FOUND, "no such event", {"event_id": event_id})
+
+
+def visible_to(principal: Principal, meta: EventMeta) -> EventMeta:
+    """The event, unless the caller is a publishable key and the event is not on sale: then 404."""
+    if principal.publishable and not meta.on_sale:
+        raise event_not_found(meta.event_id)
+    return meta
+
+
+def not_on_sale(event_id: str) -> ApiError:
+    return refused(Refusal.NOT_ON_SALE, "the event is not on sale", {"event_id": event_id})

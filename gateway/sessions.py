@@ -124,7 +124,7 @@ async def mark_revoked(redis: Redis, org_id: str, session_id: str, *, ttl_s: int
 
 
 class RevocationMarks:
-    """The sessions' revocation marks in Redis, as the session use cases end sessions (services/sessions.py
+    """The sessions' revocation marks in Redis, as the session use cases end sessions (services/access/sessions.py
     SessionMarks)."""
 
     def __init__(self, redis: Redis) -> None:

@@ -1,4 +1,4 @@
-"""The gateway's route table: one module per resource."""
+"""The gateway's route table: each domain's routes (gateway/routes/<domain>/), one module per resource."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from starlette.routing import BaseRoute
 from gateway.routes import audit, operations
 from gateway.routes.access import keys, members, sessions
 from gateway.routes.catalog import events
-from gateway.routes.inventory import holds
+from gateway.routes.inventory import availability, holds
 
 
 def all_routes() -> list[BaseRoute]:
     # The router tries routes in order: the hot path (holds, availability) first.
     return [
         *holds.ROUTES,
+        *availability.ROUTES,
         *events.ROUTES,
         *keys.ROUTES,
         *sessions.ROUTES,

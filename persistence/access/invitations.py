@@ -1,7 +1,7 @@
 """Invitations: how a person joins an org. "vi_<invitation id hex>_<secret>", shown once to whoever invited
 them; only sha256(secret) is stored. Usable once, until ``invitation_ttl_s`` after issue. Accepting one makes the
 person's pending membership active; only the invitation that created the account (``creates_user``) may set its
-first password, every other one is accepted with the person's existing password (services/sessions.py).
+first password, every other one is accepted with the person's existing password (services/access/sessions.py).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ event row FOR SHARE and checks the epoch it carries is still current, so a zombi
 the epoch bump's UPDATE conflicts with that lock, so it waits for in-flight writes instead of racing them.
 
 Tenancy: every function takes an ``OrgDb`` (persistence/tenancy.py), so row-level security holds on the hot
-path too, and each query also filters by the org. The group commit (services/sales.py) audits every sale and
+path too, and each query also filters by the org. The group commit (services/inventory/sales.py) audits every sale and
 cancellation in the same transaction, so the log and the sales commit or roll back together.
 """
 
@@ -61,7 +61,7 @@ async def write_sales(
     db: OrgDb, event_id: str, epoch: int, new_sales: Sequence[SaleView], cancelled: Sequence[SaleView]
 ) -> None:
     """Write a batch's cancellations and new sales in db's transaction (their audit entries are the caller's:
-    services/sales.py writes them in the same transaction).
+    services/inventory/sales.py writes them in the same transaction).
 
     Cancellations go first: a batch may cancel a sale and sell its seat again. Raises FencedOut when ``epoch``
     is stale; any other failure (a unique violation, a lost connection) also means nothing is committed.

@@ -47,7 +47,7 @@ from persistence.catalog.events import (
 from persistence.db import connect, create_pool
 from persistence.inventory.sales import FencedOut, SaleNotFound, load_sales, write_sales
 from persistence.tenancy import OrgDb, org_transaction, unscoped
-from services.sales import commit_sales
+from services.inventory.sales import commit_sales
 
 SEAT_IDS = tuple(f"A-1-{n}" for n in range(1, 13))
 CREATED_BY = "system:test"
@@ -115,8 +115,8 @@ async def _write(
     conn: asyncpg.Connection, org_id: str, event_id: str, epoch: int, new: Sequence[SaleView],
     cancelled: Sequence[SaleView] = (), confirmed_by: Mapping[str, Actor] | None = None,
 ) -> None:
-    """One group commit, as the inventory makes it (services/sales.py: one org transaction); every new sale confirmed
-    by a test key unless ``confirmed_by`` (hold id -> actor) says otherwise."""
+    """One group commit, as the inventory makes it (services/inventory/sales.py: one org transaction); every new
+    sale confirmed by a test key unless ``confirmed_by`` (hold id -> actor) says otherwise."""
     if confirmed_by is None:
         confirmed_by = {sale.hold_id: TEST_CONFIRMER for sale in new}
     await commit_sales(conn, org_id, event_id, epoch, new, cancelled, confirmed_by=confirmed_by)

@@ -18,7 +18,7 @@ from gateway.errors import Forbidden, ValidationFailed
 from gateway.rendering import render, rfc3339
 from gateway.routes.access.models import ApiKeyCreate, ApiKeyList, ApiKeyOut
 from persistence.access import apikeys
-from services import keys
+from services.access import keys
 
 TAG = ("api keys",)
 SCOPE = "keys:manage"

@@ -1,6 +1,6 @@
 """/v1/members: the people of the caller's organization and their roles (scope members:manage).
 
-The rules (who may grant what, the last owner, invitations as the only way in) are services/members.py's and
+The rules (who may grant what, the last owner, invitations as the only way in) are services/access/members.py's and
 engine/access/rules.py's; these routes parse, call one use case and render. Changing a member's role or removing them
 ends their sessions in the org at once, so the old role's tokens stop working.
 """
@@ -18,7 +18,7 @@ from gateway.rendering import render
 from gateway.routes.access.models import MemberCreate, MemberCreated, MemberList, MemberOut, MemberUpdate
 from gateway.sessions import RevocationMarks
 from persistence.access import memberships
-from services import members
+from services.access import members
 
 TAG = ("members",)
 SCOPE = "members:manage"

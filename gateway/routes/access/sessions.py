@@ -1,5 +1,5 @@
 """/v1/sessions and /v1/invitations/accept: people log in with e-mail and password, refresh, log out, and set
-their first password from an invitation (the use cases and their rules: services/sessions.py).
+their first password from an invitation (the use cases and their rules: services/access/sessions.py).
 
 Logging in, refreshing and accepting an invitation are the only /v1 routes without an API key or token (the
 caller has neither yet), so each spends the caller's address budgets itself: every attempt the public one, and a
@@ -21,7 +21,7 @@ from gateway.password_work import PASSWORDS
 from gateway.rendering import render
 from gateway.routes.access.models import InvitationAccept, InvitationAccepted, SessionCreate, SessionOut, SessionRefresh
 from gateway.sessions import RevocationMarks, TokenSigner
-from services import sessions
+from services.access import sessions
 
 TAG = ("sessions",)
 # A refresh refused for these says the presented token was a guess or a stolen copy: it costs like a bad key.

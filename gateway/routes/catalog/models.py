@@ -115,6 +115,3 @@ class EventOut(BaseModel):
     published_at: Timestamp | None
 
 
-class SeatIdsOut(BaseModel):
-    seat_ids: list[str]
-

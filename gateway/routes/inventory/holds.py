@@ -18,14 +18,13 @@ from gateway.auth import Principal
 from gateway.context import Services, actor_of
 from gateway.endpoints import Call, read_route, write_route
 from gateway.errors import ApiError, NotFound, ValidationFailed
-from gateway.event_cache import EventMeta
+from gateway.event_cache import EventMeta, not_on_sale, visible_to
 from gateway.idempotency import token_for
 from gateway.metrics import HOLDS_TOTAL, SALES_TOTAL
 from gateway.refusals import refused
 from gateway.rendering import render
-from gateway.routes.catalog.events import not_on_sale, visible_to
 from gateway.routes.inventory.models import ConfirmCreate, HoldCreate, HoldOut, HoldStatusOut, SaleOut
-from services import inventory
+from services.inventory import commands as inventory
 
 TAG = ("holds",)
 OUTCOME_OK = "ok"

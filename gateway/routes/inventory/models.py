@@ -106,3 +106,6 @@ class LiveDelta(BaseModel):
     seats_available: int
     ticket_types: list[TicketTypeCountsOut]
 
+
+class SeatIdsOut(BaseModel):
+    seat_ids: list[str]

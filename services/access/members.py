@@ -18,7 +18,7 @@ from engine.refusals import Refusal, Refused
 from persistence import audit
 from persistence.access import invitations, memberships, sessions, users
 from persistence.tenancy import OrgDb
-from services.sessions import SessionMarks
+from services.access.sessions import SessionMarks
 from services.unit_of_work import Platform, Tenants, UnitsOfWork
 
 _MESSAGES: dict[Refusal, str] = {

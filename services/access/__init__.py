@@ -1,0 +1,1 @@
+"""The access domain's use cases: API keys, members and invitations, sessions."""
