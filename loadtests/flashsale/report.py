@@ -433,6 +433,12 @@ def print_table(report: Mapping[str, Any], console: Console | None = None) -> No
         f"{_fmt(report['holds_per_s'])} ({_fmt(report.get('holds_ok_per_s'))})",
     )
     table.add_row("hold ms p50/p95/p99/max", _latency_line(report["hold_latency_ms"]))
+    if report.get("platform_cpu_s") is not None:
+        table.add_row(
+            "platform CPU",
+            f"{_fmt(report['platform_cpu_s'], ' s', 1)}: {_fmt(report.get('platform_cpu_us_per_hold_decided'))} us "
+            f"per hold decided, {_fmt(report.get('platform_cpu_us_per_request'))} us per request",
+        )
     table.add_row(
         "confirms",
         f"{report.get('confirms_attempted', report['confirms_ok'] + report['confirms_error']):,} sent: "
@@ -474,6 +480,7 @@ def print_comparison(
         ("confirms/s", lambda r: _fmt(r["confirms_per_s"])),
         ("hold p50 ms", lambda r: _fmt(r["hold_latency_ms"].get("p50"), decimals=1)),
         ("hold p99 ms", lambda r: _fmt(r["hold_latency_ms"].get("p99"), decimals=1)),
+        ("platform CPU us/hold decided", lambda r: _fmt(r.get("platform_cpu_us_per_hold_decided"))),
         ("sold out at s", lambda r: _fmt(r["sellout_s"], decimals=2)),
         ("audit", _verdict),
     ]

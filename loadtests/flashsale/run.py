@@ -22,11 +22,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from loadtests.flashsale import stack, truth
 from loadtests.flashsale.audit import Facts, audit
+from loadtests.flashsale.cpu import CpuMeter
 from loadtests.flashsale.generator import GeneratorJob, drain_s_max, run_ceiling, run_generator
 from loadtests.flashsale.plan import BuyerPlan, plan_buyers, share
 from loadtests.flashsale.plot import plot_report
 from loadtests.flashsale.report import RunFacts, build_report, print_table, write_report
-from loadtests.flashsale.samples import GeneratorOutcome
+from loadtests.flashsale.samples import NO_ANSWER, GeneratorOutcome
 from loadtests.flashsale.scenario import GA_CODE, Scenario, event_body
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class _Sale:
     outcome: GeneratorOutcome
     chaos: _Chaos
     audited: dict[str, Any]
+    platform_cpu_s: float
 
 
 @dataclass
@@ -78,6 +80,7 @@ def run_sale(scenario: Scenario) -> dict[str, Any]:
     ))
     report |= {"event_id": sale.event_id, "buyers_saw_sold_out": sale.outcome.buyers_saw_sold_out,
                "journeys_cut_short": sale.outcome.journeys_cut_short, "actor_recovery_s": sale.chaos.recoveries_s}
+    report |= _cpu_fields(sale.platform_cpu_s, report)
     _publish(report, scenario.report or REPORTS_DIR / f"flashsale-{scenario.mode}-{started_at:%Y%m%d-%H%M%S}.json")
     return report
 
@@ -87,10 +90,26 @@ def _sell(scenario: Scenario, plat: stack.Platform) -> _Sale:
     event_id, seat_ids = asyncio.run(_create_event(plat.url, key, scenario))
     org_id = asyncio.run(_event_org(plat.database_url, event_id))
     ceiling_rps = _ceiling(plat.url, scenario)
+    cpu = CpuMeter(plat.pid)
+    cpu.start()
     outcome, chaos = _drive(scenario, plat, key, org_id, event_id, seat_ids, plan_buyers(scenario))
+    platform_cpu_s = cpu.seconds()
     audited = asyncio.run(_audit(scenario, plat, key, org_id, event_id, seat_ids, outcome))
     audited |= {"kills_failed": chaos.failed(bool(scenario.kill_actor_every)), "kill_failures": chaos.failures[:20]}
-    return _Sale(event_id, ceiling_rps, outcome, chaos, audited)
+    return _Sale(event_id, ceiling_rps, outcome, chaos, audited, platform_cpu_s)
+
+
+def _cpu_fields(platform_cpu_s: float, report: dict[str, Any]) -> dict[str, Any]:
+    """The platform's CPU over the sale (loadtests/flashsale/cpu.py), and per request it answered: per hold
+    decided (201 or 409) and per request of any kind, each counting all the platform's CPU (confirms included)."""
+    decided = report["holds_ok"] + report["holds_conflict"]
+    answered = sum(n for per_status in report["statuses"].values() for status, n in per_status.items()
+                   if status != str(NO_ANSWER))
+    return {
+        "platform_cpu_s": round(platform_cpu_s, 2),
+        "platform_cpu_us_per_hold_decided": round(platform_cpu_s * 1e6 / decided) if decided else None,
+        "platform_cpu_us_per_request": round(platform_cpu_s * 1e6 / answered) if answered else None,
+    }
 
 
 def _publish(report: dict[str, Any], path: Path) -> None:
