@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket
 
 from engine.refusals import Refused
 from gateway.auth import Authenticator
-from gateway.availability import AvailabilityCache, SeatListCache
+from gateway.availability import AvailabilityCache, AvailabilityReads, SeatListCache
 from gateway.context import Services
 from gateway.errors import (
     ApiError,
@@ -81,7 +81,7 @@ def create_app(
             listeners = [
                 asyncio.ensure_future(services.auth.listen()),
                 asyncio.ensure_future(services.auth.record_last_use_forever()),
-                asyncio.ensure_future(services.availability.listen()),
+                asyncio.ensure_future(services.domain(AvailabilityReads).availability.listen()),
             ]
             try:
                 yield
@@ -135,10 +135,14 @@ async def _services(
             inventory=inventory,
             auth=Authenticator(tenant_pool, redis, signer=_signer(settings), listener_redis=listener_redis),
             events=EventCache(tenant_pool, redis),
-            availability=(availability or _default_availability)(pool, redis, listener_redis),
-            seat_lists=SeatListCache(tenant_pool, redis),
             idempotency=IdempotencyStore(redis),
             limits=RateLimiter(RateLimitStore(redis), settings.rate_limits),
+            domains={
+                AvailabilityReads: AvailabilityReads(
+                    (availability or _default_availability)(pool, redis, listener_redis),
+                    SeatListCache(tenant_pool, redis),
+                ),
+            },
         )
     finally:
         with contextlib.suppress(Exception):

@@ -237,3 +237,12 @@ class SeatListCache:
 
 def _pack(seat_ids: tuple[str, ...]) -> bytes:
     return msgpack.packb(list(seat_ids))
+
+
+@dataclass(frozen=True)
+class AvailabilityReads:
+    """The inventory domain's own process objects in the gateway (``Services.domain(AvailabilityReads)``): each
+    event's availability copy, kept current by one subscription, and its rendered seat list."""
+
+    availability: AvailabilityCache
+    seat_lists: SeatListCache

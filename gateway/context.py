@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.asyncio import Redis
 from starlette.requests import HTTPConnection, Request
@@ -13,7 +13,6 @@ from starlette.responses import JSONResponse, Response
 
 from engine.ratelimit import RouteClass
 from gateway.auth import Authenticator, Principal, bearer_key, require_scope
-from gateway.availability import AvailabilityCache, SeatListCache
 from gateway.client_ip import client_ip
 from gateway.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType, storage_outage_as_503
 from gateway.event_cache import EventCache
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from gateway.inventory_client import InventoryClient
 
 body_bytes_max = 64 * 1024
+DomainT = TypeVar("DomainT")
 _JSON_MEDIA_TYPES = ("application/json",)
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -39,10 +39,11 @@ class Services:
     inventory: InventoryClient
     auth: Authenticator
     events: EventCache
-    availability: AvailabilityCache
-    seat_lists: SeatListCache
     idempotency: IdempotencyStore
     limits: RateLimiter
+    # Each domain's own process objects, by their type (``domain``): a domain adds its entry where the app is
+    # built (gateway/app.py) instead of a field here.
+    domains: Mapping[type[Any], Any] = field(default_factory=dict)
 
     @asynccontextmanager
     async def tenant(self, org_id: str) -> AsyncIterator[OrgDb]:
@@ -60,6 +61,12 @@ class Services:
         with storage_outage_as_503():
             async with self.pool.unscoped(reason) as raw:
                 yield raw
+
+    def domain(self, kind: type[DomainT]) -> DomainT:
+        """The process objects of one domain, registered under their type at start-up."""
+        found = self.domains[kind]
+        assert isinstance(found, kind), f"{kind.__name__} is registered as a {type(found).__name__}"
+        return found
 
     @property
     def units(self) -> UnitsOfWork:

@@ -18,7 +18,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.auth import Principal
-from gateway.availability import RESYNC, LiveSubscriber, availability_json, delta_json
+from gateway.availability import RESYNC, AvailabilityReads, LiveSubscriber, availability_json, delta_json
 from gateway.context import Services, authorize, services
 from gateway.errors import ApiError, InfrastructureError, error_response
 from gateway.metrics import WEBSOCKETS_OPEN
@@ -41,14 +41,15 @@ async def serve(websocket: WebSocket, load: LoadAvailability) -> None:
     event_id = websocket.path_params["event_id"]
     subscriber = LiveSubscriber()
     svc = services(websocket)
+    copies = svc.domain(AvailabilityReads).availability
     org_id = ""
     try:
         principal = await authorize(websocket, "inventory:read", allow_query_key=True)
         org_id = principal.org_id
-        svc.availability.subscribe(org_id, event_id, subscriber)
+        copies.subscribe(org_id, event_id, subscriber)
         view = await load(svc, principal, event_id)
     except ApiError as error:
-        svc.availability.unsubscribe(org_id, event_id, subscriber)
+        copies.unsubscribe(org_id, event_id, subscriber)
         await _deny(websocket, error)
         return
     await websocket.accept()
@@ -57,7 +58,7 @@ async def serve(websocket: WebSocket, load: LoadAvailability) -> None:
         await _stream(websocket, subscriber, view, lambda: load(svc, principal, event_id), event_id)
     finally:
         WEBSOCKETS_OPEN.dec()
-        svc.availability.unsubscribe(org_id, event_id, subscriber)
+        copies.unsubscribe(org_id, event_id, subscriber)
 
 
 async def _stream(

@@ -12,7 +12,7 @@ from starlette.websockets import WebSocket
 
 from gateway import live
 from gateway.auth import Principal
-from gateway.availability import availability_json
+from gateway.availability import AvailabilityReads, availability_json
 from gateway.context import Services
 from gateway.endpoints import Call, read_route
 from gateway.event_cache import event_not_found, not_on_sale, visible_to
@@ -42,7 +42,8 @@ SEATS_SCOPES = ("inventory:read", "events:read")
 async def get_seats(call: Call[Any]) -> Response:
     principal, svc, event_id = call.principal, call.svc, call.path("event_id")
     visible_to(principal, await svc.events.get(principal.org_id, event_id))
-    body = await svc.seat_lists.body(principal.org_id, event_id)  # rendered once per event (SeatIdsOut), kept
+    seat_lists = svc.domain(AvailabilityReads).seat_lists
+    body = await seat_lists.body(principal.org_id, event_id)  # rendered once per event (SeatIdsOut), kept
     if body is None:
         raise event_not_found(event_id)
     return Response(body, media_type=JSON_MEDIA_TYPE)
@@ -69,10 +70,11 @@ async def current_availability(svc: Services, principal: Principal, event_id: st
     meta = visible_to(principal, await svc.events.get(org_id, event_id))
     if not meta.on_sale:
         raise not_on_sale(event_id)
-    view = await svc.availability.get(org_id, event_id)
+    copies = svc.domain(AvailabilityReads).availability
+    view = await copies.get(org_id, event_id)
     if view is None:
         await svc.inventory.activate(org_id, event_id, dedicated=meta.dedicated)
-        view = await svc.availability.get(org_id, event_id)
+        view = await copies.get(org_id, event_id)
     if view is None:
         raise InventoryUnavailable("the event's inventory is loading; retry shortly")
     return view
