@@ -1,4 +1,5 @@
-"""A wall clock (actors.clock.Clock) that moves only when the test moves it."""
+"""A clock that moves only when the test moves it: the actor shells' wall clock (actors.clock.Clock), or a
+monotonic timer (the gateway caches' TTLs)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import time
 
 
 class FakeClock:
-    """Epoch seconds, starting at ``start`` (by default the real time, so ids and timestamps stay plausible)."""
+    """Seconds, starting at ``start`` (by default the real epoch time, so ids and timestamps stay plausible)."""
 
     def __init__(self, start: float | None = None) -> None:
         self._now = time.time() if start is None else start
@@ -16,5 +17,5 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:
-            raise ValueError("a wall clock for expiry only moves forward")
+            raise ValueError("a clock for expiry only moves forward")
         self._now += seconds

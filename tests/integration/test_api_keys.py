@@ -19,8 +19,11 @@ from persistence.access import apikeys, redis_keys
 from persistence.access.apikeys import KeyRejected
 from persistence.access.orgs import create_org
 from persistence.access.secret_hashes import secret_matches
-from persistence.db import connect, create_pool
+from persistence.db import connect
 from persistence.tenancy import TenantPool, org_transaction, unscoped
+from tests.fakes.clock import FakeClock
+
+monotonic_start_s = 1_000.0  # a monotonic clock's reading: any value will do
 
 CREATOR = "system:test"
 
@@ -30,20 +33,6 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await connect(database_url)  # SET ROLE voelgoed_app: row-level security applies
     yield connection
     await connection.close()
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    created = await create_pool(database_url, min_size=1, max_size=2)
-    yield created
-    await created.close()
-
-
-@pytest.fixture
-async def redis(clean_redis: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(clean_redis)
-    yield client
-    await client.aclose()
 
 
 async def _key(
@@ -230,25 +219,13 @@ async def test_last_use_is_written_in_the_background_at_most_once_a_minute(
     assert second is not None and second.last_used_at == first.last_used_at
 
 
-class FakeClock:
-    """Monotonic seconds that move only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
 
 async def test_a_cached_key_is_read_again_after_key_cache_ttl_s(
     conn: asyncpg.Connection, pool: asyncpg.Pool, redis: Redis
 ) -> None:
     org_id, _ = await create_org(conn, "Cache TTL")
     record, plaintext = await _key(conn, org_id, ["events:read"])
-    clock = FakeClock()
+    clock = FakeClock(start=monotonic_start_s)
     auth = Authenticator(TenantPool(pool), redis, timer=clock)
     await auth.authenticate(plaintext)
     async with org_transaction(conn, org_id) as db:
@@ -268,7 +245,7 @@ async def test_last_use_is_noted_again_after_last_used_interval_s(
 ) -> None:
     org_id, _ = await create_org(conn, "Interval")
     record, plaintext = await _key(conn, org_id, ["events:read"])
-    clock = FakeClock()
+    clock = FakeClock(start=monotonic_start_s)
     auth = Authenticator(TenantPool(pool), redis, timer=clock)
     await auth.authenticate(plaintext)
     await auth.flush_last_used()

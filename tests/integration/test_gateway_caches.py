@@ -4,7 +4,6 @@ test (an injected timer) instead of slept through."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 
 import asyncpg
 import msgpack
@@ -17,36 +16,12 @@ from gateway.errors import NotFound
 from gateway.event_cache import EventCache, EventMeta, TicketTypeMeta, absent_ttl_s
 from persistence.catalog import event_metas
 from persistence.catalog import redis_keys as catalog_keys
-from persistence.db import create_pool
 from persistence.inventory import redis_keys as inventory_keys
 from persistence.tenancy import TenantPool
+from tests.fakes.clock import FakeClock
 
+monotonic_start_s = 1_000.0  # a monotonic clock's reading: any value will do
 
-class FakeClock:
-    """Monotonic seconds that move only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    created = await create_pool(database_url, min_size=1, max_size=2)
-    yield created
-    await created.close()
-
-
-@pytest.fixture
-async def redis(clean_redis: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(clean_redis)
-    yield client
-    await client.aclose()
 
 
 def _org_id() -> str:
@@ -62,7 +37,7 @@ def _meta(org_id: str, event_id: str, status: str) -> EventMeta:
 
 
 async def test_an_unknown_event_is_remembered_absent_for_absent_ttl_s(pool: asyncpg.Pool, redis: Redis) -> None:
-    org_id, event_id, clock = _org_id(), _event_id(), FakeClock()
+    org_id, event_id, clock = _org_id(), _event_id(), FakeClock(start=monotonic_start_s)
     cache = EventCache(TenantPool(pool), redis, timer=clock)
     with pytest.raises(NotFound):
         await cache.get(org_id, event_id)

@@ -5,10 +5,8 @@ is all or nothing across buckets and the quota, and its quota starts again each 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -21,15 +19,6 @@ seeds = 60
 steps_per_seed = 80
 day_us = 86_400 * us_per_s
 start_us = 1_800_000_000 * us_per_s + 123_456  # an arbitrary moment, mid-day UTC
-
-
-@pytest_asyncio.fixture
-async def redis(clean_redis: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(clean_redis)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def _random_rate(rng: random.Random) -> Rate:
