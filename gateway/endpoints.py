@@ -118,7 +118,7 @@ def write_route(
     errors: tuple[int, ...] = (),
     description: str = "",
     tags: tuple[str, ...] = (),
-    idempotent: bool = True,
+    idempotent: bool | None = None,
     public: bool = False,
     route_class: RouteClass | None = None,
     buyer: BuyerOf | None = None,
@@ -128,10 +128,12 @@ def write_route(
 
     ``scope`` None: any authenticated caller (a person logging out), or with ``public`` nobody at all (logging
     in: no key, hence no Idempotency-Key record: there is no key holder to file it under; their own checks make
-    retries safe). ``idempotent``: the Idempotency-Key header replays the first answer. ``buyer``: the rate
-    limits wait for the body so that key, address and buyer buckets are spent together, all or nothing.
+    retries safe). ``idempotent`` (by default, unless public): the Idempotency-Key header replays the first
+    answer. ``buyer``: the rate limits wait for the body so that key, address and buyer buckets are spent
+    together, all or nothing.
     ``secret_fields``: the response's secrets (dotted paths), shown once, stored and replayed as null.
     """
+    idempotent = not public if idempotent is None else idempotent
     if public and (scope is not None or idempotent or buyer is not None):
         raise ValueError("a public route has no scope, no Idempotency-Key and no buyer")
     operation = Operation(

@@ -31,7 +31,7 @@ import asyncpg
 
 from engine import limits
 from engine.access.passwords import hash_password, password_problem
-from engine.access.rules import KEY_KINDS, ROLES, SCOPES, KeyKind, key_scope_problems
+from engine.access.rules import KEY_KINDS, ROLES, SCOPES, KeyKind, key_expiry_problem, key_scope_problems
 from persistence import audit
 from persistence.access import apikeys, invitations, memberships, users
 from persistence.access.orgs import CLI_ACTOR, create_org
@@ -344,7 +344,7 @@ def _expires_at_arg(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise BadInput(f"--expires-at {value!r} is not an RFC 3339 time such as 2027-01-31T00:00:00Z") from None
-    problem = apikeys.expiry_problem(moment, datetime.now(UTC))
+    problem = key_expiry_problem(moment, datetime.now(UTC))
     if problem is not None:
         raise BadInput(f"--expires-at {problem}")
     return moment

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from engine.refusals import Refusal
@@ -225,3 +226,34 @@ def invitation_password_refusal(has_password: bool, invitation_creates_user: boo
     if not has_password and not invitation_creates_user:
         return Refusal.PASSWORD_NOT_SET
     return None
+
+
+# ---- API key lifetimes ---------------------------------------------------------------------------------------
+
+key_lifetime_days_max = 730
+
+
+def key_expiry_problem(expires_at: datetime | None, now: datetime) -> str | None:
+    """Why ``expires_at`` cannot be a new key's expiry, or None when it can (None: the key never expires)."""
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        return "must carry a time zone"
+    if expires_at <= now:
+        return "must be in the future"
+    if expires_at > now + timedelta(days=key_lifetime_days_max):
+        return f"must be at most {key_lifetime_days_max} days ahead"
+    return None
+
+
+def key_expiry_under_creator(
+    wanted: datetime | None, creator_expires_at: datetime | None
+) -> tuple[datetime | None, bool]:
+    """The new key's expiry and whether ``wanted`` is allowed: never after the creating key's (a key expiring
+    tomorrow must not mint one that never does), so none given means the creator's; a person's session bounds
+    nothing (``creator_expires_at`` None: keys belong to the org)."""
+    if creator_expires_at is None:
+        return wanted, True
+    if wanted is None:
+        return creator_expires_at, True
+    return wanted, wanted <= creator_expires_at

@@ -13,11 +13,11 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from engine import limits
-from engine.access.rules import KEY_KINDS, SCOPES, KeyKind, key_scope_problems
+from engine.access.rules import KEY_KINDS, SCOPES, KeyKind, key_expiry_problem, key_scope_problems
 from persistence.access.secret_hashes import hash_secret
 from persistence.db import Connection
 from persistence.tenancy import OrgDb
@@ -27,7 +27,6 @@ KEY_ID_PREFIX = "key_"
 key_prefix_bytes = 6  # 12 hex characters
 key_secret_bytes = 32  # 43 url-safe characters
 # A key that outlives its purpose is a liability: an expiry, when given, is at most this far ahead.
-key_lifetime_days_max = 730
 created_by_chars_max = 200
 _KEY_RE = re.compile(r"vk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 _KEY_ID_RE = re.compile(re.escape(KEY_ID_PREFIX) + r"[0-9a-f]{32}")
@@ -89,19 +88,6 @@ def is_key_id(key_id: str) -> bool:
     return _KEY_ID_RE.fullmatch(key_id) is not None
 
 
-def expiry_problem(expires_at: datetime | None, now: datetime) -> str | None:
-    """Why ``expires_at`` cannot be a new key's expiry, or None when it can (None: the key never expires)."""
-    if expires_at is None:
-        return None
-    if expires_at.tzinfo is None:
-        return "must carry a time zone"
-    if expires_at <= now:
-        return "must be in the future"
-    if expires_at > now + timedelta(days=key_lifetime_days_max):
-        return f"must be at most {key_lifetime_days_max} days ahead"
-    return None
-
-
 def audit_view(record: ApiKeyRecord) -> dict[str, Any]:
     """What the audit log keeps of a key: never its secret or hash."""
     return {
@@ -146,7 +132,7 @@ def _check_new_key(
     problems = key_scope_problems(kind, scopes, SCOPES)
     if problems:
         raise KeyRejected("scopes", "; ".join(f"{reason}: {names}" for reason, names in problems.items()))
-    problem = expiry_problem(expires_at, now)
+    problem = key_expiry_problem(expires_at, now)
     if problem is not None:
         raise KeyRejected("expires_at", problem)
     if len(created_by) > created_by_chars_max or _CREATED_BY_RE.fullmatch(created_by) is None:

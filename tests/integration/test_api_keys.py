@@ -12,6 +12,7 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
+from engine.access.rules import key_lifetime_days_max
 from gateway.auth import Authenticator, key_cache_ttl_s, last_used_interval_s
 from gateway.errors import Unauthorized
 from persistence import audit
@@ -87,7 +88,7 @@ async def test_the_store_refuses_bad_keys_naming_the_field(conn: asyncpg.Connect
         ("scopes", [], {}),
         ("kind", ["events:read"], {"kind": "private"}),
         ("expires_at", ["events:read"], {"expires_at": now - timedelta(seconds=1)}),
-        ("expires_at", ["events:read"], {"expires_at": now + timedelta(days=apikeys.key_lifetime_days_max + 1)}),
+        ("expires_at", ["events:read"], {"expires_at": now + timedelta(days=key_lifetime_days_max + 1)}),
         ("expires_at", ["events:read"], {"expires_at": datetime(2099, 1, 1)}),  # naive on purpose
     ]
     for field, scopes, options in cases:

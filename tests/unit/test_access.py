@@ -232,3 +232,29 @@ def test_only_the_invitation_that_made_the_account_may_accept_without_a_password
     assert invitation_password_refusal(has_password=False, invitation_creates_user=False) is Refusal.PASSWORD_NOT_SET
     assert invitation_password_refusal(has_password=True, invitation_creates_user=False) is None  # checks it
     assert invitation_password_refusal(has_password=True, invitation_creates_user=True) is None
+
+
+def test_a_new_keys_expiry_is_in_the_future_within_the_lifetime_bound() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from engine.access.rules import key_expiry_problem, key_lifetime_days_max
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert key_expiry_problem(None, now) is None
+    assert key_expiry_problem(now + timedelta(days=1), now) is None
+    assert key_expiry_problem(now, now) == "must be in the future"
+    assert key_expiry_problem(datetime(2026, 2, 1), now) == "must carry a time zone"
+    assert key_expiry_problem(now + timedelta(days=key_lifetime_days_max, seconds=1), now) is not None
+
+
+def test_a_key_never_outlives_the_key_that_made_it() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from engine.access.rules import key_expiry_under_creator
+
+    creator = datetime(2026, 6, 1, tzinfo=UTC)
+    assert key_expiry_under_creator(None, None) == (None, True)
+    assert key_expiry_under_creator(creator, None) == (creator, True)  # a person's session bounds nothing
+    assert key_expiry_under_creator(None, creator) == (creator, True)  # none given: the creator's
+    assert key_expiry_under_creator(creator - timedelta(days=1), creator) == (creator - timedelta(days=1), True)
+    assert key_expiry_under_creator(creator + timedelta(seconds=1), creator)[1] is False

@@ -10,7 +10,12 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from engine.access.rules import key_scope_problems
+from engine.access.rules import (
+    key_expiry_problem,
+    key_expiry_under_creator,
+    key_lifetime_days_max,
+    key_scope_problems,
+)
 from gateway.auth import Principal
 from gateway.context import actor_of
 from gateway.endpoints import Call, read_route, write_route
@@ -33,17 +38,12 @@ def _field_error(field: str, message: str, kind: str = "invalid") -> ValidationF
 
 
 def _bounded_by_creator(wanted: datetime | None, principal: Principal) -> datetime | None:
-    """The new key's expiry: never after the creating key's (a key expiring tomorrow must not mint one that never
-    does), so none given means the creator's; a person's session bounds nothing (keys belong to the org)."""
-    if principal.expires_at is None:
-        return wanted
-    if wanted is None:
-        return principal.expires_at
-    if wanted > principal.expires_at:
+    expires_at, allowed = key_expiry_under_creator(wanted, principal.expires_at)
+    if not allowed:
         raise _field_error(
             "expires_at", f"must be at or before the creating key's expiry, {rfc3339(principal.expires_at)}"
         )
-    return wanted
+    return expires_at
 
 
 def key_view(record: apikeys.ApiKeyRecord) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def key_view(record: apikeys.ApiKeyRecord) -> dict[str, Any]:
         "A key carries a subset of its creator's scopes (403 otherwise). A publishable key (a checkout "
         "front-end's) carries only inventory:read, inventory:hold and inventory:confirm (422 otherwise) and "
         "reaches only the org's on-sale events. expires_at, if given, is in the future and at most "
-        f"{apikeys.key_lifetime_days_max} days ahead. A key made by a key that expires expires no later (422 "
+        f"{key_lifetime_days_max} days ahead. A key made by a key that expires expires no later (422 "
         "otherwise; by default, at the same time)."
     ),
     scope=SCOPE,
@@ -80,7 +80,7 @@ def key_view(record: apikeys.ApiKeyRecord) -> dict[str, Any]:
 )
 async def create_key(call: Call[ApiKeyCreate]) -> Response:
     principal, wanted = call.principal, call.parsed()
-    problem = apikeys.expiry_problem(wanted.expires_at, datetime.now(UTC))
+    problem = key_expiry_problem(wanted.expires_at, datetime.now(UTC))
     if problem is not None:
         raise _field_error("expires_at", problem)
     expires_at = _bounded_by_creator(wanted.expires_at, principal)

@@ -73,7 +73,6 @@ def _org_required(error: sessions.OrgRequired) -> ValidationFailed:
     response=SessionOut,
     errors=(401, 429, 503),
     tags=TAG,
-    idempotent=False,
     public=True,
 )
 async def login(call: Call[SessionCreate]) -> Response:
@@ -99,7 +98,6 @@ async def login(call: Call[SessionCreate]) -> Response:
     response=SessionOut,
     errors=(401, 503),
     tags=TAG,
-    idempotent=False,
     public=True,
 )
 async def refresh(call: Call[SessionRefresh]) -> Response:
@@ -145,7 +143,6 @@ async def logout(call: Call[Any]) -> Response:
     response=InvitationAccepted,
     errors=(401, 404, 409, 410, 429, 503),
     tags=TAG,
-    idempotent=False,
     public=True,
 )
 async def accept_invitation(call: Call[InvitationAccept]) -> Response:
