@@ -65,12 +65,8 @@ class AvailabilityView:
 
 
 def _ticket_type_counts(inventory: Inventory) -> tuple[TicketTypeCounts, ...]:
-    counts = [TicketTypeCounts(code, *numbers) for code, numbers in inventory.ga_counts().items()]
-    seated = inventory.spec.seated_type
-    if seated is not None:
-        available, held, sold = inventory.seat_counts()
-        counts.insert(0, TicketTypeCounts(seated, len(inventory.spec.seat_ids), available, held, sold))
-    return tuple(counts)
+    seated = [TicketTypeCounts(code, *numbers) for code, numbers in inventory.seated_counts().items()]
+    return (*seated, *(TicketTypeCounts(code, *numbers) for code, numbers in inventory.ga_counts().items()))
 
 
 def _encode_hold(view: HoldView) -> bytes:
