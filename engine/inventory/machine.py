@@ -43,6 +43,7 @@ SEAT_SOLD = 2
 SEAT_BLOCKED = 3  # a seat no ticket type sells (on a layout: not for sale, or in no type's zone); never changes
 SEAT_STATE_NAMES = ("available", "held", "sold", "blocked")
 _AVAILABLE_BIT_CHARS = bytes.maketrans(b"\x00\x01\x02\x03", b"1000")
+_SOLD_BIT_CHARS = bytes.maketrans(b"\x00\x01\x02\x03", b"0010")
 ended_holds_remembered_max = 65_536
 
 
@@ -280,9 +281,16 @@ class Inventory:
 
     def availability_bitmap(self) -> bytes:
         """Bit i is 1 when seat i is available, most significant bit first."""
+        return self._bitmap(_AVAILABLE_BIT_CHARS)
+
+    def sold_bitmap(self) -> bytes:
+        """Bit i is 1 when seat i is sold, most significant bit first."""
+        return self._bitmap(_SOLD_BIT_CHARS)
+
+    def _bitmap(self, bit_chars: bytes) -> bytes:
         if not self._seats:
             return b""
-        bits = self._seats.translate(_AVAILABLE_BIT_CHARS)
+        bits = self._seats.translate(bit_chars)
         padding = -len(bits) % 8
         return int(bits + b"0" * padding, 2).to_bytes((len(bits) + padding) // 8, "big")
 
