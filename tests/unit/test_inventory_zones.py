@@ -92,7 +92,9 @@ operations = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(["FLOOR", "BALC", None]), min_size=len(SEATS), max_size=len(SEATS)), operations)
-def test_type_counts_and_bitmaps_always_agree_with_the_seats(types: list[str | None], ops: list[tuple[str, int, list[int]]]) -> None:
+def test_type_counts_and_bitmaps_always_agree_with_the_seats(
+    types: list[str | None], ops: list[tuple[str, int, list[int]]]
+) -> None:
     if all(t is None for t in types):
         types[0] = "FLOOR"
     spec = InventorySpec(EVENT, SEATS, next(t for t in types if t is not None), (), 600, 8, tuple(types))
