@@ -1,6 +1,7 @@
-"""GET /v1/events/{event_id}/seatmap.svg: the event's seats drawn from its layout, coloured by the live
-availability copy (gateway/seatmap.py: the drawing is cached per event, the colours come from memory, so no
-request reads Postgres once the drawing is cached). A publishable key sees on-sale events only."""
+"""GET /v1/events/{event_id}/seatmap.svg: the event's seats drawn from its layout (the catalog's), coloured by the
+live availability copy (the inventory's, hence this route's place). gateway/seatmap.py caches the drawing per
+event and takes the colours from memory, so no request reads Postgres once the drawing is cached. A publishable
+key sees on-sale events only."""
 
 from __future__ import annotations
 
