@@ -169,6 +169,24 @@ async def test_a_csv_layout_round_trips_byte_for_byte(gw: Gateway, owner: dict[s
     assert re_exported.content == exported.content
 
 
+async def test_awkward_coordinates_survive_postgres_exactly(gw: Gateway, owner: dict[str, str], venue_id: str) -> None:
+    xs = [0.1, 1e-05, -0.0, 123456.789, -999999.999999, 2.0 / 3.0, 5e-324]
+    document = {
+        "name": "Floats",
+        "sections": [{"name": "F", "rows": [{"label": "1", "seats": [
+            {"number": n, "x": x, "y": -x} for n, x in enumerate(xs, 1)
+        ]}]}],
+    }
+    made = await _layout(gw, owner, venue_id, document)
+    exported = (await gw.client.get(f"/v1/layouts/{made['id']}", headers=owner)).json()
+    got = [(s["x"], s["y"]) for s in exported["sections"][0]["rows"][0]["seats"]]
+    assert got == [(x, -x) for x in xs]
+    as_csv = await gw.client.get(f"/v1/layouts/{made['id']}", params={"format": "csv"}, headers=owner)
+    again = await _csv_layout(gw, owner, venue_id, as_csv.text, "Floats")
+    again_csv = await gw.client.get(f"/v1/layouts/{again['id']}", params={"format": "csv"}, headers=owner)
+    assert again_csv.content == as_csv.content
+
+
 def _arena_csv(seats: int = 20_000) -> str:
     lines = []
     for i in range(seats):
