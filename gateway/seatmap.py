@@ -16,15 +16,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from cachetools import LRUCache
 
-from engine.catalog import seating
-from engine.catalog.seat_geometry import SeatGeometry, layout_geometry, seating_geometry
+from engine.catalog.seat_geometry import SeatGeometry
 from gateway.errors import storage_outage_as_503
 from persistence.catalog import events as pg_events
-from persistence.catalog import layouts as pg_layouts
+from persistence.catalog import geometry as pg_geometry
 from persistence.inventory.live_state import AvailabilityView
 from persistence.tenancy import TenantPool
 
@@ -98,16 +96,6 @@ def _radius(geometry: Sequence[SeatGeometry]) -> float:
     return seat_radius_share * (min(gaps) if gaps else 1.0)
 
 
-def inline_sections(raw: dict[str, Any] | None) -> tuple[seating.Section, ...]:
-    """An event's inline seating, as stored (the organizer's JSON), as the engine's sections."""
-    if raw is None:
-        return ()
-    return tuple(
-        seating.Section(s["name"], tuple(seating.Row(r["label"], r["seats"]) for r in s["rows"]))
-        for s in raw["sections"]
-    )
-
-
 class SeatMaps:
     """The process's drawings, one per event, bounded by bytes."""
 
@@ -151,12 +139,8 @@ class SeatMaps:
                 if record is None:
                     return None
                 seats = await pg_events.get_event_seats(db, event_id)
-                layout = None if record.layout_id is None else await pg_layouts.get_layout(db, record.layout_id)
+                geometry = await pg_geometry.event_geometry(db, record)
         assert seats is not None
-        if layout is not None:
-            geometry = layout_geometry(layout.layout)
-        else:
-            geometry = seating_geometry(inline_sections(record.seating))
         if tuple(g.seat_id for g in geometry) != seats.ids:
             raise AssertionError(f"{event_id}: its seats are not its layout's")  # a bug: never draw the wrong map
         return drawing(geometry, [code is None for code in seats.types])  # a seat no type sells is blocked
