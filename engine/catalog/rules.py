@@ -277,7 +277,7 @@ def _seating_or_layout_problems(has_seating: bool, has_layout: bool) -> list[Pro
 
 def _seating_presence_problems(has_seated_type: bool, has_seating: bool) -> list[Problem]:
     if has_seated_type and not has_seating:
-        return [Problem("seating", "a seated ticket type needs seating (or a layout_id)")]
+        return [Problem("seating", "a seated ticket type needs seating")]
     if has_seating and not has_seated_type:
         return [Problem("seating", "seating needs a seated ticket type")]
     return []

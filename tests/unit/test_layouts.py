@@ -27,6 +27,7 @@ zone_codes = st.from_regex(r"[A-Za-z0-9_-]{1,6}", fullmatch=True)
 coordinates = st.floats(
     min_value=-limits.layout_coordinate_abs_max, max_value=limits.layout_coordinate_abs_max, allow_nan=False
 )
+display_names = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FF, exclude_characters="\x7f"), min_size=1)
 attribute_lists = st.lists(st.sampled_from(list(SeatAttribute)), unique=True).map(lambda a: tuple(str(x) for x in a))
 
 
@@ -34,8 +35,7 @@ attribute_lists = st.lists(st.sampled_from(list(SeatAttribute)), unique=True).ma
 def layouts_strategy(draw: st.DrawFn, *, named_zones: bool = True) -> Layout:
     codes = draw(st.lists(zone_codes, unique=True, max_size=4))
     names = (
-        draw(st.lists(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FF), min_size=1, max_size=8),
-                      min_size=len(codes), max_size=len(codes)))
+        draw(st.lists(display_names.filter(lambda n: len(n) <= 8), min_size=len(codes), max_size=len(codes)))
         if named_zones
         else codes
     )
@@ -51,7 +51,7 @@ def layouts_strategy(draw: st.DrawFn, *, named_zones: bool = True) -> Layout:
     used = dict.fromkeys(s.zone for s in seats if s.zone is not None)
     if not named_zones:  # a CSV layout's zones are the codes its seats use, in order of first use
         codes, names = list(used), list(used)
-    name = draw(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FF), min_size=1, max_size=20))
+    name = draw(display_names.filter(lambda n: len(n) <= 20))
     return Layout(name, tuple(Zone(c, n) for c, n in zip(codes, names, strict=True)), tuple(seats))
 
 
