@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -174,7 +174,7 @@ class _DocumentReader:
     def problem(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
 
-    def fields(self, value: Any, path: str, known: frozenset[str], required: Sequence[str]) -> Mapping[str, Any]:
+    def fields(self, value: Any, path: str, known: frozenset[str], required: Sequence[str]) -> dict[str, Any]:
         """``value`` as an object: problems for every unknown and every missing field."""
         if not isinstance(value, dict):
             self.problem(path or "body", "must be an object")
@@ -207,7 +207,7 @@ class _DocumentReader:
 
     def read(self, document: Any) -> Layout | None:
         top = self.fields(document, "", _LAYOUT_FIELDS, ("name", "sections"))
-        name = top.get("name")
+        name = _field(top, "name")
         if "name" in top:
             self.check("name", name_message(name))
         zones = self.zones(top.get("zones", []))
@@ -229,7 +229,7 @@ class _DocumentReader:
         codes: set[str] = set()
         for z, zone in enumerate(self.items(value, "zones", limits.zones_per_layout_max, "zone") if value else []):
             fields = self.fields(zone, f"zones.{z}", _ZONE_FIELDS, ("code", "name"))
-            code, name = fields.get("code"), fields.get("name")
+            code, name = _field(fields, "code"), _field(fields, "name")
             good = "code" in fields and self.check(f"zones.{z}.code", zone_code_message(code))
             good = ("name" in fields and self.check(f"zones.{z}.name", name_message(name))) and good
             if good and code in codes:
@@ -242,7 +242,7 @@ class _DocumentReader:
     def section(self, value: Any, path: str, names: set[str], zones: frozenset[str], rows_before: int) -> int:
         """Read one section; answers how many rows it has (plain rows' y counts every row before them)."""
         fields = self.fields(value, path, _SECTION_FIELDS, ("name", "rows"))
-        name = fields.get("name")
+        name = _field(fields, "name")
         good_name = "name" in fields and self.check(f"{path}.name", label_message(name))
         if good_name and name in names:
             self.problem(f"{path}.name", f"repeats section {name!r}")
@@ -260,13 +260,13 @@ class _DocumentReader:
         self, value: Any, path: str, section: str | None, labels: set[str], zones: frozenset[str], position: int
     ) -> None:
         fields = self.fields(value, path, _ROW_FIELDS, ("label", "seats"))
-        label = fields.get("label")
+        label = _field(fields, "label")
         good_label = "label" in fields and self.check(f"{path}.label", label_message(label))
         if good_label and label in labels:
             self.problem(f"{path}.label", f"repeats row {label!r} of this section")
         if good_label:
             labels.add(label)
-        zone = fields.get("zone")
+        zone = _field(fields, "zone")
         good_zone = self.check(f"{path}.zone", seat_zone_message(zone, zones))
         if "seats" not in fields:
             return
@@ -302,7 +302,7 @@ class _DocumentReader:
     ) -> None:
         self.count += 1
         fields = self.fields(value, path, _SEAT_FIELDS, ("number", "x", "y"))
-        number = fields.get("number")
+        number = _field(fields, "number")
         good = "number" in fields and self.check(f"{path}.number", number_message(number))
         if good and number in numbers and place is not None:
             self.problem(f"{path}.number", f"repeats seat {seating.seat_id(str(place[0]), place[1], number)}")
@@ -324,6 +324,11 @@ class _DocumentReader:
             self.seats.append(
                 LayoutSeat(section, label, number, float(fields["x"]), float(fields["y"]), zone, tuple(attributes))
             )
+
+
+def _field(fields: dict[str, Any], name: str) -> Any:
+    """A field of a JSON object as it came (None when absent: callers check presence first)."""
+    return fields.get(name)
 
 
 # ---- the canonical document --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.ids import hold_id_for
-from engine.inventory.commands import Confirm, Hold, Ok, Rejected, Release
+from engine.inventory.commands import Command, Confirm, Hold, HoldView, Ok, Rejected, Release, SaleView
 from engine.inventory.machine import (
     SEAT_AVAILABLE,
     SEAT_BLOCKED,
@@ -51,10 +51,10 @@ def test_each_ticket_is_its_seats_type_and_each_type_counts_its_own_seats() -> N
     inventory = Inventory(_spec())
     hold_id = _hold_id(1)
     [held] = inventory.apply([Hold("c1", hold_id, "b", seats=("A-1-5", "A-1-1"))], 0.0)
-    assert isinstance(held, Ok) and held.value.ticket_type == "BALC"
+    assert isinstance(held, Ok) and isinstance(held.value, HoldView) and held.value.ticket_type == "BALC"
     assert inventory.seated_counts() == {"FLOOR": (4, 3, 1, 0), "BALC": (2, 1, 1, 0)}
     [sold] = inventory.apply([Confirm("c2", hold_id, "order-1", "key:k", None)], 1.0)
-    assert isinstance(sold, Ok)
+    assert isinstance(sold, Ok) and isinstance(sold.value, SaleView)
     assert [(t.seat_id, t.ticket_type) for t in sold.value.tickets] == [("A-1-5", "BALC"), ("A-1-1", "FLOOR")]
     assert inventory.seated_counts() == {"FLOOR": (4, 3, 0, 1), "BALC": (2, 1, 0, 1)}
     assert _bits(inventory.sold_bitmap(), 8) == [1, 0, 0, 0, 1, 0, 0, 0]
@@ -76,7 +76,7 @@ def test_one_seated_type_without_seat_types_is_as_before() -> None:
     inventory = Inventory(InventorySpec(EVENT, SEATS, "SEAT", (), 600, 8))
     assert inventory.seated_counts() == {"SEAT": (8, 8, 0, 0)}
     [held] = inventory.apply([Hold("c1", _hold_id(1), "b", seats=("A-1-4",))], 0.0)
-    assert isinstance(held, Ok) and held.value.ticket_type == "SEAT"
+    assert isinstance(held, Ok) and isinstance(held.value, HoldView) and held.value.ticket_type == "SEAT"
 
 
 seat_picks = st.lists(st.integers(0, len(SEATS) - 1), min_size=1, max_size=3, unique=True)
@@ -103,6 +103,7 @@ def test_type_counts_and_bitmaps_always_agree_with_the_seats(
     for step, (kind, n, picks) in enumerate(ops):
         now += 1.0
         hold_id = _hold_id(n)
+        command: Command
         if kind == "hold":
             command = Hold(f"c{step}", hold_id, f"b{n}", seats=tuple(SEATS[i] for i in picks))
         elif kind == "confirm":
