@@ -3,8 +3,9 @@
 A layout body is read by the engine (engine/catalog/layouts.py, layout_csv.py), which reports every problem at
 once: 422 with ``details.fields`` (JSON, by path) or ``details.lines`` (CSV, by line), at most
 ``layout_problems_reported_max`` of them (``truncated`` when there were more); nothing is written then. A
-layout's body may be up to ``layout_body_bytes_max`` (a 100,000-seat CSV fits). Every read and write is bound to
-the caller's org: another org's venue or layout answers 404 like an unknown one.
+layout's body may be up to ``layout_body_bytes_max`` (a 100,000-seat CSV, or JSON, fits). Reading and rendering
+a layout run off the event loop, boundedly (gateway/layout_work.py). Every read and write is bound to the
+caller's org: another org's venue or layout answers 404 like an unknown one.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from engine.catalog.layouts import Layout
 from gateway.context import actor_of, media_type_of
 from gateway.endpoints import Call, read_route, write_route
 from gateway.errors import MalformedJson, ValidationFailed
+from gateway.layout_work import LAYOUT_WORK
 from gateway.rendering import render
 from gateway.routes.catalog.venue_models import (
     LayoutCreate,
@@ -108,9 +110,9 @@ async def get_venue(call: Call[Any]) -> Response:
 async def create_layout(call: Call[Any]) -> Response:
     principal = call.principal
     if media_type_of(call.request.headers.get("content-type")) == layout_csv.MEDIA_TYPE:
-        layout = _csv_layout(call)
+        layout = await LAYOUT_WORK.run(_csv_layout, call.body, call.request.query_params.get("name"))
     else:
-        layout = _json_layout(call.body)
+        layout = await LAYOUT_WORK.run(_json_layout, call.body)
     actor = actor_of(call.request, principal)
     record = await venues.create_layout(call.svc.units, principal.org_id, actor, call.path("venue_id"), layout)
     return render(LayoutOut, layout_view(record), 201)
@@ -133,10 +135,9 @@ def _json_layout(body: bytes) -> Layout:
     return layout
 
 
-def _csv_layout(call: Call[Any]) -> Layout:
-    name = call.request.query_params.get("name")
+def _csv_layout(body: bytes, name: str | None) -> Layout:
     name_problem = "is required (?name=)" if name is None else layouts.name_message(name)
-    layout, problems = layout_csv.layout_from_csv(call.body, name or "")
+    layout, problems = layout_csv.layout_from_csv(body, name or "")
     if layout is not None and name_problem is None:
         return layout
     cap = limits.layout_problems_reported_max
@@ -164,7 +165,12 @@ async def get_layout(call: Call[Any]) -> Response:
         raise ValidationFailed(details={"fields": [problem]})
     record = await venues.get_layout(call.svc, call.principal.org_id, call.path("layout_id"))
     if wanted == "csv":
-        return Response(layout_csv.layout_csv(record.layout), media_type=CSV_MEDIA_TYPE)
+        text = await LAYOUT_WORK.run(layout_csv.layout_csv, record.layout)
+        return Response(text, media_type=CSV_MEDIA_TYPE)
+    return await LAYOUT_WORK.run(_rendered_document, record)
+
+
+def _rendered_document(record: pg_layouts.LayoutRecord) -> Response:
     return render(LayoutDocumentOut, layout_view(record) | layouts.layout_document(record.layout))
 
 
