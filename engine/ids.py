@@ -42,3 +42,19 @@ def sale_id_of_hold(hold_id: str) -> str:
 
 def ticket_id_of_hold(hold_id: str, number: int) -> str:
     return f"{TICKET_PREFIX}{hold_id[len(HOLD_PREFIX):]}_{number}"
+
+
+VENUE_PREFIX = "ven_"
+LAYOUT_PREFIX = "lay_"
+venue_hex_chars = 32
+layout_hex_chars = 32
+_VENUE_RE = re.compile(r"ven_[0-9a-f]{32}")
+_LAYOUT_RE = re.compile(r"lay_[0-9a-f]{32}")
+
+
+def is_venue_id(value: str) -> bool:
+    return _VENUE_RE.fullmatch(value) is not None
+
+
+def is_layout_id(value: str) -> bool:
+    return _LAYOUT_RE.fullmatch(value) is not None

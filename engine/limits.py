@@ -22,3 +22,9 @@ idempotency_records_max = 65_536
 id_chars_max = 128
 name_chars_max = 200
 label_chars_max = 32
+# venues and seating layouts (engine/catalog/layouts.py)
+layout_seats_max = 100_000
+zones_per_layout_max = 50
+seat_number_max = 9_999_999  # seat ids carry the number in at most 7 digits
+layout_coordinate_abs_max = 1_000_000.0  # x and y, in the layout's drawing units
+layout_problems_reported_max = 100

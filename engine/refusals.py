@@ -51,6 +51,9 @@ class Refusal(StrEnum):
     INVALID_REFRESH_TOKEN = "invalid_refresh_token"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     SESSION_REQUIRED = "session_required"
+    # catalog: venues and their seating layouts
+    VENUE_NOT_FOUND = "venue_not_found"
+    LAYOUT_NOT_FOUND = "layout_not_found"
 
 
 class Refused(Exception):

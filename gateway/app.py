@@ -42,6 +42,7 @@ from gateway.metrics import RequestMetricsMiddleware, mark_process_dead, route_t
 from gateway.ratelimit import RateLimiter
 from gateway.refusals import error_for_refused
 from gateway.routes import all_routes
+from gateway.seatmap import SeatMaps
 from gateway.sessions import TokenSigner
 from persistence.db import create_pool
 from persistence.ratelimit.store import RateLimitStore
@@ -142,6 +143,7 @@ async def _services(
                     (availability or _default_availability)(pool, redis, listener_redis),
                     SeatListCache(tenant_pool, redis),
                 ),
+                SeatMaps: SeatMaps(tenant_pool),
             },
         )
     finally:

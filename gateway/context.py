@@ -120,33 +120,42 @@ def require(principal: Principal, scope: str | tuple[str, ...]) -> None:
         require_scope(principal, scope[0])  # the 403 names the first (the route's documented scope)
 
 
-async def read_body(request: Request) -> bytes:
-    """The raw body, at most 64 KiB (by Content-Length and by count); a non-empty body must be JSON (415)."""
+async def read_body(
+    request: Request, *, bytes_max: int = body_bytes_max, media_types: tuple[str, ...] = ()
+) -> bytes:
+    """The raw body, at most ``bytes_max`` (64 KiB unless the route says more; by Content-Length and by count);
+    a non-empty body must be JSON or one of the route's further ``media_types`` (415)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > body_bytes_max:
-        raise _too_large()
+    if declared is not None and declared.isdigit() and int(declared) > bytes_max:
+        raise _too_large(bytes_max)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > body_bytes_max:
-            raise _too_large()
+        if size > bytes_max:
+            raise _too_large(bytes_max)
         chunks.append(chunk)
     body = b"".join(chunks)
-    if body and not _is_json(request.headers.get("content-type")):
+    content_type = request.headers.get("content-type")
+    if body and not (_is_json(content_type) or media_type_of(content_type) in media_types):
         raise UnsupportedMediaType()
     return body
+
+
+def media_type_of(content_type: str | None) -> str:
+    """The media type of a Content-Type header, lower-cased, without parameters ("" for none)."""
+    return "" if content_type is None else content_type.split(";", 1)[0].strip().lower()
 
 
 def _is_json(content_type: str | None) -> bool:
     if content_type is None:
         return False
-    media_type = content_type.split(";", 1)[0].strip().lower()
+    media_type = media_type_of(content_type)
     return media_type in _JSON_MEDIA_TYPES or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
-def _too_large() -> PayloadTooLarge:
-    return PayloadTooLarge(f"the request body is larger than {body_bytes_max} bytes", {"bytes_max": body_bytes_max})
+def _too_large(bytes_max: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is larger than {bytes_max} bytes", {"bytes_max": bytes_max})
 
 
 def json_response(data: Any, status: int = 200) -> Response:

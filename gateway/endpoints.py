@@ -25,7 +25,7 @@ from starlette.responses import Response
 from engine.ratelimit import RouteClass
 from gateway.auth import Principal
 from gateway.client_ip import client_ip
-from gateway.context import Services, authenticate, read_body, require, route_class_of, services
+from gateway.context import Services, authenticate, body_bytes_max, read_body, require, route_class_of, services
 from gateway.errors import ApiError
 from gateway.idempotency import idempotency_key
 from gateway.openapi import Operation
@@ -123,6 +123,8 @@ def write_route(
     route_class: RouteClass | None = None,
     buyer: BuyerOf | None = None,
     secret_fields: tuple[str, ...] = (),
+    body_bytes_max: int = body_bytes_max,
+    body_media_types: tuple[str, ...] = (),
 ) -> Callable[[Handler], Endpoint]:
     """A POST, PATCH or DELETE.
 
@@ -132,6 +134,8 @@ def write_route(
     answer. ``buyer``: the rate limits wait for the body so that key, address and buyer buckets are spent
     together, all or nothing.
     ``secret_fields``: the response's secrets (dotted paths), shown once, stored and replayed as null.
+    ``body_bytes_max`` and ``body_media_types``: a route taking larger bodies, or bodies other than JSON (a
+    layout's CSV), says so; the handler then parses the body itself.
     """
     idempotent = not public if idempotent is None else idempotent
     if public and (scope is not None or idempotent or buyer is not None):
@@ -150,7 +154,11 @@ def write_route(
             if buyer is None:
                 principal = await _admitted(request_, scope, route_class)
                 key = idempotency_key(request_) if idempotent else None
-                body = await read_body(request_) if idempotent or request is not None else b""
+                body = (
+                    await read_body(request_, bytes_max=body_bytes_max, media_types=body_media_types)
+                    if idempotent or request is not None
+                    else b""
+                )
                 call = Call(request_, svc, principal, key, body, request)
             else:
                 call = await _admitted_with_buyer(request_, svc, scope, route_class, buyer, request)

@@ -60,6 +60,8 @@ REFUSAL_STATUS: Mapping[Refusal, int] = MappingProxyType(
         _R.INVALID_REFRESH_TOKEN: 401,
         _R.REFRESH_TOKEN_REUSED: 401,
         _R.SESSION_REQUIRED: 403,
+        _R.VENUE_NOT_FOUND: 404,
+        _R.LAYOUT_NOT_FOUND: 404,
     }
 )
 # The 503 refusals, each as its infrastructure error (its code and Retry-After).

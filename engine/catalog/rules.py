@@ -38,6 +38,7 @@ class TicketType:
     kind: str  # a TicketKind; a str so that a stored row's unknown kind is a problem, not a crash
     capacity: int | None  # a definition gives it for GA only; stocked, every type has one (see capacity_of)
     price: Price
+    zone: str | None = None  # seated, on a layout: the type's seats are that zone's (engine/catalog/layout_events.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ class EventDefinition:
     layout: tuple[seating.Section, ...] | None  # None: no seating (a GA-only event)
     ticket_types: tuple[TicketType, ...]
     dedicated: bool = False
+    layout_id: str | None = None  # instead of ``layout``: a venue's layout (engine/catalog/layout_events.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,9 @@ class StockedEvent:
     seat_ids: tuple[str, ...]
     ticket_types: tuple[TicketType, ...]
     dedicated: bool = False
+    # per seat index, the code of the seated ticket type selling it, None for a seat nobody sells (blocked);
+    # empty: every seat is the one seated type's
+    seat_types: tuple[str | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,7 @@ def capacity_of(ticket_type: TicketType, seat_count: int) -> int:
 def stocked(definition: EventDefinition) -> StockedEvent:
     """The definition's stock. Check ``event_problems`` first: a refused definition derives nothing useful."""
     seats = seat_ids(definition)
+    seated = [t.code for t in definition.ticket_types if t.kind == TicketKind.SEATED]
     return StockedEvent(
         name=definition.name,
         starts_at=definition.starts_at,
@@ -100,6 +106,7 @@ def stocked(definition: EventDefinition) -> StockedEvent:
             TicketType(t.code, t.kind, capacity_of(t, len(seats)), t.price) for t in definition.ticket_types
         ),
         dedicated=definition.dedicated,
+        seat_types=(seated[0],) * len(seats) if seated else (),
     )
 
 
@@ -111,14 +118,17 @@ def event_problems(definition: EventDefinition) -> list[Problem]:
     layout_found = [] if definition.layout is None else within("seating", layout_problems(definition.layout))
     types = definition.ticket_types
     seated = any(t.kind == TicketKind.SEATED for t in types)
+    on_layout = definition.layout_id is not None
     return [
         *settings_problems(definition.name, definition.starts_at),
         *sale_limit_problems(definition.hold_ttl_s, definition.max_tickets_per_buyer),
         *layout_found,
         *type_count_problems(types),
         *(p for i, t in enumerate(types) for p in within(f"ticket_types.{i}", ticket_type_problems(t))),
-        *type_mix_problems(types),
-        *_seating_presence_problems(seated, definition.layout is not None),
+        *(type_zone_problems(types) if on_layout else type_mix_problems(types)),
+        *_seating_presence_problems(seated, definition.layout is not None or on_layout),
+        *_seating_or_layout_problems(definition.layout is not None, on_layout),
+        *([] if on_layout else _zone_without_layout_problems(types)),
     ]
 
 
@@ -130,7 +140,7 @@ def stocked_problems(event: StockedEvent) -> list[Problem]:
         *sale_limit_problems(event.hold_ttl_s, event.max_tickets_per_buyer),
         *type_count_problems(types),
         *(p for i, t in enumerate(types) for p in within(f"ticket_types.{i}", _stocked_type_problems(t))),
-        *stock_problems(event.seat_ids, [(t.code, t.kind, t.capacity) for t in types]),
+        *stock_problems(event.seat_ids, [(t.code, t.kind, t.capacity) for t in types], event.seat_types),
     ]
 
 
@@ -181,6 +191,8 @@ def ticket_type_problems(ticket_type: TicketType) -> list[Problem]:
         problems.append(Problem("capacity", "a seated ticket type's capacity is its seat count; omit it"))
     if ticket_type.capacity is not None and not 0 <= ticket_type.capacity <= limits.ga_capacity_max:
         problems.append(Problem("capacity", f"must be 0..{limits.ga_capacity_max}"))
+    if ticket_type.kind == TicketKind.GA and ticket_type.zone is not None:
+        problems.append(Problem("zone", "only a seated ticket type has a zone"))
     return problems
 
 
@@ -229,6 +241,40 @@ def _extra_seated_problems(kinds: Sequence[str]) -> list[Problem]:
     return [Problem(f"ticket_types.{i}.kind", "at most one seated ticket type per event") for i in seated[1:]]
 
 
+def type_zone_problems(types: Sequence[TicketType]) -> list[Problem]:
+    """The rules across the ticket types of an event on a layout: codes are distinct, a zone is one type's, and
+    at most one seated type has no zone (it sells every seat no other type claims)."""
+    problems = repeated_code_problems([t.code for t in types])
+    zones: set[str] = set()
+    zoneless = 0
+    for i, t in enumerate(types):
+        if t.kind != TicketKind.SEATED:
+            continue
+        if t.zone is None:
+            zoneless += 1
+            if zoneless > 1:
+                problems.append(Problem(f"ticket_types.{i}.zone", "at most one seated ticket type without a zone"))
+        elif t.zone in zones:
+            problems.append(Problem(f"ticket_types.{i}.zone", f"zone {t.zone!r} is another ticket type's"))
+        else:
+            zones.add(t.zone)
+    return problems
+
+
+def _zone_without_layout_problems(types: Sequence[TicketType]) -> list[Problem]:
+    return [
+        Problem(f"ticket_types.{i}.zone", "a zone needs the event on a layout (layout_id)")
+        for i, t in enumerate(types)
+        if t.kind == TicketKind.SEATED and t.zone is not None
+    ]
+
+
+def _seating_or_layout_problems(has_seating: bool, has_layout: bool) -> list[Problem]:
+    if has_seating and has_layout:
+        return [Problem("layout_id", "give either seating or layout_id, not both")]
+    return []
+
+
 def _seating_presence_problems(has_seated_type: bool, has_seating: bool) -> list[Problem]:
     if has_seated_type and not has_seating:
         return [Problem("seating", "a seated ticket type needs seating")]
@@ -237,21 +283,45 @@ def _seating_presence_problems(has_seated_type: bool, has_seating: bool) -> list
     return []
 
 
-def stock_problems(seat_ids: Sequence[str], types: Sequence[tuple[str, str, int | None]]) -> list[Problem]:
-    """The rules over what goes on sale: the seat ids, and each ticket type as (code, kind, capacity)."""
-    seated = [capacity for _, kind, capacity in types if kind == TicketKind.SEATED]
+def stock_problems(
+    seat_ids: Sequence[str],
+    types: Sequence[tuple[str, str, int | None]],
+    seat_types: Sequence[str | None] = (),
+) -> list[Problem]:
+    """The rules over what goes on sale: the seat ids, each ticket type as (code, kind, capacity), and per seat
+    the seated type selling it (None: nobody; empty: every seat is the one seated type's)."""
+    seated = [(code, capacity) for code, kind, capacity in types if kind == TicketKind.SEATED]
     problems = [
         *seat_id_problems(seat_ids),
         *repeated_code_problems([code for code, _, _ in types]),
-        *_extra_seated_problems([kind for _, kind, _ in types]),
     ]
     if bool(seated) != bool(seat_ids):
         problems.append(Problem("seat_ids", "a seated ticket type needs seats, and seats need a seated ticket type"))
-    if seated and seated[0] != len(seat_ids):
-        problems.append(Problem("ticket_types", "a seated ticket type's capacity is its number of seats"))
+    if not seat_types:
+        problems += _extra_seated_problems([kind for _, kind, _ in types])
+        if seated and seated[0][1] != len(seat_ids):
+            problems.append(Problem("ticket_types", "a seated ticket type's capacity is its number of seats"))
+    elif len(seat_types) != len(seat_ids):
+        problems.append(Problem("seat_types", "one ticket type (or none) per seat"))
+    else:
+        problems += _seat_type_problems(seated, seat_types)
     for i, (_, kind, capacity) in enumerate(types):
         if kind == TicketKind.GA and capacity is not None and not 0 <= capacity <= limits.ga_capacity_max:
             problems.append(Problem(f"ticket_types.{i}.capacity", f"must be 0..{limits.ga_capacity_max}"))
+    return problems
+
+
+def _seat_type_problems(seated: Sequence[tuple[str, int | None]], seat_types: Sequence[str | None]) -> list[Problem]:
+    counts: dict[str | None, int] = {}
+    for code in seat_types:
+        counts[code] = counts.get(code, 0) + 1
+    codes = {code for code, _ in seated}
+    problems = []
+    if any(code is not None and code not in codes for code in counts):
+        problems.append(Problem("seat_types", "a seat's ticket type must be a seated ticket type of the event"))
+    for code, capacity in seated:
+        if counts.get(code, 0) != capacity:
+            problems.append(Problem("ticket_types", f"seated ticket type {code}'s capacity is its number of seats"))
     return problems
 
 

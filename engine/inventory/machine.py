@@ -40,8 +40,10 @@ from engine.refusals import Refusal
 SEAT_AVAILABLE = 0
 SEAT_HELD = 1
 SEAT_SOLD = 2
-SEAT_STATE_NAMES = ("available", "held", "sold")
-_AVAILABLE_BIT_CHARS = bytes.maketrans(b"\x00\x01\x02", b"100")
+SEAT_BLOCKED = 3  # a seat no ticket type sells (on a layout: not for sale, or in no type's zone); never changes
+SEAT_STATE_NAMES = ("available", "held", "sold", "blocked")
+_AVAILABLE_BIT_CHARS = bytes.maketrans(b"\x00\x01\x02\x03", b"1000")
+_SOLD_BIT_CHARS = bytes.maketrans(b"\x00\x01\x02\x03", b"0010")
 ended_holds_remembered_max = 65_536
 
 
@@ -65,12 +67,31 @@ class InventorySpec:
     ga_capacity: tuple[tuple[str, int], ...]
     hold_ttl_s: int
     max_tickets_per_buyer: int
+    # per seat index, the seated ticket type selling it, None: blocked (an event on a layout with zones:
+    # engine/catalog/layout_events.py); empty: every seat is ``seated_type``'s
+    seat_types: tuple[str | None, ...] = ()
+
+    @property
+    def seated_types(self) -> tuple[str, ...]:
+        """The seated ticket types with seats, ``seated_type`` first."""
+        codes = dict.fromkeys(() if self.seated_type is None else (self.seated_type,))
+        codes.update(dict.fromkeys(code for code in self.seat_types if code is not None))
+        return tuple(codes)
 
     def __post_init__(self) -> None:
-        seated = () if self.seated_type is None else ((self.seated_type, TicketKind.SEATED, len(self.seat_ids)),)
+        if self.seat_types:
+            counts = {code: 0 for code in self.seated_types}
+            for code in self.seat_types:
+                if code is not None:
+                    counts[code] += 1
+            seated = tuple((code, TicketKind.SEATED, n) for code, n in counts.items() if n)
+        elif self.seated_type is not None:
+            seated = ((self.seated_type, TicketKind.SEATED, len(self.seat_ids)),)
+        else:
+            seated = ()
         ga = tuple((code, TicketKind.GA, capacity) for code, capacity in self.ga_capacity)
         problems = [
-            *catalog.stock_problems(self.seat_ids, (*seated, *ga)),
+            *catalog.stock_problems(self.seat_ids, (*seated, *ga), self.seat_types),
             *catalog.sale_limit_problems(self.hold_ttl_s, self.max_tickets_per_buyer),
         ]
         if problems:
@@ -159,6 +180,19 @@ class Inventory:
         self._seats = bytearray(len(spec.seat_ids))
         self._seats_held = 0
         self._seats_sold = 0
+        # Several seated types, or blocked seats: each seat's type, and per type its seats by state
+        # [available, held, sold] (kept as seats change state); else None and the seat counts are the one type's.
+        self._seat_type = spec.seat_types
+        self._type_counts: dict[str, list[int]] | None = None
+        self._seats_blocked = 0
+        if spec.seat_types:
+            self._type_counts = {code: [0, 0, 0] for code in spec.seated_types}
+            for index, code in enumerate(spec.seat_types):
+                if code is None:
+                    self._seats[index] = SEAT_BLOCKED
+                    self._seats_blocked += 1
+                else:
+                    self._type_counts[code][SEAT_AVAILABLE] += 1
         self._ga = {code: _GaType(capacity) for code, capacity in spec.ga_capacity}
         self._holds: dict[str, _Hold] = {}
         self._expiry_heap: list[tuple[float, str]] = []
@@ -230,9 +264,16 @@ class Inventory:
     # ---- reads ---------------------------------------------------------------------------------------------
 
     def seat_counts(self) -> tuple[int, int, int]:
-        """(available, held, sold) seats."""
-        total = len(self._seats)
+        """(available, held, sold) seats (blocked seats are none of these)."""
+        total = len(self._seats) - self._seats_blocked
         return total - self._seats_held - self._seats_sold, self._seats_held, self._seats_sold
+
+    def seated_counts(self) -> dict[str, tuple[int, int, int, int]]:
+        """Per seated type: (capacity, available, held, sold), in the spec's order (``seated_types``)."""
+        if self._type_counts is None:
+            code = self.spec.seated_type
+            return {} if code is None else {code: (len(self._seats), *self.seat_counts())}
+        return {code: (sum(c), c[0], c[1], c[2]) for code, c in self._type_counts.items()}
 
     def ga_counts(self) -> dict[str, tuple[int, int, int, int]]:
         """Per GA type: (capacity, available, held, sold)."""
@@ -240,9 +281,16 @@ class Inventory:
 
     def availability_bitmap(self) -> bytes:
         """Bit i is 1 when seat i is available, most significant bit first."""
+        return self._bitmap(_AVAILABLE_BIT_CHARS)
+
+    def sold_bitmap(self) -> bytes:
+        """Bit i is 1 when seat i is sold, most significant bit first."""
+        return self._bitmap(_SOLD_BIT_CHARS)
+
+    def _bitmap(self, bit_chars: bytes) -> bytes:
         if not self._seats:
             return b""
-        bits = self._seats.translate(_AVAILABLE_BIT_CHARS)
+        bits = self._seats.translate(bit_chars)
         padding = -len(bits) % 8
         return int(bits + b"0" * padding, 2).to_bytes((len(bits) + padding) // 8, "big")
 
@@ -322,6 +370,7 @@ class Inventory:
             assert index is not None
             _require(self._seats[index] == SEAT_AVAILABLE, f"seat {seat_id} claimed twice ({hold_id})")
             self._seats[index] = state
+            self._count_move(index, SEAT_AVAILABLE, state)
             indices.append(index)
         if state == SEAT_SOLD:
             self._seats_sold += len(indices)
@@ -361,6 +410,7 @@ class Inventory:
         """The cheap per-batch check: counters agree with the seat array and the GA bounds hold."""
         _require(self._seats.count(SEAT_HELD) == self._seats_held, "held seat count drifted")
         _require(self._seats.count(SEAT_SOLD) == self._seats_sold, "sold seat count drifted")
+        _require(self._seats.count(SEAT_BLOCKED) == self._seats_blocked, "blocked seat count drifted")
         for code, ga in self._ga.items():
             _require(ga.held >= 0 and ga.sold >= 0, f"negative GA count for {code}")
             _require(ga.held + ga.sold <= ga.capacity, f"GA {code} over capacity")
@@ -464,8 +514,7 @@ class Inventory:
             return Rejected(Refusal.SEATS_UNAVAILABLE, "some seats are no longer available", {"seats": taken})
         self._mark_seats(indices, SEAT_HELD)
         self._seats_held += len(indices)
-        assert self.spec.seated_type is not None
-        hold = _Hold(command.hold_id, command.buyer_id, indices, self.spec.seated_type, (), expires_at)
+        hold = _Hold(command.hold_id, command.buyer_id, indices, self._type_of_seat(indices[0]), (), expires_at)
         return Ok(self._place(hold))
 
     def _hold_units(self, command: Hold, expires_at: float) -> Result:
@@ -517,7 +566,7 @@ class Inventory:
     def _sell(self, hold: _Hold, order_ref: str) -> SaleView:
         seat_ids = self.spec.seat_ids
         tickets = [
-            TicketView(ticket_id_of_hold(hold.hold_id, n), hold.ticket_type, seat_ids[i], None)
+            TicketView(ticket_id_of_hold(hold.hold_id, n), self._type_of_seat(i), seat_ids[i], None)
             for n, i in enumerate(hold.seats, 1)
         ] + [
             TicketView(ticket_id_of_hold(hold.hold_id, n), hold.ticket_type, None, unit)
@@ -627,9 +676,28 @@ class Inventory:
     def _mark_seats(self, indices: tuple[int, ...], state: int) -> None:
         seats = self._seats
         journal = self._journal.seats
+        if self._type_counts is not None:
+            for index in indices:
+                self._count_move(index, seats[index], state)
         for index in indices:
             seats[index] = state
             journal[index] = state
+
+    def _count_move(self, index: int, before: int, after: int) -> None:
+        if self._type_counts is None:
+            return
+        code = self._seat_type[index]
+        _require(code is not None and before != SEAT_BLOCKED and after != SEAT_BLOCKED, f"seat {index} is blocked")
+        assert code is not None
+        counts = self._type_counts[code]
+        counts[before] -= 1
+        counts[after] += 1
+
+    def _type_of_seat(self, index: int) -> str:
+        """The seated ticket type selling seat ``index`` (a seat that can be held has one)."""
+        code = self._seat_type[index] if self._seat_type else self.spec.seated_type
+        assert code is not None
+        return code
 
     def _view(self, hold: _Hold) -> HoldView:
         seat_ids = self.spec.seat_ids

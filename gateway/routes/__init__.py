@@ -6,8 +6,8 @@ from starlette.routing import BaseRoute
 
 from gateway.routes import audit, operations
 from gateway.routes.access import keys, members, sessions
-from gateway.routes.catalog import events
-from gateway.routes.inventory import availability, holds
+from gateway.routes.catalog import events, venues
+from gateway.routes.inventory import availability, holds, seatmap
 
 
 def all_routes() -> list[BaseRoute]:
@@ -16,6 +16,8 @@ def all_routes() -> list[BaseRoute]:
         *holds.ROUTES,
         *availability.ROUTES,
         *events.ROUTES,
+        *seatmap.ROUTES,
+        *venues.ROUTES,
         *keys.ROUTES,
         *sessions.ROUTES,
         *members.ROUTES,

@@ -24,14 +24,18 @@ from persistence.tenancy import OrgDb
 
 _EVENT_COLUMNS = (
     "id, org_id, name, starts_at, hold_ttl_s, max_tickets_per_buyer, status, dedicated, "
-    "seating::text AS seating, seat_count, created_at, published_at"
+    "seating::text AS seating, seat_count, created_at, published_at, layout_id"
 )
 _TICKET_TYPES_SQL = (
-    "SELECT code, kind, capacity, price_minor, currency FROM ticket_types "
+    "SELECT code, kind, capacity, price_minor, currency, zone FROM ticket_types "
     "WHERE org_id = $1 AND event_id = $2 ORDER BY position"
 )
 _SEAT_IDS_SQL = (
     "SELECT coalesce(array_agg(seat_id ORDER BY seat_index), '{}') FROM seats WHERE org_id = $1 AND event_id = $2"
+)
+_SEAT_TYPES_SQL = (
+    "SELECT coalesce(array_agg(ticket_type ORDER BY seat_index), '{}') FROM seats "
+    "WHERE org_id = $1 AND event_id = $2"
 )
 
 
@@ -42,6 +46,7 @@ class TicketTypeRecord:
     capacity: int  # seated: the number of seats
     price_minor: int
     currency: str
+    zone: str | None = None  # seated, on a layout: the zone whose seats it sells
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,9 @@ class NewEvent:
     seat_ids: tuple[str, ...]
     ticket_types: tuple[TicketTypeRecord, ...]
     dedicated: bool = False
+    # per seat, the seated type selling it (None: blocked); empty: every seat is the one seated type's
+    seat_types: tuple[str | None, ...] = ()
+    layout_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,10 +79,22 @@ class EventRecord:
     ticket_types: tuple[TicketTypeRecord, ...]
     created_at: datetime
     published_at: datetime | None
+    layout_id: str | None = None
 
 
-def new_event(event: catalog.StockedEvent, seating: dict[str, Any] | None) -> NewEvent:
-    """What to store of a stocked event; ``seating`` is the layout as the organizer gave it, kept as JSON."""
+@dataclass(frozen=True)
+class EventSeats:
+    """An event's seat ids in index order, and per seat the seated type selling it (None: blocked)."""
+
+    ids: tuple[str, ...]
+    types: tuple[str | None, ...]
+
+
+def new_event(
+    event: catalog.StockedEvent, seating: dict[str, Any] | None, layout_id: str | None = None
+) -> NewEvent:
+    """What to store of a stocked event; ``seating`` is the layout as the organizer gave it, kept as JSON, or
+    ``layout_id`` the venue layout it is made on."""
     return NewEvent(
         name=event.name,
         starts_at=event.starts_at,
@@ -83,10 +103,12 @@ def new_event(event: catalog.StockedEvent, seating: dict[str, Any] | None) -> Ne
         seating=seating,
         seat_ids=event.seat_ids,
         ticket_types=tuple(
-            TicketTypeRecord(t.code, t.kind, t.capacity or 0, t.price.amount_minor, t.price.currency)
+            TicketTypeRecord(t.code, t.kind, t.capacity or 0, t.price.amount_minor, t.price.currency, t.zone)
             for t in event.ticket_types
         ),
         dedicated=event.dedicated,
+        seat_types=event.seat_types,
+        layout_id=layout_id,
     )
 
 
@@ -98,10 +120,11 @@ def _stocked(new: NewEvent) -> catalog.StockedEvent:
         max_tickets_per_buyer=new.max_tickets_per_buyer,
         seat_ids=new.seat_ids,
         ticket_types=tuple(
-            catalog.TicketType(t.code, t.kind, t.capacity, catalog.Price(t.price_minor, t.currency))
+            catalog.TicketType(t.code, t.kind, t.capacity, catalog.Price(t.price_minor, t.currency), t.zone)
             for t in new.ticket_types
         ),
         dedicated=new.dedicated,
+        seat_types=new.seat_types,
     )
 
 
@@ -135,7 +158,9 @@ def audit_view(record: EventRecord) -> dict[str, Any]:
 
 
 def _ticket_type(row: asyncpg.Record) -> TicketTypeRecord:
-    return TicketTypeRecord(row["code"], row["kind"], row["capacity"], row["price_minor"], row["currency"])
+    return TicketTypeRecord(
+        row["code"], row["kind"], row["capacity"], row["price_minor"], row["currency"], row["zone"]
+    )
 
 
 def _event(row: asyncpg.Record, ticket_types: tuple[TicketTypeRecord, ...]) -> EventRecord:
@@ -153,6 +178,7 @@ def _event(row: asyncpg.Record, ticket_types: tuple[TicketTypeRecord, ...]) -> E
         ticket_types=ticket_types,
         created_at=row["created_at"],
         published_at=row["published_at"],
+        layout_id=row["layout_id"],
     )
 
 
@@ -171,7 +197,7 @@ async def create_event(db: OrgDb, new: NewEvent) -> EventRecord:
     async with conn.transaction():
         row = await conn.fetchrow(
             "INSERT INTO events (id, org_id, name, starts_at, hold_ttl_s, max_tickets_per_buyer, seating, "
-            "seat_count, dedicated) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9) "
+            "seat_count, dedicated, layout_id) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10) "
             f"RETURNING {_EVENT_COLUMNS}",
             event_id,
             org_id,
@@ -182,24 +208,29 @@ async def create_event(db: OrgDb, new: NewEvent) -> EventRecord:
             None if new.seating is None else json.dumps(new.seating),
             len(new.seat_ids),
             new.dedicated,
+            new.layout_id,
         )
         await conn.executemany(
             "INSERT INTO ticket_types (org_id, event_id, code, position, kind, capacity, price_minor, "
-            "currency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "currency, zone) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             [
-                (org_id, event_id, t.code, position, t.kind, t.capacity, t.price_minor, t.currency)
+                (org_id, event_id, t.code, position, t.kind, t.capacity, t.price_minor, t.currency, t.zone)
                 for position, t in enumerate(new.ticket_types)
             ],
         )
         if new.seat_ids:
             # One statement for all seats. Not COPY: Postgres refuses COPY FROM into a table with row-level
             # security for a role it applies to. WITH ORDINALITY numbers them from 1, the index from 0.
+            seated = [t.code for t in new.ticket_types if t.kind == TicketKind.SEATED]
+            seat_types = new.seat_types or (seated[0],) * len(new.seat_ids)
             await conn.execute(
-                "INSERT INTO seats (org_id, event_id, seat_id, seat_index) "
-                "SELECT $1, $2, seat_id, (n - 1)::int FROM unnest($3::text[]) WITH ORDINALITY AS s(seat_id, n)",
+                "INSERT INTO seats (org_id, event_id, seat_id, seat_index, ticket_type) "
+                "SELECT $1, $2, seat_id, (n - 1)::int, ticket_type "
+                "FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS s(seat_id, ticket_type, n)",
                 org_id,
                 event_id,
                 list(new.seat_ids),
+                list(seat_types),
             )
     return _event(row, new.ticket_types)
 
@@ -270,10 +301,10 @@ async def list_seat_ids(db: OrgDb, event_id: str) -> tuple[str, ...] | None:
     return None if row is None else tuple(row[0])
 
 
-async def take_inventory_epoch(db: OrgDb, event_id: str) -> tuple[int, EventRecord, tuple[str, ...]] | None:
+async def take_inventory_epoch(db: OrgDb, event_id: str) -> tuple[int, EventRecord, EventSeats] | None:
     """For a new incarnation of the event's inventory: a fresh epoch (fencing out every older incarnation),
-    the event and its seat ids. None when the org has no such event or it is not on sale (and then no epoch
-    moves: a call naming the wrong org cannot fence out the real owner).
+    the event and its seats (ids and ticket types). None when the org has no such event or it is not on sale
+    (and then no epoch moves: a call naming the wrong org cannot fence out the real owner).
 
     The UPDATE waits for any write_sales holding the event row FOR SHARE, so once this returns no older
     incarnation can commit another sale.
@@ -291,16 +322,32 @@ async def take_inventory_epoch(db: OrgDb, event_id: str) -> tuple[int, EventReco
         if row is None or event is None:
             return None
         seat_ids = tuple(await conn.fetchval(_SEAT_IDS_SQL, db.org_id, event_id))
-    return row["inventory_epoch"], event, seat_ids
+        seat_types = tuple(await conn.fetchval(_SEAT_TYPES_SQL, db.org_id, event_id))
+    return row["inventory_epoch"], event, EventSeats(seat_ids, seat_types)
+
+
+async def get_event_seats(db: OrgDb, event_id: str) -> EventSeats | None:
+    """The event's seats (ids and ticket types) in index order; None when the org has no such event."""
+    exists = await db.conn.fetchval("SELECT EXISTS (SELECT FROM events WHERE org_id = $1 AND id = $2)", db.org_id,
+                                    event_id)
+    if not exists:
+        return None
+    seat_ids = tuple(await db.conn.fetchval(_SEAT_IDS_SQL, db.org_id, event_id))
+    seat_types = tuple(await db.conn.fetchval(_SEAT_TYPES_SQL, db.org_id, event_id))
+    return EventSeats(seat_ids, seat_types)
 
 
 
-def inventory_spec(event: EventRecord, seat_ids: tuple[str, ...]) -> InventorySpec:
+def inventory_spec(event: EventRecord, seats: EventSeats | tuple[str, ...]) -> InventorySpec:
+    """The inventory of ``event`` over its seats (ids alone: every seat is the one seated type's)."""
     seated = [t.code for t in event.ticket_types if t.kind == TicketKind.SEATED]
+    seat_ids, seat_types = (seats.ids, seats.types) if isinstance(seats, EventSeats) else (seats, ())
+    one_type = len(seated) == 1 and all(code == seated[0] for code in seat_types)
     return InventorySpec(
         event_id=event.id,
         seat_ids=seat_ids,
         seated_type=seated[0] if seated else None,
+        seat_types=() if one_type else seat_types,
         ga_capacity=tuple((t.code, t.capacity) for t in event.ticket_types if t.kind == TicketKind.GA),
         hold_ttl_s=event.hold_ttl_s,
         max_tickets_per_buyer=event.max_tickets_per_buyer,

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from engine.inventory.commands import HoldView
-from engine.inventory.machine import SEAT_AVAILABLE, SEAT_STATE_NAMES, Changes, Inventory
+from engine.inventory.machine import SEAT_AVAILABLE, SEAT_SOLD, SEAT_STATE_NAMES, Changes, Inventory
 from persistence.inventory import redis_keys
 
 
@@ -47,30 +47,33 @@ class AvailabilityView:
     seats_available: int
     bitmap: bytes
     ticket_types: tuple[TicketTypeCounts, ...]
+    # bit i (MSB first) is 1 when seat i is sold: with ``bitmap``, tells held from sold (the seat map)
+    sold_bitmap: bytes = b""
 
     def apply(self, delta: Delta) -> AvailabilityView | None:
         """The view after ``delta``, or None when the delta does not follow on (a gap, or a full rewrite)."""
         if delta.full or delta.version != self.version + 1:
             return None
         bitmap = bytearray(self.bitmap)
+        sold = bytearray(self.sold_bitmap.ljust(len(self.bitmap), b"\0"))
         for index, state in delta.seats.items():
             mask = 0x80 >> (index % 8)
             if state == SEAT_AVAILABLE:
                 bitmap[index // 8] |= mask
             else:
                 bitmap[index // 8] &= ~mask & 0xFF
+            if state == SEAT_SOLD:
+                sold[index // 8] |= mask
+            else:
+                sold[index // 8] &= ~mask & 0xFF
         return AvailabilityView(
-            delta.version, self.seats_total, delta.seats_available, bytes(bitmap), delta.ticket_types
+            delta.version, self.seats_total, delta.seats_available, bytes(bitmap), delta.ticket_types, bytes(sold)
         )
 
 
 def _ticket_type_counts(inventory: Inventory) -> tuple[TicketTypeCounts, ...]:
-    counts = [TicketTypeCounts(code, *numbers) for code, numbers in inventory.ga_counts().items()]
-    seated = inventory.spec.seated_type
-    if seated is not None:
-        available, held, sold = inventory.seat_counts()
-        counts.insert(0, TicketTypeCounts(seated, len(inventory.spec.seat_ids), available, held, sold))
-    return tuple(counts)
+    seated = [TicketTypeCounts(code, *numbers) for code, numbers in inventory.seated_counts().items()]
+    return (*seated, *(TicketTypeCounts(code, *numbers) for code, numbers in inventory.ga_counts().items()))
 
 
 def _encode_hold(view: HoldView) -> bytes:
@@ -155,9 +158,13 @@ end
 if batch.bitmap then
   redis.call('SET', KEYS[2], batch.bitmap)
   redis.call('SET', KEYS[4], batch.seat_ids)
+  redis.call('SET', KEYS[6], batch.sold)
 else
   for i = 1, #batch.bits, 2 do
     redis.call('SETBIT', KEYS[2], batch.bits[i], batch.bits[i + 1])
+  end
+  for i = 1, #batch.sold_bits, 2 do
+    redis.call('SETBIT', KEYS[6], batch.sold_bits[i], batch.sold_bits[i + 1])
   end
 end
 redis.call('HSET', KEYS[3], unpack(batch.counts))
@@ -185,14 +192,17 @@ async def write_changes(redis: Redis, org_id: str, epoch: int, inventory: Invent
     if changes.full:
         batch["bitmap"] = inventory.availability_bitmap()
         batch["seat_ids"] = msgpack.packb(list(inventory.spec.seat_ids))
+        batch["sold"] = inventory.sold_bitmap()
     else:
         batch["bits"] = [x for i, state in changes.seats.items() for x in (i, int(state == SEAT_AVAILABLE))]
+        batch["sold_bits"] = [x for i, state in changes.seats.items() for x in (i, int(state == SEAT_SOLD))]
     keys = [
         redis_keys.holds(org_id, event_id),
         redis_keys.availability_bitmap(org_id, event_id),
         redis_keys.counts(org_id, event_id),
         redis_keys.seat_ids(org_id, event_id),
         redis_keys.live_channel(org_id, event_id),
+        redis_keys.sold_bitmap(org_id, event_id),
     ]
     # use_bin_type=False: the cmsgpack inside Redis predates the bin types
     await _run(redis, _WRITE_BATCH_LUA, keys, msgpack.packb(batch, use_bin_type=False))
@@ -244,7 +254,8 @@ async def read_availability(redis: Redis, org_id: str, event_id: str) -> Availab
     pipe = redis.pipeline(transaction=True)
     pipe.hgetall(redis_keys.counts(org_id, event_id))
     pipe.get(redis_keys.availability_bitmap(org_id, event_id))
-    counts, bitmap = await pipe.execute()
+    pipe.get(redis_keys.sold_bitmap(org_id, event_id))
+    counts, bitmap, sold = await pipe.execute()
     fields = {_text(k): v for k, v in counts.items()}
     if "version" not in fields:
         return None  # never written, or fenced by a recovery that has not written yet
@@ -254,6 +265,7 @@ async def read_availability(redis: Redis, org_id: str, event_id: str) -> Availab
         seats_available=int(fields["seats_available"]),
         bitmap=bitmap or b"",
         ticket_types=tuple(TicketTypeCounts(*t) for t in msgpack.unpackb(fields["ticket_types"])),
+        sold_bitmap=sold or b"",
     )
 
 

@@ -16,6 +16,11 @@ def availability_bitmap(org_id: str, event_id: str) -> str:
     return event_prefix(org_id, event_id) + ":avail"
 
 
+def sold_bitmap(org_id: str, event_id: str) -> str:
+    """STRING bitmap: bit i (MSB first) is 1 when seat i is sold (with the availability bitmap: held or sold)."""
+    return event_prefix(org_id, event_id) + ":sold"
+
+
 def counts(org_id: str, event_id: str) -> str:
     """HASH: epoch (the owning incarnation), version, seats_total, seats_available, seats_held, seats_sold, and
     ticket_types -> msgpack [[code, capacity, available, held, sold], ...]."""
@@ -51,5 +56,8 @@ def parse_served_event_member(member: str) -> tuple[str, str] | None:
     return (org_id, event_id) if sep and org_id and event_id else None
 
 
-KEYS = (holds, availability_bitmap, counts, seat_ids, live_channel, served_events)
-KEY_PATTERNS = (rf"{EVENT_PREFIX_PATTERN}:(holds|avail|counts|seat_ids|live)", rf"{NAMESPACE}:inventory:[^:]+:events")
+KEYS = (holds, availability_bitmap, sold_bitmap, counts, seat_ids, live_channel, served_events)
+KEY_PATTERNS = (
+    rf"{EVENT_PREFIX_PATTERN}:(holds|avail|sold|counts|seat_ids|live)",
+    rf"{NAMESPACE}:inventory:[^:]+:events",
+)

@@ -179,6 +179,19 @@ async def log_out(ctx: Ctx) -> Target:
     return Target("DELETE", "/v1/sessions/current", 204, "session.logout", headers=bearer(session["access_token"]))
 
 
+VENUE = {"name": "Audited Hall", "timezone": "Africa/Johannesburg"}
+LAYOUT = {"name": "Main", "sections": [{"name": "A", "rows": [{"label": "1", "seats": 3}]}]}
+
+
+async def create_venue(ctx: Ctx) -> Target:
+    return Target("POST", "/v1/venues", 201, "venue.create", VENUE, ctx.owner)
+
+
+async def create_layout(ctx: Ctx) -> Target:
+    venue = await ctx.call("POST", "/v1/venues", 201, json=VENUE, headers=ctx.owner)
+    return Target("POST", f"/v1/venues/{venue['id']}/layouts", 201, "layout.create", LAYOUT, ctx.owner)
+
+
 RECIPES: dict[tuple[str, str], Callable[[Ctx], Awaitable[Target]]] = {
     ("POST", "/v1/api-keys"): create_key,
     ("DELETE", "/v1/api-keys/{key_id}"): revoke_key,
@@ -192,6 +205,8 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx], Awaitable[Target]]] = {
     ("POST", "/v1/sessions"): log_in,
     ("POST", "/v1/sessions/refresh"): refresh,
     ("DELETE", "/v1/sessions/current"): log_out,
+    ("POST", "/v1/venues"): create_venue,
+    ("POST", "/v1/venues/{venue_id}/layouts"): create_layout,
 }
 
 

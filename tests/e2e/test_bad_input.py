@@ -21,10 +21,17 @@ from websockets.exceptions import InvalidStatus
 from engine.access.rules import SCOPES
 from gateway.context import body_bytes_max
 from gateway.routes import all_routes
+from gateway.routes.catalog.venues import layout_body_bytes_max
 from persistence.inventory import live_state
 from tests.fakes import Gateway, event_body, new_org, running_gateway
 
 UNKNOWN_EVENT = "evt_" + "0" * 32
+VENUE_BODY = {"name": "Hall", "timezone": "Africa/Johannesburg"}
+LAYOUT_BODY = {
+    "name": "Main",
+    "zones": [{"code": "FLOOR", "name": "Floor"}],
+    "sections": [{"name": "A", "rows": [{"label": "1", "seats": 4, "zone": "FLOOR"}]}],
+}
 UNKNOWN_HOLD = "hld_" + "0" * 52
 PASSWORD = "correct horse battery staple"
 
@@ -37,9 +44,14 @@ class Objects:
     hold_id: str
     key_id: str
     user_id: str
+    venue_id: str
+    layout_id: str
 
     def params(self) -> dict[str, str]:
-        return {"event_id": self.event_id, "hold_id": self.hold_id, "key_id": self.key_id, "user_id": self.user_id}
+        return {
+            "event_id": self.event_id, "hold_id": self.hold_id, "key_id": self.key_id, "user_id": self.user_id,
+            "venue_id": self.venue_id, "layout_id": self.layout_id,
+        }
 
 
 @dataclass
@@ -81,7 +93,14 @@ async def _tenant(gw: Gateway, database_url: str, name: str) -> tuple[str, dict[
     email = f"analyst@{org_id.removeprefix('org_')}.example.com"
     member = await gw.client.post("/v1/members", json={"email": email, "role": "analyst"}, headers=headers)
     assert member.status_code == 201, member.text
-    objects = Objects(event_id, held.json()["hold_id"], made.json()["id"], member.json()["user_id"])
+    venue = await gw.client.post("/v1/venues", json=VENUE_BODY, headers=headers)
+    assert venue.status_code == 201, venue.text
+    layout = await gw.client.post(f"/v1/venues/{venue.json()['id']}/layouts", json=LAYOUT_BODY, headers=headers)
+    assert layout.status_code == 201, layout.text
+    objects = Objects(
+        event_id, held.json()["hold_id"], made.json()["id"], member.json()["user_id"], venue.json()["id"],
+        layout.json()["id"],
+    )
     return org_id, headers, objects
 
 
@@ -117,6 +136,7 @@ class Call:
     scope: str
     body: dict[str, Any] | None = None
     also: tuple[str, ...] = ()  # further scopes the route accepts instead of ``scope``
+    body_bytes_max: int = body_bytes_max  # the route's own body limit (a layout's is larger)
 
 
 # The cross-tenant matrix: one entry per route of the router that a key or session may call.
@@ -138,6 +158,12 @@ CALLS = [
     Call("PATCH", "/v1/members/{user_id}", "members:manage", {"role": "scanner"}),
     Call("DELETE", "/v1/members/{user_id}", "members:manage"),
     Call("GET", "/v1/audit-log", "audit:read"),
+    Call("POST", "/v1/venues", "events:write", VENUE_BODY),
+    Call("GET", "/v1/venues", "events:read"),
+    Call("GET", "/v1/venues/{venue_id}", "events:read"),
+    Call("POST", "/v1/venues/{venue_id}/layouts", "events:write", LAYOUT_BODY, body_bytes_max=layout_body_bytes_max),
+    Call("GET", "/v1/layouts/{layout_id}", "events:read"),
+    Call("GET", "/v1/events/{event_id}/seatmap.svg", "inventory:read", also=("events:read",)),
 ]
 # Routes outside the matrix, each for its reason (and tested where named).
 PUBLIC = {
@@ -208,6 +234,8 @@ async def state(world: World, database_url: str) -> tuple[Any, ...]:
             "(SELECT count(*) FROM users) AS users, "
             "(SELECT string_agg(org_id || user_id || role, ',' ORDER BY org_id, user_id) FROM memberships) AS roles, "
             "(SELECT count(*) FROM sessions WHERE revoked_at IS NULL) AS sessions, "
+            "(SELECT count(*) FROM venues) AS venues, (SELECT count(*) FROM layouts) AS layouts, "
+            "(SELECT count(*) FROM layout_seats) AS layout_seats, "
             "(SELECT count(*) FROM audit_log) AS audited"
         )
     finally:
@@ -250,9 +278,10 @@ async def test_wrong_scope_is_403(world: World, unchanged: None, call: Call) -> 
 
 @pytest.mark.parametrize("call", ID_CALLS, ids=_call_id)
 async def test_other_tenants_and_unknown_ids_are_404(world: World, unchanged: None, call: Call) -> None:
-    unknown = Objects(UNKNOWN_EVENT, UNKNOWN_HOLD, "key_" + "0" * 32, "usr_" + "0" * 32)
-    malformed = Objects("evt_nope", "hld_nope", "nope", "usr_nope")
-    huge = Objects("x" * 5000, "x" * 5000, "x" * 5000, "x" * 5000)
+    unknown = Objects(UNKNOWN_EVENT, UNKNOWN_HOLD, "key_" + "0" * 32, "usr_" + "0" * 32, "ven_" + "0" * 32,
+                      "lay_" + "0" * 32)
+    malformed = Objects("evt_nope", "hld_nope", "nope", "usr_nope", "ven_nope", "lay_nope")
+    huge = Objects(*["x" * 5000] * 6)
     for caller in (world.owner, world.session):
         for objects in (world.other, unknown, malformed, huge):
             response = await world.gw.client.request(call.method, _path(call, objects), json=call.body, headers=caller)
@@ -316,7 +345,7 @@ async def test_wrong_types_are_422_naming_each_field(world: World, unchanged: No
 
 @pytest.mark.parametrize("call", WRITE_CALLS, ids=_call_id)
 async def test_bodies_over_64_kib_are_413(world: World, unchanged: None, call: Call) -> None:
-    big = json.dumps({"buyer_id": "b", "pad": "x" * body_bytes_max}).encode()
+    big = json.dumps({"buyer_id": "b", "pad": "x" * call.body_bytes_max}).encode()
     headers = world.owner | {"Content-Type": "application/json"}
     declared = await world.gw.client.request(call.method, own_path(world, call), content=big, headers=headers)
     assert_error(declared, 413, "payload_too_large")

@@ -35,6 +35,7 @@ from persistence.access.secret_hashes import secret_matches
 from persistence.audit import Actor, verify
 from persistence.catalog.events import (
     EventRecord,
+    EventSeats,
     NewEvent,
     TicketTypeRecord,
     create_event,
@@ -104,7 +105,7 @@ async def _on_sale(conn: asyncpg.Connection, org_id: str, new: NewEvent | None =
     return event.id, taken[0]
 
 
-async def _take_epoch(conn: asyncpg.Connection, org_id: str, event_id: str) -> tuple[int, EventRecord, tuple[str, ...]]:
+async def _take_epoch(conn: asyncpg.Connection, org_id: str, event_id: str) -> tuple[int, EventRecord, EventSeats]:
     async with org_transaction(conn, org_id) as db:
         taken = await take_inventory_epoch(db, event_id)
     assert taken is not None
@@ -298,13 +299,13 @@ async def test_largest_event_round_trips(conn: asyncpg.Connection, org_id: str) 
     async with org_transaction(conn, org_id) as db:
         assert await list_seat_ids(db, event_id) == seat_ids
     taken = await _take_epoch(conn, org_id, event_id)
-    assert taken[2] == seat_ids
+    assert taken[2].ids == seat_ids
 
 
 async def test_take_inventory_epoch_bumps_and_builds_the_spec(conn: asyncpg.Connection, org_id: str) -> None:
     event_id, first = await _on_sale(conn, org_id, _new_event(ga=(("GA", 100), ("VIP", 5))))
     epoch, event, seat_ids = await _take_epoch(conn, org_id, event_id)
-    assert epoch == first + 1 and isinstance(event, EventRecord) and seat_ids == SEAT_IDS
+    assert epoch == first + 1 and isinstance(event, EventRecord) and seat_ids.ids == SEAT_IDS
     spec = inventory_spec(event, seat_ids)
     assert spec.seated_type == "SEAT" and spec.ga_capacity == (("GA", 100), ("VIP", 5))
     assert (spec.event_id, spec.hold_ttl_s, spec.max_tickets_per_buyer) == (event_id, 600, 100)

@@ -265,15 +265,54 @@ async def test_one_hold_makes_at_most_one_sale(conn: asyncpg.Connection, event: 
         )
 
 
-async def test_at_most_one_seated_ticket_type(conn: asyncpg.Connection, event: tuple[str, str]) -> None:
+async def test_a_seated_ticket_is_its_seats_type(conn: asyncpg.Connection, event: tuple[str, str]) -> None:
+    """Several seated types may share an event (a layout's zones, migration 003), but a seat sells as its own."""
     org_id, event_id = event
-    with pytest.raises(asyncpg.UniqueViolationError):
+    await conn.execute(
+        "INSERT INTO ticket_types (org_id, event_id, code, position, kind, capacity, price_minor, currency, zone) "
+        "VALUES ($1, $2, 'SEAT2', 5, 'seated', 0, 1, 'ZAR', 'BOX')",
+        org_id,
+        event_id,
+    )
+    sale_id = await _insert_sale(conn, org_id, event_id)
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await _insert_ticket(conn, org_id, event_id, sale_id, ticket_type="SEAT2", seat_id="A-1-1")
+    await _insert_ticket(conn, org_id, event_id, sale_id, ticket_type="SEAT", seat_id="A-1-1")
+    with pytest.raises(asyncpg.UniqueViolationError):  # a zone is one type's
         await conn.execute(
-            "INSERT INTO ticket_types (org_id, event_id, code, position, kind, capacity, price_minor, currency) "
-            "VALUES ($1, $2, 'SEAT2', 5, 'seated', 4, 1, 'ZAR')",
+            "INSERT INTO ticket_types (org_id, event_id, code, position, kind, capacity, price_minor, currency, zone) "
+            "VALUES ($1, $2, 'SEAT3', 6, 'seated', 0, 1, 'ZAR', 'BOX')",
             org_id,
             event_id,
         )
+    with pytest.raises(asyncpg.CheckViolationError):  # only a seated type has a zone
+        await conn.execute(
+            "INSERT INTO ticket_types (org_id, event_id, code, position, kind, capacity, price_minor, currency, zone) "
+            "VALUES ($1, $2, 'GA2', 7, 'ga', 5, 1, 'ZAR', 'PIT')",
+            org_id,
+            event_id,
+        )
+
+
+async def test_a_layout_repeats_no_seat(conn: asyncpg.Connection, event: tuple[str, str]) -> None:
+    org_id, _ = event
+    venue_id, layout_id = "ven_" + secrets.token_hex(16), "lay_" + secrets.token_hex(16)
+    await conn.execute(
+        "INSERT INTO venues (id, org_id, name, timezone) VALUES ($1, $2, 'Hall', 'UTC')", venue_id, org_id
+    )
+    await conn.execute(
+        "INSERT INTO layouts (id, org_id, venue_id, name, seat_count) VALUES ($1, $2, $3, 'Main', 2)",
+        layout_id, org_id, venue_id,
+    )
+    seat = (
+        "INSERT INTO layout_seats (org_id, layout_id, seat_index, section, row_label, number, x, y, zone) "
+        "VALUES ($1, $2, $3, 'A', '1', 1, 0, 0, $4)"
+    )
+    await conn.execute(seat, org_id, layout_id, 0, None)
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await conn.execute(seat, org_id, layout_id, 1, None)
+    with pytest.raises(asyncpg.ForeignKeyViolationError):  # a zone the layout does not have
+        await conn.execute(seat.replace("'1', 1", "'1', 2"), org_id, layout_id, 1, "PIT")
 
 
 async def test_api_key_scopes_are_the_known_ones(conn: asyncpg.Connection, event: tuple[str, str]) -> None:

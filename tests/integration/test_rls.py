@@ -22,10 +22,13 @@ from typing import Any
 import asyncpg
 import pytest
 
+from engine.catalog.layouts import Layout, LayoutSeat, Zone
 from engine.ids import hold_id_for, sale_id_of_hold, ticket_id_of_hold
 from engine.inventory.commands import SaleView, TicketView
 from persistence.access.orgs import create_org
 from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event, publish_event, take_inventory_epoch
+from persistence.catalog.layouts import create_layout
+from persistence.catalog.venues import NewVenue, create_venue
 from persistence.db import APP_ROLE, create_pool
 from persistence.inventory.sales import write_sales
 from persistence.tenancy import PLATFORM_ROLE, MissingOrg, org_transaction, unscoped
@@ -34,7 +37,7 @@ from persistence.tenancy import PLATFORM_ROLE, MissingOrg, org_transaction, unsc
 # here fails test_every_tenant_table_is_seeded_here: add its seed, and RLS to its migration.
 TENANT_TABLES = (
     "api_keys", "events", "seats", "ticket_types", "sales", "tickets", "memberships", "invitations", "sessions",
-    "audit_log", "audit_heads",
+    "audit_log", "audit_heads", "venues", "layouts", "layout_zones", "layout_seats",
 )
 # The load-test baselines' own tables (loadtests/baselines/postgres.sql, created in the same database by their
 # tests): never made by the platform's migrations, holding no platform row.
@@ -92,6 +95,10 @@ async def _seed(admin: asyncpg.Connection, pool: asyncpg.Pool, name: str) -> Ten
         )
         async with org_transaction(conn, org_id) as db:
             await write_sales(db, event.id, taken[0], [sale], [])
+        async with org_transaction(conn, org_id) as db:
+            venue = await create_venue(db, NewVenue(name, "Africa/Johannesburg", None))
+            layout = Layout("Hall", (Zone("FLOOR", "Floor"),), (LayoutSeat("A", "1", 1, 1.0, 1.0, "FLOOR", ()),))
+            await create_layout(db, venue.id, layout)
     user_id = "usr_" + secrets.token_hex(16)
     now = datetime.now(UTC)
     await admin.execute("INSERT INTO users (id, email) VALUES ($1, $2)", user_id, f"{user_id}@example.com")

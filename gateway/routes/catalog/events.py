@@ -20,7 +20,7 @@ from gateway.errors import ValidationFailed
 from gateway.rendering import render
 from gateway.routes.catalog.models import EventCreate, EventOut
 from persistence.catalog import events as pg_events
-from services import catalog
+from services import catalog, venues
 
 TAG = ("events",)
 
@@ -41,11 +41,13 @@ def event_view(record: pg_events.EventRecord) -> dict[str, Any]:
                 "kind": t.kind,
                 "capacity": t.capacity,
                 "price": {"amount_minor": t.price_minor, "currency": t.currency},
+                "zone": t.zone,
             }
             for t in record.ticket_types
         ],
         "created_at": record.created_at,
         "published_at": record.published_at,
+        "layout_id": record.layout_id,
     }
 
 
@@ -60,10 +62,15 @@ def event_view(record: pg_events.EventRecord) -> dict[str, Any]:
 async def create_event(call: Call[EventCreate]) -> Response:
     principal, svc, body = call.principal, call.svc, call.parsed()
     seating = body.seating.model_dump() if body.seating is not None else None
+    actor, definition = actor_of(call.request, principal), body.definition()
     try:
-        record = await catalog.create_event(
-            svc.units, svc.events, principal.org_id, actor_of(call.request, principal), body.definition(), seating
-        )
+        if definition.layout_id is not None:
+            record = await venues.create_event_on_layout(svc.units, svc.events, principal.org_id, actor, definition)
+        else:
+            record = await catalog.create_event(svc.units, svc.events, principal.org_id, actor, definition, seating)
+    except venues.EventProblems as error:  # what the layout refuses (an unknown zone, an unknown layout)
+        fields = [{"field": p.field, "message": p.message, "type": "invalid"} for p in error.problems]
+        raise ValidationFailed(details={"fields": fields}) from None
     except pg_events.EventRejected as error:  # the store's own checks; the schema should have caught it first
         raise ValidationFailed(str(error)) from None
     return render(EventOut, event_view(record), 201)

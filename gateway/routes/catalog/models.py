@@ -16,6 +16,7 @@ from pydantic import (
 from engine import limits
 from engine.catalog import rules as catalog
 from engine.catalog import seating
+from engine.catalog.layouts import ZONE_CODE_PATTERN
 from gateway.fields import DisplayName, Money, MoneyOut, TicketCode
 from gateway.parsing import RequestModel, refuse_problems
 from gateway.rendering import Timestamp
@@ -54,10 +55,15 @@ class TicketTypeIn(RequestModel):
         default=None, description="GA only: number of tickets. A seated type's capacity is its seat count."
     )
     price: Money
+    zone: Annotated[str, StringConstraints(pattern=ZONE_CODE_PATTERN)] | None = Field(
+        default=None,
+        description="Seated, on a layout: this type sells the zone's seats. Without one, a seated type sells every "
+        "seat no other type claims.",
+    )
 
     def definition(self) -> catalog.TicketType:
         return catalog.TicketType(
-            self.code, self.kind, self.capacity, catalog.Price(self.price.amount_minor, self.price.currency)
+            self.code, self.kind, self.capacity, catalog.Price(self.price.amount_minor, self.price.currency), self.zone
         )
 
     @model_validator(mode="after")
@@ -74,6 +80,9 @@ class EventCreate(RequestModel):
     seating: SeatingIn | None = None
     ticket_types: Annotated[list[TicketTypeIn], Field(min_length=1, max_length=limits.ticket_types_per_event_max)]
     dedicated: bool = Field(default=False, description="Extension: give this (hot) event its own inventory actor")
+    layout_id: Annotated[str, StringConstraints(min_length=1, max_length=limits.id_chars_max)] | None = Field(
+        default=None, description="Instead of seating: a venue layout, whose seats the event copies"
+    )
 
     def definition(self) -> catalog.EventDefinition:
         return catalog.EventDefinition(
@@ -84,6 +93,7 @@ class EventCreate(RequestModel):
             layout=None if self.seating is None else self.seating.layout(),
             ticket_types=tuple(t.definition() for t in self.ticket_types),
             dedicated=self.dedicated,
+            layout_id=self.layout_id,
         )
 
     @model_validator(mode="after")
@@ -99,6 +109,7 @@ class TicketTypeOut(BaseModel):
     kind: Literal["ga", "seated"]
     capacity: int
     price: MoneyOut
+    zone: str | None = None
 
 
 class EventOut(BaseModel):
@@ -113,5 +124,6 @@ class EventOut(BaseModel):
     ticket_types: list[TicketTypeOut]
     created_at: Timestamp
     published_at: Timestamp | None
+    layout_id: str | None = None
 
 
