@@ -22,3 +22,6 @@ idempotency_records_max = 65_536
 id_chars_max = 128
 name_chars_max = 200
 label_chars_max = 32
+# catalog lifecycle: presales on an event (engine/catalog/presales.py)
+presales_per_event_max = 10
+presale_buyer_ids_max = 10_000

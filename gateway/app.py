@@ -82,6 +82,7 @@ def create_app(
                 asyncio.ensure_future(services.auth.listen()),
                 asyncio.ensure_future(services.auth.record_last_use_forever()),
                 asyncio.ensure_future(services.domain(AvailabilityReads).availability.listen()),
+                asyncio.ensure_future(services.events.listen()),
             ]
             try:
                 yield
@@ -134,7 +135,7 @@ async def _services(
             redis=redis,
             inventory=inventory,
             auth=Authenticator(tenant_pool, redis, signer=_signer(settings), listener_redis=listener_redis),
-            events=EventCache(tenant_pool, redis),
+            events=EventCache(tenant_pool, redis, listener_redis=listener_redis),
             idempotency=IdempotencyStore(redis),
             limits=RateLimiter(RateLimitStore(redis), settings.rate_limits),
             domains={

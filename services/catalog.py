@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from engine import ids
 from engine.catalog import rules as catalog
-from engine.catalog.lifecycle import Change, EventAction, EventStatus, is_on_sale, outcome
+from engine.catalog.lifecycle import Change, EventAction, EventStatus, outcome, visible_to_buyers
 from engine.refusals import Refusal, Refused
 from persistence import audit
 from persistence.catalog import events as pg_events
@@ -106,11 +106,11 @@ async def _published(db: OrgDb, event_id: str) -> tuple[pg_events.EventRecord, E
 
 async def get_event(tenants: Tenants, org_id: str, event_id: str, *, on_sale_only: bool) -> pg_events.EventRecord:
     """The org's event; ``on_sale_only`` (a publishable key): a draft is as unknown as a made-up id, so drafts
-    cannot be probed from a browser."""
+    cannot be probed from a browser (every status after it is the buyers' to see: lifecycle.visible_to_buyers)."""
     if not ids.is_event_id(event_id):
         raise event_not_found(event_id)
     async with tenants.tenant(org_id) as db:
         record = await pg_events.get_event(db, event_id)
-    if record is None or (on_sale_only and not is_on_sale(record.status)):
+    if record is None or (on_sale_only and not visible_to_buyers(record.status)):
         raise event_not_found(event_id)
     return record
