@@ -43,6 +43,7 @@ from gateway.ratelimit import RateLimiter
 from gateway.refusals import error_for_refused
 from gateway.routes import all_routes
 from gateway.sessions import TokenSigner
+from gateway.timer_client import NullSchedules, TimerLink
 from persistence.db import create_pool
 from persistence.ratelimit.store import RateLimitStore
 from persistence.tenancy import TenantPool
@@ -71,19 +72,26 @@ def create_app(
     *,
     inventory: InventoryClient | None = None,
     availability: AvailabilityFactory | None = None,
+    timer: Any = None,
 ) -> Starlette:
+    """``timer``: the catalog timer's client (gateway/timer_client.py); by default the Ray actor's, or none when
+    ``inventory`` is an in-process one (tests)."""
     routes = all_routes()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _services(settings or Settings.from_env(), inventory, availability) as services:
+        async with _services(settings or Settings.from_env(), inventory, availability, timer) as services:
             app.state.services = services
+            schedules = services.domain(TimerLink).schedules
+            ensure_started = getattr(schedules, "ensure_started", None)
             listeners = [
                 asyncio.ensure_future(services.auth.listen()),
                 asyncio.ensure_future(services.auth.record_last_use_forever()),
                 asyncio.ensure_future(services.domain(AvailabilityReads).availability.listen()),
                 asyncio.ensure_future(services.events.listen()),
             ]
+            if ensure_started is not None:
+                listeners.append(asyncio.ensure_future(ensure_started()))
             try:
                 yield
             finally:
@@ -107,8 +115,15 @@ def create_app(
 
 @asynccontextmanager
 async def _services(
-    settings: Settings, inventory: InventoryClient | None, availability: AvailabilityFactory | None
+    settings: Settings, inventory: InventoryClient | None, availability: AvailabilityFactory | None, timer: Any
 ) -> AsyncIterator[Services]:
+    if timer is None:
+        if inventory is None:
+            from gateway.timer_client import RayTimerClient  # Ray is heavy: import it only when used
+
+            timer = RayTimerClient(settings)
+        else:
+            timer = NullSchedules()
     if inventory is None:
         from gateway.inventory_client import RayInventoryClient  # Ray is heavy: import it only when used
 
@@ -143,6 +158,7 @@ async def _services(
                     (availability or _default_availability)(pool, redis, listener_redis),
                     SeatListCache(tenant_pool, redis),
                 ),
+                TimerLink: TimerLink(timer),
             },
         )
     finally:

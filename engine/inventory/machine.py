@@ -12,6 +12,7 @@ If the sales of a batch fail to commit, ``abort_sales`` puts their holds back ex
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -226,6 +227,11 @@ class Inventory:
         """What the event's status lets buyers do: new holds, confirms (releases and lookups always work)."""
         self._holds_open = holds_open
         self._confirms_open = confirms_open
+
+    def set_limits(self, *, hold_ttl_s: int, max_tickets_per_buyer: int) -> None:
+        """The event's new sale limits (an organizer's edit): they bound new holds; existing holds keep their
+        expiry. The catalog lets max_tickets_per_buyer only grow once the inventory is live, so no buyer is over."""
+        self.spec = dataclasses.replace(self.spec, hold_ttl_s=hold_ttl_s, max_tickets_per_buyer=max_tickets_per_buyer)
 
     def nothing_left(self) -> bool:
         """Every seat and every GA unit is held or sold (the catalog calls the event sold out)."""
