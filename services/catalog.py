@@ -6,6 +6,7 @@ live are ports (``SharedEvents``, ``Activations``): the use case calls them afte
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from engine import ids
@@ -14,6 +15,7 @@ from engine.catalog.lifecycle import Change, EventAction, EventStatus, outcome, 
 from engine.refusals import Refusal, Refused
 from persistence import audit
 from persistence.catalog import events as pg_events
+from persistence.catalog import lifecycle as pg_lifecycle
 from persistence.tenancy import OrgDb
 from services.unit_of_work import Tenants, UnitsOfWork
 
@@ -47,13 +49,20 @@ async def create_event(
     actor: audit.Actor,
     definition: catalog.EventDefinition,
     seating: dict[str, Any] | None,
+    *,
+    schedule: Mapping[str, Any] | None = None,
 ) -> pg_events.EventRecord:
-    """The new draft (``seating``: the layout as the organizer gave it, kept as JSON). A definition the catalog's
+    """The new draft (``seating``: the layout as the organizer gave it, kept as JSON; ``schedule``: its sale
+    window and presales, as pg_lifecycle.EDITABLE_COLUMNS, checked by the gateway). A definition the catalog's
     rules refuse raises ``pg_events.EventRejected`` before anything is written (the gateway refuses it first)."""
     new = pg_events.new_event(catalog.stocked(definition), seating)
     pg_events.check_new_event(new)
     async with units.begin(org_id, actor) as uow:
         record = await pg_events.create_event(uow.db, new)
+        if schedule:
+            scheduled = await pg_lifecycle.patch(uow.db, record.id, pg_lifecycle.EventPatch(schedule))
+            assert scheduled is not None
+            record = scheduled
         # In the same transaction: the event exists if and only if its creation is in the log.
         uow.record(audit.Change(EVENT_CREATE, "event", record.id, after=pg_events.audit_view(record)))
     await shared.share_record(record)
@@ -67,6 +76,8 @@ async def publish_event(
     org_id: str,
     actor: audit.Actor,
     event_id: str,
+    *,
+    schedules: Any = None,
 ) -> pg_events.EventRecord:
     """Put the draft on sale (again: it stays on sale, nothing is audited), then share it and bring its
     inventory live (both again too: a retry also repairs a publish whose after-commit steps failed)."""
@@ -79,6 +90,8 @@ async def publish_event(
             uow.record(audit.Change(EVENT_PUBLISH, "event", event_id, before={"status": before.value}, after=after))
     await shared.share_record(record)
     await activations.activate(org_id, event_id, dedicated=record.dedicated)
+    if schedules is not None:  # the catalog timer (services/catalog_lifecycle.Schedules): a sale_closes_at to plan
+        await schedules.changed(org_id, event_id)
     return record
 
 

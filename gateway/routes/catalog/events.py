@@ -18,6 +18,7 @@ from gateway.context import actor_of
 from gateway.endpoints import Call, read_route, write_route
 from gateway.errors import ValidationFailed
 from gateway.rendering import render
+from gateway.timer_client import TimerLink
 from gateway.routes.catalog.models import EventCreate, EventOut
 from persistence.catalog import events as pg_events
 from services import catalog
@@ -25,8 +26,17 @@ from services import catalog
 TAG = ("events",)
 
 
-def event_view(record: pg_events.EventRecord) -> dict[str, Any]:
+def event_view(record: pg_events.EventRecord, *, publishable: bool = False) -> dict[str, Any]:
+    """The event as the API shows it; a publishable key (a buyer's front-end) is not shown the presales' codes."""
+    presales = None if publishable else [
+        {"code": p.code, "opens_at": p.opens_at, "closes_at": p.closes_at,
+         "buyer_count": None if p.buyer_ids is None else len(p.buyer_ids)}
+        for p in record.presales
+    ]
     return {
+        "sale_opens_at": record.sale_opens_at,
+        "sale_closes_at": record.sale_closes_at,
+        "presales": presales,
         "id": record.id,
         "name": record.name,
         "starts_at": record.starts_at,
@@ -62,7 +72,8 @@ async def create_event(call: Call[EventCreate]) -> Response:
     seating = body.seating.model_dump() if body.seating is not None else None
     try:
         record = await catalog.create_event(
-            svc.units, svc.events, principal.org_id, actor_of(call.request, principal), body.definition(), seating
+            svc.units, svc.events, principal.org_id, actor_of(call.request, principal), body.definition(), seating,
+            schedule=body.schedule_values(),
         )
     except pg_events.EventRejected as error:  # the store's own checks; the schema should have caught it first
         raise ValidationFailed(str(error)) from None
@@ -80,7 +91,8 @@ async def publish_event(call: Call[Any]) -> Response:
     principal, svc = call.principal, call.svc
     actor = actor_of(call.request, principal)
     record = await catalog.publish_event(
-        svc.units, svc.events, svc.inventory, principal.org_id, actor, call.path("event_id")
+        svc.units, svc.events, svc.inventory, principal.org_id, actor, call.path("event_id"),
+        schedules=svc.domain(TimerLink).schedules,
     )
     return render(EventOut, event_view(record))
 
@@ -97,7 +109,7 @@ async def get_event(call: Call[Any]) -> Response:
     record = await catalog.get_event(
         call.svc, principal.org_id, call.path("event_id"), on_sale_only=principal.publishable
     )
-    return render(EventOut, event_view(record))
+    return render(EventOut, event_view(record, publishable=principal.publishable))
 
 
 ROUTES: list[BaseRoute] = [
