@@ -170,6 +170,10 @@ class EventCache:
             self.remember(meta)
         return meta
 
+    def cached(self, org_id: str, event_id: str) -> EventMeta | None:
+        """This process's copy, if it has one (no lookup)."""
+        return self._metas.get((org_id, event_id))
+
     def remember(self, meta: EventMeta) -> None:
         key = (meta.org_id, meta.event_id)
         self._absent.pop(key, None)

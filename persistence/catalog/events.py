@@ -309,7 +309,8 @@ async def move_status(db: OrgDb, event: EventRecord, status: EventStatus) -> Eve
     """
     row = await db.conn.fetchrow(
         "UPDATE events SET status = $3, revision = revision + 1, "
-        "published_at = CASE WHEN $3 = $5 THEN NULL ELSE coalesce(published_at, now()) END, "
+        "published_at = CASE WHEN $3 = $5 THEN NULL WHEN $3 = $6 THEN published_at "
+        "ELSE coalesce(published_at, now()) END, "
         # cancelling fences out the inventory's current incarnation: no sale commits after the cancellation
         "inventory_epoch = inventory_epoch + CASE WHEN $3 = $6 THEN 1 ELSE 0 END "
         f"WHERE org_id = $1 AND id = $2 AND status = $4 RETURNING {_EVENT_COLUMNS}",

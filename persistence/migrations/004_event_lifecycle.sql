@@ -6,9 +6,14 @@
 -- Statuses and moves. The trigger accepts exactly the moves some mover may make (lifecycle.stored_moves());
 -- tests/integration/test_lifecycle_store.py checks the two agree, pair by pair.
 ALTER TABLE events DROP CONSTRAINT events_status_check;
+-- (status = 'draft') = (published_at IS NULL) no longer holds: a draft can be cancelled without being published.
+ALTER TABLE events DROP CONSTRAINT events_check;
 ALTER TABLE events
     ADD CONSTRAINT events_status_check CHECK (
         status IN ('draft', 'published', 'on_sale', 'paused', 'sold_out', 'closed', 'cancelled')),
+    ADD CONSTRAINT events_published_at_check CHECK (
+        CASE status WHEN 'draft' THEN published_at IS NULL WHEN 'cancelled' THEN true
+        ELSE published_at IS NOT NULL END),
     ADD COLUMN sale_opens_at timestamptz,
     ADD COLUMN sale_closes_at timestamptz,
     -- [{"code", "opens_at", "closes_at", "buyer_ids"?}]: checked by engine/catalog/presales.py before it is written

@@ -37,9 +37,13 @@ class Objects:
     hold_id: str
     key_id: str
     user_id: str
+    code: str = "GA"  # a ticket type of the event
 
     def params(self) -> dict[str, str]:
-        return {"event_id": self.event_id, "hold_id": self.hold_id, "key_id": self.key_id, "user_id": self.user_id}
+        return {
+            "event_id": self.event_id, "hold_id": self.hold_id, "key_id": self.key_id, "user_id": self.user_id,
+            "code": self.code,
+        }
 
 
 @dataclass
@@ -127,6 +131,9 @@ CALLS = [
     Call("POST", "/v1/events", "events:write", event_body()),
     Call("GET", "/v1/events/{event_id}", "events:read"),
     Call("POST", "/v1/events/{event_id}/publish", "events:write"),
+    Call("POST", "/v1/events/{event_id}/transitions", "events:write", {"to": "paused"}),
+    Call("PATCH", "/v1/events/{event_id}", "events:write", {"name": "Renamed"}),
+    Call("PATCH", "/v1/events/{event_id}/ticket-types/{code}", "events:write", {"capacity": 60}),
     Call("GET", "/v1/events/{event_id}/seats", "inventory:read", also=("events:read",)),
     Call("GET", "/v1/events/{event_id}/availability", "inventory:read"),
     Call("POST", "/v1/events/{event_id}/holds", "inventory:hold", {"buyer_id": "b", "seats": ["A-2-2"]}),

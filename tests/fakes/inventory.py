@@ -33,6 +33,8 @@ class FakeInventoryClient:
         self.placements: dict[str, bool] = {}  # event id -> the ``dedicated`` it was last called with
 
     async def start(self) -> None:
+        if self._pool is not None:  # shared by several gateways (tests of many processes): started once
+            return
         self._pool = await create_pool(self._database_url, min_size=1, max_size=4)
         self._redis = Redis.from_url(self._redis_url)
 
