@@ -124,6 +124,9 @@ class TimerCore:
         heapq.heappush(self._heap, (at, org_id, event_id))
         self._wake.set()
 
+    def planned_at(self, org_id: str, event_id: str) -> float | None:
+        return self._planned.get((org_id, event_id))
+
     def next_due_at(self) -> float | None:
         while self._heap and self._planned.get((self._heap[0][1], self._heap[0][2])) != self._heap[0][0]:
             heapq.heappop(self._heap)  # superseded by a later plan of the same event
@@ -191,16 +194,19 @@ class RayActivations:
         name = actor_name(org_id, event_id, dedicated=dedicated, hosts_count=self._hosts_count)
         for attempt in range(activate_attempts_max):
             try:
-                handle = InventoryHost.options(  # type: ignore[attr-defined]
-                    name=name, namespace=self._namespace, get_if_exists=True, **INVENTORY_ACTOR_OPTIONS
-                ).remote(*self._urls)
-                await asyncio.wait_for(asyncio.wrap_future(handle.activate.remote(org_id, event_id).future()),
-                                       activate_s_max)
+                handle = await asyncio.wait_for(asyncio.to_thread(self._handle, name), activate_s_max)
+                ref = handle.activate.remote(org_id, event_id)
+                await asyncio.wait_for(asyncio.wrap_future(ref.future()), activate_s_max)
                 return
             except Exception as error:
                 log.info("activating %s on %s failed (attempt %d): %r", event_id, name, attempt + 1, error)
                 await asyncio.sleep(activate_backoff_s * (attempt + 1))
         raise RuntimeError(f"could not activate {event_id} on {name}")
+
+    def _handle(self, name: str) -> Any:
+        return InventoryHost.options(  # type: ignore[attr-defined]
+            name=name, namespace=self._namespace, get_if_exists=True, **INVENTORY_ACTOR_OPTIONS
+        ).remote(*self._urls)
 
 
 @ray.remote

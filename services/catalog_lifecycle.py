@@ -68,11 +68,17 @@ def invalid_transition(event_id: str, before: EventStatus, to: str) -> Refused:
 
 
 async def after_commit(
-    shared: SharedEvents, activations: Activations, schedules: Schedules | None, record: pg_events.EventRecord
+    shared: SharedEvents,
+    activations: Activations,
+    schedules: Schedules | None,
+    record: pg_events.EventRecord,
+    *,
+    had_inventory: bool = True,
 ) -> None:
-    """What follows every committed change of an event: its meta everywhere, its inventory's gate, its timer."""
+    """What follows every committed change of an event: its meta everywhere, its inventory's gate (also when it
+    just went back to draft: a loaded inventory closes its gate), its timer."""
     await shared.share_record(record)
-    if lifecycle.has_inventory(record.status):
+    if had_inventory or lifecycle.has_inventory(record.status):
         await activations.activate(record.org_id, record.id, dedicated=record.dedicated)
     if schedules is not None:
         await schedules.changed(record.org_id, record.id)
@@ -101,7 +107,7 @@ async def transition(
         if refunds is not None:
             after["sales_marked_for_refund"] = refunds
         uow.record(audit.Change(EVENT_TRANSITION, "event", event_id, before={"status": before.value}, after=after))
-    await after_commit(shared, activations, schedules, record)
+    await after_commit(shared, activations, schedules, record, had_inventory=lifecycle.has_inventory(before))
     return record
 
 
@@ -176,7 +182,7 @@ async def patch_event(
         assert patched is not None
         before, after = _audit_values(record, values), _audit_values(patched, values)
         uow.record(audit.Change(EVENT_UPDATE, "event", event_id, before=before, after=after))
-    await after_commit(shared, activations, schedules, patched)
+    await after_commit(shared, activations, schedules, patched, had_inventory=lifecycle.has_inventory(patched.status))
     return patched
 
 

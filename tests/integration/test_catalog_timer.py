@@ -107,16 +107,17 @@ async def test_a_timed_move_fires_at_its_time_and_is_the_timers(
     clock = FakeClock(start=opens.timestamp() - 10)
     core = TimerCore(tenants, redis, ports, clock=clock)
     await core.start()
-    assert await core.fire_due() == 0
+    assert core.planned_at(org_id, event_id) == opens.timestamp()
+    await core.fire_due()  # (other tests' events share the database: counts would be theirs too)
     assert await status_of(tenants, org_id, event_id) == S.PUBLISHED
     clock.advance(10)
-    assert await core.fire_due() == 1
+    assert await core.fire_due() >= 1
     assert await status_of(tenants, org_id, event_id) == S.ON_SALE
     assert ports.activated[-1] == event_id
     meta = await event_metas.get_event_meta(redis, org_id, event_id)
     assert meta is not None and meta["status"] == S.ON_SALE  # every gateway process learns it
     clock.advance(3_600)
-    assert await core.fire_due() == 1
+    assert await core.fire_due() >= 1
     assert await status_of(tenants, org_id, event_id) == S.CLOSED
     async with tenants.tenant(org_id) as db:
         moves = await audit.query(db, action=catalog_lifecycle.EVENT_TRANSITION, object_id=event_id, limit=10)
@@ -132,21 +133,22 @@ async def test_a_restart_across_a_due_time_still_fires_it(tenants: TenantPool, o
     clock = FakeClock(start=opens.timestamp() - 60)
     first = TimerCore(tenants, redis, ports, clock=clock)
     await first.start()
-    assert await first.fire_due() == 0
+    await first.fire_due()
+    assert await status_of(tenants, org_id, event_id) == S.PUBLISHED
     # The timer goes down; the due time passes while it is down; a new incarnation starts.
     clock.advance(120)
     second = TimerCore(tenants, redis, ports, clock=clock)
     await second.start()
     assert second.epoch is not None and first.epoch is not None and second.epoch > first.epoch
-    assert second.next_due_at() == opens.timestamp()  # planned from Postgres, already past
-    assert await second.fire_due() == 1
+    assert second.planned_at(org_id, event_id) == opens.timestamp()  # planned from Postgres, already past
+    assert await second.fire_due() >= 1
     assert await status_of(tenants, org_id, event_id) == S.ON_SALE
     # The old incarnation (a zombie that missed its own death) is fenced out when it tries to write.
     clock.advance(3_600)
     with pytest.raises(TimerFenced):
         await first.fire_due()
     assert await status_of(tenants, org_id, event_id) == S.ON_SALE
-    assert await second.fire_due() == 1
+    assert await second.fire_due() >= 1
     assert await status_of(tenants, org_id, event_id) == S.CLOSED
 
 

@@ -18,8 +18,8 @@ from gateway.context import actor_of
 from gateway.endpoints import Call, read_route, write_route
 from gateway.errors import ValidationFailed
 from gateway.rendering import render
-from gateway.timer_client import TimerLink
 from gateway.routes.catalog.models import EventCreate, EventOut
+from gateway.timer_client import TimerLink
 from persistence.catalog import events as pg_events
 from services import catalog
 
