@@ -18,6 +18,7 @@ from gateway.availability import SeatListCache
 from gateway.errors import NotFound
 from gateway.event_cache import EventCache, EventMeta, TicketTypeMeta, absent_ttl_s, metas_ttl_s
 from persistence.catalog import event_metas
+from persistence.catalog import redis_keys as catalog_keys
 from persistence.inventory import redis_keys as inventory_keys
 from persistence.tenancy import TenantPool
 from tests.bounded_wait import until
