@@ -395,3 +395,44 @@ async def test_presales_need_the_code_and_a_listed_buyer(world: World) -> None:
     draft = await world.event(ga_event())
     refused = await world.hold(draft, presale_code="ALL")
     assert refused.status_code == 409 and refused.json()["error"]["details"]["reason"] == "the event is draft"
+
+
+async def test_units_sold_above_a_shrunk_capacity_survive_a_restart(database_url: str, redis_url: str) -> None:
+    org_id, key = await new_org(database_url, "shrunk")
+    async with running_gateway(database_url, redis_url) as gw:
+        world = World(gw, org_id, key, database_url)
+        event_id = await world.event(ga_event(capacity=10))
+        await world.move(event_id, "published")
+        await world.move(event_id, "on_sale")
+        holds = [(await world.hold(event_id, buyer=f"b{n}")).json()["hold_id"] for n in range(10)]
+        for hold_id in holds[:5]:
+            assert (await gw.client.delete(f"/v1/holds/{hold_id}", headers=world.headers)).status_code == 204
+        path = f"/v1/events/{event_id}/ticket-types/GA"
+        assert (await gw.client.patch(path, json={"capacity": 5}, headers=world.headers)).status_code == 200
+        for n, hold_id in enumerate(holds[5:]):
+            sold = await gw.client.post(f"/v1/holds/{hold_id}/confirm", json={"order_ref": f"o{n}"},
+                                        headers=world.headers)
+            assert sold.status_code == 201, sold.text
+    conn = await asyncpg.connect(database_url)
+    try:
+        units = await conn.fetch(
+            "SELECT unit, capacity FROM tickets WHERE event_id = $1 AND status = 'live' ORDER BY unit", event_id
+        )
+        assert [(r["unit"], r["capacity"]) for r in units] == [(u, 10) for u in range(6, 11)]  # units_max, not 5
+    finally:
+        await conn.close()
+    async with running_gateway(database_url, redis_url) as gw:  # a new inventory: rebuilt from the stores
+        world = World(gw, org_id, key, database_url)
+        availability = await gw.client.get(f"/v1/events/{event_id}/availability", headers=world.headers)
+        [counts] = availability.json()["ticket_types"]
+        assert (counts["capacity"], counts["available"], counts["sold"]) == (5, 0, 5)
+        path = f"/v1/events/{event_id}/ticket-types/GA"
+        assert (await gw.client.patch(path, json={"capacity": 12}, headers=world.headers)).status_code == 200
+        more = await world.hold(event_id, buyer="late", quantity=7)
+        assert more.status_code == 201, more.text
+    conn = await asyncpg.connect(database_url)
+    try:
+        bounds = await conn.fetch("SELECT DISTINCT capacity FROM tickets WHERE event_id = $1", event_id)
+        assert [r["capacity"] for r in bounds] == [12]  # the sold tickets' bound followed units_max
+    finally:
+        await conn.close()
