@@ -51,6 +51,7 @@ rescan_interval_s = 30.0
 timers_max = 10_000  # events planned at once (the soonest); the rest are planned by a later scan
 fire_s_max = 10.0  # one timed move, its transaction and after-commit steps together
 fire_retry_s = 1.0  # a move that failed is tried again after this long (until it succeeds or is no longer due)
+fires_per_pass_max = 1_000  # timed moves per pass of the loop: the rest go in the next pass, a tick later
 pool_connections_max = 2
 redis_socket_s_max = 5.0
 activate_attempts_max = 5
@@ -136,7 +137,7 @@ class TimerCore:
         """Fire every planned time that has come; the number fired. Raises TimerFenced once a newer timer runs."""
         assert self.epoch is not None, "start() first"
         count = 0
-        while (at := self.next_due_at()) is not None and at <= self._clock():
+        while count < fires_per_pass_max and (at := self.next_due_at()) is not None and at <= self._clock():
             _, org_id, event_id = heapq.heappop(self._heap)
             del self._planned[(org_id, event_id)]
             count += 1

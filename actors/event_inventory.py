@@ -147,7 +147,11 @@ class EventInventory:
             return
         self.status, self.revision = record.status, record.revision
         self._set_gate()
-        self.inventory.set_limits(hold_ttl_s=record.hold_ttl_s, max_tickets_per_buyer=record.max_tickets_per_buyer)
+        spec = self.inventory.spec
+        if (spec.hold_ttl_s, spec.max_tickets_per_buyer) != (record.hold_ttl_s, record.max_tickets_per_buyer):
+            self.inventory.set_limits(
+                hold_ttl_s=record.hold_ttl_s, max_tickets_per_buyer=record.max_tickets_per_buyer
+            )
 
     async def refresh(self) -> None:
         """Read the event's status and limits again (after a transition or an edit committed) and apply them."""
