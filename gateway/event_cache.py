@@ -170,6 +170,11 @@ class EventCache:
             self.remember(meta)
         return meta
 
+    @property
+    def changes_heard(self) -> int:
+        """How many announcements (and subscription losses) this cache has acted on."""
+        return self._changes
+
     def cached(self, org_id: str, event_id: str) -> EventMeta | None:
         """This process's copy, if it has one (no lookup)."""
         return self._metas.get((org_id, event_id))

@@ -121,7 +121,7 @@ async def test_a_timed_move_fires_at_its_time_and_is_the_timers(
     assert await status_of(tenants, org_id, event_id) == S.CLOSED
     async with tenants.tenant(org_id) as db:
         moves = await audit.query(db, action=catalog_lifecycle.EVENT_TRANSITION, object_id=event_id, limit=10)
-    assert [(m.entry.actor_type, m.entry.actor_id, (m.entry.after or {})["status"]) for m in moves] == [
+    assert [(m.entry.actor_type, m.entry.actor_id, (m.entry.after or {})["status"]) for m in reversed(moves)] == [
         ("key", ACTOR.id, "published"), ("system", "catalog-timer", "on_sale"), ("system", "catalog-timer", "closed")
     ]
 

@@ -84,8 +84,11 @@ async def test_every_process_drops_its_copy_when_a_change_is_announced(
     task = asyncio.ensure_future(watching.listen())
     try:
         await _subscribed(redis)
+        await until(lambda: watching.changes_heard >= 1)  # connected: its on_connect dropped everything once
+        heard = watching.changes_heard
         on_sale = _meta(org_id, event_id, EventStatus.ON_SALE)
         await writer.share(on_sale)
+        await until(lambda: watching.changes_heard > heard)
         assert await watching.get(org_id, event_id) == on_sale
         assert watching.cached(org_id, event_id) == on_sale
         paused = dataclasses.replace(_meta(org_id, event_id, EventStatus.PAUSED), revision=1)
