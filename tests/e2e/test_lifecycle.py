@@ -263,7 +263,11 @@ async def test_a_pause_reaches_every_gateway_process_at_once(database_url: str, 
         await a.move(event_id, "paused")
         refused = await b.hold(event_id, buyer="late")  # at once: no wait at all
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_on_sale"
-        await until(lambda: b_events.cached(org_id, event_id) is None, within_s=1.0)  # the announcement
+        def b_knows() -> bool:  # its copy dropped on the announcement, or already read again, paused
+            copy = b_events.cached(org_id, event_id)
+            return copy is None or copy.status == "paused"
+
+        await until(b_knows, within_s=1.0)
         refused = await b.hold(event_id, buyer="later")
         assert refused.json()["error"]["details"]["reason"] == "the event is paused"
         confirmed = await gw_b.client.post(
