@@ -382,11 +382,12 @@ async def test_presales_need_the_code_and_a_listed_buyer(world: World) -> None:
     body = ga_event(capacity=10, sale_opens_at=iso(now + timedelta(days=1)), presales=presales)
     event_id = await world.event(body)
     await world.move(event_id, "published")
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({}, "a presale is running: the hold needs its presale_code"),
         ({"presale_code": "LATER"}, "no presale running now has this code"),
         ({"presale_code": "FANS"}, "the buyer is not on this presale's list"),
     ]
+    extra: dict[str, Any]
     for extra, reason in cases:
         refused = await world.hold(event_id, buyer="stranger", **extra)
         assert refused.status_code == 409, refused.text

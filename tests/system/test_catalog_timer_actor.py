@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -41,8 +42,8 @@ async def _status(client: httpx.AsyncClient, event_id: str) -> str:
     return status
 
 
-async def _timer(settings: Settings) -> object:
-    async def found() -> object | None:
+async def _timer(settings: Settings) -> Any:
+    async def found() -> Any:
         try:
             return await asyncio.to_thread(ray.get_actor, TIMER_ACTOR_NAME, namespace=settings.ray_namespace)
         except ValueError:
