@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -261,7 +261,8 @@ async def create_event(db: OrgDb, new: NewEvent) -> EventRecord:
                 event_id,
                 list(new.seat_ids),
             )
-    return _event(row, new.ticket_types)
+    # as read back: a new type's units_max is its capacity (the insert trigger's default)
+    return _event(row, tuple(replace(t, units_max=max(t.units_max, t.capacity)) for t in new.ticket_types))
 
 
 async def get_event(db: OrgDb, event_id: str) -> EventRecord | None:
