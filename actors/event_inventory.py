@@ -24,15 +24,19 @@ from redis.asyncio import Redis
 
 from actors.clock import Clock, wall_clock
 from actors.wire import encode_results
+from engine.catalog import lifecycle
+from engine.catalog.lifecycle import EventStatus
 from engine.inventory.commands import Command, Confirm, HoldView, Ok, Rejected, Result, SaleView, split_actor_ref
 from engine.inventory.machine import Inventory, InventorySnapshot
 from engine.refusals import Refusal
 from persistence import audit
+from persistence.catalog import event_metas
 from persistence.catalog import events as pg_events
 from persistence.db import Connection
 from persistence.inventory import live_state
 from persistence.inventory import sales as pg_sales
 from persistence.tenancy import org_transaction
+from services.catalog_lifecycle import commit_capacity, mark_sold_out
 from services.inventory.sales import commit_sales
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 commit_s_max = 5.0
 pool_acquire_s_max = 1.0
 redis_write_s_max = 2.0
+sold_out_flip_interval_s_min = 1.0  # at most one automatic sold_out move per event per second (bounds the audit)
 
 NOT_ON_SALE = Rejected(Refusal.NOT_ON_SALE, "the event is not on sale")
 PERSISTENCE_UNAVAILABLE = Rejected(Refusal.PERSISTENCE_UNAVAILABLE, "the sale could not be committed; retry")
@@ -59,7 +64,7 @@ class BatchReply:
 class EventInventory:
     def __init__(
         self, org_id: str, epoch: int, inventory: Inventory, pool: asyncpg.Pool, redis: Redis,
-        *, clock: Clock = wall_clock,
+        *, clock: Clock = wall_clock, status: str = EventStatus.ON_SALE, revision: int = 0,
     ) -> None:
         self.org_id = org_id
         self.epoch = epoch
@@ -70,6 +75,12 @@ class EventInventory:
         self._lock = asyncio.Lock()
         self._commit_s = 0.0
         self._lost: str | None = None
+        # The event's status as this incarnation knows it (read at recovery, refreshed after every change:
+        # ``refresh``), with the revision it was read at; it sets the core's sale gate.
+        self.status = status
+        self.revision = revision
+        self._last_flip_at = float("-inf")
+        self._set_gate()
 
     @property
     def event_id(self) -> str:
@@ -101,7 +112,9 @@ class EventInventory:
             await live_state.write_changes(redis, event.org_id, epoch, inventory, changes)
         except live_state.LiveStateRefused as error:
             raise InventoryLost(f"{event_id}: a newer incarnation owns it ({error})") from error
-        shell = cls(event.org_id, epoch, inventory, pool, redis, clock=clock)
+        shell = cls(
+            event.org_id, epoch, inventory, pool, redis, clock=clock, status=event.status, revision=event.revision
+        )
         log.info("recovered %s at epoch %d: %d sales, %d live holds", event_id, epoch, len(sales), len(holds))
         return shell
 
@@ -121,6 +134,73 @@ class EventInventory:
                 await self._write_through((), [])
             return len(expired)
 
+    # ---- the event's status: the sale gate, sold_out in and out --------------------------------------------------
+
+    def _set_gate(self) -> None:
+        self.inventory.set_gate(
+            holds_open=lifecycle.holds_open(self.status), confirms_open=lifecycle.confirms_open(self.status)
+        )
+
+    def _apply_record(self, record: pg_events.EventRecord) -> None:
+        """The event as Postgres has it, if newer than what this incarnation knows: status (the gate) and limits."""
+        if record.revision <= self.revision:
+            return
+        self.status, self.revision = record.status, record.revision
+        self._set_gate()
+        spec = self.inventory.spec
+        if (spec.hold_ttl_s, spec.max_tickets_per_buyer) != (record.hold_ttl_s, record.max_tickets_per_buyer):
+            self.inventory.set_limits(
+                hold_ttl_s=record.hold_ttl_s, max_tickets_per_buyer=record.max_tickets_per_buyer
+            )
+
+    async def refresh(self) -> None:
+        """Read the event's status and limits again (after a transition or an edit committed) and apply them."""
+        async with self._pool.acquire(timeout=pool_acquire_s_max) as conn, org_transaction(conn, self.org_id) as db:
+            record = await pg_events.get_event(db, self.event_id)
+        if record is not None:
+            async with self._lock:
+                self._apply_record(record)
+
+    async def sync_sold_out(self) -> None:
+        """Move on_sale -> sold_out when nothing is left, and back when something is (called by the host's sweeper,
+        at most once a second per event). Fenced by the epoch; a failure is logged and tried again next time."""
+        if not self._flip_due():
+            return
+        async with self._lock:
+            if self._lost is not None or not self._flip_due():
+                return
+            self._last_flip_at = self._clock()
+            sold_out = self.inventory.nothing_left()
+            try:
+                async with self._pool.acquire(timeout=pool_acquire_s_max) as conn:
+                    record = await asyncio.wait_for(
+                        mark_sold_out(conn, self.org_id, self.event_id, self.epoch, sold_out=sold_out), commit_s_max
+                    )
+                    if record is None:  # someone else moved it first: learn where to
+                        async with org_transaction(conn, self.org_id) as db:
+                            record = await pg_events.get_event(db, self.event_id)
+            except Exception as error:
+                log.warning("could not move %s to %s: %r", self.event_id, "sold_out" if sold_out else "on_sale", error)
+                return
+            if record is not None:
+                self._apply_record(record)
+        if record is not None:
+            await self._share(record)
+
+    def _flip_due(self) -> bool:
+        if self.status not in (EventStatus.ON_SALE, EventStatus.SOLD_OUT):
+            return False
+        if self.inventory.nothing_left() == (self.status == EventStatus.SOLD_OUT):
+            return False
+        return self._clock() - self._last_flip_at >= sold_out_flip_interval_s_min
+
+    async def _share(self, record: pg_events.EventRecord) -> None:
+        """Every gateway process learns the event's new meta (a failure: their copies age out in seconds)."""
+        try:
+            await asyncio.wait_for(event_metas.share_record(self._redis, record), redis_write_s_max)
+        except Exception as error:
+            log.warning("could not share the meta of %s: %r", self.event_id, error)
+
     def _check_not_lost(self) -> None:
         # Batches queued on the lock when this incarnation was given up must not run on its unknown state.
         if self._lost is not None:
@@ -139,6 +219,8 @@ class EventInventory:
         new_sales, cancelled = self.inventory.pending_sales()
         if new_sales or cancelled:
             results = await self._commit(commands, results, new_sales, cancelled)
+        capacities = self.inventory.pending_capacities()
+        record = await self._commit_capacities(capacities) if capacities else None
         changes = self.inventory.drain_changes()
         if changes is None:
             return results
@@ -149,7 +231,27 @@ class EventInventory:
             )
         except Exception as error:
             raise InventoryLost(f"redis write failed for {self.event_id}: {error!r}") from error
+        if record is not None:
+            self._apply_record(record)
+            await self._share(record)  # the meta lists capacities
         return results
+
+    async def _commit_capacities(
+        self, capacities: dict[str, tuple[int, int, str, str | None]]
+    ) -> pg_events.EventRecord:
+        """Commit capacity changes (fenced, audited under who asked) before anything of the batch is answered; any
+        failure gives the event up: its rebuild reads the capacity Postgres has."""
+        changes = {
+            code: (before, after, audit.Actor(*split_actor_ref(by), ip))
+            for code, (before, after, by, ip) in capacities.items()
+        }
+        try:
+            async with self._pool.acquire(timeout=pool_acquire_s_max) as conn:
+                return await asyncio.wait_for(
+                    commit_capacity(conn, self.org_id, self.event_id, self.epoch, changes), commit_s_max
+                )
+        except Exception as error:
+            raise InventoryLost(f"{self.event_id}: capacity commit failed ({error!r})") from error
 
     async def _commit(
         self, commands: Sequence[Command], results: list[Result], new_sales: list[SaleView],

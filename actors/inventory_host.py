@@ -99,9 +99,12 @@ class InventoryHost:
             return _reply([INVENTORY_UNAVAILABLE] * len(commands))
 
     async def activate(self, org_id: str, event_id: str) -> bool:
-        """Load the event now (after publish) so its availability is in Redis before the first hold."""
+        """Load the event now (after publish) so its availability is in Redis before the first hold; and, loaded
+        already, read its status and limits again (after a transition or an edit: the sale gate)."""
         try:
             owner = await asyncio.wait_for(self._event((org_id, event_id)), recover_s_max)
+            if owner is not None and owner.org_id == org_id:
+                await asyncio.wait_for(owner.refresh(), recover_s_max)
         except InvariantViolation:
             self._stop_loudly(event_id)
             raise
@@ -183,6 +186,7 @@ class InventoryHost:
             for key, owner in list(self._events.items()):
                 try:
                     await owner.expire(expire_holds_per_event_max)
+                    await owner.sync_sold_out()
                 except InvariantViolation:
                     self._stop_loudly(key[1])
                 except Exception as error:

@@ -25,13 +25,14 @@ from engine.inventory.commands import (
     Release,
     Result,
     SaleView,
+    SetCapacity,
     TicketView,
 )
 from engine.refusals import Refusal
 
 Row = tuple[Any, ...]
-_COMMAND_TAGS: dict[type, int] = {Hold: 0, Release: 1, Confirm: 2, CancelSale: 3, LookupHold: 4}
-_COMMAND_TYPES: tuple[type, ...] = (Hold, Release, Confirm, CancelSale, LookupHold)
+_COMMAND_TAGS: dict[type, int] = {Hold: 0, Release: 1, Confirm: 2, CancelSale: 3, LookupHold: 4, SetCapacity: 5}
+_COMMAND_TYPES: tuple[type, ...] = (Hold, Release, Confirm, CancelSale, LookupHold, SetCapacity)
 _OK_NONE, _OK_HOLD, _OK_SALE, _REJECTED = range(4)
 
 
@@ -45,6 +46,8 @@ def _fields(command: Command) -> Row:
                 command.quantity, command.ttl_s)
     if isinstance(command, Confirm):
         return command.cmd_id, command.hold_id, command.order_ref, command.by, command.ip
+    if isinstance(command, SetCapacity):
+        return command.cmd_id, command.ticket_type, command.capacity, command.by, command.ip
     return command.cmd_id, command.hold_id
 
 

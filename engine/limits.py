@@ -28,3 +28,6 @@ zones_per_layout_max = 50
 seat_number_max = 9_999_999  # seat ids carry the number in at most 7 digits
 layout_coordinate_abs_max = 1_000_000.0  # x and y, in the layout's drawing units
 layout_problems_reported_max = 100
+# catalog lifecycle: presales on an event (engine/catalog/presales.py)
+presales_per_event_max = 10
+presale_buyer_ids_max = 10_000

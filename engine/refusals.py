@@ -34,6 +34,9 @@ class Refusal(StrEnum):
     # catalog: events and their lifecycle
     EVENT_NOT_FOUND = "event_not_found"
     NOT_ON_SALE = "not_on_sale"
+    # catalog lifecycle: capacity changes (engine/inventory/machine.py, through the inventory)
+    CAPACITY_BELOW_COMMITTED = "capacity_below_committed"
+    TICKET_TYPE_NOT_FOUND = "ticket_type_not_found"
     # access: API keys, members, invitations, sessions
     API_KEY_NOT_FOUND = "api_key_not_found"
     MEMBER_NOT_FOUND = "member_not_found"

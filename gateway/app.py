@@ -44,6 +44,7 @@ from gateway.refusals import error_for_refused
 from gateway.routes import all_routes
 from gateway.seatmap import SeatMaps
 from gateway.sessions import TokenSigner
+from gateway.timer_client import NullSchedules, TimerLink
 from persistence.db import create_pool
 from persistence.ratelimit.store import RateLimitStore
 from persistence.tenancy import TenantPool
@@ -72,18 +73,26 @@ def create_app(
     *,
     inventory: InventoryClient | None = None,
     availability: AvailabilityFactory | None = None,
+    timer: Any = None,
 ) -> Starlette:
+    """``timer``: the catalog timer's client (gateway/timer_client.py); by default the Ray actor's, or none when
+    ``inventory`` is an in-process one (tests)."""
     routes = all_routes()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _services(settings or Settings.from_env(), inventory, availability) as services:
+        async with _services(settings or Settings.from_env(), inventory, availability, timer) as services:
             app.state.services = services
+            schedules = services.domain(TimerLink).schedules
+            ensure_started = getattr(schedules, "ensure_started", None)
             listeners = [
                 asyncio.ensure_future(services.auth.listen()),
                 asyncio.ensure_future(services.auth.record_last_use_forever()),
                 asyncio.ensure_future(services.domain(AvailabilityReads).availability.listen()),
+                asyncio.ensure_future(services.events.listen()),
             ]
+            if ensure_started is not None:
+                listeners.append(asyncio.ensure_future(ensure_started()))
             try:
                 yield
             finally:
@@ -107,8 +116,15 @@ def create_app(
 
 @asynccontextmanager
 async def _services(
-    settings: Settings, inventory: InventoryClient | None, availability: AvailabilityFactory | None
+    settings: Settings, inventory: InventoryClient | None, availability: AvailabilityFactory | None, timer: Any
 ) -> AsyncIterator[Services]:
+    if timer is None:
+        if inventory is None:
+            from gateway.timer_client import RayTimerClient  # Ray is heavy: import it only when used
+
+            timer = RayTimerClient(settings)
+        else:
+            timer = NullSchedules()
     if inventory is None:
         from gateway.inventory_client import RayInventoryClient  # Ray is heavy: import it only when used
 
@@ -135,7 +151,7 @@ async def _services(
             redis=redis,
             inventory=inventory,
             auth=Authenticator(tenant_pool, redis, signer=_signer(settings), listener_redis=listener_redis),
-            events=EventCache(tenant_pool, redis),
+            events=EventCache(tenant_pool, redis, listener_redis=listener_redis),
             idempotency=IdempotencyStore(redis),
             limits=RateLimiter(RateLimitStore(redis), settings.rate_limits),
             domains={
@@ -144,6 +160,7 @@ async def _services(
                     SeatListCache(tenant_pool, redis),
                 ),
                 SeatMaps: SeatMaps(tenant_pool),
+                TimerLink: TimerLink(timer),
             },
         )
     finally:

@@ -44,6 +44,8 @@ REFUSAL_STATUS: Mapping[Refusal, int] = MappingProxyType(
         _R.INVENTORY_UNAVAILABLE: 503,
         _R.EVENT_NOT_FOUND: 404,
         _R.NOT_ON_SALE: 409,
+        _R.CAPACITY_BELOW_COMMITTED: 409,
+        _R.TICKET_TYPE_NOT_FOUND: 404,
         _R.API_KEY_NOT_FOUND: 404,
         _R.MEMBER_NOT_FOUND: 404,
         _R.ALREADY_MEMBER: 409,

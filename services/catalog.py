@@ -6,14 +6,16 @@ live are ports (``SharedEvents``, ``Activations``): the use case calls them afte
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from engine import ids
 from engine.catalog import rules as catalog
-from engine.catalog.lifecycle import Change, EventAction, EventStatus, is_on_sale, outcome
+from engine.catalog.lifecycle import Change, EventAction, EventStatus, outcome, visible_to_buyers
 from engine.refusals import Refusal, Refused
 from persistence import audit
 from persistence.catalog import events as pg_events
+from persistence.catalog import lifecycle as pg_lifecycle
 from persistence.tenancy import OrgDb
 from services.unit_of_work import Tenants, UnitsOfWork
 
@@ -47,17 +49,31 @@ async def create_event(
     actor: audit.Actor,
     definition: catalog.EventDefinition,
     seating: dict[str, Any] | None,
+    *,
+    schedule: Mapping[str, Any] | None = None,
 ) -> pg_events.EventRecord:
-    """The new draft (``seating``: the layout as the organizer gave it, kept as JSON). A definition the catalog's
+    """The new draft (``seating``: the layout as the organizer gave it, kept as JSON; ``schedule``: its sale
+    window and presales, as pg_lifecycle.EDITABLE_COLUMNS, checked by the gateway). A definition the catalog's
     rules refuse raises ``pg_events.EventRejected`` before anything is written (the gateway refuses it first)."""
     new = pg_events.new_event(catalog.stocked(definition), seating)
     pg_events.check_new_event(new)
     async with units.begin(org_id, actor) as uow:
-        record = await pg_events.create_event(uow.db, new)
+        record = await scheduled(uow.db, await pg_events.create_event(uow.db, new), schedule)
         # In the same transaction: the event exists if and only if its creation is in the log.
         uow.record(audit.Change(EVENT_CREATE, "event", record.id, after=pg_events.audit_view(record)))
     await shared.share_record(record)
     return record
+
+
+async def scheduled(
+    db: OrgDb, record: pg_events.EventRecord, schedule: Mapping[str, Any] | None
+) -> pg_events.EventRecord:
+    """The new event with its sale window and presales (``schedule``) written in, in the creating transaction."""
+    if not schedule:
+        return record
+    patched = await pg_lifecycle.patch(db, record.id, pg_lifecycle.EventPatch(schedule))
+    assert patched is not None, "the event was created in this transaction"
+    return patched
 
 
 async def publish_event(
@@ -67,6 +83,8 @@ async def publish_event(
     org_id: str,
     actor: audit.Actor,
     event_id: str,
+    *,
+    schedules: Any = None,
 ) -> pg_events.EventRecord:
     """Put the draft on sale (again: it stays on sale, nothing is audited), then share it and bring its
     inventory live (both again too: a retry also repairs a publish whose after-commit steps failed)."""
@@ -79,6 +97,8 @@ async def publish_event(
             uow.record(audit.Change(EVENT_PUBLISH, "event", event_id, before={"status": before.value}, after=after))
     await shared.share_record(record)
     await activations.activate(org_id, event_id, dedicated=record.dedicated)
+    if schedules is not None:  # the catalog timer (services/catalog_lifecycle.Schedules): a sale_closes_at to plan
+        await schedules.changed(org_id, event_id)
     return record
 
 
@@ -106,11 +126,11 @@ async def _published(db: OrgDb, event_id: str) -> tuple[pg_events.EventRecord, E
 
 async def get_event(tenants: Tenants, org_id: str, event_id: str, *, on_sale_only: bool) -> pg_events.EventRecord:
     """The org's event; ``on_sale_only`` (a publishable key): a draft is as unknown as a made-up id, so drafts
-    cannot be probed from a browser."""
+    cannot be probed from a browser (every status after it is the buyers' to see: lifecycle.visible_to_buyers)."""
     if not ids.is_event_id(event_id):
         raise event_not_found(event_id)
     async with tenants.tenant(org_id) as db:
         record = await pg_events.get_event(db, event_id)
-    if record is None or (on_sale_only and not is_on_sale(record.status)):
+    if record is None or (on_sale_only and not visible_to_buyers(record.status)):
         raise event_not_found(event_id)
     return record

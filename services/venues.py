@@ -7,7 +7,8 @@ transaction. An event made on a layout copies the layout's seats (engine/catalog
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from engine import ids, limits
 from engine.catalog import layout_events
@@ -18,7 +19,7 @@ from persistence import audit
 from persistence.catalog import events as pg_events
 from persistence.catalog import layouts as pg_layouts
 from persistence.catalog import venues as pg_venues
-from services.catalog import EVENT_CREATE, SharedEvents
+from services.catalog import EVENT_CREATE, SharedEvents, scheduled
 from services.unit_of_work import Tenants, UnitsOfWork
 
 VENUE_CREATE = "venue.create"
@@ -99,6 +100,8 @@ async def create_event_on_layout(
     org_id: str,
     actor: audit.Actor,
     definition: catalog.EventDefinition,
+    *,
+    schedule: Mapping[str, Any] | None = None,
 ) -> pg_events.EventRecord:
     """The new draft on ``definition.layout_id`` (the org's layout, else 422 naming layout_id), its seats the
     layout's. Raises ``EventProblems`` for what the layout refuses (an unknown zone), before anything is written."""
@@ -113,7 +116,7 @@ async def create_event_on_layout(
             raise EventProblems(problems)
         new = pg_events.new_event(layout_events.stocked_on(definition, found.layout), None, layout_id)
         pg_events.check_new_event(new)
-        record = await pg_events.create_event(uow.db, new)
+        record = await scheduled(uow.db, await pg_events.create_event(uow.db, new), schedule)
         after = {**pg_events.audit_view(record), "layout_id": layout_id}
         uow.record(audit.Change(EVENT_CREATE, "event", record.id, after=after))
     await shared.share_record(record)

@@ -79,7 +79,24 @@ class LookupHold:
     hold_id: str
 
 
-Command = Hold | Release | Confirm | CancelSale | LookupHold
+@dataclass(frozen=True, slots=True)
+class SetCapacity:
+    """Change a GA ticket type's capacity on a live event (catalog lifecycle): grow any time, shrink only down to
+    held + sold. ``by``/``ip`` as on ``Confirm``: the shell audits the change, in its fenced commit, under them.
+    ``hold_id`` is empty: the command names no hold (it is there so every command has one)."""
+
+    cmd_id: str
+    ticket_type: str
+    capacity: int
+    by: str
+    ip: str | None
+    hold_id: str = ""
+
+    def __post_init__(self) -> None:
+        check_actor(*split_actor_ref(self.by), self.ip)
+
+
+Command = Hold | Release | Confirm | CancelSale | LookupHold | SetCapacity
 
 
 @dataclass(frozen=True, slots=True)

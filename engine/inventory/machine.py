@@ -12,6 +12,7 @@ If the sales of a batch fail to commit, ``abort_sales`` puts their holds back ex
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -33,6 +34,7 @@ from engine.inventory.commands import (
     Release,
     Result,
     SaleView,
+    SetCapacity,
     TicketView,
 )
 from engine.refusals import Refusal
@@ -77,6 +79,9 @@ class InventorySpec:
         codes = dict.fromkeys(() if self.seated_type is None else (self.seated_type,))
         codes.update(dict.fromkeys(code for code in self.seat_types if code is not None))
         return tuple(codes)
+    # per GA type whose capacity once was higher (it shrank since): the highest unit number ever issuable, so
+    # units sold before the shrink stay valid (catalog lifecycle; Postgres keeps it as ticket_types.units_max)
+    ga_units_max: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.seat_types:
@@ -116,6 +121,7 @@ class _Hold:
 @dataclass(slots=True)
 class _GaType:
     capacity: int
+    units_max: int  # units are numbered 1..units_max: the highest capacity the type ever had
     held: int = 0
     sold: int = 0
     next_unit: int = 1
@@ -149,6 +155,8 @@ class Changes:
     ga_types: set[str] = field(default_factory=set)
     sales: dict[str, SaleView] = field(default_factory=dict)
     sales_cancelled: dict[str, SaleView] = field(default_factory=dict)
+    capacities: dict[str, tuple[int, int, str, str | None]] = field(default_factory=dict)  # code -> (before,
+    # after, by, ip) of a capacity changed since the last drain: the shell commits it (fenced) before writing Redis
     full: bool = False  # True after a restore: rewrite every cached structure, not just the deltas
 
     def is_empty(self) -> bool:
@@ -159,6 +167,7 @@ class Changes:
             or self.ga_types
             or self.sales
             or self.sales_cancelled
+            or self.capacities
             or self.full
         )
 
@@ -193,7 +202,10 @@ class Inventory:
                     self._seats_blocked += 1
                 else:
                     self._type_counts[code][SEAT_AVAILABLE] += 1
-        self._ga = {code: _GaType(capacity) for code, capacity in spec.ga_capacity}
+        units_max = dict(spec.ga_units_max)
+        self._ga = {
+            code: _GaType(capacity, max(capacity, units_max.get(code, 0))) for code, capacity in spec.ga_capacity
+        }
         self._holds: dict[str, _Hold] = {}
         self._expiry_heap: list[tuple[float, str]] = []
         self._buyer_tickets: dict[str, int] = {}
@@ -203,6 +215,10 @@ class Inventory:
         # hold id -> cmd ids answered while its sale was pending: an abort must forget all of those answers
         self._confirm_cmds: dict[str, list[str]] = {}
         self._restored_units: dict[str, set[int]] = {}
+        # The sale gate, set by the shell from the event's status (engine/catalog/lifecycle.py): not journaled,
+        # since it lives in Postgres (the status) and is set again on every recovery.
+        self._holds_open = True
+        self._confirms_open = True
 
     # ---- the batch interface -------------------------------------------------------------------------------
 
@@ -236,6 +252,26 @@ class Inventory:
     def pending_sales(self) -> tuple[list[SaleView], list[SaleView]]:
         """Sales made and cancelled since the last drain: the shell commits these before it drains."""
         return list(self._journal.sales.values()), list(self._journal.sales_cancelled.values())
+
+    def pending_capacities(self) -> dict[str, tuple[int, int, str, str | None]]:
+        """Capacities changed since the last drain, code -> (before, after, by, ip): committed before the drain."""
+        return dict(self._journal.capacities)
+
+    def set_gate(self, *, holds_open: bool, confirms_open: bool) -> None:
+        """What the event's status lets buyers do: new holds, confirms (releases and lookups always work)."""
+        self._holds_open = holds_open
+        self._confirms_open = confirms_open
+
+    def set_limits(self, *, hold_ttl_s: int, max_tickets_per_buyer: int) -> None:
+        """The event's new sale limits (an organizer's edit): they bound new holds; existing holds keep their
+        expiry. The catalog lets max_tickets_per_buyer only grow once the inventory is live, so no buyer is over."""
+        self.spec = dataclasses.replace(self.spec, hold_ttl_s=hold_ttl_s, max_tickets_per_buyer=max_tickets_per_buyer)
+
+    def nothing_left(self) -> bool:
+        """Every seat and every GA unit is held or sold (the catalog calls the event sold out)."""
+        return self._seats_held + self._seats_sold == len(self._seats) and all(
+            ga.available <= 0 for ga in self._ga.values()
+        )
 
     def abort_sales(self, hold_ids: Iterable[str]) -> None:
         """Undo not-yet-drained confirms whose commit failed: their holds are held again, as before."""
@@ -389,7 +425,7 @@ class Inventory:
         assert ga is not None
         claimed = self._restored_units.setdefault(ticket_type, set())
         for unit in units:
-            _require(1 <= unit <= ga.capacity, f"unit {unit} of {ticket_type} out of 1..{ga.capacity}")
+            _require(1 <= unit <= ga.units_max, f"unit {unit} of {ticket_type} out of 1..{ga.units_max}")
             _require(unit not in claimed, f"unit {unit} of {ticket_type} claimed twice ({hold_id})")
             claimed.add(unit)
         if state == SEAT_SOLD:
@@ -453,6 +489,8 @@ class Inventory:
             result = self._confirm(command, now)
         elif isinstance(command, Release):
             result = self._release(command.hold_id, now)
+        elif isinstance(command, SetCapacity):
+            result = self._set_capacity(command)
         else:
             result = self._cancel_sale(command)
         self._remember(command.cmd_id, result)
@@ -471,6 +509,8 @@ class Inventory:
             if existing.buyer_id != command.buyer_id:
                 return Rejected(Refusal.INVALID_HOLD_REQUEST, "hold id already used", {"hold_id": command.hold_id})
             return Ok(self._view(existing))
+        if not self._holds_open:
+            return Rejected(Refusal.NOT_ON_SALE, "the event is not on sale", {"event_id": self.spec.event_id})
         if self._ended.get(command.hold_id) == "cancelled":
             # Its sale id is taken (a cancelled sale keeps its row): a new sale under it could never commit.
             return Rejected(Refusal.INVALID_HOLD_REQUEST, "hold id already used", {"hold_id": command.hold_id})
@@ -561,6 +601,8 @@ class Inventory:
         if hold.expires_at <= now:
             self._end_hold(hold, "expired")
             return self._ended_refusal(hold.hold_id)
+        if not self._confirms_open:
+            return Rejected(Refusal.NOT_ON_SALE, "the event no longer sells", {"event_id": self.spec.event_id})
         return Ok(self._sell(hold, command.order_ref))
 
     def _sell(self, hold: _Hold, order_ref: str) -> SaleView:
@@ -614,6 +656,31 @@ class Inventory:
         self._ended[hold.hold_id] = "cancelled"
         self._journal.sales_cancelled[hold.hold_id] = sale
         return Ok(sale)
+
+    def _set_capacity(self, command: SetCapacity) -> Result:
+        code = command.ticket_type
+        ga = self._ga.get(code)
+        if ga is None:
+            return Rejected(Refusal.UNKNOWN_TICKET_TYPE, "no such GA ticket type", {"ticket_type": code})
+        if not 0 <= command.capacity <= limits.ga_capacity_max:
+            return Rejected(Refusal.INVALID_HOLD_REQUEST, f"capacity must be 0..{limits.ga_capacity_max}")
+        committed = ga.held + ga.sold
+        if command.capacity < committed:
+            return Rejected(
+                Refusal.CAPACITY_BELOW_COMMITTED,
+                "capacity cannot go below what is held and sold",
+                {"ticket_type": code, "capacity": command.capacity, "held": ga.held, "sold": ga.sold},
+            )
+        if command.capacity != ga.capacity:
+            first = self._journal.capacities.get(code)
+            before = ga.capacity if first is None else first[0]
+            ga.capacity = command.capacity
+            # Fresh units are taken only once no freed one is left, so they stay within the capacity; units
+            # above a shrunk capacity (sold or held before) stay valid up to units_max.
+            ga.units_max = max(ga.units_max, command.capacity)
+            self._journal.capacities[code] = (before, command.capacity, command.by, command.ip)
+            self._journal.ga_types.add(code)
+        return Ok(None)
 
     def _lookup(self, hold_id: str, now: float) -> Result:
         hold = self._holds.get(hold_id)

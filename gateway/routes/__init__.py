@@ -6,7 +6,7 @@ from starlette.routing import BaseRoute
 
 from gateway.routes import audit, operations
 from gateway.routes.access import keys, members, sessions
-from gateway.routes.catalog import events, venues
+from gateway.routes.catalog import events, lifecycle, venues
 from gateway.routes.inventory import availability, holds, seatmap
 
 
@@ -18,6 +18,7 @@ def all_routes() -> list[BaseRoute]:
         *events.ROUTES,
         *seatmap.ROUTES,
         *venues.ROUTES,
+        *lifecycle.ROUTES,
         *keys.ROUTES,
         *sessions.ROUTES,
         *members.ROUTES,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
+from engine.catalog import presales as sale_schedule
 from engine.catalog import rules as catalog
 from engine.catalog.lifecycle import EventStatus
 from engine.catalog.rules import TicketKind
@@ -24,10 +25,11 @@ from persistence.tenancy import OrgDb
 
 _EVENT_COLUMNS = (
     "id, org_id, name, starts_at, hold_ttl_s, max_tickets_per_buyer, status, dedicated, "
-    "seating::text AS seating, seat_count, created_at, published_at, layout_id"
+    "seating::text AS seating, seat_count, created_at, published_at, layout_id, "
+    "sale_opens_at, sale_closes_at, presales::text AS presales, revision"
 )
 _TICKET_TYPES_SQL = (
-    "SELECT code, kind, capacity, price_minor, currency, zone FROM ticket_types "
+    "SELECT code, kind, capacity, price_minor, currency, zone, units_max FROM ticket_types "
     "WHERE org_id = $1 AND event_id = $2 ORDER BY position"
 )
 _SEAT_IDS_SQL = (
@@ -47,6 +49,15 @@ class TicketTypeRecord:
     price_minor: int
     currency: str
     zone: str | None = None  # seated, on a layout: the zone whose seats it sells
+    units_max: int = 0  # GA: the highest capacity the type ever had (units are 1..units_max); 0: its capacity
+
+
+@dataclass(frozen=True)
+class PresaleRecord:
+    code: str
+    opens_at: datetime
+    closes_at: datetime
+    buyer_ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,49 @@ class EventRecord:
     created_at: datetime
     published_at: datetime | None
     layout_id: str | None = None
+    sale_opens_at: datetime | None = None
+    sale_closes_at: datetime | None = None
+    presales: tuple[PresaleRecord, ...] = ()
+    revision: int = 0  # bumped by every change of the event's meta (004_event_lifecycle.sql)
+
+    def schedule(self) -> sale_schedule.SaleSchedule:
+        """The sale schedule as the engine's rules read it (epoch seconds)."""
+        return sale_schedule.SaleSchedule(
+            _seconds(self.sale_opens_at),
+            _seconds(self.sale_closes_at),
+            tuple(
+                sale_schedule.Presale(
+                    p.code, p.opens_at.timestamp(), p.closes_at.timestamp(),
+                    None if p.buyer_ids is None else frozenset(p.buyer_ids),
+                )
+                for p in self.presales
+            ),
+        )
+
+
+def _seconds(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def presales_json(presales: tuple[PresaleRecord, ...]) -> str:
+    """The presales as events.presales stores them."""
+    return json.dumps(
+        [
+            {"code": p.code, "opens_at": audit_time(p.opens_at), "closes_at": audit_time(p.closes_at)}
+            | ({} if p.buyer_ids is None else {"buyer_ids": list(p.buyer_ids)})
+            for p in presales
+        ]
+    )
+
+
+def _presales(raw: str | None) -> tuple[PresaleRecord, ...]:
+    return tuple(
+        PresaleRecord(
+            p["code"], datetime.fromisoformat(p["opens_at"]), datetime.fromisoformat(p["closes_at"]),
+            None if p.get("buyer_ids") is None else tuple(p["buyer_ids"]),
+        )
+        for p in json.loads(raw or "[]")
+    )
 
 
 @dataclass(frozen=True)
@@ -159,7 +213,7 @@ def audit_view(record: EventRecord) -> dict[str, Any]:
 
 def _ticket_type(row: asyncpg.Record) -> TicketTypeRecord:
     return TicketTypeRecord(
-        row["code"], row["kind"], row["capacity"], row["price_minor"], row["currency"], row["zone"]
+        row["code"], row["kind"], row["capacity"], row["price_minor"], row["currency"], row["zone"], row["units_max"]
     )
 
 
@@ -179,6 +233,10 @@ def _event(row: asyncpg.Record, ticket_types: tuple[TicketTypeRecord, ...]) -> E
         created_at=row["created_at"],
         published_at=row["published_at"],
         layout_id=row["layout_id"],
+        sale_opens_at=row["sale_opens_at"],
+        sale_closes_at=row["sale_closes_at"],
+        presales=_presales(row["presales"]),
+        revision=row["revision"],
     )
 
 
@@ -232,7 +290,8 @@ async def create_event(db: OrgDb, new: NewEvent) -> EventRecord:
                 list(new.seat_ids),
                 list(seat_types),
             )
-    return _event(row, new.ticket_types)
+    # as read back: a new type's units_max is its capacity (the insert trigger's default)
+    return _event(row, tuple(replace(t, units_max=max(t.units_max, t.capacity)) for t in new.ticket_types))
 
 
 async def get_event(db: OrgDb, event_id: str) -> EventRecord | None:
@@ -255,7 +314,7 @@ async def publish_event(db: OrgDb, event_id: str) -> Published | None:
     A concurrent publish waits for the row and then finds it on sale: exactly one of them reports a change.
     """
     row = await db.conn.fetchrow(
-        "UPDATE events SET status = $3, published_at = now() "
+        "UPDATE events SET status = $3, published_at = now(), revision = revision + 1 "
         f"WHERE org_id = $1 AND id = $2 AND status = $4 RETURNING {_EVENT_COLUMNS}",
         db.org_id,
         event_id,
@@ -279,15 +338,20 @@ async def move_status(db: OrgDb, event: EventRecord, status: EventStatus) -> Eve
     status and changes nothing, so of two concurrent moves from one status exactly one reports a change.
     """
     row = await db.conn.fetchrow(
-        "UPDATE events SET status = $3, published_at = CASE WHEN $3 = $5 THEN now() ELSE published_at END "
+        "UPDATE events SET status = $3, revision = revision + 1, "
+        "published_at = CASE WHEN $3 = $5 THEN NULL WHEN $3 = $6 THEN published_at "
+        "ELSE coalesce(published_at, now()) END, "
+        # cancelling fences out the inventory's current incarnation: no sale commits after the cancellation
+        "inventory_epoch = inventory_epoch + CASE WHEN $3 = $6 THEN 1 ELSE 0 END "
         f"WHERE org_id = $1 AND id = $2 AND status = $4 RETURNING {_EVENT_COLUMNS}",
         db.org_id,
         event.id,
         status.value,
         event.status,
-        EventStatus.ON_SALE.value,
+        EventStatus.DRAFT.value,
+        EventStatus.CANCELLED.value,
     )
-    return None if row is None else _event(row, event.ticket_types)  # ticket types never change after creation
+    return None if row is None else _event(row, event.ticket_types)  # a move changes no ticket type
 
 
 async def list_seat_ids(db: OrgDb, event_id: str) -> tuple[str, ...] | None:
@@ -303,8 +367,8 @@ async def list_seat_ids(db: OrgDb, event_id: str) -> tuple[str, ...] | None:
 
 async def take_inventory_epoch(db: OrgDb, event_id: str) -> tuple[int, EventRecord, EventSeats] | None:
     """For a new incarnation of the event's inventory: a fresh epoch (fencing out every older incarnation),
-    the event and its seats (ids and ticket types). None when the org has no such event or it is not on sale
-    (and then no epoch moves: a call naming the wrong org cannot fence out the real owner).
+    the event and its seats (ids and ticket types). None when the org has no such event or it is a draft (and then
+    no epoch moves: a call naming the wrong org cannot fence out the real owner).
 
     The UPDATE waits for any write_sales holding the event row FOR SHARE, so once this returns no older
     incarnation can commit another sale.
@@ -312,11 +376,12 @@ async def take_inventory_epoch(db: OrgDb, event_id: str) -> tuple[int, EventReco
     conn = db.conn
     async with conn.transaction():
         row = await conn.fetchrow(
-            "UPDATE events SET inventory_epoch = inventory_epoch + 1 WHERE org_id = $1 AND id = $2 AND status = $3 "
+            "UPDATE events SET inventory_epoch = inventory_epoch + 1 "
+            "WHERE org_id = $1 AND id = $2 AND status <> $3 "
             f"RETURNING inventory_epoch, {_EVENT_COLUMNS}",
             db.org_id,
             event_id,
-            EventStatus.ON_SALE.value,
+            EventStatus.DRAFT.value,  # every status but draft has an inventory (lifecycle.has_inventory)
         )
         event = await _with_ticket_types(db, row)
         if row is None or event is None:
@@ -349,6 +414,18 @@ def inventory_spec(event: EventRecord, seats: EventSeats | tuple[str, ...]) -> I
         seated_type=seated[0] if seated else None,
         seat_types=() if one_type else seat_types,
         ga_capacity=tuple((t.code, t.capacity) for t in event.ticket_types if t.kind == TicketKind.GA),
+        ga_units_max=tuple(
+            (t.code, t.units_max) for t in event.ticket_types if t.kind == TicketKind.GA and t.units_max > t.capacity
+        ),
         hold_ttl_s=event.hold_ttl_s,
         max_tickets_per_buyer=event.max_tickets_per_buyer,
     )
+
+
+# For the catalog's other stores (persistence/catalog/lifecycle.py): the columns an EventRecord reads, and a row
+# of them made into one, with its ticket types.
+EVENT_COLUMNS = _EVENT_COLUMNS
+
+
+async def record_of_row(db: OrgDb, row: asyncpg.Record | None) -> EventRecord | None:
+    return await _with_ticket_types(db, row)

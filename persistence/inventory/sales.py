@@ -24,13 +24,14 @@ INSERT INTO sales (id, org_id, event_id, hold_id, buyer_id, order_ref, epoch)
 SELECT s.id, $1, $2, s.hold_id, s.buyer_id, s.order_ref, $3
 FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) AS s(id, hold_id, buyer_id, order_ref)
 """
-# The GA capacity goes on each GA ticket so the schema can check unit <= capacity row by row (the foreign key
-# proves it is the type's real capacity); an unknown type gets none, which the schema refuses.
+# The GA type's unit bound goes on each GA ticket so the schema can check unit <= it row by row (the foreign key
+# proves it is the type's real units_max: its highest capacity ever, 004_event_lifecycle.sql); an unknown type gets
+# none, which the schema refuses.
 _INSERT_TICKETS_SQL = """
 INSERT INTO tickets (id, org_id, event_id, sale_id, ordinal, ticket_type, seat_id, unit, capacity)
 SELECT t.id, $1, $2, t.sale_id, t.ordinal, t.ticket_type, t.seat_id, t.unit,
        CASE WHEN t.unit IS NULL THEN NULL ELSE (
-           SELECT tt.capacity FROM ticket_types tt
+           SELECT tt.units_max FROM ticket_types tt
            WHERE tt.org_id = $1 AND tt.event_id = $2 AND tt.code = t.ticket_type AND tt.kind = 'ga') END
 FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::int[])
      AS t(id, sale_id, ordinal, ticket_type, seat_id, unit)
@@ -120,6 +121,18 @@ async def _insert(db: OrgDb, event_id: str, epoch: int, sales: Sequence[SaleView
         [t.seat_id for _, _, t in tickets],
         [t.unit for _, _, t in tickets],
     )
+
+
+async def mark_for_refund(db: OrgDb, event_id: str) -> int:
+    """Mark every live sale of the event for refund (its cancellation; the checkout issue refunds them); the
+    number newly marked."""
+    status = await db.conn.execute(
+        "UPDATE sales SET refund_requested_at = now() "
+        "WHERE event_id = $2 AND status = 'live' AND org_id = $1 AND refund_requested_at IS NULL",
+        db.org_id,
+        event_id,
+    )
+    return int(status.split()[-1])
 
 
 async def load_sales(db: OrgDb, event_id: str) -> list[SaleView]:

@@ -131,6 +131,23 @@ async def publish_event(ctx: Ctx) -> Target:
     return Target("POST", f"/v1/events/{event_id}/publish", 200, "event.publish", headers=ctx.owner)
 
 
+async def transition_event(ctx: Ctx) -> Target:
+    event_id = await _event(ctx, publish=False)
+    return Target("POST", f"/v1/events/{event_id}/transitions", 200, "event.transition", {"to": "published"},
+                  ctx.owner)
+
+
+async def patch_event(ctx: Ctx) -> Target:
+    event_id = await _event(ctx, publish=False)
+    return Target("PATCH", f"/v1/events/{event_id}", 200, "event.update", {"name": "Renamed"}, ctx.owner)
+
+
+async def set_capacity(ctx: Ctx) -> Target:
+    event_id = await _event(ctx, publish=True)  # through the inventory, audited in its commit
+    return Target("PATCH", f"/v1/events/{event_id}/ticket-types/GA", 200, "ticket_type.capacity", {"capacity": 70},
+                  ctx.owner)
+
+
 async def confirm_hold(ctx: Ctx) -> Target:
     event_id = await _event(ctx, publish=True)
     held = await ctx.call(
@@ -197,6 +214,9 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx], Awaitable[Target]]] = {
     ("DELETE", "/v1/api-keys/{key_id}"): revoke_key,
     ("POST", "/v1/events"): create_event,
     ("POST", "/v1/events/{event_id}/publish"): publish_event,
+    ("POST", "/v1/events/{event_id}/transitions"): transition_event,
+    ("PATCH", "/v1/events/{event_id}"): patch_event,
+    ("PATCH", "/v1/events/{event_id}/ticket-types/{code}"): set_capacity,
     ("POST", "/v1/holds/{hold_id}/confirm"): confirm_hold,
     ("POST", "/v1/members"): invite_member,
     ("PATCH", "/v1/members/{user_id}"): change_role,

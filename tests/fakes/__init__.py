@@ -61,14 +61,16 @@ async def running_gateway(
     serve: bool = False,
     inventory: FakeInventoryClient | None = None,
     rate_limits: Policy = DEFAULT_POLICY,
+    timer: Any = None,
 ) -> AsyncIterator[Gateway]:
     """The gateway app over a FakeInventoryClient (a fresh one unless given); ``serve`` puts it behind a real
-    uvicorn server; ``rate_limits`` replaces the default policy (engine.ratelimit.policy_with)."""
+    uvicorn server; ``rate_limits`` replaces the default policy (engine.ratelimit.policy_with); ``timer``: the
+    catalog timer the routes tell of changes (actors.catalog_timer.TimerCore in-process; none by default)."""
     inventory = inventory or FakeInventoryClient(database_url, redis_url)
     settings = Settings(
         database_url=database_url, redis_url=redis_url, session_secret=TEST_SESSION_SECRET, rate_limits=rate_limits
     )
-    app = create_app(settings, inventory=inventory)
+    app = create_app(settings, inventory=inventory, timer=timer)
     if serve:
         async with _uvicorn(app) as url, httpx.AsyncClient(base_url=url) as client:
             yield Gateway(client, app, inventory, url)

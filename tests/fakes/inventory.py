@@ -33,6 +33,8 @@ class FakeInventoryClient:
         self.placements: dict[str, bool] = {}  # event id -> the ``dedicated`` it was last called with
 
     async def start(self) -> None:
+        if self._pool is not None:  # shared by several gateways (tests of many processes): started once
+            return
         self._pool = await create_pool(self._database_url, min_size=1, max_size=4)
         self._redis = Redis.from_url(self._redis_url)
 
@@ -52,7 +54,15 @@ class FakeInventoryClient:
     # test can see what the gateway passed.
     async def activate(self, org_id: str, event_id: str, *, dedicated: bool) -> None:
         self.placements[event_id] = dedicated
-        await self._owner(org_id, event_id)
+        owner = await self._owner(org_id, event_id)
+        if owner is not None:
+            await owner.refresh()  # as an inventory host's activate: the status and limits read again
+
+    async def sweep(self) -> None:
+        """One tick of an inventory host's sweeper over every loaded event: expiry, then sold_out in and out."""
+        for owner in list(self._events.values()):
+            await owner.expire(1_024)
+            await owner.sync_sold_out()
 
     async def submit(self, org_id: str, event_id: str, command: Command, *, dedicated: bool) -> Result:
         self.placements[event_id] = dedicated

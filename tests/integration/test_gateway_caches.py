@@ -3,6 +3,9 @@ test (an injected timer) instead of slept through."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import secrets
 
 import asyncpg
@@ -13,11 +16,12 @@ from redis.asyncio import Redis
 from engine.catalog.lifecycle import EventStatus
 from gateway.availability import SeatListCache
 from gateway.errors import NotFound
-from gateway.event_cache import EventCache, EventMeta, TicketTypeMeta, absent_ttl_s
+from gateway.event_cache import EventCache, EventMeta, TicketTypeMeta, absent_ttl_s, metas_ttl_s
 from persistence.catalog import event_metas
 from persistence.catalog import redis_keys as catalog_keys
 from persistence.inventory import redis_keys as inventory_keys
 from persistence.tenancy import TenantPool
+from tests.bounded_wait import until
 from tests.fakes.clock import FakeClock
 
 monotonic_start_s = 1_000.0  # a monotonic clock's reading: any value will do
@@ -51,17 +55,65 @@ async def test_an_unknown_event_is_remembered_absent_for_absent_ttl_s(pool: asyn
     assert await cache.get(org_id, event_id) == on_sale
 
 
-async def test_only_on_sale_metas_are_kept_in_memory(pool: asyncpg.Pool, redis: Redis) -> None:
-    org_id, event_id = _org_id(), _event_id()
-    cache = EventCache(TenantPool(pool), redis)
+async def test_a_meta_is_kept_until_its_change_is_announced_and_at_most_metas_ttl_s(
+    pool: asyncpg.Pool, redis: Redis
+) -> None:
+    org_id, event_id, clock = _org_id(), _event_id(), FakeClock(start=monotonic_start_s)
+    cache = EventCache(TenantPool(pool), redis, timer=clock)
     draft = _meta(org_id, event_id, EventStatus.DRAFT)
     await event_metas.put_event_meta(redis, org_id, event_id, draft.to_dict())
     assert await cache.get(org_id, event_id) == draft
     on_sale = _meta(org_id, event_id, EventStatus.ON_SALE)
-    await event_metas.put_event_meta(redis, org_id, event_id, on_sale.to_dict())  # published by another process
+    await event_metas.put_event_meta(redis, org_id, event_id, on_sale.to_dict())  # changed, not announced
+    assert await cache.get(org_id, event_id) == draft  # the copy
+    cache.forget(org_id, event_id)  # what the announcement does (test below)
     assert await cache.get(org_id, event_id) == on_sale
-    await redis.delete(catalog_keys.event_meta(org_id, event_id))
-    assert await cache.get(org_id, event_id) == on_sale  # kept: an on-sale meta never goes stale
+    paused = _meta(org_id, event_id, EventStatus.PAUSED)
+    await event_metas.put_event_meta(redis, org_id, event_id, paused.to_dict())
+    clock.advance(metas_ttl_s + 0.1)  # an announcement missed: the copy still ages out
+    assert await cache.get(org_id, event_id) == paused
+
+
+async def test_every_process_drops_its_copy_when_a_change_is_announced(
+    pool: asyncpg.Pool, redis: Redis, clean_redis: str
+) -> None:
+    org_id, event_id = _org_id(), _event_id()
+    listener = Redis.from_url(clean_redis)
+    watching = EventCache(TenantPool(pool), redis, listener_redis=listener)
+    writer = EventCache(TenantPool(pool), redis)
+    task = asyncio.ensure_future(watching.listen())
+    try:
+        await _subscribed(redis)
+        await until(lambda: watching.changes_heard >= 1)  # connected: its on_connect dropped everything once
+        heard = watching.changes_heard
+        on_sale = _meta(org_id, event_id, EventStatus.ON_SALE)
+        await writer.share(on_sale)
+        await until(lambda: watching.changes_heard > heard)
+        assert await watching.get(org_id, event_id) == on_sale
+        assert watching.cached(org_id, event_id) == on_sale
+        paused = dataclasses.replace(_meta(org_id, event_id, EventStatus.PAUSED), revision=1)
+        await writer.share(paused)
+        await until(lambda: watching.cached(org_id, event_id) is None, within_s=1.0)
+        assert await watching.get(org_id, event_id) == paused
+        older = _meta(org_id, event_id, EventStatus.ON_SALE)  # revision 0: a writer that lost a race
+        await writer.share(older)
+        raw = await event_metas.get_event_meta(redis, org_id, event_id)
+        assert raw is not None and raw["status"] == EventStatus.PAUSED  # the newest revision is kept
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await listener.aclose()
+
+
+async def _subscribed(redis: Redis) -> None:
+    async def listening() -> bool:
+        [(_, count)] = await redis.pubsub_numsub(catalog_keys.EVENT_METAS_CHANGED_CHANNEL)
+        return bool(count)
+
+    async with asyncio.timeout(5):
+        while not await listening():
+            await asyncio.sleep(0.01)
 
 
 async def test_a_seat_list_larger_than_the_byte_bound_is_served_not_kept(pool: asyncpg.Pool, redis: Redis) -> None:

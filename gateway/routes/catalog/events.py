@@ -19,14 +19,24 @@ from gateway.endpoints import Call, read_route, write_route
 from gateway.errors import ValidationFailed
 from gateway.rendering import render
 from gateway.routes.catalog.models import EventCreate, EventOut
+from gateway.timer_client import TimerLink
 from persistence.catalog import events as pg_events
 from services import catalog, venues
 
 TAG = ("events",)
 
 
-def event_view(record: pg_events.EventRecord) -> dict[str, Any]:
+def event_view(record: pg_events.EventRecord, *, publishable: bool = False) -> dict[str, Any]:
+    """The event as the API shows it; a publishable key (a buyer's front-end) is not shown the presales' codes."""
+    presales = None if publishable else [
+        {"code": p.code, "opens_at": p.opens_at, "closes_at": p.closes_at,
+         "buyer_count": None if p.buyer_ids is None else len(p.buyer_ids)}
+        for p in record.presales
+    ]
     return {
+        "sale_opens_at": record.sale_opens_at,
+        "sale_closes_at": record.sale_closes_at,
+        "presales": presales,
         "id": record.id,
         "name": record.name,
         "starts_at": record.starts_at,
@@ -64,10 +74,15 @@ async def create_event(call: Call[EventCreate]) -> Response:
     seating = body.seating.model_dump() if body.seating is not None else None
     actor, definition = actor_of(call.request, principal), body.definition()
     try:
+        schedule = body.schedule_values()
         if definition.layout_id is not None:
-            record = await venues.create_event_on_layout(svc.units, svc.events, principal.org_id, actor, definition)
+            record = await venues.create_event_on_layout(
+                svc.units, svc.events, principal.org_id, actor, definition, schedule=schedule
+            )
         else:
-            record = await catalog.create_event(svc.units, svc.events, principal.org_id, actor, definition, seating)
+            record = await catalog.create_event(
+                svc.units, svc.events, principal.org_id, actor, definition, seating, schedule=schedule
+            )
     except venues.EventProblems as error:  # what the layout refuses (an unknown zone, an unknown layout)
         fields = [{"field": p.field, "message": p.message, "type": "invalid"} for p in error.problems]
         raise ValidationFailed(details={"fields": fields}) from None
@@ -87,7 +102,8 @@ async def publish_event(call: Call[Any]) -> Response:
     principal, svc = call.principal, call.svc
     actor = actor_of(call.request, principal)
     record = await catalog.publish_event(
-        svc.units, svc.events, svc.inventory, principal.org_id, actor, call.path("event_id")
+        svc.units, svc.events, svc.inventory, principal.org_id, actor, call.path("event_id"),
+        schedules=svc.domain(TimerLink).schedules,
     )
     return render(EventOut, event_view(record))
 
@@ -104,7 +120,7 @@ async def get_event(call: Call[Any]) -> Response:
     record = await catalog.get_event(
         call.svc, principal.org_id, call.path("event_id"), on_sale_only=principal.publishable
     )
-    return render(EventOut, event_view(record))
+    return render(EventOut, event_view(record, publishable=principal.publishable))
 
 
 ROUTES: list[BaseRoute] = [

@@ -3,7 +3,7 @@ rules across fields are engine/catalog/rules.py's, run by the validators."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -14,12 +14,14 @@ from pydantic import (
 )
 
 from engine import limits
+from engine.catalog import presales as sale_schedule
 from engine.catalog import rules as catalog
 from engine.catalog import seating
 from engine.catalog.layouts import ZONE_CODE_PATTERN
-from gateway.fields import DisplayName, Money, MoneyOut, TicketCode
-from gateway.parsing import RequestModel, refuse_problems
+from gateway.fields import DisplayName, ExternalId, Money, MoneyOut, TicketCode
+from gateway.parsing import RequestModel, cross_field_error, refuse_problems
 from gateway.rendering import Timestamp
+from persistence.catalog.events import PresaleRecord
 
 LayoutName = Annotated[str, StringConstraints(pattern=seating.NAME_PATTERN)]
 
@@ -72,6 +74,32 @@ class TicketTypeIn(RequestModel):
         return self
 
 
+class PresaleIn(RequestModel):
+    code: TicketCode
+    opens_at: AwareDatetime
+    closes_at: AwareDatetime
+    buyer_ids: Annotated[list[ExternalId], Field(min_length=1, max_length=limits.presale_buyer_ids_max)] | None = (
+        Field(default=None, description="only these buyers may hold during the presale (none: anyone with the code)")
+    )
+
+    def presale(self) -> sale_schedule.Presale:
+        buyers = None if self.buyer_ids is None else frozenset(self.buyer_ids)
+        return sale_schedule.Presale(self.code, self.opens_at.timestamp(), self.closes_at.timestamp(), buyers)
+
+
+Presales = Annotated[list[PresaleIn], Field(max_length=limits.presales_per_event_max)]
+
+
+def schedule_of(
+    sale_opens_at: AwareDatetime | None, sale_closes_at: AwareDatetime | None, presales: list[PresaleIn]
+) -> sale_schedule.SaleSchedule:
+    return sale_schedule.SaleSchedule(
+        None if sale_opens_at is None else sale_opens_at.timestamp(),
+        None if sale_closes_at is None else sale_closes_at.timestamp(),
+        tuple(p.presale() for p in presales),
+    )
+
+
 class EventCreate(RequestModel):
     name: DisplayName
     starts_at: AwareDatetime
@@ -83,6 +111,22 @@ class EventCreate(RequestModel):
     layout_id: Annotated[str, StringConstraints(min_length=1, max_length=limits.id_chars_max)] | None = Field(
         default=None, description="Instead of seating: a venue layout, whose seats the event copies"
     )
+    sale_opens_at: AwareDatetime | None = Field(
+        default=None, description="a published event goes on sale by itself at this time (within a second)"
+    )
+    sale_closes_at: AwareDatetime | None = Field(default=None, description="the sale closes by itself at this time")
+    presales: Presales = Field(default_factory=list, description="windows before sale_opens_at for code holders")
+
+    def schedule_values(self) -> dict[str, object]:
+        """The schedule given, as the events table's columns (services/catalog_lifecycle.py patches them in)."""
+        values: dict[str, object] = {}
+        if self.sale_opens_at is not None:
+            values["sale_opens_at"] = self.sale_opens_at
+        if self.sale_closes_at is not None:
+            values["sale_closes_at"] = self.sale_closes_at
+        if self.presales:
+            values["presales"] = presale_records(self.presales)
+        return values
 
     def definition(self) -> catalog.EventDefinition:
         return catalog.EventDefinition(
@@ -101,7 +145,66 @@ class EventCreate(RequestModel):
         # The seating's and each ticket type's own rules passed in their validators (else this one never runs),
         # so what the engine still finds are the rules across them.
         refuse_problems(catalog.event_problems(self.definition()))
+        refuse_problems(sale_schedule.schedule_problems(schedule_of(self.sale_opens_at, self.sale_closes_at,
+                                                                    self.presales)))
         return self
+
+
+def presale_records(presales: list[PresaleIn]) -> tuple[PresaleRecord, ...]:
+    return tuple(
+        PresaleRecord(p.code, p.opens_at, p.closes_at, None if p.buyer_ids is None else tuple(p.buyer_ids))
+        for p in presales
+    )
+
+
+class EventPatch(RequestModel):
+    """Only the fields given change; ``sale_opens_at``/``sale_closes_at`` may be null (no timed move)."""
+
+    name: DisplayName | None = None
+    starts_at: AwareDatetime | None = None
+    sale_opens_at: AwareDatetime | None = None
+    sale_closes_at: AwareDatetime | None = None
+    hold_ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)] | None = None
+    max_tickets_per_buyer: Annotated[int, Field(ge=1, le=limits.max_tickets_per_buyer_max)] | None = None
+    presales: Presales | None = None
+
+    def values(self) -> dict[str, Any]:
+        """The columns to set: every field given (a null sale time clears it)."""
+        values: dict[str, Any] = {}
+        for name in sorted(self.model_fields_set):
+            value = getattr(self, name)
+            values[name] = presale_records(value) if name == "presales" else value
+        return values
+
+    @model_validator(mode="after")
+    def _no_nulls_but_sale_times(self) -> EventPatch:
+        nulls = [name for name in self.model_fields_set if getattr(self, name) is None]
+        problems = [(name, "may not be null") for name in sorted(nulls) if name not in _NULLABLE]
+        if problems:
+            raise cross_field_error(problems)
+        # What the body itself breaks; with the stored schedule merged in, the use case checks again (422 too).
+        refuse_problems(
+            sale_schedule.schedule_problems(schedule_of(self.sale_opens_at, self.sale_closes_at, self.presales or []))
+        )
+        return self
+
+
+_NULLABLE = frozenset({"sale_opens_at", "sale_closes_at"})
+
+
+class TransitionIn(RequestModel):
+    to: Literal["draft", "published", "on_sale", "paused", "sold_out", "closed", "cancelled"] = Field(
+        description="the status to move the event to (see docs/api.md: which moves are allowed from where)"
+    )
+
+
+class TransitionOut(BaseModel):
+    id: str
+    status: Literal["draft", "published", "on_sale", "paused", "sold_out", "closed", "cancelled"]
+
+
+class CapacityIn(RequestModel):
+    capacity: Annotated[int, Field(ge=0, le=limits.ga_capacity_max)]
 
 
 class TicketTypeOut(BaseModel):
@@ -112,13 +215,23 @@ class TicketTypeOut(BaseModel):
     zone: str | None = None
 
 
+class PresaleOut(BaseModel):
+    code: str
+    opens_at: Timestamp
+    closes_at: Timestamp
+    buyer_count: int | None = Field(description="how many buyer ids the presale lists (null: anyone with the code)")
+
+
 class EventOut(BaseModel):
     id: str
     name: str
     starts_at: Timestamp
     hold_ttl_s: int
     max_tickets_per_buyer: int
-    status: Literal["draft", "on_sale"]
+    status: Literal["draft", "published", "on_sale", "paused", "sold_out", "closed", "cancelled"]
+    sale_opens_at: Timestamp | None = None
+    sale_closes_at: Timestamp | None = None
+    presales: list[PresaleOut] | None = Field(default=None, description="null for a publishable key")
     dedicated: bool
     seat_count: int
     ticket_types: list[TicketTypeOut]

@@ -65,10 +65,11 @@ async def get_availability(call: Call[Any]) -> Response:
 
 
 async def current_availability(svc: Services, principal: Principal, event_id: str) -> AvailabilityView:
-    """The on-sale event's availability; loads its inventory once if Redis has none yet."""
+    """The published event's availability (on sale, paused, sold out, ...); loads its inventory once if Redis has
+    none yet."""
     org_id = principal.org_id
     meta = visible_to(principal, await svc.events.get(org_id, event_id))
-    if not meta.on_sale:
+    if not meta.has_inventory:
         raise not_on_sale(event_id)
     copies = svc.domain(AvailabilityReads).availability
     view = await copies.get(org_id, event_id)

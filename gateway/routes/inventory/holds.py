@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine import ids
+from engine.catalog.lifecycle import EventStatus
+from engine.catalog.presales import open_presales
 from engine.inventory.commands import Command, Confirm, Hold, HoldView, LookupHold, Ok, Release, SaleView, actor_ref
 from engine.ratelimit import RouteClass
 from engine.refusals import Refusal, Refused
@@ -111,9 +114,8 @@ def hold_buyer(call: Call[HoldCreate]) -> tuple[str, str] | None:
 async def create_hold(call: Call[HoldCreate]) -> Response:
     principal, svc = call.principal, call.svc
     event_id = call.path("event_id")
-    meta = visible_to(principal, await svc.events.get(principal.org_id, event_id))  # publishable: on sale or 404
-    if not meta.on_sale:
-        raise not_on_sale(event_id)
+    meta = visible_to(principal, await svc.events.get(principal.org_id, event_id))  # publishable: a draft is 404
+    _check_sale_open(call, meta, time.time())
     command = hold_command(call.parsed(), meta, new_hold_id(principal, event_id, call.key))
     try:
         async with svc.limits.holds_in_flight(principal.org_id, event_id, command.buyer_id):
@@ -126,6 +128,17 @@ async def create_hold(call: Call[HoldCreate]) -> Response:
     return render(HoldOut, hold_data(event_id, result.value), 201)
 
 
+def _check_sale_open(call: Call[HoldCreate], meta: EventMeta, now: float) -> None:
+    """409 not_on_sale (with the reason) unless the event takes holds now (engine/catalog/presales.py). The body
+    is read only when a presale is running (its code and buyer decide), so a draft answers 409 before any 422."""
+    reason = meta.hold_refusal(None, "", now)
+    if reason is not None and meta.status == EventStatus.PUBLISHED and open_presales(meta.schedule, now):
+        body = call.parsed()
+        reason = meta.hold_refusal(body.presale_code, body.buyer_id, now)
+    if reason is not None:
+        raise not_on_sale(meta.event_id, reason)
+
+
 async def _submit(svc: Services, meta: EventMeta, command: Command) -> Ok:
     """``command`` to the event's inventory, placed by the meta the route has read (no second read of it)."""
     return await inventory.submit(svc.inventory, meta.org_id, meta.event_id, command, dedicated=meta.dedicated)
@@ -136,7 +149,8 @@ def _outcome(error: ApiError | Refused) -> str:
 
 
 async def _hold_event(svc: Services, principal: Principal, hold_id: str) -> EventMeta:
-    """The on-sale event the hold id names, if it is the caller's; else 404 hold_not_found."""
+    """The published event the hold id names, if it is the caller's; else 404 hold_not_found. (Paused, sold out,
+    closed, cancelled: its inventory answers; a paused event's holds can still be confirmed.)"""
     event_id = ids.event_id_of_hold(hold_id)
     if event_id is None:
         raise hold_not_found(hold_id)
@@ -144,7 +158,7 @@ async def _hold_event(svc: Services, principal: Principal, hold_id: str) -> Even
         meta = await svc.events.get(principal.org_id, event_id)
     except NotFound:
         raise hold_not_found(hold_id) from None
-    if not meta.on_sale:
+    if not meta.has_inventory:
         raise hold_not_found(hold_id)
     return meta
 

@@ -20,6 +20,9 @@ class HoldCreate(RequestModel):
     ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)] | None = Field(
         default=None, description="at most the event's hold_ttl_s (its default)"
     )
+    presale_code: TicketCode | None = Field(
+        default=None, description="during a presale window (before sale_opens_at): the presale's code"
+    )
 
     @model_validator(mode="after")
     def _seats_or_quantity(self) -> HoldCreate:

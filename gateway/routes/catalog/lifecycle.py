@@ -1,0 +1,100 @@
+"""An event's lifecycle: move it between statuses, edit its schedule and sale limits, change a GA type's capacity.
+
+Each is a use case (services/catalog_lifecycle.py): audited with who did it, then shared with every gateway
+process, the event's inventory (its sale gate) and the catalog timer. Tenancy as for every event route: another
+org's event answers 404 like an unknown one.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from engine.catalog.rules import Problem
+from gateway.context import actor_of
+from gateway.endpoints import Call, write_route
+from gateway.errors import ValidationFailed
+from gateway.idempotency import token_for
+from gateway.rendering import render
+from gateway.routes.catalog.events import event_view
+from gateway.routes.catalog.models import CapacityIn, EventOut, EventPatch, TicketTypeOut, TransitionIn, TransitionOut
+from gateway.timer_client import TimerLink
+from services import catalog_lifecycle
+
+TAG = ("events",)
+
+
+def _invalid(problems: list[Problem]) -> ValidationFailed:
+    fields = [{"field": p.field, "message": p.message, "type": "invalid"} for p in problems]
+    return ValidationFailed(details={"fields": fields})
+
+
+@write_route(
+    "Move an event to another status: 409 invalid_transition names the statuses allowed from where it is",
+    scope="events:write",
+    request=TransitionIn,
+    response=TransitionOut,
+    errors=(404, 409),
+    tags=TAG,
+)
+async def transition_event(call: Call[TransitionIn]) -> Response:
+    principal, svc = call.principal, call.svc
+    record = await catalog_lifecycle.transition(
+        svc.units, svc.events, svc.inventory, svc.domain(TimerLink).schedules, principal.org_id,
+        actor_of(call.request, principal), call.path("event_id"), call.parsed().to,
+    )
+    return render(TransitionOut, {"id": record.id, "status": record.status})
+
+
+@write_route(
+    "Edit an event: name, starts_at, sale window, presales, hold_ttl_s, max_tickets_per_buyer",
+    scope="events:write",
+    request=EventPatch,
+    response=EventOut,
+    errors=(404,),
+    tags=TAG,
+)
+async def patch_event(call: Call[EventPatch]) -> Response:
+    principal, svc = call.principal, call.svc
+    try:
+        record = await catalog_lifecycle.patch_event(
+            svc.units, svc.events, svc.inventory, svc.domain(TimerLink).schedules, principal.org_id,
+            actor_of(call.request, principal), call.path("event_id"), call.parsed().values(),
+        )
+    except catalog_lifecycle.InvalidPatch as error:
+        raise _invalid(error.problems) from None
+    return render(EventOut, event_view(record))
+
+
+@write_route(
+    "Change a GA ticket type's capacity: grow any time, shrink only down to held + sold",
+    scope="events:write",
+    request=CapacityIn,
+    response=TicketTypeOut,
+    errors=(404, 409),
+    tags=TAG,
+)
+async def set_capacity(call: Call[CapacityIn]) -> Response:
+    principal, svc = call.principal, call.svc
+    event_id, code = call.path("event_id"), call.path("code")
+    # One command id per request; a retry with the same Idempotency-Key is the same command.
+    key = call.key
+    token = secrets.token_hex(16) if key is None else token_for(principal, key, purpose=f"capacity:{event_id}")
+    try:
+        record = await catalog_lifecycle.set_capacity(
+            svc.units, svc.events, svc.inventory, principal.org_id, actor_of(call.request, principal), event_id,
+            code, call.parsed().capacity, f"capacity:{token[:32]}",
+        )
+    except catalog_lifecycle.InvalidPatch as error:
+        raise _invalid(error.problems) from None
+    [ticket_type] = [t for t in event_view(record)["ticket_types"] if t["code"] == code]
+    return render(TicketTypeOut, ticket_type)
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/v1/events/{event_id}", patch_event, methods=["PATCH"]),
+    Route("/v1/events/{event_id}/transitions", transition_event, methods=["POST"]),
+    Route("/v1/events/{event_id}/ticket-types/{code}", set_capacity, methods=["PATCH"]),
+]
