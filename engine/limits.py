@@ -22,3 +22,4 @@ idempotency_records_max = 65_536
 id_chars_max = 128
 name_chars_max = 200
 label_chars_max = 32
+best_available_filters_max = 512  # (zone, attributes) indexes one inventory keeps for best-available holds

@@ -21,6 +21,7 @@ from engine import limits
 from engine.catalog import rules as catalog
 from engine.catalog.rules import TicketKind
 from engine.ids import sale_id_of_hold, ticket_id_of_hold
+from engine.inventory.best_available import SeatFinder, SeatGeometry, Shortfall, geometry_from_seat_ids
 from engine.inventory.commands import (
     CancelSale,
     Command,
@@ -65,6 +66,8 @@ class InventorySpec:
     ga_capacity: tuple[tuple[str, int], ...]
     hold_ttl_s: int
     max_tickets_per_buyer: int
+    # where each seat is, for best-available holds; None: read from the seat ids (geometry_from_seat_ids)
+    geometry: SeatGeometry | None = None
 
     def __post_init__(self) -> None:
         seated = () if self.seated_type is None else ((self.seated_type, TicketKind.SEATED, len(self.seat_ids)),)
@@ -75,6 +78,8 @@ class InventorySpec:
         ]
         if problems:
             raise ValueError(catalog.describe(problems))
+        if self.geometry is not None and len(self.geometry) != len(self.seat_ids):
+            raise ValueError(f"geometry: {len(self.geometry)} places for {len(self.seat_ids)} seats")
 
 
 @dataclass(slots=True)
@@ -169,6 +174,7 @@ class Inventory:
         # hold id -> cmd ids answered while its sale was pending: an abort must forget all of those answers
         self._confirm_cmds: dict[str, list[str]] = {}
         self._restored_units: dict[str, set[int]] = {}
+        self._finder: SeatFinder | None = None  # best available's index, made on the first such hold
 
     # ---- the batch interface -------------------------------------------------------------------------------
 
@@ -429,6 +435,10 @@ class Inventory:
             return Rejected(
                 Refusal.INVALID_HOLD_REQUEST, f"ttl_s must be 1..{self.spec.hold_ttl_s}", {"field": "ttl_s"}
             )
+        if command.best_available is not None:
+            if command.seats or command.ticket_type is not None or command.quantity:
+                return Rejected(Refusal.INVALID_HOLD_REQUEST, "hold seats, a quantity of one type, or best available")
+            return self._hold_best(command, now + ttl_s)
         if command.seats and command.ticket_type is None and command.quantity == 0:
             return self._hold_seats(command, now + ttl_s)
         if not command.seats and command.ticket_type is not None and command.quantity > 0:
@@ -467,6 +477,38 @@ class Inventory:
         assert self.spec.seated_type is not None
         hold = _Hold(command.hold_id, command.buyer_id, indices, self.spec.seated_type, (), expires_at)
         return Ok(self._place(hold))
+
+    def _hold_best(self, command: Hold, expires_at: float) -> Result:
+        """The best available seats (engine/inventory/best_available.py), chosen and held in this one step."""
+        request = command.best_available
+        assert request is not None
+        if self.spec.seated_type is None:
+            return _bad_best("best_available", "this event has no seats")
+        if not 1 <= request.quantity <= limits.seats_per_hold_max:
+            return _bad_best("best_available.quantity", f"must be 1..{limits.seats_per_hold_max}")
+        finder = self._seat_finder()
+        if request.zone is not None and request.zone not in finder.geometry.zones:
+            return _bad_best("best_available.zone", "no such zone in this event")
+        refusal = self._buyer_room(command.buyer_id, request.quantity)
+        if refusal:
+            return refusal
+        picked = finder.find(request)
+        if isinstance(picked, Shortfall):
+            return Rejected(
+                Refusal.INSUFFICIENT_INVENTORY,
+                "not enough seats left",
+                {"available": picked.available, "zone": request.zone, "attributes": list(request.attributes)},
+            )
+        self._mark_seats(picked, SEAT_HELD)
+        self._seats_held += len(picked)
+        hold = _Hold(command.hold_id, command.buyer_id, picked, self.spec.seated_type, (), expires_at)
+        return Ok(self._place(hold))
+
+    def _seat_finder(self) -> SeatFinder:
+        if self._finder is None:
+            geometry = self.spec.geometry or geometry_from_seat_ids(self.spec.seat_ids)
+            self._finder = SeatFinder(geometry, self._seats)
+        return self._finder
 
     def _hold_units(self, command: Hold, expires_at: float) -> Result:
         code = command.ticket_type
@@ -630,6 +672,8 @@ class Inventory:
         for index in indices:
             seats[index] = state
             journal[index] = state
+        if self._finder is not None:
+            self._finder.set_free(indices, state == SEAT_AVAILABLE)
 
     def _view(self, hold: _Hold) -> HoldView:
         seat_ids = self.spec.seat_ids
@@ -643,3 +687,7 @@ class Inventory:
             hold.expires_at,
             "sold" if hold.sale else "held",
         )
+
+
+def _bad_best(field: str, message: str) -> Rejected:
+    return Rejected(Refusal.INVALID_HOLD_REQUEST, message, {"fields": [{"field": field, "message": message}]})
