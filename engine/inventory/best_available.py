@@ -10,7 +10,8 @@ The rules, in order of precedence:
    neighbours in the row are both taken, held, sold or not for sale; a row's end is not a taken seat), whenever
    some choice anywhere leaves none.
 5. Nearest the stage: the row with the smallest ``y`` first (a row's ``y`` is its seats' mean; equal rows in
-   index order); within the row, the block nearest the row's middle; then the lower position.
+   index order). Within the row: a block that leaves no single free seat beside it at the row's end either,
+   when the row has one; then the block nearest the row's middle; then the lower position.
 6. When no row has N together: the N eligible seats nearest the stage, row by row, the longest pieces of a row
    first.
 7. Fewer than N eligible free seats: a ``Shortfall`` saying how many there are; nothing is chosen.
@@ -247,7 +248,11 @@ class SeatFinder:
                 good = starts & ~orphans
                 if good:
                     cursor[0] = k
-                    return self._block(r, good, quantity)
+                    # a single free seat left at the row's end: beside the block at position 0, or at the last
+                    n = full[r].bit_length()
+                    last = 1 << (n - quantity - 1) if n > quantity else 0
+                    singles = ((free << 1) & 0b10) | ((free >> quantity) & last)
+                    return self._block(r, good & ~singles or good, quantity)
             k += 1
         cursor[0] = end
         k = cursor[1]

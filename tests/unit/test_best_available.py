@@ -86,7 +86,10 @@ def naive(states: list[int], places: tuple[SeatPlace, ...], request: BestRequest
             if all(ok(i) for i in seats[p : p + q]):
                 left = p >= 2 and empty(seats[p - 1]) and not empty(seats[p - 2])
                 right = p + q + 1 < n and empty(seats[p + q]) and not empty(seats[p + q + 1])
-                candidates.append(((left or right), rank, abs(2 * p - (n - q)), p, tuple(seats[p : p + q])))
+                at_end = (p == 1 and empty(seats[0])) or (p + q == n - 1 and empty(seats[n - 1]))
+                candidates.append(
+                    ((left or right), rank, (left or right) or at_end, abs(2 * p - (n - q)), p, tuple(seats[p : p + q]))
+                )
     if candidates:
         return min(candidates)[-1]
     chosen: list[int] = []
