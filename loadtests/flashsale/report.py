@@ -461,6 +461,10 @@ def print_table(report: Mapping[str, Any], console: Console | None = None) -> No
     table.add_row("confirm ms p50/p95/p99/max", _latency_line(report["confirm_latency_ms"]))
     sellout_s = report["sellout_s"]
     table.add_row("sold out at", "not sold out" if sellout_s is None else _fmt(sellout_s, " s", 2))
+    held_out_s = report.get("held_out_s")
+    if held_out_s is not None:
+        before = _fmt(report.get("holds_conflict_before_held_out"))
+        table.add_row("all held at", f"{_fmt(held_out_s, ' s', 2)} ({before} hold 409s before)")
     table.add_row("sold (Postgres)", f"{_fmt(report['sold_seats_pg'])} seats + {_fmt(report['sold_ga_pg'])} GA")
     table.add_row(
         "audit",
