@@ -69,8 +69,9 @@ async def test_best_available_buyers_sell_out_exactly(gateway_url: str, api_key:
     assert report["sold_seats_pg"] == 400 and report["sellout_s"] is not None
     assert report["confirms_ok"] == report["audit"]["acknowledged_sales"] > 0
     assert report["held_out_s"] is not None
-    # the inventory picks: buyers collide only on a stale map's last seats, never over the same seat
-    assert report["holds_conflict_before_held_out"] <= report["holds_ok"] // 10
+    # the inventory picks: a buyer is refused only when fewer seats are left than it asks (the last few, in
+    # flight together), never for a seat another took (seat pickers in the headline sale: ~85 % of holds 409)
+    assert report["holds_conflict_before_held_out"] < report["holds_ok"] // 2
 
 
 async def test_a_sale_survives_actor_kills(gateway_url: str, api_key: str, settings: Settings, tmp_path: Path) -> None:
