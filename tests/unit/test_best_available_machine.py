@@ -10,6 +10,7 @@ within their limit, and never a not-for-sale or blocked seat held or sold by bes
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -258,3 +259,32 @@ def test_a_restored_inventory_picks_as_the_one_before() -> None:
     second = f"hld_{EVENT_HEX}{2:020x}"
     request = Hold(second, second, "b2", best_available=BestRequest(2, "FLOOR"))
     assert engine.apply([request], 1_000.0) == twin.apply([request], 1_000.0)
+
+
+def test_best_available_needs_seats_a_known_zone_and_a_sane_quantity() -> None:
+    ga_only = Inventory(InventorySpec(EVENT_ID, (), None, (("GA", 5),), HOLD_TTL_S, MAX_PER_BUYER))
+    hold_id = f"hld_{EVENT_HEX}{1:020x}"
+    [answer] = ga_only.apply([Hold(hold_id, hold_id, "b1", best_available=BestRequest(1))], 1_000.0)
+    assert isinstance(answer, Rejected) and answer.code == "invalid_hold_request"
+    assert answer.details["fields"][0]["field"] == "best_available"
+    engine = Inventory(SPEC)
+    cases = {
+        BestRequest(0): ("invalid_hold_request", "best_available.quantity"),
+        BestRequest(limits.seats_per_hold_max + 1): ("invalid_hold_request", "best_available.quantity"),
+        BestRequest(1, "NOWHERE"): ("invalid_hold_request", "best_available.zone"),
+    }
+    for n, (request, (code, field)) in enumerate(cases.items(), 2):
+        hold_id = f"hld_{EVENT_HEX}{n:020x}"
+        [answer] = engine.apply([Hold(hold_id, hold_id, "b1", best_available=request)], 1_000.0)
+        assert isinstance(answer, Rejected) and (answer.code, answer.details["fields"][0]["field"]) == (code, field)
+    hold_id = f"hld_{EVENT_HEX}{9:020x}"
+    [answer] = engine.apply([Hold(hold_id, hold_id, "b1", best_available=BestRequest(1, "BALCONY", ("accessible",)))],
+                            1_000.0)
+    details = {"available": 0, "zone": "BALCONY", "attributes": ["accessible"]}
+    assert answer == Rejected("insufficient_inventory", "not enough seats left", details)
+    assert engine.seat_counts() == (len(SEAT_IDS), 0, 0)
+
+
+def test_a_geometry_must_place_every_seat() -> None:
+    with pytest.raises(ValueError, match="geometry"):
+        InventorySpec(EVENT_ID, SEAT_IDS[:-1], "SEAT", (), HOLD_TTL_S, MAX_PER_BUYER, geometry=GEOMETRY)
