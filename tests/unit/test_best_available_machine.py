@@ -104,7 +104,7 @@ class BestAvailableMachine(RuleBasedStateMachine):
         self.engine.expire(self.now)
         states, totals = self.states(), self.buyer_totals()
         commands: list[Command] = []
-        expected: list[tuple[BestRequest, object]] = []
+        expected: list[tuple[BestRequest, str | tuple[int, ...] | Shortfall]] = []
         for _ in range(size):
             request = data.draw(best_requests, label="request")
             buyer = data.draw(st.sampled_from(BUYERS), label="buyer")
@@ -133,7 +133,7 @@ class BestAvailableMachine(RuleBasedStateMachine):
             else:
                 assert isinstance(answer, Ok) and isinstance(answer.value, HoldView), (command, answer)
                 view = answer.value
-                assert view.seats == tuple(SEAT_IDS[i] for i in want)  # type: ignore[attr-defined]
+                assert view.seats == tuple(SEAT_IDS[i] for i in want)
                 assert (view.ticket_type, view.quantity, view.status) == ("SEAT", request.quantity, "held")
                 assert view.expires_at == self.now + (command.ttl_s or HOLD_TTL_S)
                 self.hold_ids.append(view.hold_id)
