@@ -204,6 +204,8 @@ class SeatFinder:
         g = self.geometry
         row_of, position_of, sellable = g.row_of, g.position_of, g.sellable
         bits = self._free
+        delta = 1 if free else -1
+        moved = -1  # the row whose cursors were last moved back (a hold's seats share a row)
         for index in indices:
             if not sellable[index]:
                 continue
@@ -217,12 +219,14 @@ class SeatFinder:
             for f in self._row_filters[r]:
                 k = f.rank[r]
                 if f.masks[k] & bit:
-                    f.free += 1 if free else -1
-                for cursor in f.cursors.values():
-                    if cursor[0] > k:
-                        cursor[0] = k
-                    if cursor[1] > k:
-                        cursor[1] = k
+                    f.free += delta
+                if r != moved:
+                    for cursor in f.cursors.values():
+                        if cursor[0] > k:
+                            cursor[0] = k
+                        if cursor[1] > k:
+                            cursor[1] = k
+            moved = r
 
     def available(self, request: BestRequest) -> int:
         return self._filter(request.filter_key).free
