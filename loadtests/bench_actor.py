@@ -100,7 +100,7 @@ def best_holds(event_id: str, zones: list[str], seats: int, quantity_max: int, r
         if asked + quantity > seats * best_fill_ratio:
             return commands
         hold_id = hold_id_for(event_id, secrets.token_hex(10))
-        request = BestRequest(quantity, zones[n % len(zones)])
+        request = BestRequest(quantity, zones[n // quantity_max % len(zones)])  # each zone: every quantity
         commands.append(Hold(hold_id, hold_id, f"buyer-{round_}-{n}", best_available=request))
         asked += quantity
         n += 1
