@@ -63,13 +63,21 @@ class SeatPlace:
 
 @dataclass(frozen=True, slots=True)
 class BestRequest:
+    """``quantity`` seats, of ``zone`` (any when None), each carrying every one of ``attributes`` (kept sorted and
+    distinct, so a request names its filter one way: ``filter_key``)."""
+
     quantity: int
     zone: str | None = None
     attributes: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        normal = tuple(sorted(set(self.attributes)))
+        if normal != self.attributes:
+            object.__setattr__(self, "attributes", normal)
+
     @property
-    def filter_key(self) -> tuple[str | None, frozenset[str]]:
-        return self.zone, frozenset(self.attributes)
+    def filter_key(self) -> tuple[str | None, tuple[str, ...]]:
+        return self.zone, self.attributes
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +118,28 @@ class SeatGeometry:
         self.position_of = tuple(position_of)
         self.sellable = tuple(place.sellable for place in self.places)
         self.zones = frozenset(place.zone for place in self.places if place.zone is not None)
+        # per row, as bit masks over its positions: the seats for sale, and those for sale of each zone and with
+        # each attribute (a filter's mask of a row is then a few ANDs)
+        self.sellable_masks: list[int] = []
+        self.zone_masks: list[dict[str, int]] = []
+        self.attribute_masks: list[dict[str, int]] = []
+        for row in self.rows:
+            sellable_mask = 0
+            zones: dict[str, int] = {}
+            attributes: dict[str, int] = {}
+            for p, index in enumerate(row.seats):
+                if not self.sellable[index]:
+                    continue
+                bit = 1 << p
+                sellable_mask |= bit
+                place = self.places[index]
+                if place.zone is not None:
+                    zones[place.zone] = zones.get(place.zone, 0) | bit
+                for attribute in place.attributes:
+                    attributes[attribute] = attributes.get(attribute, 0) | bit
+            self.sellable_masks.append(sellable_mask)
+            self.zone_masks.append(zones)
+            self.attribute_masks.append(attributes)
 
     def __len__(self) -> int:
         return len(self.places)
@@ -120,10 +150,18 @@ class SeatGeometry:
     def __hash__(self) -> int:
         return hash(self.places)
 
-    def eligible(self, index: int, key: tuple[str | None, frozenset[str]]) -> bool:
+    def eligible(self, index: int, key: tuple[str | None, tuple[str, ...]]) -> bool:
         zone, attributes = key
         place = self.places[index]
-        return self.sellable[index] and (zone is None or place.zone == zone) and attributes <= place.attributes
+        return self.sellable[index] and (zone is None or place.zone == zone) and place.attributes.issuperset(attributes)
+
+    def row_mask(self, r: int, key: tuple[str | None, tuple[str, ...]]) -> int:
+        """The positions of row ``r`` whose seats ``eligible`` accepts, as a bit mask."""
+        zone, attributes = key
+        mask = self.sellable_masks[r] if zone is None else self.zone_masks[r].get(zone, 0)
+        for attribute in attributes:
+            mask &= self.attribute_masks[r].get(attribute, 0)
+        return mask
 
 
 # ---- building a geometry -----------------------------------------------------------------------------------
@@ -175,12 +213,11 @@ class _Filter:
     """One (zone, attributes) filter: the rows holding an eligible seat, each row's eligible mask, the free count,
     and per quantity the cursors [first row that may leave no orphan, first row that may have a block]."""
 
-    __slots__ = ("cursors", "free", "masks", "rank", "rows")
+    __slots__ = ("cursors", "free", "masks", "rows")
 
     def __init__(self, rows: list[int], masks: list[int], free: int) -> None:
         self.rows = rows
         self.masks = masks
-        self.rank = {row: k for k, row in enumerate(rows)}
         self.free = free
         self.cursors: dict[int, list[int]] = {}
 
@@ -196,8 +233,9 @@ class SeatFinder:
             for row in geometry.rows
         ]
         self._full = [(1 << len(row.seats)) - 1 for row in geometry.rows]
-        self._filters: dict[tuple[str | None, frozenset[str]], _Filter] = {}
-        self._row_filters: list[list[_Filter]] = [[] for _ in geometry.rows]
+        self._filters: dict[tuple[str | None, tuple[str, ...]], _Filter] = {}
+        # per row, each filter holding it with the row's place in that filter's rows
+        self._row_filters: list[list[tuple[_Filter, int]]] = [[] for _ in geometry.rows]
 
     def set_free(self, indices: Sequence[int], free: bool) -> None:
         """Seats that became available (``free``) or taken."""
@@ -216,8 +254,7 @@ class SeatFinder:
             if new == old:
                 continue
             bits[r] = new
-            for f in self._row_filters[r]:
-                k = f.rank[r]
+            for f, k in self._row_filters[r]:
                 if f.masks[k] & bit:
                     f.free += delta
                 if r != moved:
@@ -245,7 +282,8 @@ class SeatFinder:
         while k < end:  # a block leaving no orphan, nearest the stage
             r = rows[k]
             free = bits[r]
-            starts = _starts(free & masks[k], quantity)
+            eligible = free & masks[k]
+            starts = eligible & (eligible >> 1) if quantity == 2 else _starts(eligible, quantity)
             if starts:
                 taken = full[r] & ~free
                 orphans = ((free << 1) & (taken << 2)) | ((free >> quantity) & (taken >> (quantity + 1)))
@@ -290,25 +328,25 @@ class SeatFinder:
                     return tuple(chosen)
         raise AssertionError("the free count promised enough seats")  # pragma: no cover
 
-    def _filter(self, key: tuple[str | None, frozenset[str]]) -> _Filter:
+    def _filter(self, key: tuple[str | None, tuple[str, ...]]) -> _Filter:
         f = self._filters.get(key)
         if f is not None:
             return f
         if len(self._filters) >= limits.best_available_filters_max:
             self._filters.clear()
             self._row_filters = [[] for _ in self.geometry.rows]
-        g = self.geometry
+        row_mask = self.geometry.row_mask
         rows, masks, free = [], [], 0
-        for r, row in enumerate(g.rows):
-            mask = sum(1 << p for p, index in enumerate(row.seats) if g.eligible(index, key))
+        for r in range(len(self._free)):
+            mask = row_mask(r, key)
             if mask:
                 rows.append(r)
                 masks.append(mask)
                 free += (self._free[r] & mask).bit_count()
         f = _Filter(rows, masks, free)
         self._filters[key] = f
-        for r in rows:
-            self._row_filters[r].append(f)
+        for k, r in enumerate(rows):
+            self._row_filters[r].append((f, k))
         return f
 
 
