@@ -58,8 +58,9 @@ def decode_commands(blob: bytes) -> list[Command]:
 
 
 def _hold(row: Row) -> Hold:
-    best = row[8]
-    return Hold(*row[1:8], best_available=None if best is None else BestRequest(*best))
+    _, cmd_id, hold_id, buyer_id, seats, ticket_type, quantity, ttl_s, best = row
+    return Hold(cmd_id, hold_id, buyer_id, seats, ticket_type, quantity, ttl_s,
+                None if best is None else BestRequest(*best))
 
 
 def encode_results(results: Sequence[Result]) -> bytes:

@@ -19,6 +19,7 @@ from engine import limits
 from engine.inventory.best_available import BestRequest, SeatGeometry, SeatPlace, Shortfall, best_available
 from engine.inventory.commands import CancelSale, Command, Confirm, Hold, HoldView, Ok, Rejected, Release, Result
 from engine.inventory.machine import SEAT_AVAILABLE, Inventory, InventorySpec
+from engine.refusals import Refusal
 
 EVENT_HEX = "0123456789abcdef" * 2
 EVENT_ID = "evt_" + EVENT_HEX
@@ -281,7 +282,7 @@ def test_best_available_needs_seats_a_known_zone_and_a_sane_quantity() -> None:
     [answer] = engine.apply([Hold(hold_id, hold_id, "b1", best_available=BestRequest(1, "BALCONY", ("accessible",)))],
                             1_000.0)
     details = {"available": 0, "zone": "BALCONY", "attributes": ["accessible"]}
-    assert answer == Rejected("insufficient_inventory", "not enough seats left", details)
+    assert answer == Rejected(Refusal.INSUFFICIENT_INVENTORY, "not enough seats left", details)
     assert engine.seat_counts() == (len(SEAT_IDS), 0, 0)
 
 
