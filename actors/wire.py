@@ -13,6 +13,7 @@ from typing import Any
 
 import msgpack
 
+from engine.inventory.best_available import BestRequest
 from engine.inventory.commands import (
     CancelSale,
     Command,
@@ -34,6 +35,7 @@ Row = tuple[Any, ...]
 _COMMAND_TAGS: dict[type, int] = {Hold: 0, Release: 1, Confirm: 2, CancelSale: 3, LookupHold: 4, SetCapacity: 5}
 _COMMAND_TYPES: tuple[type, ...] = (Hold, Release, Confirm, CancelSale, LookupHold, SetCapacity)
 _OK_NONE, _OK_HOLD, _OK_SALE, _REJECTED = range(4)
+_HOLD = _COMMAND_TAGS[Hold]
 
 
 def encode_commands(commands: Sequence[Command]) -> bytes:
@@ -42,8 +44,10 @@ def encode_commands(commands: Sequence[Command]) -> bytes:
 
 def _fields(command: Command) -> Row:
     if isinstance(command, Hold):
+        best = command.best_available
         return (command.cmd_id, command.hold_id, command.buyer_id, command.seats, command.ticket_type,
-                command.quantity, command.ttl_s)
+                command.quantity, command.ttl_s,
+                None if best is None else (best.quantity, best.zone, best.attributes))
     if isinstance(command, Confirm):
         return command.cmd_id, command.hold_id, command.order_ref, command.by, command.ip
     if isinstance(command, SetCapacity):
@@ -52,7 +56,14 @@ def _fields(command: Command) -> Row:
 
 
 def decode_commands(blob: bytes) -> list[Command]:
-    return [_COMMAND_TYPES[row[0]](*row[1:]) for row in msgpack.unpackb(blob, use_list=False)]
+    return [_hold(row) if row[0] == _HOLD else _COMMAND_TYPES[row[0]](*row[1:])
+            for row in msgpack.unpackb(blob, use_list=False)]
+
+
+def _hold(row: Row) -> Hold:
+    _, cmd_id, hold_id, buyer_id, seats, ticket_type, quantity, ttl_s, best = row
+    return Hold(cmd_id, hold_id, buyer_id, seats, ticket_type, quantity, ttl_s,
+                None if best is None else BestRequest(*best))
 
 
 def encode_results(results: Sequence[Result]) -> bytes:

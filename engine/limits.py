@@ -31,3 +31,4 @@ layout_problems_reported_max = 100
 # catalog lifecycle: presales on an event (engine/catalog/presales.py)
 presales_per_event_max = 10
 presale_buyer_ids_max = 10_000
+best_available_filters_max = 512  # (zone, attributes) indexes one inventory keeps for best-available holds

@@ -1,10 +1,16 @@
 """Commands per second through one event actor's batch call, without HTTP, write-through included.
 
     python -m loadtests.bench_actor [--batch 2048] [--runs 5]
+    python -m loadtests.bench_actor --mode best [--seats 20000] [--quantity-max 4] [--rounds 3] [--runs 3]
 
 Each run sends batches of holds (seats and GA, one per buyer) straight to a dedicated inventory actor and waits
 for each answer, so the figure includes Ray serialization, the core and the Redis pipeline. A second phase
 confirms held holds in batches, so it includes the fenced Postgres commit too (confirmed sales/s).
+
+``--mode best``: best-available holds (engine/inventory/best_available.py) on the flash sale's hall (sections of
+100 rows of 50 seats, each section a zone): each buyer asks for 1..quantity-max seats in one zone, zones in turn,
+until the hall is 90 % held; then every hold is released (not timed) and the next round fills it again. The
+figure is best-available holds answered per second, each one picked and held inside the actor's batch.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from actors.inventory_host import INVENTORY_ACTOR_OPTIONS, InventoryHost
 from actors.placement import dedicated_name
 from actors.wire import decode_results, encode_commands
 from engine.ids import hold_id_for
-from engine.inventory.commands import Command, Confirm, Hold, HoldView, Ok
+from engine.inventory.best_available import BestRequest
+from engine.inventory.commands import Command, Confirm, Hold, HoldView, Ok, Release
 from loadtests.bench_rig import (
     RAY_NAMESPACE,
     Rig,
@@ -31,6 +38,7 @@ from loadtests.bench_rig import (
     start_rig,
     stop_rig,
 )
+from loadtests.flashsale.scenario import seating_sections
 
 # Confirms carry a caller as the gateway's do, so the commit writes audit entries of real size.
 BENCH_CONFIRMER = "key:key_bench"
@@ -79,18 +87,90 @@ async def one_run(rig: Rig, batch: int, batches: int) -> tuple[float, float]:
     return holds_per_s, sales_per_s
 
 
+best_fill_ratio = 0.9  # a round of best-available holds stops when this share of the hall is held
+
+
+def best_holds(event_id: str, zones: list[str], seats: int, quantity_max: int, round_: int) -> list[Command]:
+    """Buyers asking for 1..quantity_max best seats, zones in turn, until ``best_fill_ratio`` of the hall."""
+    commands: list[Command] = []
+    asked = 0
+    n = 0
+    while True:
+        quantity = n % quantity_max + 1
+        if asked + quantity > seats * best_fill_ratio:
+            return commands
+        hold_id = hold_id_for(event_id, secrets.token_hex(10))
+        request = BestRequest(quantity, zones[n // quantity_max % len(zones)])  # each zone: every quantity
+        commands.append(Hold(hold_id, hold_id, f"buyer-{round_}-{n}", best_available=request))
+        asked += quantity
+        n += 1
+
+
+async def best_run(rig: Rig, batch: int, seats: int, quantity_max: int, rounds: int) -> tuple[float, float]:
+    """(best-available holds/s over the rounds, seconds of the untimed first call that built the index)."""
+    sections = seating_sections(seats)
+    zones = [section["name"] for section in sections]
+    event_id = await published_event(rig, seats=seats, ga=0, dedicated=True, sections=sections)
+    actor = InventoryHost.options(  # type: ignore[attr-defined]
+        name=dedicated_name(rig.org_id, event_id), namespace=RAY_NAMESPACE, **INVENTORY_ACTOR_OPTIONS
+    ).remote(rig.database_url, rig.redis_url)
+    await actor.activate.remote(rig.org_id, event_id)
+    # The first best-available hold of an incarnation builds its index, and each zone's filter on first use:
+    # one pass over the seats each, outside the timed rounds (and reported apart).
+    warm: list[Command] = [
+        Hold(h, h, f"warm-{z}", best_available=BestRequest(1, zone))
+        for z, zone in enumerate(zones) for h in [hold_id_for(event_id, secrets.token_hex(10))]
+    ]
+    started = time.perf_counter()
+    await call(actor, rig, event_id, warm)
+    warm_s = time.perf_counter() - started
+    await call(actor, rig, event_id, [Release(f"release:{c.hold_id}", c.hold_id) for c in warm])
+    held_total, elapsed_s = 0, 0.0
+    for round_ in range(rounds):
+        commands = best_holds(event_id, zones, seats, quantity_max, round_)
+        started = time.perf_counter()
+        held: list[str] = []
+        for b in range(0, len(commands), batch):
+            results = await call(actor, rig, event_id, commands[b : b + batch])
+            held += [r.value.hold_id for r in results if isinstance(r, Ok) and isinstance(r.value, HoldView)]
+        elapsed_s += time.perf_counter() - started
+        assert len(held) == len(commands), f"only {len(held)} of {len(commands)} best-available holds succeeded"
+        held_total += len(held)
+        releases: list[Command] = [Release(f"release:{h}", h) for h in held]
+        for b in range(0, len(releases), batch):
+            await call(actor, rig, event_id, releases[b : b + batch])
+    ray.kill(actor, no_restart=True)
+    return held_total / elapsed_s, warm_s
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_rig_arguments(parser)
     parser.add_argument("--batch", type=int, default=2048)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--mode", choices=("holds", "best"), default="holds",
+                        help="holds: seat and GA holds, then confirms; best: best-available holds")
+    parser.add_argument("--seats", type=int, default=20_000, help="best: the hall's seats")
+    parser.add_argument("--quantity-max", type=int, default=4, help="best: each buyer asks for 1..N seats")
+    parser.add_argument("--rounds", type=int, default=3, help="best: fills of the hall per run")
     args = parser.parse_args()
     rig = await start_rig(args.server_url, args.redis_url)
     try:
-        figures = [await one_run(rig, args.batch, args.batches) for _ in range(args.runs)]
+        if args.mode == "best":
+            best = [await best_run(rig, args.batch, args.seats, args.quantity_max, args.rounds)
+                    for _ in range(args.runs)]
+        else:
+            figures = [await one_run(rig, args.batch, args.batches) for _ in range(args.runs)]
     finally:
         await stop_rig(rig, args.server_url)
+    if args.mode == "best":
+        print(f"mode=best batch={args.batch} seats={args.seats} quantity=1..{args.quantity_max} "
+              f"rounds={args.rounds} runs={args.runs}")
+        print(f"best-available holds/s through one actor: {median_and_runs([b for b, _ in best])}")
+        print(f"first call ({len(seating_sections(args.seats))} holds, builds the index), ms: "
+              f"{median_and_runs([w * 1000 for _, w in best])}")
+        return
     print(f"batch={args.batch} batches={args.batches} runs={args.runs}")
     print(f"hold commands/s through one actor:  {median_and_runs([h for h, _ in figures])}")
     print(f"confirmed (committed) sales/s:       {median_and_runs([s for _, s in figures])}")

@@ -14,6 +14,7 @@ import statistics
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import ray
@@ -77,17 +78,26 @@ async def stop_rig(rig: Rig, server_url: str) -> None:
         await admin.close()
 
 
-async def published_event(rig: Rig, *, seats: int, ga: int, dedicated: bool) -> str:
-    row_seats = min(seats, 1000)
-    assert seats % max(row_seats, 1) == 0, "bench seats are whole rows of up to 1,000"
-    rows = [{"label": str(r), "seats": row_seats} for r in range(1, seats // row_seats + 1)] if seats else []
-    seat_ids = tuple(f"S-{row['label']}-{n}" for row in rows for n in range(1, row_seats + 1))
+async def published_event(
+    rig: Rig, *, seats: int, ga: int, dedicated: bool, sections: list[dict[str, Any]] | None = None
+) -> str:
+    """An on-sale event: ``seats`` in rows of up to 1,000 in one section "S", or the inline ``sections`` given."""
+    if sections is None:
+        row_seats = min(seats, 1000)
+        assert seats % max(row_seats, 1) == 0, "bench seats are whole rows of up to 1,000"
+        rows = [{"label": str(r), "seats": row_seats} for r in range(1, seats // row_seats + 1)] if seats else []
+        sections = [{"name": "S", "rows": rows}] if seats else []
+    seat_ids = tuple(
+        f"{section['name']}-{row['label']}-{n}"
+        for section in sections for row in section["rows"] for n in range(1, row["seats"] + 1)
+    )
+    seats = len(seat_ids)
     types = [TicketTypeRecord("SEAT", "seated", seats, 30000, "ZAR")] if seats else []
     if ga:
         types.append(TicketTypeRecord("GA", "ga", ga, 15000, "ZAR"))
     new = NewEvent(
         name="bench", starts_at=dt.datetime(2026, 12, 31, 18, tzinfo=dt.UTC), hold_ttl_s=3600,
-        max_tickets_per_buyer=10, seating={"sections": [{"name": "S", "rows": rows}]} if seats else None,
+        max_tickets_per_buyer=10, seating={"sections": sections} if seats else None,
         seat_ids=seat_ids, ticket_types=tuple(types), dedicated=dedicated,
     )
     conn = await connect(rig.database_url)  # the platform's role: row-level security holds here too

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.audit_chain import check_actor
+from engine.inventory.best_available import BestRequest
 from engine.refusals import Refusal
 
 _ACTOR_REF_SEP = ":"
@@ -28,7 +29,8 @@ def split_actor_ref(ref: str) -> tuple[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """Hold either ``seats`` (seat ids) or ``quantity`` units of GA ``ticket_type``; never both."""
+    """Hold either ``seats`` (seat ids), ``quantity`` units of GA ``ticket_type``, or the seats the inventory picks
+    by ``best_available`` (engine/inventory/best_available.py); exactly one of the three."""
 
     cmd_id: str
     hold_id: str
@@ -37,6 +39,7 @@ class Hold:
     ticket_type: str | None = None
     quantity: int = 0
     ttl_s: int | None = None
+    best_available: BestRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from engine import limits
 from engine.catalog import rules as catalog
 from engine.catalog.rules import TicketKind
 from engine.ids import sale_id_of_hold, ticket_id_of_hold
+from engine.inventory.best_available import SeatFinder, SeatGeometry, Shortfall, geometry_from_seat_ids
 from engine.inventory.commands import (
     CancelSale,
     Command,
@@ -82,6 +83,8 @@ class InventorySpec:
     # per GA type whose capacity once was higher (it shrank since): the highest unit number ever issuable, so
     # units sold before the shrink stay valid (catalog lifecycle; Postgres keeps it as ticket_types.units_max)
     ga_units_max: tuple[tuple[str, int], ...] = ()
+    # where each seat is, for best-available holds; None: read from the seat ids (geometry_from_seat_ids)
+    geometry: SeatGeometry | None = None
 
     def __post_init__(self) -> None:
         if self.seat_types:
@@ -101,6 +104,8 @@ class InventorySpec:
         ]
         if problems:
             raise ValueError(catalog.describe(problems))
+        if self.geometry is not None and len(self.geometry) != len(self.seat_ids):
+            raise ValueError(f"geometry: {len(self.geometry)} places for {len(self.seat_ids)} seats")
 
 
 @dataclass(slots=True)
@@ -219,6 +224,7 @@ class Inventory:
         # since it lives in Postgres (the status) and is set again on every recovery.
         self._holds_open = True
         self._confirms_open = True
+        self._finder: SeatFinder | None = None  # best available's index, made on the first such hold
 
     # ---- the batch interface -------------------------------------------------------------------------------
 
@@ -519,6 +525,10 @@ class Inventory:
             return Rejected(
                 Refusal.INVALID_HOLD_REQUEST, f"ttl_s must be 1..{self.spec.hold_ttl_s}", {"field": "ttl_s"}
             )
+        if command.best_available is not None:
+            if command.seats or command.ticket_type is not None or command.quantity:
+                return Rejected(Refusal.INVALID_HOLD_REQUEST, "hold seats, a quantity of one type, or best available")
+            return self._hold_best(command, now + ttl_s)
         if command.seats and command.ticket_type is None and command.quantity == 0:
             return self._hold_seats(command, now + ttl_s)
         if not command.seats and command.ticket_type is not None and command.quantity > 0:
@@ -556,6 +566,38 @@ class Inventory:
         self._seats_held += len(indices)
         hold = _Hold(command.hold_id, command.buyer_id, indices, self._type_of_seat(indices[0]), (), expires_at)
         return Ok(self._place(hold))
+
+    def _hold_best(self, command: Hold, expires_at: float) -> Result:
+        """The best available seats (engine/inventory/best_available.py), chosen and held in this one step."""
+        request = command.best_available
+        assert request is not None
+        if self.spec.seated_type is None:
+            return _bad_best("best_available", "this event has no seats")
+        if not 1 <= request.quantity <= limits.seats_per_hold_max:
+            return _bad_best("best_available.quantity", f"must be 1..{limits.seats_per_hold_max}")
+        finder = self._seat_finder()
+        if request.zone is not None and request.zone not in finder.geometry.zones:
+            return _bad_best("best_available.zone", "no such zone in this event")
+        refusal = self._buyer_room(command.buyer_id, request.quantity)
+        if refusal:
+            return refusal
+        picked = finder.find(request)
+        if isinstance(picked, Shortfall):
+            return Rejected(
+                Refusal.INSUFFICIENT_INVENTORY,
+                "not enough seats left",
+                {"available": picked.available, "zone": request.zone, "attributes": list(request.attributes)},
+            )
+        self._mark_seats(picked, SEAT_HELD)
+        self._seats_held += len(picked)
+        hold = _Hold(command.hold_id, command.buyer_id, picked, self.spec.seated_type, (), expires_at)
+        return Ok(self._place(hold))
+
+    def _seat_finder(self) -> SeatFinder:
+        if self._finder is None:
+            geometry = self.spec.geometry or geometry_from_seat_ids(self.spec.seat_ids)
+            self._finder = SeatFinder(geometry, self._seats)
+        return self._finder
 
     def _hold_units(self, command: Hold, expires_at: float) -> Result:
         code = command.ticket_type
@@ -749,6 +791,8 @@ class Inventory:
         for index in indices:
             seats[index] = state
             journal[index] = state
+        if self._finder is not None:
+            self._finder.set_free(indices, state == SEAT_AVAILABLE)
 
     def _count_move(self, index: int, before: int, after: int) -> None:
         if self._type_counts is None:
@@ -778,3 +822,7 @@ class Inventory:
             hold.expires_at,
             "sold" if hold.sale else "held",
         )
+
+
+def _bad_best(field: str, message: str) -> Rejected:
+    return Rejected(Refusal.INVALID_HOLD_REQUEST, message, {"fields": [{"field": field, "message": message}]})

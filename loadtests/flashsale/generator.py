@@ -9,6 +9,10 @@ Buyers behave like people on a checkout page that polls availability: they pick 
 a buyer whose page shows nothing left for them (no free seat, fewer GA units than wanted) leaves without asking,
 before the first try and before each new choice after a 409. So once a sale is sold out, arrivals stop costing
 hold requests, as on a real sold-out page; the report counts them as buyers_saw_sold_out.
+
+With ``--buyers-pick best`` a seated buyer names no seats: it asks for the best ``quantity`` seats of a zone
+(``best_available``; its zone drawn from its own seed, moved to another zone when the map shows too few there),
+and the inventory picks them. The seats of a 201 are marked taken on this process's map like a picked seat.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from loadtests.flashsale.samples import (
     Sample,
 )
 from loadtests.flashsale.samples import CONFIRM as CONFIRM_KIND
-from loadtests.flashsale.scenario import GA_CODE
+from loadtests.flashsale.scenario import GA_CODE, PICKS
 from loadtests.flashsale.seatview import SeatView
 
 request_timeout_s_max = 60.0  # includes the wait for a pooled connection: the open loop's queue
@@ -64,6 +68,7 @@ class GeneratorJob:
     retry: int
     connections: int
     hold_keys: bool = True
+    buyers_pick: str = PICKS[0]
 
 
 @dataclass
@@ -197,6 +202,8 @@ class _Sale:
                 if hold_id is None:
                     self.outcome.unreadable_answers += 1
                     return None
+                if "best_available" in body:
+                    self.view.mark_taken(_held_seats(payload))
                 self.progress.holds_ok += 1
                 return hold_id, units, self.now()
             if status == 409:
@@ -215,6 +222,11 @@ class _Sale:
             if self.ga_free is not None:
                 self.ga_free -= quantity  # this process's next buyers see these units gone
             return body | {"ticket_type": GA_CODE, "quantity": quantity}, quantity
+        if self.job.buyers_pick == "best":
+            zones = self.view.zones
+            preferred = zones[rng.randrange(len(zones))] if zones else ""
+            zone, quantity = self.view.best_zone(preferred, quantity) or (preferred, quantity)
+            return body | {"best_available": {"quantity": quantity, "zone": zone}}, quantity
         body["seats"] = self.view.choose(quantity, rng)
         return body, len(body["seats"])
 
@@ -307,6 +319,14 @@ def _taken_seats(payload: bytes) -> list[str]:
     except (ValueError, KeyError, TypeError, AttributeError):
         return []
     return [s for s in seats if isinstance(s, str)]
+
+
+def _held_seats(payload: bytes) -> list[str]:
+    try:
+        seats = json.loads(payload)["seats"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    return [s for s in seats if isinstance(s, str)] if isinstance(seats, list) else []
 
 
 def _hold_id(payload: bytes) -> str | None:

@@ -33,6 +33,11 @@ Sell-out
 - sellout_s: the done_s of the 201 confirm at which the confirmed units (Sample.units of 201 confirms, summed in
   done_s order) reach seats + ga_capacity; null when they never do.
 - sold_out: sold_seats_pg + sold_ga_pg == seats + ga_capacity (what Postgres holds, per the audit).
+- held_out_s: the done_s of the 201 hold at which the held units (Sample.units of 201 holds, summed in done_s
+  order) reach seats + ga_capacity; null when they never do. When every hold is confirmed (--confirm-ratio 1, the
+  headline) no unit is held twice, so this is when the last unit was held.
+- holds_conflict_before_held_out: hold 409s answered before held_out_s (null when it is null): buyers refused
+  while the sale still had something left (seat pickers colliding; best-available buyers only on a stale map).
 
 Actor kills
 - actor_kills = len(kills_s); kills_s: the kill times.
@@ -175,6 +180,7 @@ def build_report(run: RunFacts) -> dict[str, Any]:
     capacity = run.seats + run.ga_capacity
     sold_out = sold_seats_pg is not None and sold_ga_pg is not None and sold_seats_pg + sold_ga_pg == capacity
 
+    held_out_s = _sellout_s(holds, capacity)
     recoveries = [_kill_recovery_s(kill_s, holds, confirms) for kill_s in run.kills_s]
     recovered = [r for r in recoveries if r is not None]
     unrecovered = len(recoveries) - len(recovered)
@@ -213,6 +219,11 @@ def build_report(run: RunFacts) -> dict[str, Any]:
         "hold_window_s": _rounded(hold_window_s, seconds_decimals),
         "confirm_window_s": _rounded(confirm_window_s, seconds_decimals),
         "sellout_s": _sellout_s(confirms, capacity),
+        "held_out_s": held_out_s,
+        "holds_conflict_before_held_out": (
+            None if held_out_s is None
+            else int(np.count_nonzero((holds.status == conflict_status) & (holds.done_s < held_out_s)))
+        ),
         "actor_kills": len(run.kills_s),
         "kills_s": list(run.kills_s),
         "kill_recovery_s": recoveries,
@@ -275,6 +286,8 @@ def _statuses(by_kind: Mapping[str, Sequence[Sample]]) -> dict[str, dict[str, in
 
 
 def _sellout_s(confirms: _Requests, capacity: int) -> float | None:
+    """When the units of the 201 answers among ``confirms`` (confirms, or holds), summed in done_s order, first
+    reach ``capacity``."""
     ok = confirms.status == created_status
     done_s = confirms.done_s[ok]
     order = np.argsort(done_s, kind="stable")
@@ -448,6 +461,10 @@ def print_table(report: Mapping[str, Any], console: Console | None = None) -> No
     table.add_row("confirm ms p50/p95/p99/max", _latency_line(report["confirm_latency_ms"]))
     sellout_s = report["sellout_s"]
     table.add_row("sold out at", "not sold out" if sellout_s is None else _fmt(sellout_s, " s", 2))
+    held_out_s = report.get("held_out_s")
+    if held_out_s is not None:
+        before = _fmt(report.get("holds_conflict_before_held_out"))
+        table.add_row("all held at", f"{_fmt(held_out_s, ' s', 2)} ({before} hold 409s before)")
     table.add_row("sold (Postgres)", f"{_fmt(report['sold_seats_pg'])} seats + {_fmt(report['sold_ga_pg'])} GA")
     table.add_row(
         "audit",

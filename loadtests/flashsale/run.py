@@ -177,7 +177,8 @@ def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, even
         killer.connect()
     t0 = time.monotonic() + sale_start_lead_s
     jobs = [GeneratorJob(i, plat.url, key, event_id, seat_ids, part, t0, scenario.retry, scenario.connections,
-                         scenario.hold_keys) for i, part in enumerate(share(plans, scenario.processes))]
+                         scenario.hold_keys, scenario.buyers_pick)
+            for i, part in enumerate(share(plans, scenario.processes))]
     processes = [ctx.Process(target=run_generator, args=(job, results)) for job in jobs]
     for p in processes:
         p.start()

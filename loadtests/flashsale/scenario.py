@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 MODES = ("engine", "postgres", "redis-lua")
+PICKS = ("seats", "best")  # buyers pick seats from the map, or ask the inventory for the best ones of a zone
 ARRIVALS = ("poisson", "uniform")
 seats_per_row = 50  # a realistic hall: rows of 50, sections of 100 rows
 rows_per_section = 100
@@ -51,6 +52,7 @@ class Scenario:
     ray_address: str | None = None
     ceiling_seconds: float = 2.0
     hold_keys: bool = True  # holds carry an Idempotency-Key, so a retried hold is never a second one
+    buyers_pick: str = "seats"  # a PICKS member
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -108,6 +110,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ceiling-seconds", type=_positive_float, default=2.0,
                    help="how long to measure the generator's own ceiling")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no live progress display")
+    p.add_argument("--buyers-pick", choices=PICKS, default="seats",
+                   help="seats: buyers pick free seats from the live map; best: they ask for the best 1..tickets-max "
+                   "seats of a zone (best_available holds; engine mode)")
     p.add_argument("--no-hold-keys", dest="hold_keys", action="store_false",
                    help="holds without an Idempotency-Key (cheaper; a hold retried after 503 may then be a second)")
     return p
@@ -135,6 +140,10 @@ def check(scenario: Scenario) -> None:
         problems.append("--target needs --database-url and --redis-url (the audit reads the stores)")
     if scenario.kill_actor_every and scenario.mode != "engine":
         problems.append("--kill-actor-every applies to --mode engine only (the baselines have no actor)")
+    if scenario.buyers_pick == "best" and scenario.mode != "engine":
+        problems.append("--buyers-pick best applies to --mode engine only (the baselines hold named seats)")
+    if scenario.buyers_pick == "best" and not scenario.seats:
+        problems.append("--buyers-pick best needs --seats")
     if scenario.kill_actor_every and scenario.target and not scenario.ray_address:
         problems.append("--kill-actor-every with --target needs --ray-address")
     if problems:

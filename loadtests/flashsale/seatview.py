@@ -4,11 +4,16 @@ Each generator process keeps one: refreshed from the availability bitmap every s
 between by what its own buyers learn (a 409 names the taken seats; a hold takes its seats). Buyers pick seats
 they believe free, next to each other in one row when they want several, so conflicts come from real races and a
 stale map, not from buyers guessing blindly at seats sold long ago.
+
+Buyers who ask for the best seats of a zone instead (``--buyers-pick best``) look only at how many seats each zone
+shows free (a zone is a seat id's section, as the inventory reads inline seating): ``best_zone`` keeps their
+zone while it shows enough, else moves them to the zone showing the most.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 pick_attempts_max = 8  # random draws before a buyer settles for whatever seat the stale map shows
@@ -19,9 +24,12 @@ class SeatView:
         self.seat_ids = tuple(seat_ids)
         self._index = {seat: i for i, seat in enumerate(self.seat_ids)}
         self._row = [seat.rsplit("-", 1)[0] for seat in self.seat_ids]
+        self._zone = [seat.split("-", 1)[0] for seat in self.seat_ids]
+        self.zones = tuple(dict.fromkeys(self._zone))
         self._free: list[int] = list(range(len(self.seat_ids)))
         self._free_set = set(self._free)
         self._taken: set[int] = set()
+        self._zone_free = Counter(self._zone)
 
     @property
     def believed_free(self) -> int:
@@ -32,10 +40,28 @@ class SeatView:
         self._free = [i for i in range(len(self.seat_ids)) if bitmap[i >> 3] & (0x80 >> (i & 7))]
         self._free_set = set(self._free)
         self._taken.clear()
+        zone = self._zone
+        self._zone_free = Counter(zone[i] for i in self._free)
 
     def mark_taken(self, seats: Iterable[str]) -> None:
         # only seats the map shows free: believed_free stays the count of seats a buyer could still pick
-        self._taken.update(i for i in (self._index.get(s) for s in seats) if i is not None and i in self._free_set)
+        for i in (self._index.get(s) for s in seats):
+            if i is not None and i in self._free_set and i not in self._taken:
+                self._taken.add(i)
+                self._zone_free[self._zone[i]] -= 1
+
+    def free_in(self, zone: str) -> int:
+        return self._zone_free.get(zone, 0)
+
+    def best_zone(self, preferred: str, quantity: int) -> tuple[str, int] | None:
+        """(zone, quantity) a best-available buyer asks for: the preferred zone while it shows ``quantity`` free,
+        else the zone showing the most (for fewer seats if that is all it shows); None when every zone shows none."""
+        if self.free_in(preferred) >= quantity:
+            return preferred, quantity
+        most = max(self.zones, key=self.free_in, default=None)
+        if most is None or self.free_in(most) <= 0:
+            return None
+        return most, min(quantity, self.free_in(most))
 
     def choose(self, quantity: int, rng: random.Random) -> list[str]:
         if not self.seat_ids:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 import time
 from typing import Any
@@ -211,3 +213,52 @@ async def test_a_hold_retried_after_503_resends_the_same_body_under_the_same_key
     assert await sale._hold(plan, random.Random(1)) is None  # 3 tries, none a 201
     assert sent[0] == sent[1] and sent[0][1] is not None  # after the 503: the same body under the same key
     assert sent[2][1] != sent[1][1]  # after the 409: a new request under another key
+
+
+@pytest.mark.parametrize("argv", [["--mode", "postgres", "--buyers-pick", "best"],
+                                  ["--mode", "redis-lua", "--buyers-pick", "best"],
+                                  ["--seats", "0", "--ga", "10", "--buyers-pick", "best"]])
+def test_best_available_buyers_need_the_engine_and_seats(argv: list[str]) -> None:
+    from loadtests.flashsale.scenario import from_args
+
+    with pytest.raises(SystemExit):
+        from_args(parser().parse_args(argv))
+    assert from_args(parser().parse_args(["--buyers-pick", "best"])).buyers_pick == "best"
+    assert from_args(parser().parse_args([])).buyers_pick == "seats"
+
+
+def test_a_best_available_buyer_keeps_its_zone_while_the_map_shows_enough() -> None:
+    view = SeatView(["S1-1-1", "S1-1-2", "S1-1-3", "S2-1-1"])
+    assert view.zones == ("S1", "S2")
+    assert view.best_zone("S2", 1) == ("S2", 1)
+    assert view.best_zone("S2", 2) == ("S1", 2)  # S2 shows one: the zone showing the most
+    view.mark_taken(["S1-1-1", "S1-1-2", "S1-1-1"])
+    assert (view.free_in("S1"), view.believed_free) == (1, 2)
+    assert view.best_zone("S2", 3) in {("S1", 1), ("S2", 1)}  # fewer seats, where some show free
+    view.refresh(bytes([0b00010000]))  # only S2-1-1 free
+    assert (view.free_in("S1"), view.free_in("S2")) == (0, 1)
+    view.mark_taken(["S2-1-1"])
+    assert view.best_zone("S1", 1) is None
+
+
+async def test_a_best_available_buyer_names_no_seats_and_marks_what_it_got() -> None:
+    sent: list[dict[str, Any]] = []
+
+    class Recording(_ScriptedSale):
+        async def _call(self, kind: str, method: str, path: str, due: float, units: int,
+                        body: dict[str, Any] | None, key: str | None) -> tuple[int, bytes]:
+            sent.append(dict(body or {}))
+            if len(sent) == 1:
+                return 409, b'{"error": {"code": "insufficient_inventory", "details": {"available": 0}}}'
+            seats = [f"S2-1-{n}" for n in range(1, body["best_available"]["quantity"] + 1)] if body else []
+            return 201, json.dumps({"hold_id": "hld_1", "seats": seats}).encode()
+
+    sale = Recording([])
+    sale.job = dataclasses.replace(sale.job, buyers_pick="best")
+    sale.view = SeatView([f"S{z}-1-{n}" for z in (1, 2) for n in range(1, 6)])
+    plan = dataclasses.replace(plan_buyers(Scenario(buyers=1, seats=10, tickets_max=3))[0], quantity=3)
+    held = await sale._hold(plan, random.Random(1))
+    assert held is not None and held[:2] == ("hld_1", 1)
+    assert all("seats" not in body and body["best_available"]["zone"] in {"S1", "S2"} for body in sent)
+    assert [body["best_available"]["quantity"] for body in sent] == [3, 1]  # after the 409: fewer seats
+    assert sale.view.believed_free == 9 and sale.view.free_in("S2") == 4

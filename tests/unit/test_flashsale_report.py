@@ -301,3 +301,13 @@ def test_write_report_keeps_columns_on_one_line_and_writes_nan_as_null(tmp_path:
     text = path.read_text()
     assert '"t_s": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]' in text
     assert json.loads(text)["generator_ceiling_rps"] is None
+
+
+def test_held_out_is_when_the_last_unit_was_held_and_conflicts_before_it_are_counted() -> None:
+    samples = [hold(0.0, 0.5, 201, 2), hold(0.6, 0.7, 409), hold(0.8, 1.0, 201, 3), hold(1.0, 1.2, 409),
+               confirm(1.0, 2.0, 201, 5)]
+    report = build_report(facts(samples))  # capacity 2 seats + 3 GA
+    assert report["held_out_s"] == 1.0 and report["holds_conflict_before_held_out"] == 1
+    assert report["sellout_s"] == 2.0
+    never = build_report(facts([hold(0.0, 0.5, 201, 1), hold(0.6, 0.7, 409)]))
+    assert never["held_out_s"] is None and never["holds_conflict_before_held_out"] is None

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.wire import decode_commands, decode_results, encode_commands, encode_results
+from engine.inventory.best_available import BestRequest
 from engine.inventory.commands import (
     CancelSale,
     Confirm,
@@ -27,10 +28,14 @@ seat_tuples = st.lists(text, max_size=4).map(tuple)
 unit_tuples = st.lists(st.integers(1, 10**6), max_size=4).map(tuple)
 # who confirmed, as engine.inventory.commands.actor_ref spells it (a Confirm refuses any other shape)
 actor_refs = st.builds(actor_ref, st.sampled_from(["key", "user", "system"]), ids)
+best_requests = st.none() | st.builds(
+    BestRequest, st.integers(0, 100), st.none() | text, st.lists(text, max_size=3).map(tuple)
+)
 
 commands = st.one_of(
     st.builds(
-        Hold, ids, ids, text, seat_tuples, st.none() | text, st.integers(0, 100), st.none() | st.integers(1, 3600)
+        Hold, ids, ids, text, seat_tuples, st.none() | text, st.integers(0, 100), st.none() | st.integers(1, 3600),
+        best_requests,
     ),
     st.builds(Release, ids, ids),
     st.builds(Confirm, ids, ids, text, actor_refs, st.none() | st.ip_addresses().map(str)),

@@ -85,6 +85,8 @@ def hold_command(body: HoldCreate, meta: EventMeta, hold_id: str) -> Hold:
         )
     if body.seats is not None:
         return Hold(hold_id, hold_id, body.buyer_id, seats=tuple(body.seats), ttl_s=body.ttl_s)
+    if body.best_available is not None:
+        return Hold(hold_id, hold_id, body.buyer_id, ttl_s=body.ttl_s, best_available=body.best_available.request())
     return Hold(
         hold_id, hold_id, body.buyer_id, ticket_type=body.ticket_type, quantity=body.quantity or 0, ttl_s=body.ttl_s
     )
@@ -101,7 +103,7 @@ def hold_buyer(call: Call[HoldCreate]) -> tuple[str, str] | None:
 
 
 @write_route(
-    "Hold seats, or a quantity of one GA ticket type, all or nothing",
+    "Hold seats, a quantity of one GA ticket type, or the best available seats, all or nothing",
     scope="inventory:hold",
     status=201,
     request=HoldCreate,

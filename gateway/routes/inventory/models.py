@@ -7,9 +7,36 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from engine import limits
+from engine.inventory.best_available import REQUESTABLE_ATTRIBUTES, BestRequest
 from gateway.fields import ExternalId, SeatId, TicketCode
 from gateway.parsing import RequestModel, cross_field_error
 from gateway.rendering import EngineTime
+
+# engine.inventory.best_available.REQUESTABLE_ATTRIBUTES (tests/unit/test_best_available.py holds them equal)
+SeatAttribute = Literal["accessible", "restricted_view", "companion"]
+
+
+class BestAvailableIn(RequestModel):
+    quantity: Annotated[int, Field(ge=1, le=limits.seats_per_hold_max)]
+    zone: TicketCode | None = Field(default=None, description="only seats of this zone of the event's layout")
+    attributes: Annotated[list[SeatAttribute], Field(max_length=len(REQUESTABLE_ATTRIBUTES))] | None = Field(
+        default=None, description="only seats carrying every one of these attributes"
+    )
+
+    def request(self) -> BestRequest:
+        return BestRequest(self.quantity, self.zone, tuple(self.attributes or ()))
+
+    @model_validator(mode="after")
+    def _distinct_attributes(self) -> BestAvailableIn:
+        seen: set[str] = set()
+        problems = []
+        for i, attribute in enumerate(self.attributes or ()):
+            if attribute in seen:
+                problems.append((f"attributes.{i}", "repeats an attribute"))
+            seen.add(attribute)
+        if problems:
+            raise cross_field_error(problems)
+        return self
 
 
 class HoldCreate(RequestModel):
@@ -23,16 +50,24 @@ class HoldCreate(RequestModel):
     presale_code: TicketCode | None = Field(
         default=None, description="during a presale window (before sale_opens_at): the presale's code"
     )
+    best_available: BestAvailableIn | None = Field(
+        default=None, description="instead of seats: the inventory picks the best free seats, adjacent in a row"
+    )
 
     @model_validator(mode="after")
     def _seats_or_quantity(self) -> HoldCreate:
         by_quantity = self.ticket_type is not None or self.quantity is not None
+        if self.best_available is not None:
+            if self.seats is not None or by_quantity:
+                raise cross_field_error([("best_available", "give seats, a ticket_type and quantity, or "
+                                                            "best_available: one of them")])
+            return self
         if self.seats is not None and by_quantity:
             raise cross_field_error([("seats", "hold either seats or a ticket_type and quantity, not both")])
         if self.seats is None and (self.ticket_type is None or self.quantity is None):
             missing = "quantity" if self.ticket_type is not None else "ticket_type"
             field = "seats" if not by_quantity else missing
-            raise cross_field_error([(field, "give seats, or a ticket_type and a quantity")])
+            raise cross_field_error([(field, "give seats, a ticket_type and a quantity, or best_available")])
         if self.seats is not None:
             seen: set[str] = set()
             problems = []
