@@ -26,12 +26,14 @@ from actors.clock import Clock, wall_clock
 from actors.wire import encode_results
 from engine.catalog import lifecycle
 from engine.catalog.lifecycle import EventStatus
+from engine.inventory import best_available
 from engine.inventory.commands import Command, Confirm, HoldView, Ok, Rejected, Result, SaleView, split_actor_ref
 from engine.inventory.machine import Inventory, InventorySnapshot
 from engine.refusals import Refusal
 from persistence import audit
 from persistence.catalog import event_metas
 from persistence.catalog import events as pg_events
+from persistence.catalog import geometry as pg_geometry
 from persistence.db import Connection
 from persistence.inventory import live_state
 from persistence.inventory import sales as pg_sales
@@ -103,9 +105,12 @@ class EventInventory:
                 return None
             epoch, event, seat_ids = taken
             sales = await pg_sales.load_sales(db, event_id)
+            geometry = None  # an event with inline seating: best available reads its rows from the seat ids
+            if event.layout_id is not None:
+                geometry = best_available.geometry_from_layout(await pg_geometry.event_geometry(db, event))
         try:
             version, holds = await live_state.fence_and_load_holds(redis, event.org_id, event_id, epoch)
-            spec = pg_events.inventory_spec(event, seat_ids)
+            spec = pg_events.inventory_spec(event, seat_ids, geometry)
             inventory = Inventory.restore(spec, InventorySnapshot(version, tuple(holds), tuple(sales)), clock())
             changes = inventory.drain_changes()
             assert changes is not None and changes.full

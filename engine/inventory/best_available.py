@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine import limits
-from engine.catalog import seating
+from engine.catalog import seat_geometry, seating
 
 AVAILABLE = 0  # a seat state (engine/inventory/machine.py SEAT_AVAILABLE): every other state is taken
 ACCESSIBLE = "accessible"
@@ -176,6 +176,23 @@ def geometry_from_seating(sections: Sequence[seating.Section]) -> SeatGeometry:
         for section in sections
         for r, row in enumerate(section.rows, 1)
         for number in range(1, row.seats + 1)
+    ])
+
+
+def geometry_from_layout(seats: Sequence[seat_geometry.SeatGeometry]) -> SeatGeometry:
+    """A layout's seats (engine/catalog/seat_geometry.py, index order) as best available reads them: a row per
+    (section, row label); positions along the row by the seats' ``x`` (ties in index order), so neighbours in the
+    drawing are neighbours in the row; the layout's zone and attributes."""
+    rows: dict[tuple[str, str], list[int]] = {}
+    for index, seat in enumerate(seats):
+        rows.setdefault((seat.section, seat.row), []).append(index)
+    order = [0] * len(seats)
+    for members in rows.values():
+        for position, index in enumerate(sorted(members, key=lambda i: (seats[i].x, i))):
+            order[index] = position
+    return SeatGeometry([
+        SeatPlace(f"{seat.section}-{seat.row}", order[index], seat.x, seat.y, seat.zone, frozenset(seat.attributes))
+        for index, seat in enumerate(seats)
     ])
 
 

@@ -20,6 +20,7 @@ from engine.catalog import rules as catalog
 from engine.catalog.lifecycle import EventStatus
 from engine.catalog.rules import TicketKind
 from engine.ids import EVENT_PREFIX, event_hex_chars
+from engine.inventory.best_available import SeatGeometry
 from engine.inventory.machine import InventorySpec
 from persistence.tenancy import OrgDb
 
@@ -403,8 +404,11 @@ async def get_event_seats(db: OrgDb, event_id: str) -> EventSeats | None:
 
 
 
-def inventory_spec(event: EventRecord, seats: EventSeats | tuple[str, ...]) -> InventorySpec:
-    """The inventory of ``event`` over its seats (ids alone: every seat is the one seated type's)."""
+def inventory_spec(
+    event: EventRecord, seats: EventSeats | tuple[str, ...], geometry: SeatGeometry | None = None
+) -> InventorySpec:
+    """The inventory of ``event`` over its seats (ids alone: every seat is the one seated type's); ``geometry``:
+    where its seats are, for best available (None: read from the seat ids)."""
     seated = [t.code for t in event.ticket_types if t.kind == TicketKind.SEATED]
     seat_ids, seat_types = (seats.ids, seats.types) if isinstance(seats, EventSeats) else (seats, ())
     one_type = len(seated) == 1 and all(code == seated[0] for code in seat_types)
@@ -419,6 +423,7 @@ def inventory_spec(event: EventRecord, seats: EventSeats | tuple[str, ...]) -> I
         ),
         hold_ttl_s=event.hold_ttl_s,
         max_tickets_per_buyer=event.max_tickets_per_buyer,
+        geometry=geometry,
     )
 
 
