@@ -51,6 +51,11 @@ class Refusal(StrEnum):
     INVALID_REFRESH_TOKEN = "invalid_refresh_token"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     SESSION_REQUIRED = "session_required"
+    # catalog: pricing (engine/catalog/pricing.py, services/pricing.py)
+    PROMO_CODE_INVALID = "promo_code_invalid"  # details.reason: an engine.catalog.pricing.PromoInvalid
+    PROMO_CODE_EXISTS = "promo_code_exists"
+    TOO_MANY_PROMO_CODES = "too_many_promo_codes"
+    PROMO_USE_RELEASED = "promo_use_released"
 
 
 class Refused(Exception):

@@ -39,6 +39,7 @@ from gateway.errors import (
 from gateway.event_cache import EventCache
 from gateway.idempotency import IdempotencyStore
 from gateway.metrics import RequestMetricsMiddleware, mark_process_dead, route_templates
+from gateway.price_cache import PriceCache
 from gateway.ratelimit import RateLimiter
 from gateway.refusals import error_for_refused
 from gateway.routes import all_routes
@@ -82,6 +83,7 @@ def create_app(
                 asyncio.ensure_future(services.auth.listen()),
                 asyncio.ensure_future(services.auth.record_last_use_forever()),
                 asyncio.ensure_future(services.domain(AvailabilityReads).availability.listen()),
+                asyncio.ensure_future(services.domain(PriceCache).listen()),
             ]
             try:
                 yield
@@ -142,6 +144,7 @@ async def _services(
                     (availability or _default_availability)(pool, redis, listener_redis),
                     SeatListCache(tenant_pool, redis),
                 ),
+                PriceCache: PriceCache(tenant_pool, redis, listener_redis=listener_redis),
             },
         )
     finally:

@@ -14,7 +14,9 @@ from engine.catalog.lifecycle import Change, EventAction, EventStatus, is_on_sal
 from engine.refusals import Refusal, Refused
 from persistence import audit
 from persistence.catalog import events as pg_events
+from persistence.catalog import prices as pg_prices
 from persistence.tenancy import OrgDb
+from services.pricing import SharedPrices
 from services.unit_of_work import Tenants, UnitsOfWork
 
 EVENT_CREATE = "event.create"
@@ -47,16 +49,23 @@ async def create_event(
     actor: audit.Actor,
     definition: catalog.EventDefinition,
     seating: dict[str, Any] | None,
+    *,
+    prices: SharedPrices | None = None,
 ) -> pg_events.EventRecord:
     """The new draft (``seating``: the layout as the organizer gave it, kept as JSON). A definition the catalog's
-    rules refuse raises ``pg_events.EventRejected`` before anything is written (the gateway refuses it first)."""
-    new = pg_events.new_event(catalog.stocked(definition), seating)
+    rules refuse raises ``pg_events.EventRejected`` before anything is written (the gateway refuses it first).
+    Its price rules (tiers, fees, tax) are stored with it and its price list shared with ``prices``."""
+    stocked = catalog.stocked(definition)
+    new = pg_events.new_event(stocked, seating)
     pg_events.check_new_event(new)
     async with units.begin(org_id, actor) as uow:
         record = await pg_events.create_event(uow.db, new)
+        version = await pg_prices.put_price_rules(uow.db, record.id, stocked)
         # In the same transaction: the event exists if and only if its creation is in the log.
         uow.record(audit.Change(EVENT_CREATE, "event", record.id, after=pg_events.audit_view(record)))
     await shared.share_record(record)
+    if prices is not None:
+        await prices.share_prices(org_id, record.id, pg_prices.price_list_of(stocked, version))
     return record
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
 from engine import limits
-from engine.catalog import seating
+from engine.catalog import pricing, seating
 
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")  # ISO 4217
 
@@ -38,6 +38,7 @@ class TicketType:
     kind: str  # a TicketKind; a str so that a stored row's unknown kind is a problem, not a crash
     capacity: int | None  # a definition gives it for GA only; stocked, every type has one (see capacity_of)
     price: Price
+    price_tiers: tuple[pricing.PriceTier, ...] = ()  # engine/catalog/pricing.py: the first still ahead applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,8 @@ class EventDefinition:
     layout: tuple[seating.Section, ...] | None  # None: no seating (a GA-only event)
     ticket_types: tuple[TicketType, ...]
     dedicated: bool = False
+    fees: tuple[pricing.Fee, ...] = ()
+    tax: pricing.Tax | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,8 @@ class StockedEvent:
     seat_ids: tuple[str, ...]
     ticket_types: tuple[TicketType, ...]
     dedicated: bool = False
+    fees: tuple[pricing.Fee, ...] = ()
+    tax: pricing.Tax | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +101,10 @@ def stocked(definition: EventDefinition) -> StockedEvent:
         hold_ttl_s=definition.hold_ttl_s,
         max_tickets_per_buyer=definition.max_tickets_per_buyer,
         seat_ids=seats,
-        ticket_types=tuple(
-            TicketType(t.code, t.kind, capacity_of(t, len(seats)), t.price) for t in definition.ticket_types
-        ),
+        ticket_types=tuple(replace(t, capacity=capacity_of(t, len(seats))) for t in definition.ticket_types),
         dedicated=definition.dedicated,
+        fees=definition.fees,
+        tax=definition.tax,
     )
 
 
@@ -119,6 +124,7 @@ def event_problems(definition: EventDefinition) -> list[Problem]:
         *(p for i, t in enumerate(types) for p in within(f"ticket_types.{i}", ticket_type_problems(t))),
         *type_mix_problems(types),
         *_seating_presence_problems(seated, definition.layout is not None),
+        *price_problems(types, definition.fees, definition.tax),
     ]
 
 
@@ -131,6 +137,7 @@ def stocked_problems(event: StockedEvent) -> list[Problem]:
         *type_count_problems(types),
         *(p for i, t in enumerate(types) for p in within(f"ticket_types.{i}", _stocked_type_problems(t))),
         *stock_problems(event.seat_ids, [(t.code, t.kind, t.capacity) for t in types]),
+        *price_problems(types, event.fees, event.tax),
     ]
 
 
@@ -264,6 +271,14 @@ def seat_id_problems(seat_ids: Sequence[str]) -> list[Problem]:
     if any(not 1 <= len(seat_id) <= limits.id_chars_max for seat_id in seat_ids):
         problems.append(Problem("seat_ids", f"seat ids must be 1..{limits.id_chars_max} characters"))
     return problems
+
+
+def price_problems(
+    types: Sequence[TicketType], fees: Sequence[pricing.Fee], tax: pricing.Tax | None
+) -> list[Problem]:
+    """The price rules (engine/catalog/pricing.py): one currency, tiers in order, fees and tax in bounds."""
+    rules = [pricing.TypeRules(t.code, t.price.currency, t.price_tiers) for t in types]
+    return [Problem(f, m) for f, m in pricing.price_rule_problems(rules, fees, tax)]
 
 
 def within(prefix: str, problems: Sequence[Problem]) -> list[Problem]:

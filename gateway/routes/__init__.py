@@ -6,7 +6,7 @@ from starlette.routing import BaseRoute
 
 from gateway.routes import audit, operations
 from gateway.routes.access import keys, members, sessions
-from gateway.routes.catalog import events
+from gateway.routes.catalog import events, pricing
 from gateway.routes.inventory import availability, holds
 
 
@@ -16,6 +16,7 @@ def all_routes() -> list[BaseRoute]:
         *holds.ROUTES,
         *availability.ROUTES,
         *events.ROUTES,
+        *pricing.ROUTES,
         *keys.ROUTES,
         *sessions.ROUTES,
         *members.ROUTES,

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from gateway.context import actor_of
 from gateway.endpoints import Call, read_route, write_route
 from gateway.errors import ValidationFailed
+from gateway.price_cache import PriceCache
 from gateway.rendering import render
 from gateway.routes.catalog.models import EventCreate, EventOut
 from persistence.catalog import events as pg_events
@@ -62,7 +63,8 @@ async def create_event(call: Call[EventCreate]) -> Response:
     seating = body.seating.model_dump() if body.seating is not None else None
     try:
         record = await catalog.create_event(
-            svc.units, svc.events, principal.org_id, actor_of(call.request, principal), body.definition(), seating
+            svc.units, svc.events, principal.org_id, actor_of(call.request, principal), body.definition(), seating,
+            prices=svc.domain(PriceCache),
         )
     except pg_events.EventRejected as error:  # the store's own checks; the schema should have caught it first
         raise ValidationFailed(str(error)) from None

@@ -19,6 +19,7 @@ from engine.catalog import seating
 from gateway.fields import DisplayName, Money, MoneyOut, TicketCode
 from gateway.parsing import RequestModel, refuse_problems
 from gateway.rendering import Timestamp
+from gateway.routes.catalog.pricing_models import FeesIn, PriceTiersIn, TaxIn
 
 LayoutName = Annotated[str, StringConstraints(pattern=seating.NAME_PATTERN)]
 
@@ -54,10 +55,17 @@ class TicketTypeIn(RequestModel):
         default=None, description="GA only: number of tickets. A seated type's capacity is its seat count."
     )
     price: Money
+    price_tiers: PriceTiersIn | None = Field(
+        default=None, description="earlier prices: the first tier whose `until` is still ahead applies, else `price`"
+    )
 
     def definition(self) -> catalog.TicketType:
         return catalog.TicketType(
-            self.code, self.kind, self.capacity, catalog.Price(self.price.amount_minor, self.price.currency)
+            self.code,
+            self.kind,
+            self.capacity,
+            catalog.Price(self.price.amount_minor, self.price.currency),
+            tuple(t.definition() for t in self.price_tiers or ()),
         )
 
     @model_validator(mode="after")
@@ -74,6 +82,8 @@ class EventCreate(RequestModel):
     seating: SeatingIn | None = None
     ticket_types: Annotated[list[TicketTypeIn], Field(min_length=1, max_length=limits.ticket_types_per_event_max)]
     dedicated: bool = Field(default=False, description="Extension: give this (hot) event its own inventory actor")
+    fees: FeesIn | None = Field(default=None, description="booking fees, each per ticket or per order")
+    tax: TaxIn | None = Field(default=None, description="the event's tax, included in the prices or added on top")
 
     def definition(self) -> catalog.EventDefinition:
         return catalog.EventDefinition(
@@ -84,6 +94,8 @@ class EventCreate(RequestModel):
             layout=None if self.seating is None else self.seating.layout(),
             ticket_types=tuple(t.definition() for t in self.ticket_types),
             dedicated=self.dedicated,
+            fees=tuple(f.definition() for f in self.fees or ()),
+            tax=None if self.tax is None else self.tax.definition(),
         )
 
     @model_validator(mode="after")
