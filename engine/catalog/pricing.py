@@ -334,11 +334,14 @@ def tier_problems(tiers: Sequence[PriceTier], currency: str) -> list[FieldProble
     problems: list[FieldProblem] = []
     if len(tiers) > price_tiers_per_type_max:
         problems.append(("price_tiers", f"at most {price_tiers_per_type_max} price tiers per ticket type"))
+    latest: datetime | None = None  # the latest `until` before this tier: each must be later than all before it
     for j, tier in enumerate(tiers):
         if tier.until.utcoffset() is None:
             problems.append((f"price_tiers.{j}.until", "must carry a time zone"))
-        elif j > 0 and tiers[j - 1].until.utcoffset() is not None and tier.until <= tiers[j - 1].until:
-            problems.append((f"price_tiers.{j}.until", "must be later than the tier before"))
+        elif latest is not None and tier.until <= latest:
+            problems.append((f"price_tiers.{j}.until", "must be later than every tier before it"))
+        else:
+            latest = tier.until
         if not 0 <= tier.amount_minor <= limits.price_minor_max:
             problems.append((f"price_tiers.{j}.price.amount_minor", f"must be 0..{limits.price_minor_max}"))
         if tier.currency != currency:

@@ -138,6 +138,11 @@ CALLS = [
     Call("PATCH", "/v1/members/{user_id}", "members:manage", {"role": "scanner"}),
     Call("DELETE", "/v1/members/{user_id}", "members:manage"),
     Call("GET", "/v1/audit-log", "audit:read"),
+    Call("POST", "/v1/events/{event_id}/promo-codes", "events:write", {"code": "SAVE10", "percent_off_bp": 1000}),
+    Call(
+        "POST", "/v1/events/{event_id}/quote", "inventory:read",
+        {"buyer_id": "b", "items": [{"ticket_type": "GA", "quantity": 1}]}, also=("events:read",),
+    ),
 ]
 # Routes outside the matrix, each for its reason (and tested where named).
 PUBLIC = {

@@ -48,7 +48,7 @@ def quote_view(event_id: str, buyer_id: str, quote: pricing.Quote, now: datetime
         "currency": quote.currency,
         "lines": [
             {
-                "kind": line.kind,
+                "kind": str(line.kind),
                 "code": line.code,
                 "description": line.description,
                 "quantity": line.quantity,
