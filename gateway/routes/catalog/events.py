@@ -14,6 +14,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from engine.catalog import pricing
 from gateway.context import actor_of
 from gateway.endpoints import Call, read_route, write_route
 from gateway.errors import ValidationFailed
@@ -50,6 +51,24 @@ def event_view(record: pg_events.EventRecord) -> dict[str, Any]:
     }
 
 
+def priced_view(view: dict[str, Any], prices: pricing.PriceList | None) -> dict[str, Any]:
+    """The event's view with its price rules (from the price cache: memory or Redis)."""
+    if prices is None:
+        return view
+    for t in view["ticket_types"]:
+        found = prices.ticket_types.get(t["code"])
+        t["price_tiers"] = [
+            {"until": x.until, "price": {"amount_minor": x.amount_minor, "currency": x.currency}}
+            for x in (found.tiers if found else ())
+        ]
+    view["fees"] = [
+        {"code": f.code, "per": f.per, "amount_minor": f.amount_minor, "percent_bp": f.percent_bp} for f in prices.fees
+    ]
+    tax = prices.tax
+    view["tax"] = None if tax is None else {"code": tax.code, "rate_bp": tax.rate_bp, "included": tax.included}
+    return view
+
+
 @write_route(
     "Create a draft event with its seating and ticket types",
     scope="events:write",
@@ -68,7 +87,8 @@ async def create_event(call: Call[EventCreate]) -> Response:
         )
     except pg_events.EventRejected as error:  # the store's own checks; the schema should have caught it first
         raise ValidationFailed(str(error)) from None
-    return render(EventOut, event_view(record), 201)
+    prices = await svc.domain(PriceCache).price_list(principal.org_id, record.id)
+    return render(EventOut, priced_view(event_view(record), prices), 201)
 
 
 @write_route(
@@ -84,7 +104,8 @@ async def publish_event(call: Call[Any]) -> Response:
     record = await catalog.publish_event(
         svc.units, svc.events, svc.inventory, principal.org_id, actor, call.path("event_id")
     )
-    return render(EventOut, event_view(record))
+    prices = await svc.domain(PriceCache).price_list(principal.org_id, record.id)
+    return render(EventOut, priced_view(event_view(record), prices))
 
 
 @read_route(
@@ -99,7 +120,8 @@ async def get_event(call: Call[Any]) -> Response:
     record = await catalog.get_event(
         call.svc, principal.org_id, call.path("event_id"), on_sale_only=principal.publishable
     )
-    return render(EventOut, event_view(record))
+    prices = await call.svc.domain(PriceCache).price_list(principal.org_id, record.id)
+    return render(EventOut, priced_view(event_view(record), prices))
 
 
 ROUTES: list[BaseRoute] = [

@@ -106,11 +106,30 @@ class EventCreate(RequestModel):
         return self
 
 
+class PriceTierOut(BaseModel):
+    until: Timestamp
+    price: MoneyOut
+
+
+class FeeOut(BaseModel):
+    code: str
+    per: Literal["ticket", "order"]
+    amount_minor: int | None
+    percent_bp: int | None
+
+
+class TaxOut(BaseModel):
+    code: str
+    rate_bp: int
+    included: bool
+
+
 class TicketTypeOut(BaseModel):
     code: str
     kind: Literal["ga", "seated"]
     capacity: int
     price: MoneyOut
+    price_tiers: list[PriceTierOut] = Field(default_factory=list)
 
 
 class EventOut(BaseModel):
@@ -125,5 +144,7 @@ class EventOut(BaseModel):
     ticket_types: list[TicketTypeOut]
     created_at: Timestamp
     published_at: Timestamp | None
+    fees: list[FeeOut] = Field(default_factory=list)
+    tax: TaxOut | None = None
 
 
