@@ -156,7 +156,7 @@ async def quote(
     if promo_code is not None:
         key = pricing.promo_key(promo_code)
         promo = price_list.promos.get(key)
-        usage = None
+        usage: pricing.Usage | None = None
         if promo is not None and (promo.max_uses is not None or promo.max_uses_per_buyer is not None):
             usage = await promo_uses.read_usage(redis, org_id, event_id, key, buyer_id)
         reason = pricing.promo_refusal(promo, now, items, usage)
