@@ -28,8 +28,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # KEYS[1] the price list hash; ARGV[1] version, ARGV[2] blob, ARGV[3] the change channel.
 _PUT_LUA = """
-local current = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if current >= tonumber(ARGV[1]) then return 0 end
+local current = redis.call('HGET', KEYS[1], 'v')
+if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[1])
 return 1
