@@ -97,6 +97,22 @@ async def test_a_quote_of_items_with_a_tier_fees_and_added_tax(gw: Gateway, owne
     assert "promo_code" not in body
 
 
+async def test_the_event_shows_its_price_rules(gw: Gateway, owner: dict[str, str]) -> None:
+    created = await gw.client.post("/v1/events", json=priced_body(), headers=owner)
+    assert created.status_code == 201, created.text
+    shown = (await gw.client.get(f"/v1/events/{created.json()['id']}", headers=owner)).json()
+    for event in (created.json(), shown):
+        assert event["ticket_types"][0]["price_tiers"] == [
+            {"until": FAR, "price": {"amount_minor": 12_000, "currency": "ZAR"}}
+        ]
+        assert event["ticket_types"][1]["price_tiers"] == []
+        assert event["fees"] == [
+            {"code": "BOOKING", "per": "ticket", "amount_minor": 500, "percent_bp": None},
+            {"code": "SERVICE", "per": "order", "amount_minor": None, "percent_bp": 250},
+        ]
+        assert event["tax"] == {"code": "VAT", "rate_bp": 1_500, "included": False}
+
+
 async def test_included_tax_is_inside_the_total(gw: Gateway, owner: dict[str, str]) -> None:
     event_id = await priced_event(gw, owner, fees=[], tax={"code": "VAT", "rate_bp": 1_500, "included": True})
     body = (await quote(gw, owner, event_id, items=[{"ticket_type": "SEAT", "quantity": 1}])).json()
