@@ -322,3 +322,35 @@ async def test_unknown_and_expired_codes_are_refused_with_their_reason(
         with pytest.raises(Refused) as refused:
             await pricing_cases.take_promo_use(process.units, process.redis, org_id, ACTOR, event_id, code, "o", "b")
         assert (refused.value.refusal, refused.value.details["reason"]) == (Refusal.PROMO_CODE_INVALID, reason)
+
+
+async def test_the_schema_defends_the_price_rules(processes: list[Process], org_id: str) -> None:
+    """What a buggy writer cannot store: a fee both fixed and a percentage, tiers out of order, a tier in another
+    currency than its type, a released use brought back."""
+    process = processes[0]
+    event_id = await _event(process, org_id)
+    await _promo(process, org_id, event_id)
+    later = NOW + timedelta(days=30)
+    refused = [
+        ("INSERT INTO event_fees (org_id, event_id, code, position, per, amount_minor, percent_bp) "
+         "VALUES ($1, $2, 'BOTH', 5, 'order', 1, 1)", ()),
+        ("INSERT INTO event_fees (org_id, event_id, code, position, per, percent_bp) "
+         "VALUES ($1, $2, 'BIG', 5, 'order', 10001)", ()),
+        ("INSERT INTO price_tiers (org_id, event_id, ticket_type, position, until, price_minor, currency) "
+         "VALUES ($1, $2, 'GA', 2, $3, 1, 'ZAR')", (NOW,)),  # position 2 but before the tiers at 0 and 1
+        ("INSERT INTO price_tiers (org_id, event_id, ticket_type, position, until, price_minor, currency) "
+         "VALUES ($1, $2, 'GA', 2, $3, 1, 'USD')", (later,)),
+        ("INSERT INTO price_lists (org_id, event_id, tax_code) VALUES ($1, $2, 'VAT')", ()),
+    ]
+    async with TenantPool(process.pool).tenant(org_id) as db:
+        for sql, extra in refused:
+            with pytest.raises((asyncpg.CheckViolationError, asyncpg.ForeignKeyViolationError,
+                                asyncpg.UniqueViolationError)):
+                async with db.conn.transaction():
+                    await db.conn.execute(sql, org_id, event_id, *extra)
+        taken, _ = await promo_uses.insert_use(db, event_id, "RUSH", "use-1", "ann")
+        assert taken is promo_uses.Taken.TAKEN
+        assert await promo_uses.release_use(db, event_id, "RUSH", "use-1") is not None
+        with pytest.raises(asyncpg.CheckViolationError, match="only be released"):
+            async with db.conn.transaction():
+                await db.conn.execute("UPDATE promo_uses SET released_at = NULL WHERE use_id = 'use-1'")
