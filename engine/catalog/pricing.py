@@ -26,6 +26,7 @@ The rules, as built (docs/architecture.md "Pricing"):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,7 @@ fees_per_event_max = 10
 promo_codes_per_event_max = 1_000
 promo_max_uses_max = 1_000_000
 items_per_quote_max = limits.ticket_types_per_event_max
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")  # ISO 4217
 
 FieldProblem = tuple[str, str]  # (dot-separated field path, message); engine/catalog/rules.py wraps them
 
@@ -311,10 +313,11 @@ def price_rule_problems(
     types: Sequence[TypeRules], fees: Sequence[Fee], tax: Tax | None
 ) -> list[FieldProblem]:
     """Every rule an event's prices break, with paths from the event's root."""
-    currency = types[0].currency if types else None
+    # The event's currency: its first ticket type's (a malformed one is that type's own problem, not this rule's).
+    currency = next((t.currency for t in types if _CURRENCY_RE.fullmatch(t.currency)), None)
     problems: list[FieldProblem] = []
     for i, t in enumerate(types):
-        if currency is not None and t.currency != currency:
+        if currency is not None and _CURRENCY_RE.fullmatch(t.currency) and t.currency != currency:
             problems.append((f"ticket_types.{i}.price.currency", f"an event has one currency ({currency})"))
         problems += [(f"ticket_types.{i}.{f}", m) for f, m in tier_problems(t.tiers, currency or t.currency)]
     if len(fees) > fees_per_event_max:
