@@ -281,8 +281,8 @@ async def _reserve(
                 uses = await promo_uses.live_uses(uow.db, event_id, code)
             await promo_uses.load_mirror(redis, org_id, event_id, promo, uses)
             gate = await promo_uses.reserve(redis, org_id, event_id, code, use_id, buyer_id)
-    except REDIS_OUTAGES:
-        log.warning("promo use mirror unreachable; Postgres alone decides %s", code)
+    except REDIS_OUTAGES as error:
+        log.warning("promo use mirror unreachable (%r); Postgres alone decides %s", error, code)
         return None
     if gate is Gate.USED_UP:
         raise promo_code_invalid(code, PromoInvalid.USED_UP)

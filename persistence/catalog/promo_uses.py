@@ -165,9 +165,12 @@ def _use(row: asyncpg.Record) -> PromoUse:
     )
 
 
-async def get_use(db: OrgDb, use_id: str) -> PromoUse | None:
+async def get_use(db: OrgDb, event_id: str, use_id: str) -> PromoUse | None:
     row = await db.conn.fetchrow(
-        f"SELECT {_USE_COLUMNS} FROM promo_uses WHERE org_id = $1 AND use_id = $2", db.org_id, use_id
+        f"SELECT {_USE_COLUMNS} FROM promo_uses WHERE org_id = $1 AND event_id = $2 AND use_id = $3",
+        db.org_id,
+        event_id,
+        use_id,
     )
     return None if row is None else _use(row)
 
@@ -176,7 +179,7 @@ async def insert_use(
     db: OrgDb, event_id: str, code: str, use_id: str, buyer_id: str
 ) -> tuple[Taken, PromoUse | None]:
     """Take a use (in a savepoint of db's transaction); the schema's trigger decides the limits."""
-    existing = await get_use(db, use_id)
+    existing = await get_use(db, event_id, use_id)
     if existing is not None:
         return (Taken.ALREADY if existing.released_at is None else Taken.RELEASED), existing
     try:
@@ -196,7 +199,7 @@ async def insert_use(
             raise
         return refused, None
     except asyncpg.UniqueViolationError:  # a concurrent take of the same use id committed first
-        existing = await get_use(db, use_id)
+        existing = await get_use(db, event_id, use_id)
         assert existing is not None
         return (Taken.ALREADY if existing.released_at is None else Taken.RELEASED), existing
     return Taken.TAKEN, _use(row)

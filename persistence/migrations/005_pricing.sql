@@ -90,13 +90,15 @@ CREATE TABLE promo_codes (
 
 -- A use of a promo code, taken (by checkout, for an order: use_id is the order's id) and live until released.
 CREATE TABLE promo_uses (
-    use_id       text PRIMARY KEY CHECK (char_length(use_id) BETWEEN 1 AND 128),
+    -- unique per event (an order id, given by checkout): a use id of another org or event never collides
+    use_id       text NOT NULL CHECK (char_length(use_id) BETWEEN 1 AND 128),
     org_id       text NOT NULL,
     event_id     text NOT NULL,
     code         text NOT NULL,
     buyer_id     text NOT NULL CHECK (char_length(buyer_id) BETWEEN 1 AND 128),
     taken_at     timestamptz NOT NULL DEFAULT now(),
     released_at  timestamptz CHECK (released_at >= taken_at),
+    PRIMARY KEY (event_id, use_id),
     FOREIGN KEY (org_id, event_id, code) REFERENCES promo_codes (org_id, event_id, code)
 );
 CREATE INDEX promo_uses_live_idx ON promo_uses (event_id, code, buyer_id) WHERE released_at IS NULL;

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from engine.catalog import pricing
 from engine.catalog import rules as catalog
@@ -69,7 +69,9 @@ async def processes(database_url: str, clean_redis: str) -> AsyncIterator[list[P
     for _ in range(2):
         pool = await create_pool(database_url, min_size=1, max_size=connections_per_process)
         tenants = TenantPool(pool, acquire_timeout_s=pool_wait_s_max)
-        made.append(Process(UnitsOfWork(tenants), Redis.from_url(clean_redis), pool))
+        # Like the gateway's: a bounded pool that waits for a free connection (gateway/app.py).
+        redis = Redis(connection_pool=BlockingConnectionPool.from_url(clean_redis, max_connections=64, timeout=30))
+        made.append(Process(UnitsOfWork(tenants), redis, pool))
     yield made
     for process in made:
         await process.redis.aclose()
@@ -210,7 +212,7 @@ async def _take(process: Process, org_id: str, event_id: str, use_id: str, buyer
 async def _rush(processes: list[Process], org_id: str, event_id: str, buyers: list[str]) -> Counter[str]:
     outcomes = await asyncio.gather(
         *(
-            _take(processes[n % len(processes)], org_id, event_id, f"order-{n}", buyer)
+            _take(processes[n % len(processes)], org_id, event_id, f"order-{n}-{buyer}", buyer)
             for n, buyer in enumerate(buyers)
         )
     )
