@@ -142,7 +142,7 @@ async def test_a_promo_code_applies_case_insensitively_and_is_audited(gw: Gatewa
     assert body["price_list_version"] == 2
     assert_sums(body)
     log = await gw.client.get("/v1/audit-log", params={"action": "promo_code.create"}, headers=owner)
-    assert [e["object_id"] for e in log.json()["entries"]][:1] == [f"{event_id}:SAVE10"]
+    assert [e["object"]["id"] for e in log.json()["entries"]][:1] == [f"{event_id}:SAVE10"]
     again = await gw.client.post(
         f"/v1/events/{event_id}/promo-codes", json={"code": "SAVE10", "amount_off_minor": 5}, headers=owner
     )
