@@ -180,18 +180,19 @@ def promo_of_row(row: asyncpg.Record) -> pricing.Promo:
 async def put_price_list(redis: Redis, org_id: str, event_id: str, prices: pricing.PriceList) -> bool:
     """Share ``prices`` (unless Redis already has its version or a newer one) and announce it; whether it was
     written."""
-    keys = [redis_keys.price_list(org_id, event_id)]
-    args = [prices.version, encode_price_list(prices), redis_keys.prices_changed(org_id, event_id)]
+    key = redis_keys.price_list(org_id, event_id)
+    blob, channel = encode_price_list(prices), redis_keys.prices_changed(org_id, event_id)
     try:
-        written = await redis.evalsha(_PUT_SHA, 1, *keys, *args)
+        written = await redis.evalsha(_PUT_SHA, 1, key, prices.version, blob, channel)  # type: ignore[misc]
     except NoScriptError:
         await redis.script_load(_PUT_LUA)
-        written = await redis.evalsha(_PUT_SHA, 1, *keys, *args)
+        written = await redis.evalsha(_PUT_SHA, 1, key, prices.version, blob, channel)  # type: ignore[misc]
     return bool(written)
 
 
 async def get_price_list(redis: Redis, org_id: str, event_id: str) -> pricing.PriceList | None:
-    _, blob = await redis.hmget(redis_keys.price_list(org_id, event_id), ["v", "b"])
+    found: list[bytes | None] = await redis.hmget(redis_keys.price_list(org_id, event_id), ["v", "b"])  # type: ignore[assignment]
+    blob = found[1]
     return None if blob is None else decode_price_list(blob)
 
 
