@@ -15,20 +15,25 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Callable
 
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 from redis.asyncio import Redis
 
 from engine.catalog import pricing
 from gateway.errors import storage_outage_as_503
 from gateway.subscription import Subscription
 from persistence.catalog import prices as pg_prices
-from persistence.catalog import redis_keys
+from persistence.catalog import promo_uses, redis_keys
 from persistence.tenancy import TenantPool
 
 log = logging.getLogger(__name__)
 
 price_lists_cached_max = 10_000
+# A promo code's overall live-use count, as quotes see it, is this process's copy for at most this long (one
+# Redis read per code per second, whatever the number of buyers quoting it). A buyer's own count is always read.
+promo_totals_ttl_s = 1.0
 _CHANNEL_RE = re.compile(r"vg:([^:]+):\{([^}]+)\}:prices_changed")
 
 EventKey = tuple[str, str]  # (org id, event id)
@@ -37,14 +42,36 @@ EventKey = tuple[str, str]  # (org id, event id)
 class PriceCache:
     def __init__(
         self, db: TenantPool, redis: Redis, *, listener_redis: Redis | None = None,
-        entries_max: int = price_lists_cached_max,
+        entries_max: int = price_lists_cached_max, timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._redis = redis
         self._listener_redis = listener_redis or redis
         self._lists: LRUCache[EventKey, pricing.PriceList] = LRUCache(entries_max)
         self._announced: LRUCache[EventKey, int] = LRUCache(entries_max)  # the newest version announced
+        self._totals: TTLCache[tuple[str, str, str], int] = TTLCache(entries_max, promo_totals_ttl_s, timer=timer)
         self._listening = False
+
+    async def promo_usage(
+        self, org_id: str, event_id: str, code: str, buyer_id: str, *, per_buyer: bool
+    ) -> pricing.Usage | None:
+        """A promo's live uses from its Redis mirror (services/pricing.PriceLists): the buyer's own count read
+        each time when ``per_buyer``, the overall one at most ``promo_totals_ttl_s`` old; None without a mirror."""
+        key = (org_id, event_id, code)
+        if per_buyer:
+            with storage_outage_as_503():
+                usage = await promo_uses.read_usage(self._redis, org_id, event_id, code, buyer_id)
+            if usage is not None:
+                self._totals[key] = usage.total
+            return usage
+        total = self._totals.get(key)
+        if total is None:
+            with storage_outage_as_503():
+                usage = await promo_uses.read_usage(self._redis, org_id, event_id, code, buyer_id)
+            if usage is None:
+                return None
+            total = self._totals[key] = usage.total
+        return pricing.Usage(total, 0)
 
     async def price_list(self, org_id: str, event_id: str) -> pricing.PriceList | None:
         """The event's price list (services/pricing.PriceLists); None when the org has no such event."""

@@ -7,9 +7,10 @@ Without ``--target`` it starts what a quote needs, as ``make up`` runs it: embed
 temporary folder), migrations, an org with an owner key, and the real gateway app under uvicorn with ``--workers``
 processes (2, like ``make up``). No Ray: a quote never calls the inventory, so the gateway gets a client that
 refuses every inventory call. Then, either way, it creates a priced event through the API (a price tier, a fee per
-ticket, a percent fee per order, an added tax) and a promo code with usage limits (so every quote also reads the
-promo's use counts from Redis), and runs wrk (``--runs`` times, after a warm-up) against one quote body: two
-ticket types and the promo code. It prints each run's quotes/s, p50/p99 latency and non-2xx answers, then the
+ticket, a percent fee per order, an added tax) and a promo code with ``max_uses`` (so quotes check its live-use
+count: read from Redis at most once a second per gateway process), and runs wrk (``--runs`` times, after a
+warm-up) against one quote body: two ticket types and the promo code (``--no-promo``: without it). It prints each
+run's quotes/s, p50/p99 latency, non-2xx answers and (own gateway only) the gateway's CPU time per quote, then the
 medians. wrk must be on PATH (Debian: ``apt-get install wrk``).
 """
 
@@ -69,6 +70,24 @@ class Run:
     p99_ms: float
     requests: int
     non_2xx: int
+    gateway_cpu_us_per_quote: float | None = None  # our own gateway only: its processes' CPU time / requests
+
+
+def _cpu_s(root_pid: int | None) -> float | None:
+    """CPU seconds (user + system) of a process and its children so far; None without one."""
+    if root_pid is None:
+        return None
+    import psutil
+
+    root = psutil.Process(root_pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _call(target: str, key: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -99,7 +118,7 @@ def priced_event(target: str, key: str) -> str:
     })
     event_id: str = event["id"]
     _call(target, key, "POST", f"/v1/events/{event_id}/promo-codes",
-          {"code": "BENCH10", "percent_off_bp": 1_000, "max_uses": 1_000, "max_uses_per_buyer": 2})
+          {"code": "BENCH10", "percent_off_bp": 1_000, "max_uses": 1_000})
     _call(target, key, "POST", f"/v1/events/{event_id}/publish")
     return event_id
 
@@ -124,15 +143,22 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
-def run_wrk(url: str, script: Path, *, threads: int, connections: int, seconds: int) -> Run:
+def run_wrk(
+    url: str, script: Path, *, threads: int, connections: int, seconds: int, gateway_pid: int | None = None
+) -> Run:
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    cpu_before = _cpu_s(gateway_pid)
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    cpu_after = _cpu_s(gateway_pid)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+([\d.]+\w+)", output).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+([\d.]+\w+)", output).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    return Run(rate, p50, p99, requests, int(errors.group(1)) if errors else 0)
+    cpu_us = None
+    if cpu_before is not None and cpu_after is not None and requests:
+        cpu_us = (cpu_after - cpu_before) / requests * 1e6
+    return Run(rate, p50, p99, requests, int(errors.group(1)) if errors else 0, cpu_us)
 
 
 def _free_port() -> int:
@@ -142,8 +168,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def own_platform(workers: int) -> Iterator[tuple[str, str]]:
-    """(target, owner key) of a gateway of our own on embedded Postgres and Redis, stopped afterwards."""
+def own_platform(workers: int) -> Iterator[tuple[str, str, int]]:
+    """(target, owner key, gateway pid) of a gateway of our own on embedded Postgres and Redis, stopped
+    afterwards."""
     from persistence.migrate import migrate
     from voelgoed import embedded
 
@@ -159,12 +186,12 @@ def own_platform(workers: int) -> Iterator[tuple[str, str]]:
                    VOELGOED_DATA_DIR=str(root / "data"), VOELGOED_SESSION_SECRET="bench-" + "x" * 40)
         gateway = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "loadtests.bench_quote:create_app", "--factory", "--workers",
-             str(workers), "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
+             str(workers), "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "critical"],
             env=env, start_new_session=True,
         )
         target = f"http://127.0.0.1:{port}"
         _wait_healthy(target, gateway)
-        yield target, key
+        yield target, key, gateway.pid
     finally:
         if gateway is not None:
             gateway.terminate()
@@ -204,9 +231,11 @@ def _wait_healthy(target: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"the gateway did not answer /healthz within {gateway_start_s_max} s")
 
 
-def bench(target: str, key: str, args: argparse.Namespace) -> dict[str, Any]:
+def bench(target: str, key: str, args: argparse.Namespace, gateway_pid: int | None = None) -> dict[str, Any]:
     event_id = priced_event(target, key)
-    body = {"buyer_id": "bench-buyer", "items": QUOTE_ITEMS, "promo_code": "bench10"}
+    body: dict[str, Any] = {"buyer_id": "bench-buyer", "items": QUOTE_ITEMS}
+    if not args.no_promo:
+        body["promo_code"] = "bench10"
     sample = _call(target, key, "POST", f"/v1/events/{event_id}/quote", body)
     assert sample["total_minor"] == sum(
         line["amount_minor"] for line in sample["lines"] if not line.get("included", False)
@@ -216,21 +245,27 @@ def bench(target: str, key: str, args: argparse.Namespace) -> dict[str, Any]:
         script = wrk_script(Path(directory), key, body)
         run_wrk(url, script, threads=args.threads, connections=args.connections, seconds=args.warmup_seconds)
         runs = [
-            run_wrk(url, script, threads=args.threads, connections=args.connections, seconds=args.seconds)
+            run_wrk(url, script, threads=args.threads, connections=args.connections, seconds=args.seconds,
+                    gateway_pid=gateway_pid)
             for _ in range(args.runs)
         ]
     for n, run in enumerate(runs, 1):
+        cpu_us = run.gateway_cpu_us_per_quote
+        cpu = "" if cpu_us is None else f"  gateway CPU {cpu_us:.0f} us/quote"
         print(f"run {n}: {run.quotes_per_s:,.0f} quotes/s  p50 {run.p50_ms:.2f} ms  p99 {run.p99_ms:.2f} ms  "
-              f"{run.requests:,} requests, {run.non_2xx} non-2xx")
+              f"{run.requests:,} requests, {run.non_2xx} non-2xx{cpu}")
+    cpus = [r.gateway_cpu_us_per_quote for r in runs if r.gateway_cpu_us_per_quote is not None]
     result = {
         "quotes_per_s_median": statistics.median(r.quotes_per_s for r in runs),
         "p99_ms_median": statistics.median(r.p99_ms for r in runs),
         "p50_ms_median": statistics.median(r.p50_ms for r in runs),
         "non_2xx_total": sum(r.non_2xx for r in runs),
+        "gateway_cpu_us_per_quote_median": statistics.median(cpus) if cpus else None,
         "runs": len(runs),
         "seconds": args.seconds,
         "connections": args.connections,
         "threads": args.threads,
+        "promo": not args.no_promo,
         "sample_quote": sample,
     }
     print(json.dumps({k: v for k, v in result.items() if k != "sample_quote"}))
@@ -247,6 +282,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--warmup-seconds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-promo", action="store_true", help="quote without the promo code (no use-count read)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not on PATH (Debian: apt-get install wrk)")
@@ -255,8 +291,8 @@ def main() -> None:
             sys.exit("--target needs --key")
         bench(args.target.rstrip("/"), args.key, args)
         return
-    with own_platform(args.workers) as (target, key):
-        bench(target, key, args)
+    with own_platform(args.workers) as (target, key, pid):
+        bench(target, key, args, pid)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 - ``create_promo_code``: a new code on an event (audited), then the event's new price list is shared with every
   gateway process (``SharedPrices``: Redis, announced by pub/sub).
-- ``quote`` / ``quote_hold``: lines and totals from the cached price list (``PriceLists``: gateway memory, else
-  Redis), the hold from Redis, the promo's use counts from their Redis mirror: never Postgres.
+- ``quote`` / ``quote_hold``: lines and totals from the cached price list and the promo's use counts
+  (``PriceLists``: gateway memory, else Redis and the use mirror), the hold from Redis: never Postgres.
 - ``take_promo_use`` / ``release_promo_use``: when a use is taken and released (docs/architecture.md "Pricing"):
   checkout (issue 11) takes one use when it creates an order with a promo code (``use_id`` = the order id; a
   retry with the same id takes nothing more), keeps it when the order is paid (a refund keeps it too), and
@@ -47,9 +47,14 @@ PROMO_USE_RELEASE = "promo_use.release"
 
 
 class PriceLists(Protocol):
-    """Where quotes find an event's price list without Postgres (gateway/price_cache.py)."""
+    """Where quotes find an event's price list and a promo's live uses without Postgres (gateway/price_cache.py:
+    memory, else Redis and the promo's use mirror)."""
 
     async def price_list(self, org_id: str, event_id: str) -> pricing.PriceList | None: ...
+
+    async def promo_usage(
+        self, org_id: str, event_id: str, code: str, buyer_id: str, *, per_buyer: bool
+    ) -> pricing.Usage | None: ...
 
 
 class SharedPrices(Protocol):
@@ -134,7 +139,6 @@ def _normalized(promo: pricing.Promo) -> pricing.Promo:
 
 async def quote(
     prices: PriceLists,
-    redis: Redis,
     org_id: str,
     event_id: str,
     buyer_id: str,
@@ -158,7 +162,8 @@ async def quote(
         promo = price_list.promos.get(key)
         usage: pricing.Usage | None = None
         if promo is not None and (promo.max_uses is not None or promo.max_uses_per_buyer is not None):
-            usage = await promo_uses.read_usage(redis, org_id, event_id, key, buyer_id)
+            per_buyer = promo.max_uses_per_buyer is not None
+            usage = await prices.promo_usage(org_id, event_id, key, buyer_id, per_buyer=per_buyer)
         reason = pricing.promo_refusal(promo, now, items, usage)
         if reason is not None:
             raise promo_code_invalid(key, reason)
@@ -186,7 +191,7 @@ async def quote_hold(
         raise Refused(Refusal.HOLD_EXPIRED, "the hold has expired", {"hold_id": hold_id})
     quantity = len(hold.seats) if hold.seats else hold.quantity
     items = [pricing.Item(hold.ticket_type, quantity)]
-    return await quote(prices, redis, org_id, event_id, buyer_id, items, promo_code, now)
+    return await quote(prices, org_id, event_id, buyer_id, items, promo_code, now)
 
 
 # ---- promo use accounting ----------------------------------------------------------------------------------------

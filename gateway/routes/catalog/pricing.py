@@ -120,8 +120,7 @@ async def quote(call: Call[QuoteCreate]) -> Response:
             )
         else:
             found = await pricing_cases.quote(
-                prices, svc.redis, principal.org_id, event_id, body.buyer_id, body.item_definitions(),
-                body.promo_code, now,
+                prices, principal.org_id, event_id, body.buyer_id, body.item_definitions(), body.promo_code, now
             )
     return render(QuoteOut, quote_view(event_id, body.buyer_id, found, now), exclude_none=True)
 
