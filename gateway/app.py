@@ -39,6 +39,7 @@ from gateway.errors import (
 from gateway.event_cache import EventCache
 from gateway.idempotency import IdempotencyStore
 from gateway.metrics import RequestMetricsMiddleware, mark_process_dead, route_templates
+from gateway.price_cache import PriceCache
 from gateway.ratelimit import RateLimiter
 from gateway.refusals import error_for_refused
 from gateway.routes import all_routes
@@ -90,6 +91,7 @@ def create_app(
                 asyncio.ensure_future(services.auth.record_last_use_forever()),
                 asyncio.ensure_future(services.domain(AvailabilityReads).availability.listen()),
                 asyncio.ensure_future(services.events.listen()),
+                asyncio.ensure_future(services.domain(PriceCache).listen()),
             ]
             if ensure_started is not None:
                 listeners.append(asyncio.ensure_future(ensure_started()))
@@ -161,6 +163,7 @@ async def _services(
                 ),
                 SeatMaps: SeatMaps(tenant_pool),
                 TimerLink: TimerLink(timer),
+                PriceCache: PriceCache(tenant_pool, redis, listener_redis=listener_redis),
             },
         )
     finally:

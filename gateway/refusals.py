@@ -64,6 +64,10 @@ REFUSAL_STATUS: Mapping[Refusal, int] = MappingProxyType(
         _R.SESSION_REQUIRED: 403,
         _R.VENUE_NOT_FOUND: 404,
         _R.LAYOUT_NOT_FOUND: 404,
+        _R.PROMO_CODE_INVALID: 422,
+        _R.PROMO_CODE_EXISTS: 409,
+        _R.TOO_MANY_PROMO_CODES: 409,
+        _R.PROMO_USE_RELEASED: 409,
     }
 )
 # The 503 refusals, each as its infrastructure error (its code and Retry-After).

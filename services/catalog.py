@@ -16,7 +16,9 @@ from engine.refusals import Refusal, Refused
 from persistence import audit
 from persistence.catalog import events as pg_events
 from persistence.catalog import lifecycle as pg_lifecycle
+from persistence.catalog import prices as pg_prices
 from persistence.tenancy import OrgDb
+from services.pricing import SharedPrices
 from services.unit_of_work import Tenants, UnitsOfWork
 
 EVENT_CREATE = "event.create"
@@ -51,29 +53,47 @@ async def create_event(
     seating: dict[str, Any] | None,
     *,
     schedule: Mapping[str, Any] | None = None,
+    prices: SharedPrices | None = None,
 ) -> pg_events.EventRecord:
     """The new draft (``seating``: the layout as the organizer gave it, kept as JSON; ``schedule``: its sale
     window and presales, as pg_lifecycle.EDITABLE_COLUMNS, checked by the gateway). A definition the catalog's
-    rules refuse raises ``pg_events.EventRejected`` before anything is written (the gateway refuses it first)."""
-    new = pg_events.new_event(catalog.stocked(definition), seating)
+    rules refuse raises ``pg_events.EventRejected`` before anything is written (the gateway refuses it first).
+    Its price rules (tiers, fees, tax) are stored with it and its price list shared with ``prices``."""
+    stocked = catalog.stocked(definition)
+    new = pg_events.new_event(stocked, seating)
     pg_events.check_new_event(new)
     async with units.begin(org_id, actor) as uow:
-        record = await scheduled(uow.db, await pg_events.create_event(uow.db, new), schedule)
+        record, version = await write_new_event(uow.db, new, stocked, schedule)
         # In the same transaction: the event exists if and only if its creation is in the log.
         uow.record(audit.Change(EVENT_CREATE, "event", record.id, after=pg_events.audit_view(record)))
-    await shared.share_record(record)
+    await share_new_event(shared, prices, record, stocked, version)
     return record
 
 
-async def scheduled(
-    db: OrgDb, record: pg_events.EventRecord, schedule: Mapping[str, Any] | None
-) -> pg_events.EventRecord:
-    """The new event with its sale window and presales (``schedule``) written in, in the creating transaction."""
-    if not schedule:
-        return record
-    patched = await pg_lifecycle.patch(db, record.id, pg_lifecycle.EventPatch(schedule))
-    assert patched is not None, "the event was created in this transaction"
-    return patched
+async def write_new_event(
+    db: OrgDb, new: pg_events.NewEvent, stocked: catalog.StockedEvent, schedule: Mapping[str, Any] | None
+) -> tuple[pg_events.EventRecord, int]:
+    """The new event with its sale window and presales (``schedule``) and its price rules written in, in the
+    creating transaction; and its price list's version."""
+    record = await pg_events.create_event(db, new)
+    if schedule:
+        patched = await pg_lifecycle.patch(db, record.id, pg_lifecycle.EventPatch(schedule))
+        assert patched is not None, "the event was created in this transaction"
+        record = patched
+    return record, await pg_prices.put_price_rules(db, record.id, stocked)
+
+
+async def share_new_event(
+    shared: SharedEvents,
+    prices: SharedPrices | None,
+    record: pg_events.EventRecord,
+    stocked: catalog.StockedEvent,
+    version: int,
+) -> None:
+    """After the commit: every gateway process sees the new event and its prices at once."""
+    await shared.share_record(record)
+    if prices is not None:
+        await prices.share_prices(record.org_id, record.id, pg_prices.price_list_of(stocked, version))
 
 
 async def publish_event(

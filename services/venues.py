@@ -19,7 +19,7 @@ from persistence import audit
 from persistence.catalog import events as pg_events
 from persistence.catalog import layouts as pg_layouts
 from persistence.catalog import venues as pg_venues
-from services.catalog import EVENT_CREATE, SharedEvents, scheduled
+from services.catalog import EVENT_CREATE, SharedEvents, SharedPrices, share_new_event, write_new_event
 from services.unit_of_work import Tenants, UnitsOfWork
 
 VENUE_CREATE = "venue.create"
@@ -102,6 +102,7 @@ async def create_event_on_layout(
     definition: catalog.EventDefinition,
     *,
     schedule: Mapping[str, Any] | None = None,
+    prices: SharedPrices | None = None,
 ) -> pg_events.EventRecord:
     """The new draft on ``definition.layout_id`` (the org's layout, else 422 naming layout_id), its seats the
     layout's. Raises ``EventProblems`` for what the layout refuses (an unknown zone), before anything is written."""
@@ -114,12 +115,13 @@ async def create_event_on_layout(
         problems = layout_event_problems(definition, found.layout)
         if problems:
             raise EventProblems(problems)
-        new = pg_events.new_event(layout_events.stocked_on(definition, found.layout), None, layout_id)
+        stocked = layout_events.stocked_on(definition, found.layout)
+        new = pg_events.new_event(stocked, None, layout_id)
         pg_events.check_new_event(new)
-        record = await scheduled(uow.db, await pg_events.create_event(uow.db, new), schedule)
+        record, version = await write_new_event(uow.db, new, stocked, schedule)
         after = {**pg_events.audit_view(record), "layout_id": layout_id}
         uow.record(audit.Change(EVENT_CREATE, "event", record.id, after=after))
-    await shared.share_record(record)
+    await share_new_event(shared, prices, record, stocked, version)
     return record
 
 

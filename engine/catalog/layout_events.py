@@ -9,6 +9,8 @@ of seats it sells.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from engine.catalog.layouts import Layout, SeatAttribute
 from engine.catalog.rules import EventDefinition, Problem, StockedEvent, TicketKind, TicketType
 
@@ -47,11 +49,11 @@ def stocked_on(definition: EventDefinition, layout: Layout) -> StockedEvent:
         max_tickets_per_buyer=definition.max_tickets_per_buyer,
         seat_ids=layout.seat_ids(),
         ticket_types=tuple(
-            TicketType(
-                t.code, t.kind, sold_by.get(t.code, 0) if t.kind == TicketKind.SEATED else t.capacity, t.price, t.zone
-            )
+            replace(t, capacity=sold_by.get(t.code, 0) if t.kind == TicketKind.SEATED else t.capacity)
             for t in definition.ticket_types
         ),
         dedicated=definition.dedicated,
         seat_types=seat_types,
+        fees=definition.fees,
+        tax=definition.tax,
     )

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
 from engine import limits
-from engine.catalog import seating
+from engine.catalog import pricing, seating
 
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")  # ISO 4217
 
@@ -39,6 +39,7 @@ class TicketType:
     capacity: int | None  # a definition gives it for GA only; stocked, every type has one (see capacity_of)
     price: Price
     zone: str | None = None  # seated, on a layout: the type's seats are that zone's (engine/catalog/layout_events.py)
+    price_tiers: tuple[pricing.PriceTier, ...] = ()  # engine/catalog/pricing.py: the first still ahead applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,8 @@ class EventDefinition:
     ticket_types: tuple[TicketType, ...]
     dedicated: bool = False
     layout_id: str | None = None  # instead of ``layout``: a venue's layout (engine/catalog/layout_events.py)
+    fees: tuple[pricing.Fee, ...] = ()
+    tax: pricing.Tax | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,8 @@ class StockedEvent:
     # per seat index, the code of the seated ticket type selling it, None for a seat nobody sells (blocked);
     # empty: every seat is the one seated type's
     seat_types: tuple[str | None, ...] = ()
+    fees: tuple[pricing.Fee, ...] = ()
+    tax: pricing.Tax | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +107,11 @@ def stocked(definition: EventDefinition) -> StockedEvent:
         hold_ttl_s=definition.hold_ttl_s,
         max_tickets_per_buyer=definition.max_tickets_per_buyer,
         seat_ids=seats,
-        ticket_types=tuple(
-            TicketType(t.code, t.kind, capacity_of(t, len(seats)), t.price) for t in definition.ticket_types
-        ),
+        ticket_types=tuple(replace(t, capacity=capacity_of(t, len(seats))) for t in definition.ticket_types),
         dedicated=definition.dedicated,
         seat_types=(seated[0],) * len(seats) if seated else (),
+        fees=definition.fees,
+        tax=definition.tax,
     )
 
 
@@ -129,6 +134,7 @@ def event_problems(definition: EventDefinition) -> list[Problem]:
         *_seating_presence_problems(seated, definition.layout is not None or on_layout),
         *_seating_or_layout_problems(definition.layout is not None, on_layout),
         *([] if on_layout else _zone_without_layout_problems(types)),
+        *price_problems(types, definition.fees, definition.tax),
     ]
 
 
@@ -141,6 +147,7 @@ def stocked_problems(event: StockedEvent) -> list[Problem]:
         *type_count_problems(types),
         *(p for i, t in enumerate(types) for p in within(f"ticket_types.{i}", _stocked_type_problems(t))),
         *stock_problems(event.seat_ids, [(t.code, t.kind, t.capacity) for t in types], event.seat_types),
+        *price_problems(types, event.fees, event.tax),
     ]
 
 
@@ -334,6 +341,14 @@ def seat_id_problems(seat_ids: Sequence[str]) -> list[Problem]:
     if any(not 1 <= len(seat_id) <= limits.id_chars_max for seat_id in seat_ids):
         problems.append(Problem("seat_ids", f"seat ids must be 1..{limits.id_chars_max} characters"))
     return problems
+
+
+def price_problems(
+    types: Sequence[TicketType], fees: Sequence[pricing.Fee], tax: pricing.Tax | None
+) -> list[Problem]:
+    """The price rules (engine/catalog/pricing.py): one currency, tiers in order, fees and tax in bounds."""
+    rules = [pricing.TypeRules(t.code, t.price.currency, t.price_tiers) for t in types]
+    return [Problem(f, m) for f, m in pricing.price_rule_problems(rules, fees, tax)]
 
 
 def within(prefix: str, problems: Sequence[Problem]) -> list[Problem]:

@@ -6,7 +6,7 @@ from starlette.routing import BaseRoute
 
 from gateway.routes import audit, operations
 from gateway.routes.access import keys, members, sessions
-from gateway.routes.catalog import events, lifecycle, venues
+from gateway.routes.catalog import events, lifecycle, pricing, venues
 from gateway.routes.inventory import availability, holds, seatmap
 
 
@@ -19,6 +19,7 @@ def all_routes() -> list[BaseRoute]:
         *seatmap.ROUTES,
         *venues.ROUTES,
         *lifecycle.ROUTES,
+        *pricing.ROUTES,
         *keys.ROUTES,
         *sessions.ROUTES,
         *members.ROUTES,

@@ -274,5 +274,12 @@ async def read_seat_ids(redis: Redis, org_id: str, event_id: str) -> Sequence[st
     return None if blob is None else msgpack.unpackb(blob)
 
 
+async def read_hold(redis: Redis, org_id: str, event_id: str, hold_id: str) -> HoldView | None:
+    """A live hold as the last write-through left it (quotes price it from here); None when Redis has none. It may
+    be past its ``expires_at`` until the actor's sweeper removes it: the caller compares."""
+    blob: bytes | None = await redis.hget(redis_keys.holds(org_id, event_id), hold_id)  # type: ignore[assignment]
+    return None if blob is None else _decode_hold(hold_id, blob)
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value

@@ -35,6 +35,7 @@ EXEMPT: dict[tuple[str, str], str] = {
         "(sale.create, in the inventory's group commit)."
     ),
     ("DELETE", "/v1/holds/{hold_id}"): "releasing a hold changes only memory and Redis, like placing it",
+    ("POST", "/v1/events/{event_id}/quote"): "a quote changes nothing and takes no promo use: it only computes",
 }
 
 
@@ -157,6 +158,12 @@ async def confirm_hold(ctx: Ctx) -> Target:
     return Target("POST", f"/v1/holds/{hold_id}/confirm", 201, "sale.create", {"order_ref": "o-1"}, ctx.owner)
 
 
+async def create_promo_code(ctx: Ctx) -> Target:
+    event_id = await _event(ctx, publish=False)
+    body = {"code": "AUDITED", "percent_off_bp": 500}
+    return Target("POST", f"/v1/events/{event_id}/promo-codes", 201, "promo_code.create", body, ctx.owner)
+
+
 async def invite_member(ctx: Ctx) -> Target:
     body = {"email": f"new.{secrets.token_hex(4)}@example.com", "role": "box_office"}
     return Target("POST", "/v1/members", 201, "member.invite", body, ctx.owner)
@@ -218,6 +225,7 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx], Awaitable[Target]]] = {
     ("PATCH", "/v1/events/{event_id}"): patch_event,
     ("PATCH", "/v1/events/{event_id}/ticket-types/{code}"): set_capacity,
     ("POST", "/v1/holds/{hold_id}/confirm"): confirm_hold,
+    ("POST", "/v1/events/{event_id}/promo-codes"): create_promo_code,
     ("POST", "/v1/members"): invite_member,
     ("PATCH", "/v1/members/{user_id}"): change_role,
     ("DELETE", "/v1/members/{user_id}"): remove_member,

@@ -169,6 +169,11 @@ CALLS = [
     Call("POST", "/v1/venues/{venue_id}/layouts", "events:write", LAYOUT_BODY, body_bytes_max=layout_body_bytes_max),
     Call("GET", "/v1/layouts/{layout_id}", "events:read"),
     Call("GET", "/v1/events/{event_id}/seatmap.svg", "inventory:read", also=("events:read",)),
+    Call("POST", "/v1/events/{event_id}/promo-codes", "events:write", {"code": "SAVE10", "percent_off_bp": 1000}),
+    Call(
+        "POST", "/v1/events/{event_id}/quote", "inventory:read",
+        {"buyer_id": "b", "items": [{"ticket_type": "GA", "quantity": 1}]}, also=("events:read",),
+    ),
 ]
 # Routes outside the matrix, each for its reason (and tested where named).
 PUBLIC = {

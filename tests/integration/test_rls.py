@@ -22,12 +22,17 @@ from typing import Any
 import asyncpg
 import pytest
 
+from engine.catalog import pricing
+from engine.catalog import rules as catalog
 from engine.catalog.layouts import Layout, LayoutSeat, Zone
 from engine.ids import hold_id_for, sale_id_of_hold, ticket_id_of_hold
 from engine.inventory.commands import SaleView, TicketView
 from persistence.access.orgs import create_org
 from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event, publish_event, take_inventory_epoch
 from persistence.catalog.layouts import create_layout
+from persistence.catalog.prices import put_price_rules
+from persistence.catalog.promo_codes import create_promo_code
+from persistence.catalog.promo_uses import Taken, insert_use
 from persistence.catalog.venues import NewVenue, create_venue
 from persistence.db import APP_ROLE, create_pool
 from persistence.inventory.sales import write_sales
@@ -38,6 +43,7 @@ from persistence.tenancy import PLATFORM_ROLE, MissingOrg, org_transaction, unsc
 TENANT_TABLES = (
     "api_keys", "events", "seats", "ticket_types", "sales", "tickets", "memberships", "invitations", "sessions",
     "audit_log", "audit_heads", "venues", "layouts", "layout_zones", "layout_seats",
+    "price_lists", "price_tiers", "event_fees", "promo_codes", "promo_uses",
 )
 # The load-test baselines' own tables (loadtests/baselines/postgres.sql, created in the same database by their
 # tests): never made by the platform's migrations, holding no platform row.
@@ -85,6 +91,10 @@ async def _seed(admin: asyncpg.Connection, pool: asyncpg.Pool, name: str) -> Ten
         )
         async with org_transaction(conn, org_id) as db:
             event = await create_event(db, new)
+            await put_price_rules(db, event.id, _priced(new))
+            assert await create_promo_code(db, event.id, pricing.Promo("SEED", percent_off_bp=100))
+            used, _ = await insert_use(db, event.id, "SEED", f"use-{org_id}", "buyer")
+            assert used is Taken.TAKEN
             await publish_event(db, event.id)
             taken = await take_inventory_epoch(db, event.id)
         assert taken is not None
@@ -112,6 +122,22 @@ async def _seed(admin: asyncpg.Connection, pool: asyncpg.Pool, name: str) -> Ten
         "ses_" + secrets.token_hex(16), org_id, user_id, secrets.token_bytes(32), now + timedelta(days=1),
     )
     return Tenant(org_id, user_id, event.id)
+
+
+def _priced(new: NewEvent) -> catalog.StockedEvent:
+    """The seed event's stock with a price tier, a fee and a tax: a row in every pricing table."""
+    tier = pricing.PriceTier(datetime(2026, 12, 1, tzinfo=UTC), 40, "ZAR")
+    return catalog.StockedEvent(
+        name=new.name, starts_at=new.starts_at, hold_ttl_s=new.hold_ttl_s,
+        max_tickets_per_buyer=new.max_tickets_per_buyer, seat_ids=new.seat_ids,
+        ticket_types=tuple(
+            catalog.TicketType(t.code, t.kind, t.capacity, catalog.Price(t.price_minor, t.currency),
+                               (tier,) if t.kind == "ga" else ())
+            for t in new.ticket_types
+        ),
+        fees=(pricing.Fee("BOOKING", "order", amount_minor=10),),
+        tax=pricing.Tax("VAT", 1_500, False),
+    )
 
 
 @pytest.fixture(scope="module")

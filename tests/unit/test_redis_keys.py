@@ -40,6 +40,7 @@ _ARGUMENTS: dict[str, Callable[[], str]] = {
     "ip": lambda: secrets.choice(("203.0.113.7", "2001:db8::1")),
     "idempotency_key": lambda: secrets.token_urlsafe(12),
     "parts": lambda: "evt_" + _hex(32),
+    "promo_code": lambda: secrets.choice(("SUMMER10", "VIP", "EARLY_BIRD-2")),
 }
 
 

@@ -14,9 +14,11 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from engine.catalog import pricing
 from gateway.context import actor_of
 from gateway.endpoints import Call, read_route, write_route
 from gateway.errors import ValidationFailed
+from gateway.price_cache import PriceCache
 from gateway.rendering import render
 from gateway.routes.catalog.models import EventCreate, EventOut
 from gateway.timer_client import TimerLink
@@ -61,6 +63,24 @@ def event_view(record: pg_events.EventRecord, *, publishable: bool = False) -> d
     }
 
 
+def priced_view(view: dict[str, Any], prices: pricing.PriceList | None) -> dict[str, Any]:
+    """The event's view with its price rules (from the price cache: memory or Redis)."""
+    if prices is None:
+        return view
+    for t in view["ticket_types"]:
+        found = prices.ticket_types.get(t["code"])
+        t["price_tiers"] = [
+            {"until": x.until, "price": {"amount_minor": x.amount_minor, "currency": x.currency}}
+            for x in (found.tiers if found else ())
+        ]
+    view["fees"] = [
+        {"code": f.code, "per": f.per, "amount_minor": f.amount_minor, "percent_bp": f.percent_bp} for f in prices.fees
+    ]
+    tax = prices.tax
+    view["tax"] = None if tax is None else {"code": tax.code, "rate_bp": tax.rate_bp, "included": tax.included}
+    return view
+
+
 @write_route(
     "Create a draft event with its seating and ticket types",
     scope="events:write",
@@ -74,21 +94,22 @@ async def create_event(call: Call[EventCreate]) -> Response:
     seating = body.seating.model_dump() if body.seating is not None else None
     actor, definition = actor_of(call.request, principal), body.definition()
     try:
-        schedule = body.schedule_values()
+        schedule, prices = body.schedule_values(), svc.domain(PriceCache)
         if definition.layout_id is not None:
             record = await venues.create_event_on_layout(
-                svc.units, svc.events, principal.org_id, actor, definition, schedule=schedule
+                svc.units, svc.events, principal.org_id, actor, definition, schedule=schedule, prices=prices
             )
         else:
             record = await catalog.create_event(
-                svc.units, svc.events, principal.org_id, actor, definition, seating, schedule=schedule
+                svc.units, svc.events, principal.org_id, actor, definition, seating, schedule=schedule, prices=prices
             )
     except venues.EventProblems as error:  # what the layout refuses (an unknown zone, an unknown layout)
         fields = [{"field": p.field, "message": p.message, "type": "invalid"} for p in error.problems]
         raise ValidationFailed(details={"fields": fields}) from None
     except pg_events.EventRejected as error:  # the store's own checks; the schema should have caught it first
         raise ValidationFailed(str(error)) from None
-    return render(EventOut, event_view(record), 201)
+    prices = await svc.domain(PriceCache).price_list(principal.org_id, record.id)
+    return render(EventOut, priced_view(event_view(record), prices), 201)
 
 
 @write_route(
@@ -105,7 +126,8 @@ async def publish_event(call: Call[Any]) -> Response:
         svc.units, svc.events, svc.inventory, principal.org_id, actor, call.path("event_id"),
         schedules=svc.domain(TimerLink).schedules,
     )
-    return render(EventOut, event_view(record))
+    prices = await svc.domain(PriceCache).price_list(principal.org_id, record.id)
+    return render(EventOut, priced_view(event_view(record), prices))
 
 
 @read_route(
@@ -120,7 +142,8 @@ async def get_event(call: Call[Any]) -> Response:
     record = await catalog.get_event(
         call.svc, principal.org_id, call.path("event_id"), on_sale_only=principal.publishable
     )
-    return render(EventOut, event_view(record, publishable=principal.publishable))
+    prices = await call.svc.domain(PriceCache).price_list(principal.org_id, record.id)
+    return render(EventOut, priced_view(event_view(record, publishable=principal.publishable), prices))
 
 
 ROUTES: list[BaseRoute] = [

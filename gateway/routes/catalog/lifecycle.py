@@ -17,8 +17,9 @@ from gateway.context import actor_of
 from gateway.endpoints import Call, write_route
 from gateway.errors import ValidationFailed
 from gateway.idempotency import token_for
+from gateway.price_cache import PriceCache
 from gateway.rendering import render
-from gateway.routes.catalog.events import event_view
+from gateway.routes.catalog.events import event_view, priced_view
 from gateway.routes.catalog.models import CapacityIn, EventOut, EventPatch, TicketTypeOut, TransitionIn, TransitionOut
 from gateway.timer_client import TimerLink
 from services import catalog_lifecycle
@@ -65,7 +66,8 @@ async def patch_event(call: Call[EventPatch]) -> Response:
         )
     except catalog_lifecycle.InvalidPatch as error:
         raise _invalid(error.problems) from None
-    return render(EventOut, event_view(record))
+    prices = await svc.domain(PriceCache).price_list(principal.org_id, record.id)
+    return render(EventOut, priced_view(event_view(record), prices))
 
 
 @write_route(

@@ -21,6 +21,7 @@ from engine.catalog.layouts import ZONE_CODE_PATTERN
 from gateway.fields import DisplayName, ExternalId, Money, MoneyOut, TicketCode
 from gateway.parsing import RequestModel, cross_field_error, refuse_problems
 from gateway.rendering import Timestamp
+from gateway.routes.catalog.pricing_models import FeesIn, PriceTiersIn, TaxIn
 from persistence.catalog.events import PresaleRecord
 
 LayoutName = Annotated[str, StringConstraints(pattern=seating.NAME_PATTERN)]
@@ -62,10 +63,18 @@ class TicketTypeIn(RequestModel):
         description="Seated, on a layout: this type sells the zone's seats. Without one, a seated type sells every "
         "seat no other type claims.",
     )
+    price_tiers: PriceTiersIn | None = Field(
+        default=None, description="earlier prices: the first tier whose `until` is still ahead applies, else `price`"
+    )
 
     def definition(self) -> catalog.TicketType:
         return catalog.TicketType(
-            self.code, self.kind, self.capacity, catalog.Price(self.price.amount_minor, self.price.currency), self.zone
+            self.code,
+            self.kind,
+            self.capacity,
+            catalog.Price(self.price.amount_minor, self.price.currency),
+            zone=self.zone,
+            price_tiers=tuple(t.definition() for t in self.price_tiers or ()),
         )
 
     @model_validator(mode="after")
@@ -127,6 +136,8 @@ class EventCreate(RequestModel):
         if self.presales:
             values["presales"] = presale_records(self.presales)
         return values
+    fees: FeesIn | None = Field(default=None, description="booking fees, each per ticket or per order")
+    tax: TaxIn | None = Field(default=None, description="the event's tax, included in the prices or added on top")
 
     def definition(self) -> catalog.EventDefinition:
         return catalog.EventDefinition(
@@ -138,6 +149,8 @@ class EventCreate(RequestModel):
             ticket_types=tuple(t.definition() for t in self.ticket_types),
             dedicated=self.dedicated,
             layout_id=self.layout_id,
+            fees=tuple(f.definition() for f in self.fees or ()),
+            tax=None if self.tax is None else self.tax.definition(),
         )
 
     @model_validator(mode="after")
@@ -207,12 +220,31 @@ class CapacityIn(RequestModel):
     capacity: Annotated[int, Field(ge=0, le=limits.ga_capacity_max)]
 
 
+class PriceTierOut(BaseModel):
+    until: Timestamp
+    price: MoneyOut
+
+
+class FeeOut(BaseModel):
+    code: str
+    per: Literal["ticket", "order"]
+    amount_minor: int | None
+    percent_bp: int | None
+
+
+class TaxOut(BaseModel):
+    code: str
+    rate_bp: int
+    included: bool
+
+
 class TicketTypeOut(BaseModel):
     code: str
     kind: Literal["ga", "seated"]
     capacity: int
     price: MoneyOut
     zone: str | None = None
+    price_tiers: list[PriceTierOut] = Field(default_factory=list)
 
 
 class PresaleOut(BaseModel):
@@ -238,5 +270,7 @@ class EventOut(BaseModel):
     created_at: Timestamp
     published_at: Timestamp | None
     layout_id: str | None = None
+    fees: list[FeeOut] = Field(default_factory=list)
+    tax: TaxOut | None = None
 
 
