@@ -22,3 +22,6 @@ idempotency_records_max = 65_536
 id_chars_max = 128
 name_chars_max = 200
 label_chars_max = 32
+# What an event takes when its creator does not say (POST /v1/events needs only name, starts_at, ticket_types).
+hold_ttl_s_default = 600
+max_tickets_per_buyer_default = 10

@@ -95,7 +95,7 @@ def read_route(
     """A GET: authenticate, the scope, the rate limits (reads), then the handler."""
     operation = Operation(
         summary, response=response, query=query, scope=_documented(scope), errors=errors,
-        description=description, tags=tags,
+        description=description, tags=tags, authenticated=True,
     )
 
     def wrap(handler: Handler) -> Endpoint:
@@ -138,7 +138,7 @@ def write_route(
         raise ValueError("a public route has no scope, no Idempotency-Key and no buyer")
     operation = Operation(
         summary, status=status, response=response, request=request, scope=None if scope is None else _documented(scope),
-        errors=errors, idempotent=idempotent, description=description, tags=tags,
+        errors=errors, idempotent=idempotent, description=description, tags=tags, authenticated=not public,
     )
 
     def wrap(handler: Handler) -> Endpoint:

@@ -1,13 +1,18 @@
-"""Field types every domain's models share: names, external ids, ticket codes, seat ids, money."""
+"""Field types every domain's models share: names, external ids, ticket codes, seat ids, money; and the shapes of
+the path parameters (ids), for OpenAPI."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from engine import limits
+from engine import ids, limits
 from gateway.parsing import RequestModel
+from persistence.access import apikeys, users
 
 money_amount_minor_max = limits.price_minor_max
 
@@ -43,3 +48,30 @@ class MoneyOut(BaseModel):
     amount_minor: int
     currency: str
 
+
+
+@dataclass(frozen=True)
+class PathParameter:
+    """What a path parameter looks like, for OpenAPI. A route looks the id up and answers 404 for anything it does
+    not find, a malformed id included, so the pattern documents the ids the API hands out, never a 422."""
+
+    pattern: str
+    description: str
+    example: str
+
+
+# By the router's parameter name; a parameter not named here is documented as a non-empty string.
+PATH_PARAMETERS: Mapping[str, PathParameter] = MappingProxyType(
+    {
+        "event_id": PathParameter(
+            rf"^{ids.EVENT_PREFIX}[0-9a-f]{{{ids.event_hex_chars}}}$", "an event id", "evt_" + "0" * 32
+        ),
+        "hold_id": PathParameter(
+            rf"^{ids.HOLD_PREFIX}[0-9a-f]{{{ids.event_hex_chars + ids.hold_token_hex_chars}}}$",
+            "a hold id (it embeds its event's id)",
+            "hld_" + "0" * 52,
+        ),
+        "key_id": PathParameter(rf"^{apikeys.KEY_ID_PREFIX}[0-9a-f]{{32}}$", "an API key id", "key_" + "0" * 32),
+        "user_id": PathParameter(rf"^{users.USER_PREFIX}[0-9a-f]{{32}}$", "a person's id", "usr_" + "0" * 32),
+    }
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -76,6 +76,8 @@ class ApiKeyList(BaseModel):
 
 
 class ApiKeyOut(BaseModel):
+    path_parameter: ClassVar[str] = "key_id"  # its id is the {key_id} of DELETE /v1/api-keys/{key_id} (OpenAPI links)
+
     id: str
     name: str
     kind: Literal["secret", "publishable"]

@@ -3,7 +3,7 @@ rules across fields are engine/catalog/rules.py's, run by the validators."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -69,8 +69,12 @@ class TicketTypeIn(RequestModel):
 class EventCreate(RequestModel):
     name: DisplayName
     starts_at: AwareDatetime
-    hold_ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)]
-    max_tickets_per_buyer: Annotated[int, Field(ge=1, le=limits.max_tickets_per_buyer_max)]
+    hold_ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)] = Field(
+        default=limits.hold_ttl_s_default, description="how long a hold keeps its tickets (the longest ttl_s)"
+    )
+    max_tickets_per_buyer: Annotated[int, Field(ge=1, le=limits.max_tickets_per_buyer_max)] = Field(
+        default=limits.max_tickets_per_buyer_default, description="held + bought, per buyer id"
+    )
     seating: SeatingIn | None = None
     ticket_types: Annotated[list[TicketTypeIn], Field(min_length=1, max_length=limits.ticket_types_per_event_max)]
     dedicated: bool = Field(default=False, description="Extension: give this (hot) event its own inventory actor")
@@ -102,6 +106,8 @@ class TicketTypeOut(BaseModel):
 
 
 class EventOut(BaseModel):
+    path_parameter: ClassVar[str] = "event_id"  # its id is the {event_id} of the event's routes (OpenAPI links)
+
     id: str
     name: str
     starts_at: Timestamp
