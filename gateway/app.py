@@ -31,8 +31,6 @@ from gateway.errors import (
     ApiError,
     DomainError,
     InfrastructureError,
-    MethodNotAllowed,
-    NotFound,
     TooManyRequests,
     error_response,
 )
@@ -41,6 +39,7 @@ from gateway.idempotency import IdempotencyStore
 from gateway.metrics import RequestMetricsMiddleware, mark_process_dead, route_templates
 from gateway.ratelimit import RateLimiter
 from gateway.refusals import error_for_refused
+from gateway.router_errors import router_error
 from gateway.routes import all_routes
 from gateway.sessions import TokenSigner
 from persistence.db import create_pool
@@ -165,7 +164,7 @@ def _default_availability(pool: asyncpg.Pool, redis: Redis, listener_redis: Redi
 
 async def render_error(connection: HTTPConnection, exc: Exception) -> Response | None:
     """The one renderer of every error: {"error": {"code", "message", "details"}}, never a stack trace."""
-    error = _as_api_error(exc)
+    error = _as_api_error(exc, connection)
     if isinstance(connection, WebSocket):
         await connection.close(CLOSE_INTERNAL_ERROR, error.code)
         return None
@@ -178,16 +177,15 @@ async def render_error(connection: HTTPConnection, exc: Exception) -> Response |
     return error_response(error)
 
 
-def _as_api_error(exc: Exception) -> ApiError:
+def _as_api_error(exc: Exception, connection: HTTPConnection) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, Refused):
         return error_for_refused(exc)
     if isinstance(exc, HTTPException):
-        if exc.status_code == 404:
-            return NotFound("no such route")
-        if exc.status_code == 405:
-            return MethodNotAllowed(headers=dict(exc.headers or {}))
+        routed = router_error(connection, exc.status_code)  # 404, 405 (with the whole Allow), 426
+        if routed is not None:
+            return routed
         return DomainError(str(exc.detail), code=f"http_{exc.status_code}", status=exc.status_code)
     return ApiError()
 
