@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    ConfigDict,
     Field,
     StringConstraints,
     model_validator,
@@ -21,6 +22,60 @@ from gateway.parsing import RequestModel, refuse_problems
 from gateway.rendering import Timestamp
 
 LayoutName = Annotated[str, StringConstraints(pattern=seating.NAME_PATTERN)]
+
+# The engine's rules across fields that JSON Schema can state, for OpenAPI (the validators below enforce them, with
+# their messages): a GA type has a capacity and a seated one none; an event's seating comes with exactly one seated
+# type, and no seating with none. (Distinct codes, distinct section names and the seat limit it cannot state: those
+# answer 422 with type "invalid".) A new source of seats (a layout) joins SEATING_SOURCES.
+SEATING_SOURCES: tuple[str, ...] = ("seating",)
+_SEATED = {"properties": {"kind": {"const": catalog.TicketKind.SEATED.value}}, "required": ["kind"]}
+_CAPACITY_BY_KIND = {
+    "oneOf": [
+        {
+            "properties": {"kind": {"const": catalog.TicketKind.GA.value}, "capacity": {"type": "integer"}},
+            "required": ["capacity"],
+        },
+        {"properties": {"kind": {"const": catalog.TicketKind.SEATED.value}, "capacity": {"type": "null"}}},
+    ]
+}
+
+
+def _seating_rule(sources: tuple[str, ...]) -> dict[str, object]:
+    without = {
+        "properties": {
+            **{source: {"type": "null"} for source in sources},
+            "ticket_types": {"not": {"contains": _SEATED}},
+        }
+    }
+    with_one = [
+        {
+            "required": [source],
+            "properties": {source: {"not": {"type": "null"}}, "ticket_types": {"contains": _SEATED, "maxContains": 1}},
+        }
+        for source in sources
+    ]
+    return {"anyOf": [without, *with_one]}
+
+
+_GA_PRICE = {"amount_minor": 15000, "currency": "ZAR"}
+EVENT_EXAMPLES = [
+    {
+        "name": "Jazz on the Lawn",
+        "starts_at": "2026-12-31T18:00:00Z",
+        "ticket_types": [{"code": "GA", "kind": "ga", "capacity": 500, "price": _GA_PRICE}],
+    },
+    {
+        "name": "Flash Sale Live",
+        "starts_at": "2026-12-31T18:00:00Z",
+        "hold_ttl_s": 600,
+        "max_tickets_per_buyer": 10,
+        "seating": {"sections": [{"name": "A", "rows": [{"label": "1", "seats": 20}]}]},
+        "ticket_types": [
+            {"code": "GA", "kind": "ga", "capacity": 5000, "price": _GA_PRICE},
+            {"code": "SEAT", "kind": "seated", "price": {"amount_minor": 30000, "currency": "ZAR"}},
+        ],
+    },
+]
 
 
 class RowIn(RequestModel):
@@ -48,6 +103,8 @@ class SeatingIn(RequestModel):
 
 
 class TicketTypeIn(RequestModel):
+    model_config = ConfigDict(json_schema_extra=_CAPACITY_BY_KIND)
+
     code: TicketCode
     kind: Literal["ga", "seated"]
     capacity: Annotated[int, Field(ge=0, le=limits.ga_capacity_max)] | None = Field(
@@ -67,6 +124,10 @@ class TicketTypeIn(RequestModel):
 
 
 class EventCreate(RequestModel):
+    """An event: only name, starts_at and ticket_types are needed (hold_ttl_s and max_tickets_per_buyer default)."""
+
+    model_config = ConfigDict(json_schema_extra={**_seating_rule(SEATING_SOURCES), "examples": EVENT_EXAMPLES})
+
     name: DisplayName
     starts_at: AwareDatetime
     hold_ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)] = Field(

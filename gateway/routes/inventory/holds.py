@@ -75,7 +75,7 @@ def hold_command(body: HoldCreate, meta: EventMeta, hold_id: str) -> Hold:
                     {
                         "field": "ttl_s",
                         "message": f"at most the event's hold_ttl_s ({meta.hold_ttl_s})",
-                        "type": "less_than_equal",
+                        "type": "invalid",  # a rule of the event's, beyond the body's schema
                     }
                 ]
             }
