@@ -152,7 +152,9 @@ OpaqueToken = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class SessionCreate(RequestModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "ana@example.com", "password": "correct horse battery staple"}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"email": "ana@example.com", "password": "correct horse battery staple"}]}
+    )
 
     email: Email
     password: PresentedPassword
@@ -166,7 +168,11 @@ class SessionRefresh(RequestModel):
 
 
 class InvitationAccept(RequestModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"token": "vi_<invitation>_<secret>", "password": "correct horse battery staple"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"token": "vi_<invitation>_<secret>", "password": "correct horse battery staple"}]
+        }
+    )
 
     token: OpaqueToken = Field(description="vi_<invitation>_<secret>, shown once to whoever invited the person")
     password: NewPassword = Field(

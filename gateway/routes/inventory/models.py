@@ -20,7 +20,10 @@ def _given(field: str, json_type: str) -> dict[str, object]:
 # (a field given as null counts as absent). A new form (best available) joins this rule and the validator.
 _HOLD_FORMS = {
     "anyOf": [
-        {**_given("seats", "array"), "not": {"anyOf": [_given("ticket_type", "string"), _given("quantity", "integer")]}},
+        {
+            **_given("seats", "array"),
+            "not": {"anyOf": [_given("ticket_type", "string"), _given("quantity", "integer")]},
+        },
         {"allOf": [_given("ticket_type", "string"), _given("quantity", "integer")], "not": _given("seats", "array")},
     ],
     "examples": [
