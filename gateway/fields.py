@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from engine import ids, limits
 from gateway.parsing import RequestModel
@@ -37,6 +39,18 @@ ExternalId = Annotated[
 TicketCode = Annotated[str, StringConstraints(pattern=_TICKET_CODE_PATTERN)]
 
 SeatId = Annotated[str, StringConstraints(max_length=limits.id_chars_max, pattern=_SEAT_ID_PATTERN)]
+
+
+def _in_utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00:00+01:00 is year 0 in UTC, which nothing downstream (rendering, the driver) can hold.
+        raise PydanticCustomError("invalid", "is out of range: in UTC it must fall within years 1..9999") from None
+
+
+# An RFC 3339 time with its zone, as UTC; refused (422, type "invalid") when UTC cannot hold it.
+UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 class Money(RequestModel):

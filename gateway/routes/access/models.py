@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, ClassVar, Literal
 
+import email_validator
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -127,7 +129,18 @@ def _acceptable_password(password: str) -> str:
 
 RoleName = Annotated[str, AfterValidator(_known_role), Field(json_schema_extra={"enum": list(ROLES)})]
 
-Email = Annotated[EmailStr, StringConstraints(max_length=254)]
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# Beyond RFC 5321 (OpenAPI's "email" format), the validator (email-validator) refuses special-use domains: the
+# schema says so too.
+_SPECIAL_USE_DOMAIN = "|".join(_any_case(name) for name in email_validator.SPECIAL_USE_DOMAIN_NAMES)
+Email = Annotated[
+    EmailStr,
+    StringConstraints(max_length=254),
+    Field(json_schema_extra={"not": {"pattern": f"[.@](?:{_SPECIAL_USE_DOMAIN})$"}}),
+]
 
 OrgId = Annotated[str, StringConstraints(pattern=r"^org_[0-9a-f]{32}$")]
 

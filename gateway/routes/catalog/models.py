@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -17,7 +16,7 @@ from pydantic import (
 from engine import limits
 from engine.catalog import rules as catalog
 from engine.catalog import seating
-from gateway.fields import DisplayName, Money, MoneyOut, TicketCode
+from gateway.fields import DisplayName, Money, MoneyOut, TicketCode, UtcTime
 from gateway.parsing import RequestModel, refuse_problems
 from gateway.rendering import Timestamp
 
@@ -129,7 +128,7 @@ class EventCreate(RequestModel):
     model_config = ConfigDict(json_schema_extra={**_seating_rule(SEATING_SOURCES), "examples": EVENT_EXAMPLES})
 
     name: DisplayName
-    starts_at: AwareDatetime
+    starts_at: UtcTime
     hold_ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)] = Field(
         default=limits.hold_ttl_s_default, description="how long a hold keeps its tickets (the longest ttl_s)"
     )
