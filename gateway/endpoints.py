@@ -134,6 +134,8 @@ def write_route(
     ``secret_fields``: the response's secrets (dotted paths), shown once, stored and replayed as null.
     """
     idempotent = not public if idempotent is None else idempotent
+    if public:
+        errors = (*errors, 429)  # a public route spends the address's budgets itself (admit_public)
     if public and (scope is not None or idempotent or buyer is not None):
         raise ValueError("a public route has no scope, no Idempotency-Key and no buyer")
     operation = Operation(

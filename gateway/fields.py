@@ -3,13 +3,14 @@ the path parameters (ids), for OpenAPI."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from engine import ids, limits
@@ -41,6 +42,27 @@ TicketCode = Annotated[str, StringConstraints(pattern=_TICKET_CODE_PATTERN)]
 SeatId = Annotated[str, StringConstraints(max_length=limits.id_chars_max, pattern=_SEAT_ID_PATTERN)]
 
 
+# RFC 3339's date-time, as OpenAPI's "date-time" format means it: pydantic alone would also take "123" (epoch
+# seconds), a space for the T, a time without seconds or an offset without its colon.
+_RFC3339_RE = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_MICROSECOND_DIGITS = 6
+
+
+def _rfc3339_text(value: object) -> object:
+    """An RFC 3339 string as its datetime (anything else is left to the type's own refusal)."""
+    if not isinstance(value, str):
+        return value
+    match = _RFC3339_RE.fullmatch(value)
+    if match is None:
+        raise PydanticCustomError("datetime_format", "must be an RFC 3339 time with its offset: 2026-12-31T18:00:00Z")
+    whole, fraction, offset = match.groups()
+    fraction = (fraction or "")[: 1 + _MICROSECOND_DIGITS]  # a finer fraction than microseconds is cut, not refused
+    try:
+        return datetime.fromisoformat(whole.upper() + fraction + ("+00:00" if offset in "Zz" else offset))
+    except ValueError:
+        raise PydanticCustomError("datetime_format", "is not a valid date and time") from None
+
+
 def _in_utc(moment: datetime) -> datetime:
     try:
         return moment.astimezone(UTC)
@@ -50,7 +72,7 @@ def _in_utc(moment: datetime) -> datetime:
 
 
 # An RFC 3339 time with its zone, as UTC; refused (422, type "invalid") when UTC cannot hold it.
-UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+UtcTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
 
 
 class Money(RequestModel):

@@ -8,7 +8,6 @@ from typing import Annotated, ClassVar, Literal
 import email_validator
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -20,7 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from engine.access import passwords
 from engine.access.rules import PUBLISHABLE_SCOPES, ROLES, SCOPES, KeyKind
-from gateway.fields import DisplayName
+from gateway.fields import DisplayName, UtcTime
 from gateway.parsing import RequestModel, cross_field_error
 from gateway.rendering import Timestamp
 
@@ -60,7 +59,7 @@ class ApiKeyCreate(RequestModel):
     kind: Literal["secret", "publishable"] = Field(
         default="secret", description="publishable: a checkout front-end's key, buying scopes only"
     )
-    expires_at: AwareDatetime | None = Field(
+    expires_at: UtcTime | None = Field(
         default=None,
         description="when the key stops working; in the future, at most 730 days ahead, and never after the "
         "creating key's own expiry (absent: that expiry, or never for a key made by a person or a key that never "
