@@ -123,6 +123,7 @@ def write_route(
     route_class: RouteClass | None = None,
     buyer: BuyerOf | None = None,
     secret_fields: tuple[str, ...] = (),
+    linked_body: dict[str, Any] | None = None,
 ) -> Callable[[Handler], Endpoint]:
     """A POST, PATCH or DELETE.
 
@@ -132,6 +133,8 @@ def write_route(
     answer. ``buyer``: the rate limits wait for the body so that key, address and buyer buckets are spent
     together, all or nothing.
     ``secret_fields``: the response's secrets (dotted paths), shown once, stored and replayed as null.
+    ``linked_body``: for OpenAPI links into this route, what the body takes from the linking answer
+    (gateway/openapi.py ``Operation.linked_body``).
     """
     idempotent = not public if idempotent is None else idempotent
     if public:
@@ -141,6 +144,7 @@ def write_route(
     operation = Operation(
         summary, status=status, response=response, request=request, scope=None if scope is None else _documented(scope),
         errors=errors, idempotent=idempotent, description=description, tags=tags, authenticated=not public,
+        linked_body=linked_body or {},
     )
 
     def wrap(handler: Handler) -> Endpoint:

@@ -14,7 +14,7 @@ What the document says beyond the bodies, and where it comes from:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -87,6 +87,9 @@ class Operation:
     tags: tuple[str, ...] = field(default_factory=tuple)
     # A credential is needed (a scope implies one; logging out needs one without a scope).
     authenticated: bool = False
+    # What a link into this operation puts in its body, from the linking answer: field -> a JSON pointer into
+    # that answer (used when the answer has it), or a plain value (sent along with the pointers that apply).
+    linked_body: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def needs_credential(self) -> bool:
@@ -340,10 +343,26 @@ def _links(doc: _Documented, documented: list[_Documented]) -> dict[str, Any]:
             continue
         given = {name: sources[name] for name in target.parameters if name in sources}
         if given:
-            links[f"{target.operation_id}_{target.method}"] = {
+            link: dict[str, Any] = {
                 "operationId": target.operation_id,
                 "parameters": given,
-                "description": f"{target.method.upper()} {target.path} with this answer's "
-                + ", ".join(given),
+                "description": f"{target.method.upper()} {target.path} with this answer's " + ", ".join(given),
             }
+            body = _linked_body(target.op, model)
+            if body:
+                link["requestBody"] = body
+            links[f"{target.operation_id}_{target.method}"] = link
     return links
+
+
+def _linked_body(target: Operation, model: type[BaseModel]) -> dict[str, Any]:
+    """The target's ``linked_body`` from this answer: its pointers the answer has, with the plain values."""
+    pointers = {
+        name: f"$response.body#{value}"
+        for name, value in target.linked_body.items()
+        if isinstance(value, str) and value.startswith("/") and value.split("/")[1] in model.model_fields
+    }
+    if not pointers:
+        return {}
+    plain = {name: value for name, value in target.linked_body.items() if not isinstance(value, str)}
+    return {**plain, **pointers}

@@ -107,6 +107,8 @@ def hold_buyer(call: Call[HoldCreate]) -> tuple[str, str] | None:
     tags=TAG,
     route_class=RouteClass.holds,
     buyer=hold_buyer,
+    # A link from an event's answer holds one ticket of its first type (OpenAPI links; a fuzzer reaches confirm).
+    linked_body={"seats": None, "ticket_type": "/ticket_types/0/code", "quantity": 1},
 )
 async def create_hold(call: Call[HoldCreate]) -> Response:
     principal, svc = call.principal, call.svc
