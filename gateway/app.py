@@ -164,7 +164,8 @@ def _default_availability(pool: asyncpg.Pool, redis: Redis, listener_redis: Redi
 
 async def render_error(connection: HTTPConnection, exc: Exception) -> Response | None:
     """The one renderer of every error: {"error": {"code", "message", "details"}}, never a stack trace."""
-    error = _as_api_error(exc, connection)
+    routed = await router_error(connection, exc.status_code) if isinstance(exc, HTTPException) else None
+    error = routed or _as_api_error(exc)
     if isinstance(connection, WebSocket):
         await connection.close(CLOSE_INTERNAL_ERROR, error.code)
         return None
@@ -177,15 +178,13 @@ async def render_error(connection: HTTPConnection, exc: Exception) -> Response |
     return error_response(error)
 
 
-def _as_api_error(exc: Exception, connection: HTTPConnection) -> ApiError:
+def _as_api_error(exc: Exception) -> ApiError:
+    """(The router's 404 and 405 are gateway/router_errors.py's: the whole Allow, 426 for a websocket path.)"""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, Refused):
         return error_for_refused(exc)
     if isinstance(exc, HTTPException):
-        routed = router_error(connection, exc.status_code)  # 404, 405 (with the whole Allow), 426
-        if routed is not None:
-            return routed
         return DomainError(str(exc.detail), code=f"http_{exc.status_code}", status=exc.status_code)
     return ApiError()
 

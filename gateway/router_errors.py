@@ -1,7 +1,8 @@
 """What the router answers when no route takes a request: 404 for a path no route has; 405 with ``Allow`` naming
 every method of every route on that path (the router itself names only the first route's, and one path often has
-several routes: GET and DELETE /v1/holds/{hold_id}); 426 for a plain GET of a WebSocket route (405 for any other
-method), since such a path has no HTTP route at all."""
+several routes: GET and DELETE /v1/holds/{hold_id}); for a plain GET of a WebSocket route, since such a path has
+no HTTP route at all, the credential's answer (401 without one, as before an upgrade) and then 426 (405 for any
+other method)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterable
 from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute, Match, Route, WebSocketRoute
 
+from gateway.context import authenticate
 from gateway.errors import ApiError, DomainError, MethodNotAllowed, NotFound
 
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -21,7 +23,7 @@ class UpgradeRequired(DomainError):
     default_message = "this route speaks WebSocket only: connect with an Upgrade: websocket request"
 
 
-def router_error(connection: HTTPConnection, status: int) -> ApiError | None:
+async def router_error(connection: HTTPConnection, status: int) -> ApiError | None:
     """The answer to the router's own 404 or 405, or None for another status."""
     routes: list[BaseRoute] = list(getattr(connection.app, "routes", ()))
     if status == 405:
@@ -30,6 +32,10 @@ def router_error(connection: HTTPConnection, status: int) -> ApiError | None:
         return None
     if _websocket_path(routes, connection):
         if connection.scope.get("method") == "GET":
+            try:
+                await authenticate(connection, allow_query_key=True)
+            except ApiError as refused:
+                return refused
             return UpgradeRequired(headers={"Upgrade": "websocket"})
         return method_not_allowed(["GET"])
     return NotFound("no such route")

@@ -58,6 +58,21 @@ def test_every_route_is_documented() -> None:
     assert len(ids) == len(set(ids)), "operationIds must be unique: links name their target by it"
 
 
+async def test_a_plain_get_of_the_live_feed_answers_the_credential_then_426(database_url: str, redis_url: str) -> None:
+    """The websocket's path has no HTTP route: a GET without the upgrade is told so, after the credential."""
+    _, key = await new_org(database_url, "plain get org")
+    path = "/v1/events/" + "evt_" + "0" * 32 + "/live"
+    async with running_gateway(database_url, redis_url) as gw:
+        anonymous = await gw.client.get(path)
+        assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthorized"
+        for ask in ({"headers": {"Authorization": f"Bearer {key}"}}, {"params": {"key": key}}):
+            plain = await gw.client.get(path, **ask)  # type: ignore[arg-type]
+            assert plain.status_code == 426 and plain.headers["upgrade"] == "websocket", plain.text
+            assert plain.json()["error"]["code"] == "upgrade_required"
+        posted = await gw.client.post(path, headers={"Authorization": f"Bearer {key}"})
+        assert posted.status_code == 405 and posted.headers["allow"] == "GET"
+
+
 def documented_operations() -> set[str]:
     document = build_openapi(all_routes())
     return {f"{method.upper()} {path}" for path, ops in document["paths"].items() for method in ops}
