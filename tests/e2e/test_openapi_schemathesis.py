@@ -109,7 +109,7 @@ max-examples = {stateful_examples_max}
 """
 
 
-def tested_operations(junit: Path) -> dict[str, str | None]:
+def report_outcomes(junit: Path) -> dict[str, str | None]:
     """Each operation of the JUnit report: None when it passed, else why not (failure, error or skipped)."""
     outcome: dict[str, str | None] = {}
     for case in ElementTree.parse(junit).getroot().iter("testcase"):
@@ -147,8 +147,10 @@ async def test_schemathesis_finds_nothing(database_url: str, redis_url: str, tmp
             await process.wait()
             pytest.fail(f"schemathesis ran over {run_s_max + 60} s")
     text = output.decode(errors="replace")
-    assert process.returncode == 0, text[-20_000:]
-    outcomes = tested_operations(junit)
+    log = Path(os.environ.get("VOELGOED_SCHEMATHESIS_LOG") or tmp_path / "schemathesis.log")
+    log.write_text(text)  # the whole output: the assertion shows its end
+    assert process.returncode == 0, f"schemathesis output: {log}\n{text[-20_000:]}"
+    outcomes = report_outcomes(junit)
     missing = documented_operations() - set(outcomes)
     assert not missing, f"operations schemathesis did not test: {sorted(missing)}\n{text[-5_000:]}"
     not_clean = {name: why for name, why in outcomes.items() if why is not None}
