@@ -30,6 +30,7 @@ OPENAPI_VERSION = "3.1.0"
 API_TITLE = "VoelgoedEvents API"
 API_VERSION = "1"
 SECURITY_SCHEME = "apiKey"
+WEBSOCKET_TAG = "websocket"  # every WebSocket route carries it (besides x-websocket)
 _REF_TEMPLATE = "#/components/schemas/{model}"
 _PARAM_RE = re.compile(r"\{([^}:]+)(?::[^}]+)?\}")
 _ID_FIELD_RE = re.compile(r"^[a-z][a-z0-9_]*_id$")
@@ -228,8 +229,9 @@ def _operation_json(doc: _Documented, documented: list[_Documented], refs: _Refs
     }
     if description:
         result["description"] = description
-    if op.tags:
-        result["tags"] = list(op.tags)
+    tags = [*op.tags, *((WEBSOCKET_TAG,) if op.websocket else ())]
+    if tags:
+        result["tags"] = tags
     if op.needs_credential:
         result["security"] = [{SECURITY_SCHEME: []}]
     if op.scope is not None:

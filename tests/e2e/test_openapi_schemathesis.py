@@ -32,7 +32,7 @@ import pytest
 from starlette.routing import Route, WebSocketRoute
 
 from engine.ratelimit import DEFAULT_RATES, policy_with
-from gateway.openapi import build_openapi, documented_methods, template_of
+from gateway.openapi import WEBSOCKET_TAG, build_openapi, documented_methods, template_of
 from gateway.routes import all_routes
 from tests.fakes import new_org, running_gateway
 
@@ -44,6 +44,9 @@ run_s_max = 240
 seed_default = 20261202
 # Refused with these while valid by the schema: rules beyond JSON Schema (see the module's docstring).
 POSITIVE_EXPECTED = ["2xx", "3xx", "401", "403", "404", "409", "410", "422", "429", "5xx"]  # the default + 410, 422
+# Invalid requests refused with these: schemathesis's default, and 413 (a body over 64 KiB is refused before it is
+# read: no JSON Schema can state a size in bytes, and an array past its maxItems is often that large).
+NEGATIVE_EXPECTED = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]
 
 
 def test_every_route_is_documented() -> None:
@@ -79,7 +82,10 @@ def documented_operations() -> set[str]:
 
 
 def config_toml(key: str, seed: int) -> str:
-    positive = ", ".join(f'"{status}"' for status in POSITIVE_EXPECTED)
+    positive, negative = (", ".join(f'"{s}"' for s in statuses) for statuses in (POSITIVE_EXPECTED, NEGATIVE_EXPECTED))
+    websocket_positive, websocket_negative = (
+        ", ".join(f'"{s}"' for s in [*statuses, "426"]) for statuses in (POSITIVE_EXPECTED, NEGATIVE_EXPECTED)
+    )
     return f"""
 hooks = "tests.e2e.schemathesis_checks"
 seed = {seed}
@@ -100,6 +106,21 @@ enabled = true
 
 [checks.positive_data_acceptance]
 expected-statuses = [{positive}]
+
+[checks.negative_data_rejection]
+expected-statuses = [{negative}]
+
+# A WebSocket route, which schemathesis calls as a plain GET (it cannot upgrade): after the credential, the answer is
+# 426 Upgrade Required, whatever the rest of the request. Its refusals before the upgrade (404, 409...) are
+# tests/e2e/test_bad_input.py's test_websocket_refusals.
+[[operations]]
+include-tag = "{WEBSOCKET_TAG}"
+
+[operations.checks.positive_data_acceptance]
+expected-statuses = [{websocket_positive}]
+
+[operations.checks.negative_data_rejection]
+expected-statuses = [{websocket_negative}]
 
 [phases.stateful]
 max-steps = {stateful_steps_max}
