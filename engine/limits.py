@@ -32,3 +32,6 @@ layout_problems_reported_max = 100
 presales_per_event_max = 10
 presale_buyer_ids_max = 10_000
 best_available_filters_max = 512  # (zone, attributes) indexes one inventory keeps for best-available holds
+# What an event takes when its creator does not say (POST /v1/events needs only name, starts_at, ticket_types).
+hold_ttl_s_default = 600
+max_tickets_per_buyer_default = 10

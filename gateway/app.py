@@ -31,8 +31,6 @@ from gateway.errors import (
     ApiError,
     DomainError,
     InfrastructureError,
-    MethodNotAllowed,
-    NotFound,
     TooManyRequests,
     error_response,
 )
@@ -42,6 +40,7 @@ from gateway.metrics import RequestMetricsMiddleware, mark_process_dead, route_t
 from gateway.price_cache import PriceCache
 from gateway.ratelimit import RateLimiter
 from gateway.refusals import error_for_refused
+from gateway.router_errors import router_error
 from gateway.routes import all_routes
 from gateway.seatmap import SeatMaps
 from gateway.sessions import TokenSigner
@@ -187,7 +186,8 @@ def _default_availability(pool: asyncpg.Pool, redis: Redis, listener_redis: Redi
 
 async def render_error(connection: HTTPConnection, exc: Exception) -> Response | None:
     """The one renderer of every error: {"error": {"code", "message", "details"}}, never a stack trace."""
-    error = _as_api_error(exc)
+    routed = await router_error(connection, exc.status_code) if isinstance(exc, HTTPException) else None
+    error = routed or _as_api_error(exc)
     if isinstance(connection, WebSocket):
         await connection.close(CLOSE_INTERNAL_ERROR, error.code)
         return None
@@ -201,15 +201,12 @@ async def render_error(connection: HTTPConnection, exc: Exception) -> Response |
 
 
 def _as_api_error(exc: Exception) -> ApiError:
+    """(The router's 404 and 405 are gateway/router_errors.py's: the whole Allow, 426 for a websocket path.)"""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, Refused):
         return error_for_refused(exc)
     if isinstance(exc, HTTPException):
-        if exc.status_code == 404:
-            return NotFound("no such route")
-        if exc.status_code == 405:
-            return MethodNotAllowed(headers=dict(exc.headers or {}))
         return DomainError(str(exc.detail), code=f"http_{exc.status_code}", status=exc.status_code)
     return ApiError()
 

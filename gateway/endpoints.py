@@ -95,7 +95,7 @@ def read_route(
     """A GET: authenticate, the scope, the rate limits (reads), then the handler."""
     operation = Operation(
         summary, response=response, query=query, scope=_documented(scope), errors=errors,
-        description=description, tags=tags,
+        description=description, tags=tags, authenticated=True,
     )
 
     def wrap(handler: Handler) -> Endpoint:
@@ -125,6 +125,7 @@ def write_route(
     secret_fields: tuple[str, ...] = (),
     body_bytes_max: int = body_bytes_max,
     body_media_types: tuple[str, ...] = (),
+    linked_body: dict[str, Any] | None = None,
 ) -> Callable[[Handler], Endpoint]:
     """A POST, PATCH or DELETE.
 
@@ -136,13 +137,18 @@ def write_route(
     ``secret_fields``: the response's secrets (dotted paths), shown once, stored and replayed as null.
     ``body_bytes_max`` and ``body_media_types``: a route taking larger bodies, or bodies other than JSON (a
     layout's CSV), says so; the handler then parses the body itself.
+    ``linked_body``: for OpenAPI links into this route, what the body takes from the linking answer
+    (gateway/openapi.py ``Operation.linked_body``).
     """
     idempotent = not public if idempotent is None else idempotent
+    if public:
+        errors = (*errors, 429)  # a public route spends the address's budgets itself (admit_public)
     if public and (scope is not None or idempotent or buyer is not None):
         raise ValueError("a public route has no scope, no Idempotency-Key and no buyer")
     operation = Operation(
         summary, status=status, response=response, request=request, scope=None if scope is None else _documented(scope),
-        errors=errors, idempotent=idempotent, description=description, tags=tags,
+        errors=errors, idempotent=idempotent, description=description, tags=tags, authenticated=not public,
+        linked_body=linked_body or {},
     )
 
     def wrap(handler: Handler) -> Endpoint:

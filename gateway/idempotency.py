@@ -47,7 +47,10 @@ HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 record_ttl_s = 24 * 3_600
 key_chars_max = 200
-_KEY_RE = re.compile(rf"[\x20-\x7e]{{1,{key_chars_max}}}")
+# 1-200 printable ASCII characters; spaces only inside, since HTTP drops them at the ends of a header value (so
+# the key the server sees never starts or ends with one). OpenAPI documents this same pattern.
+KEY_PATTERN = rf"^[\x21-\x7e](?:[\x20-\x7e]{{0,{key_chars_max - 2}}}[\x21-\x7e])?$"
+_KEY_RE = re.compile(KEY_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,21 @@
 """Request bodies: strict pydantic models (no "5" for 5, unknown fields refused) and the one way a body becomes
 a model or an API error: 400 for malformed JSON, 422 naming every bad field (at most ``field_errors_max``).
 
+A number with a zero fraction (``2.0``) is the integer it equals, as JSON and JSON Schema read it (an OpenAPI
+"integer" admits it): ``RequestModel`` turns one into an int for its int fields before the strict check.
+
 Rules that span fields are the engine's (they return problems: engine/catalog/rules.py, ...), which model
 validators turn into one ``PydanticCustomError`` whose ``ctx["fields"]`` lists ``[field, message]`` pairs, so
 the 422 still names each bad field."""
 
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 
@@ -35,6 +41,36 @@ def refuse_problems(problems: list[catalog.Problem]) -> None:
 
 class RequestModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_numbers_are_integers(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        names = _int_fields(cls)
+        if not any(isinstance(data.get(name), float) for name in names):
+            return data
+        return {key: _as_int(value) if key in names else value for key, value in data.items()}
+
+
+def _as_int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+@functools.cache
+def _int_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``model`` that hold an int (or an int or None)."""
+    return frozenset(name for name, info in model.model_fields.items() if _is_int(info.annotation))
+
+
+def _is_int(annotation: Any) -> bool:
+    if annotation is int:
+        return True
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _is_int(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_int(arg) for arg in typing.get_args(annotation))
+    return False
 
 
 def parse_body(model: type[ModelT], raw: bytes) -> ModelT:

@@ -15,6 +15,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 # single login from hashing megabytes.
 password_chars_min = 12
 password_chars_max = 256
+# What ``str.strip`` removes (str.isspace: no code point past U+3000 is one), and a pattern (Python and
+# ECMA-262 alike, for OpenAPI) that a password meets when it is not only that.
+_WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+NOT_ONLY_WHITESPACE_PATTERN = "[^" + "".join(f"\\u{ord(c):04x}" for c in _WHITESPACE) + "]"
 
 argon2_time_cost = 2
 argon2_memory_kib = 19_456

@@ -49,7 +49,8 @@ def _rfc3339(value: object) -> object:
         # refuse mid-query (a DataError the route would otherwise answer as an outage).
         return moment.astimezone(UTC)
     except OverflowError:
-        raise PydanticCustomError("rfc3339", "is out of range: in UTC it must fall within years 1..9999") from None
+        # A rule beyond the document's date-time format: type "invalid" (tests/e2e/schemathesis_checks.py).
+        raise PydanticCustomError("invalid", "is out of range: in UTC it must fall within years 1..9999") from None
 
 
 def encode_cursor(seq: int) -> str:
@@ -68,7 +69,8 @@ def decode_cursor(cursor: str) -> int | None:
 
 def _cursor(value: object) -> object:
     if not isinstance(value, str) or len(value) > cursor_chars_max or decode_cursor(value) is None:
-        raise PydanticCustomError("cursor", "is not a cursor this route returned (pass next_cursor back unchanged)")
+        # Opaque: which strings are cursors this route returned is beyond the document's pattern (type "invalid").
+        raise PydanticCustomError("invalid", "is not a cursor this route returned (pass next_cursor back unchanged)")
     return value
 
 
@@ -106,7 +108,11 @@ class AuditQuery(BaseModel):
     since: Rfc3339 | None = Field(default=None, description="entries at or after this RFC 3339 time")
     until: Rfc3339 | None = Field(default=None, description="entries before this RFC 3339 time")
     limit: int = Field(default=page_entries_default, ge=1, le=page_entries_max, description="entries per page")
-    cursor: Annotated[str, BeforeValidator(_cursor)] | None = Field(
+    cursor: Annotated[
+        str,
+        BeforeValidator(_cursor),
+        Field(json_schema_extra={"minLength": 1, "maxLength": cursor_chars_max, "pattern": "^[A-Za-z0-9_-]+$"}),
+    ] | None = Field(
         default=None, description="next_cursor of the previous page: the entries after it (older ones)"
     )
 

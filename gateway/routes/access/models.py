@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, ClassVar, Literal
 
+import email_validator
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
+    ConfigDict,
     EmailStr,
     Field,
     StringConstraints,
@@ -17,7 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from engine.access import passwords
 from engine.access.rules import PUBLISHABLE_SCOPES, ROLES, SCOPES, KeyKind
-from gateway.fields import DisplayName
+from gateway.fields import DisplayName, UtcTime
 from gateway.parsing import RequestModel, cross_field_error
 from gateway.rendering import Timestamp
 
@@ -28,16 +30,36 @@ def _known_scope(scope: str) -> str:
     return scope
 
 
-Scope = Annotated[str, AfterValidator(_known_scope)]
+# The validators keep their messages; the schema names the same sets (OpenAPI: enum, uniqueItems).
+Scope = Annotated[str, AfterValidator(_known_scope), Field(json_schema_extra={"enum": list(SCOPES)})]
+# A publishable key carries buying scopes only (the validator below); the same rule for OpenAPI.
+_PUBLISHABLE_RULE = {
+    "anyOf": [
+        {"properties": {"kind": {"const": KeyKind.SECRET.value}}},
+        {"properties": {"scopes": {"items": {"enum": sorted(PUBLISHABLE_SCOPES)}}}},
+    ]
+}
 
 
 class ApiKeyCreate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            **_PUBLISHABLE_RULE,
+            "examples": [
+                {"name": "box office", "scopes": ["events:read", "inventory:hold"]},
+                {"name": "checkout", "kind": "publishable", "scopes": ["inventory:read", "inventory:hold"]},
+            ],
+        }
+    )
+
     name: DisplayName
-    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(SCOPES))]
+    scopes: Annotated[
+        list[Scope], Field(min_length=1, max_length=len(SCOPES), json_schema_extra={"uniqueItems": True})
+    ]
     kind: Literal["secret", "publishable"] = Field(
         default="secret", description="publishable: a checkout front-end's key, buying scopes only"
     )
-    expires_at: AwareDatetime | None = Field(
+    expires_at: UtcTime | None = Field(
         default=None,
         description="when the key stops working; in the future, at most 730 days ahead, and never after the "
         "creating key's own expiry (absent: that expiry, or never for a key made by a person or a key that never "
@@ -76,6 +98,8 @@ class ApiKeyList(BaseModel):
 
 
 class ApiKeyOut(BaseModel):
+    path_parameter: ClassVar[str] = "key_id"  # its id is the {key_id} of DELETE /v1/api-keys/{key_id} (OpenAPI links)
+
     id: str
     name: str
     kind: Literal["secret", "publishable"]
@@ -102,9 +126,20 @@ def _acceptable_password(password: str) -> str:
     return password
 
 
-RoleName = Annotated[str, AfterValidator(_known_role)]
+RoleName = Annotated[str, AfterValidator(_known_role), Field(json_schema_extra={"enum": list(ROLES)})]
 
-Email = Annotated[EmailStr, StringConstraints(max_length=254)]
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# Beyond RFC 5321 (OpenAPI's "email" format), the validator (email-validator) refuses special-use domains: the
+# schema says so too.
+_SPECIAL_USE_DOMAIN = "|".join(_any_case(name) for name in email_validator.SPECIAL_USE_DOMAIN_NAMES)
+Email = Annotated[
+    EmailStr,
+    StringConstraints(max_length=254),
+    Field(json_schema_extra={"not": {"pattern": f"[.@](?:{_SPECIAL_USE_DOMAIN})$"}}),
+]
 
 OrgId = Annotated[str, StringConstraints(pattern=r"^org_[0-9a-f]{32}$")]
 
@@ -112,22 +147,45 @@ OrgId = Annotated[str, StringConstraints(pattern=r"^org_[0-9a-f]{32}$")]
 # Logging in checks the length bound only: the policy may have changed since the password was set.
 PresentedPassword = Annotated[str, StringConstraints(min_length=1, max_length=passwords.password_chars_max)]
 
-NewPassword = Annotated[str, AfterValidator(_acceptable_password)]
+# The policy's rule (engine/access/passwords.py) as the schema states it: its lengths, and not only whitespace.
+NewPassword = Annotated[
+    str,
+    AfterValidator(_acceptable_password),
+    Field(
+        json_schema_extra={
+            "minLength": passwords.password_chars_min,
+            "maxLength": passwords.password_chars_max,
+            "pattern": passwords.NOT_ONLY_WHITESPACE_PATTERN,
+        }
+    ),
+]
 
 OpaqueToken = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class SessionCreate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"email": "ana@example.com", "password": "correct horse battery staple"}]}
+    )
+
     email: Email
     password: PresentedPassword
     org_id: OrgId | None = Field(default=None, description="required when the person belongs to several orgs")
 
 
 class SessionRefresh(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"refresh_token": "vr_<session>_<secret>"}]})
+
     refresh_token: OpaqueToken = Field(description="vr_<session>_<secret>, from the login or the last refresh")
 
 
 class InvitationAccept(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"token": "vi_<invitation>_<secret>", "password": "correct horse battery staple"}]
+        }
+    )
+
     token: OpaqueToken = Field(description="vi_<invitation>_<secret>, shown once to whoever invited the person")
     password: NewPassword = Field(
         description=f"{passwords.password_chars_min}-{passwords.password_chars_max} characters: the new "
@@ -136,11 +194,15 @@ class InvitationAccept(RequestModel):
 
 
 class MemberCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "ana@example.com", "role": "analyst"}]})
+
     email: Email
     role: RoleName
 
 
 class MemberUpdate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"role": "scanner"}]})
+
     role: RoleName
 
 

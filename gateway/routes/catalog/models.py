@@ -3,11 +3,12 @@ rules across fields are engine/catalog/rules.py's, run by the validators."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
+    ConfigDict,
     Field,
     StringConstraints,
     model_validator,
@@ -18,13 +19,67 @@ from engine.catalog import presales as sale_schedule
 from engine.catalog import rules as catalog
 from engine.catalog import seating
 from engine.catalog.layouts import ZONE_CODE_PATTERN
-from gateway.fields import DisplayName, ExternalId, Money, MoneyOut, TicketCode
+from gateway.fields import DisplayName, ExternalId, Money, MoneyOut, TicketCode, UtcTime
 from gateway.parsing import RequestModel, cross_field_error, refuse_problems
 from gateway.rendering import Timestamp
 from gateway.routes.catalog.pricing_models import FeesIn, PriceTiersIn, TaxIn
 from persistence.catalog.events import PresaleRecord
 
 LayoutName = Annotated[str, StringConstraints(pattern=seating.NAME_PATTERN)]
+
+# The engine's rules across fields that JSON Schema can state, for OpenAPI (the validators below enforce them, with
+# their messages): a GA type has a capacity and a seated one none; an event's seating comes with exactly one seated
+# type, and no seating with none. (Distinct codes, distinct section names and the seat limit it cannot state: those
+# answer 422 with type "invalid".) A new source of seats (a layout) joins SEATING_SOURCES.
+SEATING_SOURCES: tuple[str, ...] = ("seating",)
+_SEATED = {"properties": {"kind": {"const": catalog.TicketKind.SEATED.value}}, "required": ["kind"]}
+_CAPACITY_BY_KIND = {
+    "oneOf": [
+        {
+            "properties": {"kind": {"const": catalog.TicketKind.GA.value}, "capacity": {"type": "integer"}},
+            "required": ["capacity"],
+        },
+        {"properties": {"kind": {"const": catalog.TicketKind.SEATED.value}, "capacity": {"type": "null"}}},
+    ]
+}
+
+
+def _seating_rule(sources: tuple[str, ...]) -> dict[str, object]:
+    without = {
+        "properties": {
+            **{source: {"type": "null"} for source in sources},
+            "ticket_types": {"not": {"contains": _SEATED}},
+        }
+    }
+    with_one = [
+        {
+            "required": [source],
+            "properties": {source: {"not": {"type": "null"}}, "ticket_types": {"contains": _SEATED, "maxContains": 1}},
+        }
+        for source in sources
+    ]
+    return {"anyOf": [without, *with_one]}
+
+
+_GA_PRICE = {"amount_minor": 15000, "currency": "ZAR"}
+EVENT_EXAMPLES = [
+    {
+        "name": "Jazz on the Lawn",
+        "starts_at": "2026-12-31T18:00:00Z",
+        "ticket_types": [{"code": "GA", "kind": "ga", "capacity": 500, "price": _GA_PRICE}],
+    },
+    {
+        "name": "Flash Sale Live",
+        "starts_at": "2026-12-31T18:00:00Z",
+        "hold_ttl_s": 600,
+        "max_tickets_per_buyer": 10,
+        "seating": {"sections": [{"name": "A", "rows": [{"label": "1", "seats": 20}]}]},
+        "ticket_types": [
+            {"code": "GA", "kind": "ga", "capacity": 5000, "price": _GA_PRICE},
+            {"code": "SEAT", "kind": "seated", "price": {"amount_minor": 30000, "currency": "ZAR"}},
+        ],
+    },
+]
 
 
 class RowIn(RequestModel):
@@ -52,6 +107,8 @@ class SeatingIn(RequestModel):
 
 
 class TicketTypeIn(RequestModel):
+    model_config = ConfigDict(json_schema_extra=_CAPACITY_BY_KIND)
+
     code: TicketCode
     kind: Literal["ga", "seated"]
     capacity: Annotated[int, Field(ge=0, le=limits.ga_capacity_max)] | None = Field(
@@ -85,8 +142,8 @@ class TicketTypeIn(RequestModel):
 
 class PresaleIn(RequestModel):
     code: TicketCode
-    opens_at: AwareDatetime
-    closes_at: AwareDatetime
+    opens_at: UtcTime
+    closes_at: UtcTime
     buyer_ids: Annotated[list[ExternalId], Field(min_length=1, max_length=limits.presale_buyer_ids_max)] | None = (
         Field(default=None, description="only these buyers may hold during the presale (none: anyone with the code)")
     )
@@ -100,7 +157,7 @@ Presales = Annotated[list[PresaleIn], Field(max_length=limits.presales_per_event
 
 
 def schedule_of(
-    sale_opens_at: AwareDatetime | None, sale_closes_at: AwareDatetime | None, presales: list[PresaleIn]
+    sale_opens_at: datetime | None, sale_closes_at: datetime | None, presales: list[PresaleIn]
 ) -> sale_schedule.SaleSchedule:
     return sale_schedule.SaleSchedule(
         None if sale_opens_at is None else sale_opens_at.timestamp(),
@@ -110,20 +167,28 @@ def schedule_of(
 
 
 class EventCreate(RequestModel):
+    """An event: only name, starts_at and ticket_types are needed (hold_ttl_s and max_tickets_per_buyer default)."""
+
+    model_config = ConfigDict(json_schema_extra={**_seating_rule(SEATING_SOURCES), "examples": EVENT_EXAMPLES})
+
     name: DisplayName
-    starts_at: AwareDatetime
-    hold_ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)]
-    max_tickets_per_buyer: Annotated[int, Field(ge=1, le=limits.max_tickets_per_buyer_max)]
+    starts_at: UtcTime
+    hold_ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)] = Field(
+        default=limits.hold_ttl_s_default, description="how long a hold keeps its tickets (the longest ttl_s)"
+    )
+    max_tickets_per_buyer: Annotated[int, Field(ge=1, le=limits.max_tickets_per_buyer_max)] = Field(
+        default=limits.max_tickets_per_buyer_default, description="held + bought, per buyer id"
+    )
     seating: SeatingIn | None = None
     ticket_types: Annotated[list[TicketTypeIn], Field(min_length=1, max_length=limits.ticket_types_per_event_max)]
     dedicated: bool = Field(default=False, description="Extension: give this (hot) event its own inventory actor")
     layout_id: Annotated[str, StringConstraints(min_length=1, max_length=limits.id_chars_max)] | None = Field(
         default=None, description="Instead of seating: a venue layout, whose seats the event copies"
     )
-    sale_opens_at: AwareDatetime | None = Field(
+    sale_opens_at: UtcTime | None = Field(
         default=None, description="a published event goes on sale by itself at this time (within a second)"
     )
-    sale_closes_at: AwareDatetime | None = Field(default=None, description="the sale closes by itself at this time")
+    sale_closes_at: UtcTime | None = Field(default=None, description="the sale closes by itself at this time")
     presales: Presales = Field(default_factory=list, description="windows before sale_opens_at for code holders")
 
     def schedule_values(self) -> dict[str, object]:
@@ -174,9 +239,9 @@ class EventPatch(RequestModel):
     """Only the fields given change; ``sale_opens_at``/``sale_closes_at`` may be null (no timed move)."""
 
     name: DisplayName | None = None
-    starts_at: AwareDatetime | None = None
-    sale_opens_at: AwareDatetime | None = None
-    sale_closes_at: AwareDatetime | None = None
+    starts_at: UtcTime | None = None
+    sale_opens_at: UtcTime | None = None
+    sale_closes_at: UtcTime | None = None
     hold_ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)] | None = None
     max_tickets_per_buyer: Annotated[int, Field(ge=1, le=limits.max_tickets_per_buyer_max)] | None = None
     presales: Presales | None = None
@@ -255,6 +320,8 @@ class PresaleOut(BaseModel):
 
 
 class EventOut(BaseModel):
+    path_parameter: ClassVar[str] = "event_id"  # its id is the {event_id} of the event's routes (OpenAPI links)
+
     id: str
     name: str
     starts_at: Timestamp

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from engine import limits
 from engine.catalog import pricing
-from gateway.fields import ExternalId, Money, TicketCode
+from gateway.fields import ExternalId, Money, TicketCode, UtcTime
 from gateway.parsing import RequestModel, cross_field_error
 from gateway.rendering import Timestamp
 
@@ -26,7 +26,7 @@ def _refuse(problems: list[pricing.FieldProblem]) -> None:
 
 
 class PriceTierIn(RequestModel):
-    until: AwareDatetime = Field(description="this tier's price applies while now < until")
+    until: UtcTime = Field(description="this tier's price applies while now < until")
     price: Money
 
     def definition(self) -> pricing.PriceTier:
@@ -74,8 +74,8 @@ class PromoCodeCreate(RequestModel):
     )
     max_uses: Annotated[int, Field(ge=1, le=pricing.promo_max_uses_max)] | None = None
     max_uses_per_buyer: Annotated[int, Field(ge=1, le=pricing.promo_max_uses_max)] | None = None
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: UtcTime | None = None
+    valid_until: UtcTime | None = None
     ticket_types: PromoTypes | None = Field(default=None, description="the types it applies to; all when left out")
 
     def definition(self) -> pricing.Promo:

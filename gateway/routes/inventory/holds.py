@@ -78,7 +78,7 @@ def hold_command(body: HoldCreate, meta: EventMeta, hold_id: str) -> Hold:
                     {
                         "field": "ttl_s",
                         "message": f"at most the event's hold_ttl_s ({meta.hold_ttl_s})",
-                        "type": "less_than_equal",
+                        "type": "invalid",  # a rule of the event's, beyond the body's schema
                     }
                 ]
             }
@@ -112,6 +112,8 @@ def hold_buyer(call: Call[HoldCreate]) -> tuple[str, str] | None:
     tags=TAG,
     route_class=RouteClass.holds,
     buyer=hold_buyer,
+    # A link from an event's answer holds one ticket of its first type (OpenAPI links; a fuzzer reaches confirm).
+    linked_body={"seats": None, "ticket_type": "/ticket_types/0/code", "quantity": 1},
 )
 async def create_hold(call: Call[HoldCreate]) -> Response:
     principal, svc = call.principal, call.svc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine import limits
 from engine.inventory.best_available import REQUESTABLE_ATTRIBUTES, BestRequest
@@ -39,9 +39,38 @@ class BestAvailableIn(RequestModel):
         return self
 
 
+def _given(field: str, json_type: str) -> dict[str, object]:
+    return {"required": [field], "properties": {field: {"type": json_type}}}
+
+
+# The forms of a hold, as the validator below enforces them, for OpenAPI: seats, or a ticket type and a quantity
+# (a field given as null counts as absent). A new form (best available) joins this rule and the validator.
+_HOLD_FORMS = {
+    "anyOf": [
+        {
+            **_given("seats", "array"),
+            "not": {"anyOf": [_given("ticket_type", "string"), _given("quantity", "integer")]},
+        },
+        {"allOf": [_given("ticket_type", "string"), _given("quantity", "integer")], "not": _given("seats", "array")},
+    ],
+    "examples": [
+        {"buyer_id": "b-123", "seats": ["A-1-7", "A-1-8"]},
+        {"buyer_id": "b-123", "ticket_type": "GA", "quantity": 2, "ttl_s": 300},
+    ],
+}
+
+
 class HoldCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra=_HOLD_FORMS)
+
     buyer_id: ExternalId
-    seats: Annotated[list[SeatId], Field(min_length=1, max_length=limits.seats_per_hold_max)] | None = None
+    seats: (
+        Annotated[
+            list[SeatId],
+            Field(min_length=1, max_length=limits.seats_per_hold_max, json_schema_extra={"uniqueItems": True}),
+        ]
+        | None
+    ) = None
     ticket_type: TicketCode | None = None
     quantity: Annotated[int, Field(ge=1, le=limits.quantity_per_hold_max)] | None = None
     ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)] | None = Field(
@@ -81,6 +110,8 @@ class HoldCreate(RequestModel):
 
 
 class ConfirmCreate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"order_ref": "order-2026-0001"}]})
+
     order_ref: ExternalId
 
 

@@ -1,0 +1,178 @@
+"""/openapi.json says what the models validate: for bodies on either side of each rule the document states, the
+document (JSON Schema 2020-12, as OpenAPI 3.1 reads it) and the model agree; every example is valid; every error
+status comes with its body model and headers; links chain create event -> holds -> confirm. Without services: the
+document is built from the route table (schemathesis tries it against a running gateway in
+tests/e2e/test_openapi_schemathesis.py). And the defaults of a minimal event, and the router's 405 answers."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from engine import limits
+from engine.access import passwords
+from gateway.app import create_app
+from gateway.idempotency import KEY_PATTERN
+from gateway.openapi import build_openapi
+from gateway.routes import all_routes
+from gateway.routes.access.models import ApiKeyCreate, InvitationAccept
+from gateway.routes.catalog.models import EventCreate
+from gateway.routes.inventory.models import HoldCreate
+from voelgoed.settings import Settings
+
+DOCUMENT = build_openapi(all_routes())
+SCHEMAS = DOCUMENT["components"]["schemas"]
+GA = {"code": "GA", "kind": "ga", "capacity": 5, "price": {"amount_minor": 100, "currency": "ZAR"}}
+SEATED = {"code": "S", "kind": "seated", "price": {"amount_minor": 100, "currency": "ZAR"}}
+SEATING = {"sections": [{"name": "A", "rows": [{"label": "1", "seats": 2}]}]}
+EVENT = {"name": "e", "starts_at": "2026-12-31T18:00:00Z"}
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{model.__name__}", "components": DOCUMENT["components"]}
+
+
+def document_admits(model: type[BaseModel], body: Any) -> bool:
+    validator = jsonschema.Draft202012Validator(schema_of(model), format_checker=jsonschema.FormatChecker())
+    return validator.is_valid(body)
+
+
+def model_admits(model: type[BaseModel], body: Any) -> bool:
+    try:
+        model.model_validate_json(json.dumps(body))
+    except ValidationError:
+        return False
+    return True
+
+
+AGREEMENT = [
+    # the forms of a hold
+    (HoldCreate, {"buyer_id": "b", "seats": ["A-1-1"]}, True),
+    (HoldCreate, {"buyer_id": "b", "ticket_type": "GA", "quantity": 2}, True),
+    (HoldCreate, {"buyer_id": "b", "seats": None, "ticket_type": "GA", "quantity": 2}, True),
+    (HoldCreate, {"buyer_id": "b"}, False),
+    (HoldCreate, {"buyer_id": "b", "ticket_type": "GA"}, False),
+    (HoldCreate, {"buyer_id": "b", "quantity": 2}, False),
+    (HoldCreate, {"buyer_id": "b", "seats": ["A-1-1"], "quantity": 2}, False),
+    (HoldCreate, {"buyer_id": "b", "seats": ["A-1-1", "A-1-1"]}, False),
+    (HoldCreate, {"buyer_id": "b", "seats": []}, False),
+    # a ticket type's capacity by kind; seating with exactly one seated type
+    (EventCreate, {**EVENT, "ticket_types": [GA]}, True),
+    (EventCreate, {**EVENT, "ticket_types": [{**GA, "capacity": None}]}, False),
+    (EventCreate, {**EVENT, "ticket_types": [{k: v for k, v in GA.items() if k != "capacity"}]}, False),
+    (EventCreate, {**EVENT, "seating": SEATING, "ticket_types": [GA, SEATED]}, True),
+    (EventCreate, {**EVENT, "seating": SEATING, "ticket_types": [{**SEATED, "capacity": 2}]}, False),
+    (EventCreate, {**EVENT, "seating": SEATING, "ticket_types": [GA]}, False),
+    (EventCreate, {**EVENT, "seating": None, "ticket_types": [GA]}, True),
+    (EventCreate, {**EVENT, "ticket_types": [SEATED]}, False),
+    (EventCreate, {**EVENT, "seating": SEATING, "ticket_types": [SEATED, {**SEATED, "code": "T"}]}, False),
+    (EventCreate, {**EVENT, "ticket_types": []}, False),
+    (EventCreate, {**EVENT, "ticket_types": [GA], "hold_ttl_s": limits.hold_ttl_s_max + 1}, False),
+    # scopes: known, distinct; a publishable key's buying scopes only
+    (ApiKeyCreate, {"name": "k", "scopes": ["events:read"]}, True),
+    (ApiKeyCreate, {"name": "k", "scopes": ["events:nothing"]}, False),
+    (ApiKeyCreate, {"name": "k", "scopes": ["events:read", "events:read"]}, False),
+    (ApiKeyCreate, {"name": "k", "kind": "publishable", "scopes": ["inventory:hold"]}, True),
+    (ApiKeyCreate, {"name": "k", "kind": "publishable", "scopes": ["events:read"]}, False),
+    (ApiKeyCreate, {"name": "k", "kind": "secret", "scopes": ["events:read"]}, True),
+    # the password policy
+    (InvitationAccept, {"token": "t", "password": "x" * passwords.password_chars_min}, True),
+    (InvitationAccept, {"token": "t", "password": "x" * (passwords.password_chars_min - 1)}, False),
+    (InvitationAccept, {"token": "t", "password": "x" * (passwords.password_chars_max + 1)}, False),
+    (InvitationAccept, {"token": "t", "password": " \u3000\t" * 5}, False),
+    (InvitationAccept, {"token": "t", "password": " \u3000\t" * 5 + "x"}, True),
+]
+
+
+@pytest.mark.parametrize(("model", "body", "valid"), AGREEMENT)
+def test_the_document_and_the_model_agree(model: type[BaseModel], body: Any, valid: bool) -> None:
+    assert model_admits(model, body) is valid
+    assert document_admits(model, body) is valid
+
+
+def test_rules_no_schema_states_answer_422_with_type_invalid() -> None:
+    """Distinct ticket type codes: the document admits the body, the model refuses it as a rule ("invalid")."""
+    body = {**EVENT, "ticket_types": [GA, GA]}
+    assert document_admits(EventCreate, body)
+    with pytest.raises(ValidationError) as refused:
+        EventCreate.model_validate_json(json.dumps(body))
+    assert {e["type"] for e in refused.value.errors()} == {"invalid_fields"}  # rendered with type "invalid"
+
+
+def test_a_minimal_event_takes_the_defaults() -> None:
+    event = EventCreate.model_validate_json(json.dumps({**EVENT, "ticket_types": [GA]}))
+    assert (event.hold_ttl_s, event.max_tickets_per_buyer) == (600, 10)
+    assert (limits.hold_ttl_s_default, limits.max_tickets_per_buyer_default) == (600, 10)
+    assert set(SCHEMAS["EventCreate"]["required"]) == {"name", "starts_at", "ticket_types"}
+
+
+def test_every_example_is_valid() -> None:
+    found = 0
+    for name, schema in SCHEMAS.items():
+        for example in schema.get("examples", ()):
+            found += 1
+            validator = jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{name}", **DOCUMENT})
+            assert validator.is_valid(example), (name, example)
+    assert found >= 5
+
+
+def test_the_idempotency_key_pattern_is_the_enforced_one() -> None:
+    for key, valid in [("a", True), ("a b", True), ("x" * 200, True), ("x" * 201, False), (" a", False), ("", False)]:
+        assert (re.fullmatch(KEY_PATTERN, key) is not None) is valid, key
+
+
+def test_each_error_status_has_its_model_and_headers() -> None:
+    for path, ops in DOCUMENT["paths"].items():
+        for method, op in ops.items():
+            for status, answer in op["responses"].items():
+                if int(status) < 400:
+                    continue
+                ref = answer["content"]["application/json"]["schema"]["$ref"]
+                assert ref != "#/components/schemas/ErrorOut", (method, path, status)
+                if status in ("429", "503"):
+                    assert answer["headers"]["Retry-After"]["required"], (method, path, status)
+                if status == "405":
+                    assert "Allow" in answer["headers"]
+            if op.get("security"):
+                assert {"401", "403", "429"} <= set(op["responses"]), (method, path)
+            if "requestBody" in op:
+                assert {"400", "413", "415", "422"} <= set(op["responses"]), (method, path)
+
+
+def test_links_chain_an_event_to_its_holds_and_a_hold_to_its_confirm() -> None:
+    created = DOCUMENT["paths"]["/v1/events"]["post"]["responses"]["201"]["links"]
+    assert created["create_hold_post"]["parameters"] == {"event_id": "$response.body#/id"}
+    assert created["publish_event_post"]["operationId"] == "publish_event"
+    held = DOCUMENT["paths"]["/v1/events/{event_id}/holds"]["post"]["responses"]["201"]["links"]
+    assert held["confirm_hold_post"]["parameters"] == {"hold_id": "$response.body#/hold_id"}
+    ids = {op["operationId"] for ops in DOCUMENT["paths"].values() for op in ops.values()}
+    for ops in DOCUMENT["paths"].values():
+        for op in ops.values():
+            for answer in op["responses"].values():
+                for link in answer.get("links", {}).values():
+                    assert link["operationId"] in ids
+
+
+def test_path_parameters_carry_the_id_formats() -> None:
+    parameters = DOCUMENT["paths"]["/v1/holds/{hold_id}"]["get"]["parameters"]
+    assert parameters[0]["schema"]["pattern"] == "^hld_[0-9a-f]{52}$"
+
+
+async def test_405_names_every_method_of_the_path() -> None:
+    # The router answers these before any route runs: no services (no lifespan) needed.
+    app = create_app(Settings(database_url="postgresql://unused/unused", redis_url="redis://unused"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
+        wrong = await client.patch("/v1/holds/hld_x")
+        assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+        assert wrong.headers["allow"] == "GET, HEAD, DELETE"
+        options = await client.options("/v1/events")
+        assert options.status_code == 405 and options.headers["allow"] == "POST"
+        posted = await client.post("/v1/events/evt_x/live")
+        assert posted.status_code == 405 and posted.headers["allow"] == "GET"
+        assert (await client.get("/v1/nothing")).status_code == 404
