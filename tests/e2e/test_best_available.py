@@ -127,3 +127,48 @@ async def test_the_zone_sells_out_and_then_answers_insufficient_inventory(gw: Ga
     error = refused.json()["error"]
     assert error["code"] == "insufficient_inventory" and error["details"]["available"] == 0
     assert (await best(gw, owner, event_id, "late", 1, "FLOOR")).status_code == 201  # the other zone sells on
+
+
+def _layout_hall() -> dict[str, Any]:
+    """A layout whose front row (smallest y) is listed last and numbered odd-even across the row (x order 1, 3, 2,
+    4, with seat 3 not for sale), and a balcony with one accessible seat."""
+    def seat(number: int, x: float, y: float, zone: str, *attributes: str) -> dict[str, Any]:
+        return {"number": number, "x": x, "y": y, "zone": zone, "attributes": list(attributes)}
+
+    back = [seat(n, float(n), 50.0, "FLOOR") for n in (1, 2, 3, 4)]
+    front = [seat(1, 1.0, 10.0, "FLOOR"), seat(2, 3.0, 10.0, "FLOOR"), seat(3, 2.0, 10.0, "FLOOR", "not_for_sale"),
+             seat(4, 4.0, 10.0, "FLOOR")]
+    balcony = [seat(1, 1.0, 90.0, "BALCONY"), seat(2, 2.0, 90.0, "BALCONY", "accessible"),
+               seat(3, 3.0, 90.0, "BALCONY")]
+    return {
+        "name": "Odd-even hall",
+        "zones": [{"code": "FLOOR", "name": "Floor"}, {"code": "BALCONY", "name": "Balcony"}],
+        "sections": [{"name": "S", "rows": [{"label": "1", "seats": back}, {"label": "2", "seats": front}]},
+                     {"name": "B", "rows": [{"label": "1", "seats": balcony}]}],
+    }
+
+
+async def test_on_a_layout_best_available_follows_its_geometry(gw: Gateway, owner: dict[str, str]) -> None:
+    venue = await gw.client.post("/v1/venues", json={"name": "Hall", "timezone": "Africa/Johannesburg"},
+                                 headers=owner)
+    assert venue.status_code == 201, venue.text
+    layout = await gw.client.post(f"/v1/venues/{venue.json()['id']}/layouts", json=_layout_hall(), headers=owner)
+    assert layout.status_code == 201, layout.text
+    event = {key: value for key, value in hall().items() if key != "seating"} | {"layout_id": layout.json()["id"]}
+    created = await gw.client.post("/v1/events", json=event, headers=owner)
+    assert created.status_code == 201, created.text
+    event_id = created.json()["id"]
+    assert (await gw.client.post(f"/v1/events/{event_id}/publish", headers=owner)).status_code == 200
+
+    front = await best(gw, owner, event_id, "b1", 2, "FLOOR")
+    # the front row is S-2 (y = 10), where seats 2 and 4 sit side by side (x 3 and 4); seat 3 is not for sale
+    assert front.status_code == 201, front.text
+    assert sorted(front.json()["seats"]) == ["S-2-2", "S-2-4"]
+    then = await best(gw, owner, event_id, "b2", 2, "FLOOR")
+    assert {seat.rsplit("-", 1)[0] for seat in then.json()["seats"]} == {"S-1"}  # two together beat S-2-1 alone
+    body = {"buyer_id": "b3", "best_available": {"quantity": 1, "zone": "BALCONY", "attributes": ["accessible"]}}
+    accessible = await gw.client.post(f"/v1/events/{event_id}/holds", json=body, headers=owner)
+    assert accessible.status_code == 201, accessible.text
+    assert accessible.json()["seats"] == ["B-1-2"]
+    again = await gw.client.post(f"/v1/events/{event_id}/holds", json=body | {"buyer_id": "b4"}, headers=owner)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "insufficient_inventory", again.text

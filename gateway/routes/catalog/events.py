@@ -94,21 +94,21 @@ async def create_event(call: Call[EventCreate]) -> Response:
     seating = body.seating.model_dump() if body.seating is not None else None
     actor, definition = actor_of(call.request, principal), body.definition()
     try:
-        schedule, prices = body.schedule_values(), svc.domain(PriceCache)
+        schedule, cache = body.schedule_values(), svc.domain(PriceCache)
         if definition.layout_id is not None:
             record = await venues.create_event_on_layout(
-                svc.units, svc.events, principal.org_id, actor, definition, schedule=schedule, prices=prices
+                svc.units, svc.events, principal.org_id, actor, definition, schedule=schedule, prices=cache
             )
         else:
             record = await catalog.create_event(
-                svc.units, svc.events, principal.org_id, actor, definition, seating, schedule=schedule, prices=prices
+                svc.units, svc.events, principal.org_id, actor, definition, seating, schedule=schedule, prices=cache
             )
     except venues.EventProblems as error:  # what the layout refuses (an unknown zone, an unknown layout)
         fields = [{"field": p.field, "message": p.message, "type": "invalid"} for p in error.problems]
         raise ValidationFailed(details={"fields": fields}) from None
     except pg_events.EventRejected as error:  # the store's own checks; the schema should have caught it first
         raise ValidationFailed(str(error)) from None
-    prices = await svc.domain(PriceCache).price_list(principal.org_id, record.id)
+    prices = await cache.price_list(principal.org_id, record.id)
     return render(EventOut, priced_view(event_view(record), prices), 201)
 
 
