@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import ray
