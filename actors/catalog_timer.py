@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from actors.clock import Clock, wall_clock
 from actors.inventory_host import INVENTORY_ACTOR_OPTIONS, InventoryHost
 from actors.placement import actor_name
+from engine.catalog.presales import SaleSchedule
 from engine.catalog.timed import next_wake
 from persistence.catalog import event_metas
 from persistence.catalog import events as pg_events
@@ -101,19 +102,25 @@ class TimerCore:
 
     async def rescan(self) -> None:
         async with self._tenants.unscoped("the catalog timer plans the timed moves of every org's events") as conn:
-            keys = await pg_lifecycle.timed_events(conn, timers_max)
-        for org_id, event_id in keys:
-            await self.changed(org_id, event_id)
+            timed = await pg_lifecycle.timed_events(conn, timers_max)
+        for event in timed:  # one scan, no read per event
+            self._plan(event.org_id, event.event_id, event.status, event.schedule)
 
     async def changed(self, org_id: str, event_id: str) -> None:
         """Plan the event again from what Postgres has (its schedule or status changed)."""
         async with self._tenants.tenant(org_id) as db:
             record = await pg_events.get_event(db, event_id)
-        self._plan(org_id, event_id, record)
+        self._plan_record(org_id, event_id, record)
 
-    def _plan(self, org_id: str, event_id: str, record: pg_events.EventRecord | None) -> None:
+    def _plan_record(self, org_id: str, event_id: str, record: pg_events.EventRecord | None) -> None:
+        if record is None:
+            self._plan(org_id, event_id, None, None)
+        else:
+            self._plan(org_id, event_id, record.status, record.schedule())
+
+    def _plan(self, org_id: str, event_id: str, status: str | None, schedule: SaleSchedule | None) -> None:
         key = (org_id, event_id)
-        at = None if record is None else next_wake(record.status, record.schedule(), self._clock())
+        at = None if status is None or schedule is None else next_wake(status, schedule, self._clock())
         if at is None:
             self._planned.pop(key, None)
             return
@@ -158,7 +165,7 @@ class TimerCore:
             if record is not None:
                 self.fired.append((org_id, event_id, record.status))
                 del self.fired[:-1_000]
-            self._plan(org_id, event_id, record)
+            self._plan_record(org_id, event_id, record)
         return count
 
     async def run_forever(self) -> None:

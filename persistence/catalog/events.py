@@ -99,17 +99,23 @@ class EventRecord:
 
     def schedule(self) -> sale_schedule.SaleSchedule:
         """The sale schedule as the engine's rules read it (epoch seconds)."""
-        return sale_schedule.SaleSchedule(
-            _seconds(self.sale_opens_at),
-            _seconds(self.sale_closes_at),
-            tuple(
-                sale_schedule.Presale(
-                    p.code, p.opens_at.timestamp(), p.closes_at.timestamp(),
-                    None if p.buyer_ids is None else frozenset(p.buyer_ids),
-                )
-                for p in self.presales
-            ),
-        )
+        return schedule_of(self.sale_opens_at, self.sale_closes_at, self.presales)
+
+
+def schedule_of(
+    sale_opens_at: datetime | None, sale_closes_at: datetime | None, presales: tuple[PresaleRecord, ...]
+) -> sale_schedule.SaleSchedule:
+    return sale_schedule.SaleSchedule(
+        _seconds(sale_opens_at),
+        _seconds(sale_closes_at),
+        tuple(
+            sale_schedule.Presale(
+                p.code, p.opens_at.timestamp(), p.closes_at.timestamp(),
+                None if p.buyer_ids is None else frozenset(p.buyer_ids),
+            )
+            for p in presales
+        ),
+    )
 
 
 def _seconds(moment: datetime | None) -> float | None:
@@ -127,7 +133,7 @@ def presales_json(presales: tuple[PresaleRecord, ...]) -> str:
     )
 
 
-def _presales(raw: str | None) -> tuple[PresaleRecord, ...]:
+def presales_of_json(raw: str | None) -> tuple[PresaleRecord, ...]:
     return tuple(
         PresaleRecord(
             p["code"], datetime.fromisoformat(p["opens_at"]), datetime.fromisoformat(p["closes_at"]),
@@ -236,7 +242,7 @@ def _event(row: asyncpg.Record, ticket_types: tuple[TicketTypeRecord, ...]) -> E
         layout_id=row["layout_id"],
         sale_opens_at=row["sale_opens_at"],
         sale_closes_at=row["sale_closes_at"],
-        presales=_presales(row["presales"]),
+        presales=presales_of_json(row["presales"]),
         revision=row["revision"],
     )
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.catalog.lifecycle import EventStatus
+from engine.catalog.presales import SaleSchedule
 from persistence.catalog import events as pg_events
 from persistence.db import Connection
 from persistence.tenancy import OrgDb
@@ -149,16 +150,34 @@ async def check_timer_lease(db: OrgDb, epoch: int, name: str = TIMER_LEASE) -> N
         raise Fenced(f"the catalog timer's epoch {epoch} is fenced out (current {current})")
 
 
-async def timed_events(conn: Connection, limit: int) -> list[tuple[str, str]]:
-    """(org, event) of every event with a timed move or presale pending, across orgs (the caller's transaction is
-    ``unscoped``: the timer serves every org), at most ``limit``, soonest first."""
+@dataclass(frozen=True)
+class TimedEvent:
+    org_id: str
+    event_id: str
+    status: str
+    schedule: SaleSchedule
+
+
+async def timed_events(conn: Connection, limit: int) -> list[TimedEvent]:
+    """Every event with a timed move or presale pending, with its status and schedule, across orgs (the caller's
+    transaction is ``unscoped``: the timer serves every org), at most ``limit``, soonest first."""
     rows = await conn.fetch(
-        "SELECT org_id, id FROM events "
+        "SELECT org_id, id, status, sale_opens_at, sale_closes_at, presales::text AS presales FROM events "
         "WHERE status IN ('published', 'on_sale', 'paused', 'sold_out') "
         "AND (sale_opens_at IS NOT NULL OR sale_closes_at IS NOT NULL OR jsonb_array_length(presales) > 0) "
         "ORDER BY least(CASE WHEN status = 'published' THEN sale_opens_at END, sale_closes_at) NULLS LAST, id "
         "LIMIT $1",
         limit,
     )
-    return [(row["org_id"], row["id"]) for row in rows]
+    return [
+        TimedEvent(
+            row["org_id"],
+            row["id"],
+            row["status"],
+            pg_events.schedule_of(
+                row["sale_opens_at"], row["sale_closes_at"], pg_events.presales_of_json(row["presales"])
+            ),
+        )
+        for row in rows
+    ]
 
