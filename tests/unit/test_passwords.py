@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
+import argon2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -59,16 +58,10 @@ def test_any_acceptable_password_round_trips(password: str) -> None:
     assert verify_password(hash_password(password), password)
 
 
-def test_verification_costs_about_the_same_for_a_known_and_an_unknown_account() -> None:
-    # The login route verifies against DUMMY_HASH for an unknown e-mail: same parameters, so same cost.
-    real = hash_password(GOOD)
-
-    def cost(stored: str) -> float:
-        start = time.perf_counter()
-        for _ in range(3):
-            verify_password(stored, "a wrong guess of a password")
-        return (time.perf_counter() - start) / 3
-
-    real_s, dummy_s = min(cost(real) for _ in range(3)), min(cost(DUMMY_HASH) for _ in range(3))
-    assert 0.5 < real_s / dummy_s < 2.0
-    assert real_s < 0.2  # logins must not queue (about 25 ms on the 2-core development machine)
+def test_verification_costs_the_same_for_a_known_and_an_unknown_account() -> None:
+    # The login route verifies against DUMMY_HASH for an unknown e-mail. Argon2's cost is its parameters (time,
+    # memory, lanes, lengths), so equal parameters mean equal work; compared without a clock, which a shared
+    # machine makes noisy (speed is the benchmarks' business, not a unit test's).
+    real = argon2.extract_parameters(hash_password(GOOD))
+    assert argon2.extract_parameters(DUMMY_HASH) == real
+    assert (real.time_cost, real.memory_cost) == (passwords.argon2_time_cost, passwords.argon2_memory_kib)
