@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -38,6 +38,7 @@ class TicketType:
     kind: str  # a TicketKind; a str so that a stored row's unknown kind is a problem, not a crash
     capacity: int | None  # a definition gives it for GA only; stocked, every type has one (see capacity_of)
     price: Price
+    _: KW_ONLY  # named at every call, so an optional field added later never takes another one's place
     zone: str | None = None  # seated, on a layout: the type's seats are that zone's (engine/catalog/layout_events.py)
     price_tiers: tuple[pricing.PriceTier, ...] = ()  # engine/catalog/pricing.py: the first still ahead applies
 

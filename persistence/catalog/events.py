@@ -181,7 +181,7 @@ def _stocked(new: NewEvent) -> catalog.StockedEvent:
         max_tickets_per_buyer=new.max_tickets_per_buyer,
         seat_ids=new.seat_ids,
         ticket_types=tuple(
-            catalog.TicketType(t.code, t.kind, t.capacity, catalog.Price(t.price_minor, t.currency), t.zone)
+            catalog.TicketType(t.code, t.kind, t.capacity, catalog.Price(t.price_minor, t.currency), zone=t.zone)
             for t in new.ticket_types
         ),
         dedicated=new.dedicated,

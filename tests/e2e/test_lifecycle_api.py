@@ -297,7 +297,8 @@ async def test_capacity_grows_and_shrinks_only_to_held_plus_sold(world: World) -
     assert (await world.hold(event_id, buyer="b")).json()["error"]["code"] == "insufficient_inventory"
     grown = await world.gw.client.patch(path, json={"capacity": 8}, headers=world.headers)
     assert grown.json() == {"code": "GA", "kind": "ga", "capacity": 8, "price": {"amount_minor": 100,
-                                                                                "currency": "ZAR"}}
+                                                                                "currency": "ZAR"},
+                            "zone": None, "price_tiers": []}
     availability = await world.gw.client.get(f"/v1/events/{event_id}/availability", headers=world.headers)
     [counts] = availability.json()["ticket_types"]
     assert (counts["capacity"], counts["available"], counts["held"]) == (8, 5, 3)

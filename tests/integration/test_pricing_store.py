@@ -99,7 +99,7 @@ def definition() -> catalog.EventDefinition:
         max_tickets_per_buyer=10,
         layout=None,
         ticket_types=(
-            catalog.TicketType("GA", "ga", 1_000, zar, (earlier, early)),
+            catalog.TicketType("GA", "ga", 1_000, zar, price_tiers=(earlier, early)),
             catalog.TicketType("VIP", "ga", 100, catalog.Price(50_000, "ZAR")),
         ),
         fees=(pricing.Fee("BOOKING", "ticket", amount_minor=500), pricing.Fee("SERVICE", "order", percent_bp=250)),

@@ -132,7 +132,7 @@ def _priced(new: NewEvent) -> catalog.StockedEvent:
         max_tickets_per_buyer=new.max_tickets_per_buyer, seat_ids=new.seat_ids,
         ticket_types=tuple(
             catalog.TicketType(t.code, t.kind, t.capacity, catalog.Price(t.price_minor, t.currency),
-                               (tier,) if t.kind == "ga" else ())
+                               price_tiers=(tier,) if t.kind == "ga" else ())
             for t in new.ticket_types
         ),
         fees=(pricing.Fee("BOOKING", "order", amount_minor=10),),

@@ -361,7 +361,7 @@ def _on_layout(*types: TicketType) -> EventDefinition:
 
 def test_zoned_types_sell_their_zones_and_the_zoneless_type_the_rest() -> None:
     definition = _on_layout(
-        TicketType("FLOOR", "seated", None, ZAR, "FLOOR"),
+        TicketType("FLOOR", "seated", None, ZAR, zone="FLOOR"),
         TicketType("REST", "seated", None, ZAR),
         TicketType("GA", "ga", 10, ZAR),
     )
@@ -374,7 +374,7 @@ def test_zoned_types_sell_their_zones_and_the_zoneless_type_the_rest() -> None:
 
 
 def test_without_a_zoneless_type_unclaimed_seats_are_blocked() -> None:
-    definition = _on_layout(TicketType("BAL", "seated", None, ZAR, "BALCONY"))
+    definition = _on_layout(TicketType("BAL", "seated", None, ZAR, zone="BALCONY"))
     stock = layout_events.stocked_on(definition, ZONED)
     assert stock.seat_types == (None, None, "BAL", None, None)
     assert stocked_problems(stock) == []
@@ -383,11 +383,13 @@ def test_without_a_zoneless_type_unclaimed_seats_are_blocked() -> None:
 def test_zone_rules() -> None:
     two_zoneless = _on_layout(TicketType("A", "seated", None, ZAR), TicketType("B", "seated", None, ZAR))
     assert _fields(event_problems(two_zoneless)) == {"ticket_types.1.zone"}
-    same_zone = _on_layout(TicketType("A", "seated", None, ZAR, "BOX"), TicketType("B", "seated", None, ZAR, "BOX"))
+    same_zone = _on_layout(
+        TicketType("A", "seated", None, ZAR, zone="BOX"), TicketType("B", "seated", None, ZAR, zone="BOX")
+    )
     assert _fields(event_problems(same_zone)) == {"ticket_types.1.zone"}
-    ga_zone = _on_layout(TicketType("G", "ga", 5, ZAR, "BOX"), TicketType("S", "seated", None, ZAR))
+    ga_zone = _on_layout(TicketType("G", "ga", 5, ZAR, zone="BOX"), TicketType("S", "seated", None, ZAR))
     assert _fields(event_problems(ga_zone)) == {"ticket_types.0.zone"}
-    unknown = _on_layout(TicketType("S", "seated", None, ZAR, "PIT"))
+    unknown = _on_layout(TicketType("S", "seated", None, ZAR, zone="PIT"))
     assert _fields(layout_events.layout_event_problems(unknown, ZONED)) == {"ticket_types.0.zone"}
 
 
@@ -395,7 +397,7 @@ def test_a_zone_needs_a_layout_and_seating_excludes_one() -> None:
     inline = (seating.Section("A", (seating.Row("1", 2),)),)
     zoned_inline = EventDefinition(
         name="Show", starts_at=ON_LAYOUT.starts_at, hold_ttl_s=600, max_tickets_per_buyer=10, layout=inline,
-        ticket_types=(TicketType("S", "seated", None, ZAR, "FLOOR"),),
+        ticket_types=(TicketType("S", "seated", None, ZAR, zone="FLOOR"),),
     )
     assert _fields(event_problems(zoned_inline)) == {"ticket_types.0.zone"}
     both = EventDefinition(

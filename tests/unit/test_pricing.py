@@ -284,8 +284,9 @@ def _event(types: tuple[TicketType, ...], **changes: object) -> EventDefinition:
 
 def test_event_price_rules_are_reported_all_at_once() -> None:
     tier = PriceTier(NOW + timedelta(days=2), 100, "ZAR")
-    ga = TicketType("GA", "ga", 10, Price(1_000, "ZAR"), (tier, replace(tier, until=NOW + timedelta(days=1))))
-    vip = TicketType("VIP", "ga", 10, Price(2_000, "USD"), (replace(tier, currency="EUR"),))
+    later = replace(tier, until=NOW + timedelta(days=1))
+    ga = TicketType("GA", "ga", 10, Price(1_000, "ZAR"), price_tiers=(tier, later))
+    vip = TicketType("VIP", "ga", 10, Price(2_000, "USD"), price_tiers=(replace(tier, currency="EUR"),))
     definition = _event(
         (ga, vip),
         fees=(Fee("F", "ticket"), Fee("F", "order", amount_minor=1), Fee("G", "weekly", percent_bp=10_001)),

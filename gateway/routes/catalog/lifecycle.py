@@ -91,7 +91,8 @@ async def set_capacity(call: Call[CapacityIn]) -> Response:
         )
     except catalog_lifecycle.InvalidPatch as error:
         raise _invalid(error.problems) from None
-    [ticket_type] = [t for t in event_view(record)["ticket_types"] if t["code"] == code]
+    prices = await svc.domain(PriceCache).price_list(principal.org_id, record.id)
+    [ticket_type] = [t for t in priced_view(event_view(record), prices)["ticket_types"] if t["code"] == code]
     return render(TicketTypeOut, ticket_type)
 
 
