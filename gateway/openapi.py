@@ -49,6 +49,7 @@ class Operation:
     idempotent: bool = False
     websocket: bool = False
     media_type: str = "application/json"
+    request_media_types: tuple[str, ...] = ()  # bodies it takes besides JSON (a layout's text/csv), as strings
     description: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
 
@@ -160,6 +161,8 @@ def _operation_json(route: BaseRoute, op: Operation, path: str) -> dict[str, Any
         )
     if op.request is not None:
         result["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.request)}}}
+        for media_type in op.request_media_types:
+            result["requestBody"]["content"][media_type] = {"schema": {"type": "string"}}
     if op.query is not None:
         result["parameters"] += _query_parameters(op.query)
     return result

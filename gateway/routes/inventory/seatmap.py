@@ -28,6 +28,7 @@ TAG = ("events",)
     scope=SEATS_SCOPES,
     errors=(404,),
     tags=TAG,
+    media_type=SVG_MEDIA_TYPE,
 )
 async def get_seatmap(call: Call[Any]) -> Response:
     principal, svc, event_id = call.principal, call.svc, call.path("event_id")
