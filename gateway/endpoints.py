@@ -91,11 +91,13 @@ def read_route(
     description: str = "",
     tags: tuple[str, ...] = (),
     route_class: RouteClass | None = None,
+    media_type: str = "application/json",
 ) -> Callable[[Handler], Endpoint]:
-    """A GET: authenticate, the scope, the rate limits (reads), then the handler."""
+    """A GET: authenticate, the scope, the rate limits (reads), then the handler. ``media_type``: what it answers
+    (an SVG, say) when not JSON."""
     operation = Operation(
         summary, response=response, query=query, scope=_documented(scope), errors=errors,
-        description=description, tags=tags, authenticated=True,
+        description=description, tags=tags, authenticated=True, media_type=media_type,
     )
 
     def wrap(handler: Handler) -> Endpoint:
@@ -148,7 +150,7 @@ def write_route(
     operation = Operation(
         summary, status=status, response=response, request=request, scope=None if scope is None else _documented(scope),
         errors=errors, idempotent=idempotent, description=description, tags=tags, authenticated=not public,
-        linked_body=linked_body or {},
+        linked_body=linked_body or {}, request_media_types=body_media_types,
     )
 
     def wrap(handler: Handler) -> Endpoint:

@@ -84,6 +84,7 @@ class Operation:
     idempotent: bool = False
     websocket: bool = False
     media_type: str = "application/json"
+    request_media_types: tuple[str, ...] = ()  # bodies it takes besides JSON (a layout's text/csv), as strings
     description: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
     # A credential is needed (a scope implies one; logging out needs one without a scope).
@@ -264,6 +265,8 @@ def _operation_json(doc: _Documented, documented: list[_Documented], refs: _Refs
             "required": True,
             "content": {"application/json": {"schema": _ref(refs, op.request, "validation")}},
         }
+        for media_type in op.request_media_types:
+            result["requestBody"]["content"][media_type] = {"schema": {"type": "string"}}
     if op.query is not None:
         result["parameters"] += _query_parameters(op.query)
     return result

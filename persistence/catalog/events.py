@@ -36,6 +36,7 @@ _TICKET_TYPES_SQL = (
 _SEAT_IDS_SQL = (
     "SELECT coalesce(array_agg(seat_id ORDER BY seat_index), '{}') FROM seats WHERE org_id = $1 AND event_id = $2"
 )
+seats_inserted_per_statement_max = 20_000
 _SEAT_TYPES_SQL = (
     "SELECT coalesce(array_agg(ticket_type ORDER BY seat_index), '{}') FROM seats "
     "WHERE org_id = $1 AND event_id = $2"
@@ -288,15 +289,20 @@ async def create_event(db: OrgDb, new: NewEvent) -> EventRecord:
             # security for a role it applies to. WITH ORDINALITY numbers them from 1, the index from 0.
             seated = [t.code for t in new.ticket_types if t.kind == TicketKind.SEATED]
             seat_types = new.seat_types or (seated[0],) * len(new.seat_ids)
-            await conn.execute(
-                "INSERT INTO seats (org_id, event_id, seat_id, seat_index, ticket_type) "
-                "SELECT $1, $2, seat_id, (n - 1)::int, ticket_type "
-                "FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS s(seat_id, ticket_type, n)",
-                org_id,
-                event_id,
-                list(new.seat_ids),
-                list(seat_types),
-            )
+            # In chunks, so that no one statement nears the command timeout on a loaded machine (100,000 seats
+            # with their indexes and the ticket type's foreign key take seconds).
+            for start in range(0, len(new.seat_ids), seats_inserted_per_statement_max):
+                end = start + seats_inserted_per_statement_max
+                await conn.execute(
+                    "INSERT INTO seats (org_id, event_id, seat_id, seat_index, ticket_type) "
+                    "SELECT $1, $2, seat_id, (n - 1 + $5)::int, ticket_type "
+                    "FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS s(seat_id, ticket_type, n)",
+                    org_id,
+                    event_id,
+                    list(new.seat_ids[start:end]),
+                    list(seat_types[start:end]),
+                    start,
+                )
     # as read back: a new type's units_max is its capacity (the insert trigger's default)
     return _event(row, tuple(replace(t, units_max=max(t.units_max, t.capacity)) for t in new.ticket_types))
 

@@ -14,6 +14,8 @@ from engine.catalog.layouts import Layout, LayoutSeat, Zone
 from engine.ids import LAYOUT_PREFIX, layout_hex_chars
 from persistence.tenancy import OrgDb
 
+seats_inserted_per_statement_max = 20_000
+
 
 @dataclass(frozen=True)
 class LayoutRecord:
@@ -60,23 +62,27 @@ async def create_layout(db: OrgDb, venue_id: str, layout: Layout) -> LayoutRecor
                 [zone.name for zone in layout.zones],
             )
         # attributes travel as one ';'-joined string per seat (unnest cannot take an array of arrays of
-        # different lengths); the names have no ';' (engine/catalog/layouts.py SeatAttribute)
-        await conn.execute(
-            "INSERT INTO layout_seats (org_id, layout_id, seat_index, section, row_label, number, x, y, zone, "
-            "attributes) SELECT $1, $2, (n - 1)::int, section, row_label, number, x, y, zone, "
-            "CASE WHEN attributes = '' THEN '{}'::text[] ELSE string_to_array(attributes, ';') END "
-            "FROM unnest($3::text[], $4::text[], $5::int[], $6::float8[], $7::float8[], $8::text[], $9::text[]) "
-            "WITH ORDINALITY AS s(section, row_label, number, x, y, zone, attributes, n)",
-            org_id,
-            layout_id,
-            [s.section for s in seats],
-            [s.row for s in seats],
-            [s.number for s in seats],
-            [s.x for s in seats],
-            [s.y for s in seats],
-            [s.zone for s in seats],
-            [";".join(s.attributes) for s in seats],
-        )
+        # different lengths); the names have no ';' (engine/catalog/layouts.py SeatAttribute). In chunks, so
+        # that no one statement nears the command timeout on a loaded machine.
+        for start in range(0, len(seats), seats_inserted_per_statement_max):
+            chunk = seats[start : start + seats_inserted_per_statement_max]
+            await conn.execute(
+                "INSERT INTO layout_seats (org_id, layout_id, seat_index, section, row_label, number, x, y, zone, "
+                "attributes) SELECT $1, $2, (n - 1 + $10)::int, section, row_label, number, x, y, zone, "
+                "CASE WHEN attributes = '' THEN '{}'::text[] ELSE string_to_array(attributes, ';') END "
+                "FROM unnest($3::text[], $4::text[], $5::int[], $6::float8[], $7::float8[], $8::text[], $9::text[]) "
+                "WITH ORDINALITY AS s(section, row_label, number, x, y, zone, attributes, n)",
+                org_id,
+                layout_id,
+                [s.section for s in chunk],
+                [s.row for s in chunk],
+                [s.number for s in chunk],
+                [s.x for s in chunk],
+                [s.y for s in chunk],
+                [s.zone for s in chunk],
+                [";".join(s.attributes) for s in chunk],
+                start,
+            )
     return LayoutRecord(layout_id, venue_id, layout, created_at)
 
 

@@ -77,6 +77,8 @@ ALTER TABLE seats ADD CONSTRAINT seats_ticket_type_fkey
 ALTER TABLE seats ADD CONSTRAINT seats_event_seat_type_key UNIQUE (event_id, seat_id, ticket_type);
 ALTER TABLE tickets ADD CONSTRAINT tickets_seat_type_fkey
     FOREIGN KEY (event_id, seat_id, ticket_type) REFERENCES seats (event_id, seat_id, ticket_type);
+-- the new key implies the seat exists in the event: the old one would only cost a sale a second index probe
+ALTER TABLE tickets DROP CONSTRAINT tickets_event_id_seat_id_fkey;
 
 GRANT SELECT, INSERT ON venues, layouts, layout_zones, layout_seats TO voelgoed_app, voelgoed_platform;
 

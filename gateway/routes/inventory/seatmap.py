@@ -23,16 +23,17 @@ TAG = ("events",)
     description=(
         "image/svg+xml. Each seat is a <circle> whose id is the seat id and whose class is available, held, sold "
         "or blocked (no ticket type sells it), current to the availability copy; the stage is at the smallest y. "
-        "A draft's sellable seats show available. Needs inventory:read or events:read."
+        "A draft's sellable seats show available (it has no inventory yet). Needs inventory:read or events:read."
     ),
     scope=SEATS_SCOPES,
     errors=(404,),
     tags=TAG,
+    media_type=SVG_MEDIA_TYPE,
 )
 async def get_seatmap(call: Call[Any]) -> Response:
     principal, svc, event_id = call.principal, call.svc, call.path("event_id")
     meta = visible_to(principal, await svc.events.get(principal.org_id, event_id))
-    view = await current_availability(svc, principal, event_id) if meta.on_sale else None
+    view = await current_availability(svc, principal, event_id) if meta.has_inventory else None
     body = await svc.domain(SeatMaps).svg(principal.org_id, event_id, view)
     if body is None:
         raise event_not_found(event_id)
