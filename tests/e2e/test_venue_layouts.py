@@ -502,6 +502,11 @@ async def test_an_event_on_a_layout_sells_zones_blocks_the_rest_and_draws_its_se
     assert counts["FLOOR"] == (3, 1, 1, 1) and counts["REST"] == (4, 3, 0, 1)
     assert availability["seats"]["total"] == 8 and availability["seats"]["available"] == 4
 
+    # Paused, the sale keeps its holds and sales: the map still shows them (not a draft's all-available map).
+    paused = await gw.client.post(f"/v1/events/{event_id}/transitions", json={"to": "paused"}, headers=owner)
+    assert paused.status_code == 200, paused.text
+    assert await _seatmap(gw, owner, event_id) == expected
+
 
 async def test_zones_an_event_asks_for_must_be_the_layouts(
     gw: Gateway, org: tuple[str, dict[str, str]], venue_id: str, admin: asyncpg.Connection
