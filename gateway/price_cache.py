@@ -37,6 +37,7 @@ promo_totals_ttl_s = 1.0
 _CHANNEL_RE = re.compile(r"vg:([^:]+):\{([^}]+)\}:prices_changed")
 
 EventKey = tuple[str, str]  # (org id, event id)
+_NO_MIRROR = -1  # a promo total remembered as "no mirror yet" (no use taken since it was last built)
 
 
 class PriceCache:
@@ -68,10 +69,8 @@ class PriceCache:
         if total is None:
             with storage_outage_as_503():
                 usage = await promo_uses.read_usage(self._redis, org_id, event_id, code, buyer_id)
-            if usage is None:
-                return None
-            total = self._totals[key] = usage.total
-        return pricing.Usage(total, 0)
+            total = self._totals[key] = _NO_MIRROR if usage is None else usage.total
+        return None if total == _NO_MIRROR else pricing.Usage(total, 0)
 
     async def price_list(self, org_id: str, event_id: str) -> pricing.PriceList | None:
         """The event's price list (services/pricing.PriceLists); None when the org has no such event."""

@@ -244,6 +244,15 @@ def bench(target: str, key: str, args: argparse.Namespace, gateway_pid: int | No
     with tempfile.TemporaryDirectory() as directory:
         script = wrk_script(Path(directory), key, body)
         run_wrk(url, script, threads=args.threads, connections=args.connections, seconds=args.warmup_seconds)
+        # The machine's state, in the same session: GET /healthz (no auth, no Redis) with the same wrk settings.
+        plain = Path(directory) / "get.lua"
+        plain.write_text('wrk.method = "GET"\n')
+        health = run_wrk(f"{target}/healthz", plain, threads=args.threads, connections=args.connections,
+                         seconds=args.seconds, gateway_pid=gateway_pid)
+        health_cpu = "" if health.gateway_cpu_us_per_quote is None else (
+            f"  gateway CPU {health.gateway_cpu_us_per_quote:.0f} us/request"
+        )
+        print(f"GET /healthz: {health.quotes_per_s:,.0f} requests/s  p99 {health.p99_ms:.2f} ms{health_cpu}")
         runs = [
             run_wrk(url, script, threads=args.threads, connections=args.connections, seconds=args.seconds,
                     gateway_pid=gateway_pid)
@@ -266,6 +275,8 @@ def bench(target: str, key: str, args: argparse.Namespace, gateway_pid: int | No
         "connections": args.connections,
         "threads": args.threads,
         "promo": not args.no_promo,
+        "healthz_per_s": health.quotes_per_s,
+        "healthz_cpu_us": health.gateway_cpu_us_per_quote,
         "sample_quote": sample,
     }
     print(json.dumps({k: v for k, v in result.items() if k != "sample_quote"}))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,8 @@ from persistence import audit
 from services import pricing as pricing_cases
 from tests.bounded_wait import until
 from tests.fakes import Gateway, event_body, new_org, running_gateway
+from tests.fakes.clock import FakeClock
+from tests.fakes.inventory import FakeInventoryClient
 
 FAR = "2099-01-01T00:00:00Z"
 DEAD_DATABASE_URL = "postgresql://voelgoed@127.0.0.1:1/nothing"
@@ -363,3 +366,18 @@ async def test_quotes_work_with_postgres_dead(gw: Gateway, owner: dict[str, str]
     finally:
         svc.pool._pool = alive
         await dead.close()
+
+
+async def test_a_quote_of_an_expired_hold_is_410(database_url: str, redis_url: str, owner: dict[str, str]) -> None:
+    """The inventory's clock runs 700 s behind the gateway's: a hold it places (TTL 600 s) is already past its
+    expires_at for the quote, which compares the hold's time with its own."""
+    late = FakeInventoryClient(database_url, redis_url, clock=FakeClock(time.time() - 700))
+    async with running_gateway(database_url, redis_url, inventory=late) as gateway:
+        event_id = await priced_event(gateway, owner)
+        held = await gateway.client.post(
+            f"/v1/events/{event_id}/holds", json={"buyer_id": "slow", "ticket_type": "GA", "quantity": 1},
+            headers=owner,
+        )
+        assert held.status_code == 201, held.text
+        answered = await quote(gateway, owner, event_id, buyer_id="slow", hold_id=held.json()["hold_id"])
+        assert answered.status_code == 410 and answered.json()["error"]["code"] == "hold_expired", answered.text

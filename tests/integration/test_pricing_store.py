@@ -356,3 +356,33 @@ async def test_the_schema_defends_the_price_rules(processes: list[Process], org_
         with pytest.raises(asyncpg.CheckViolationError, match="only be released"):
             async with db.conn.transaction():
                 await db.conn.execute("UPDATE promo_uses SET released_at = NULL WHERE use_id = 'use-1'")
+
+
+async def test_the_price_cache_never_keeps_a_list_older_than_one_announced(
+    processes: list[Process], org_id: str
+) -> None:
+    """A read racing a change: the change's announcement (version 2) arrives while the read still brings version 1
+    from Redis; the cache answers it but does not keep it, so the next quote reads again."""
+    from gateway.price_cache import PriceCache  # the gateway's cache over these stores
+
+    process = processes[0]
+    event_id = await _event(process, org_id)
+    cache = PriceCache(TenantPool(process.pool), process.redis)
+    cache._connected()  # as the subscription does on connect
+    key = (org_id, event_id)
+    cache._on_message(redis_keys.prices_changed(org_id, event_id), b"2")
+    first = await cache.price_list(org_id, event_id)
+    assert first is not None and first.version == 1
+    assert key not in cache._lists  # older than announced: not kept
+    await _promo(process, org_id, event_id)  # version 2 reaches Redis
+    second = await cache.price_list(org_id, event_id)
+    assert second is not None and second.version == 2 and "RUSH" in second.promos
+    assert cache._lists[key] is second
+    cache._on_message(redis_keys.prices_changed(org_id, event_id), b"3")
+    assert key not in cache._lists  # a newer announcement evicts
+    cache._disconnected()
+    assert await cache.price_list(org_id, event_id) is not None and key not in cache._lists  # nothing kept offline
+    await process.redis.delete(redis_keys.price_list(org_id, event_id))
+    repaired = await cache.price_list(org_id, event_id)  # Redis lost it: rebuilt from Postgres and written back
+    assert repaired is not None and repaired.version == 2
+    assert await pg_prices.get_price_list(process.redis, org_id, event_id) == repaired
