@@ -381,3 +381,22 @@ async def test_a_quote_of_an_expired_hold_is_410(database_url: str, redis_url: s
         assert held.status_code == 201, held.text
         answered = await quote(gateway, owner, event_id, buyer_id="slow", hold_id=held.json()["hold_id"])
         assert answered.status_code == 410 and answered.json()["error"]["code"] == "hold_expired", answered.text
+
+
+async def test_an_event_on_a_layout_is_priced_like_any_other(gw: Gateway, owner: dict[str, str]) -> None:
+    venue = await gw.client.post("/v1/venues", json={"name": "Hall", "timezone": "Africa/Johannesburg"},
+                                 headers=owner)
+    assert venue.status_code == 201, venue.text
+    layout_body = {"name": "Small", "zones": [], "sections": [{"name": "A", "rows": [{"label": "1", "seats": 4}]}]}
+    layout = await gw.client.post(f"/v1/venues/{venue.json()['id']}/layouts", json=layout_body, headers=owner)
+    assert layout.status_code == 201, layout.text
+    body = {key: value for key, value in priced_body().items() if key != "seating"}
+    created = await gw.client.post("/v1/events", json=body | {"layout_id": layout.json()["id"]}, headers=owner)
+    assert created.status_code == 201, created.text
+    event = created.json()
+    assert event["tax"] == {"code": "VAT", "rate_bp": 1_500, "included": False} and len(event["fees"]) == 2
+    answered = await quote(gw, owner, event["id"])
+    assert answered.status_code == 200, answered.text
+    assert lines(answered.json())[:2] == [("ticket", "GA", 2, 24_000), ("ticket", "SEAT", 1, 30_000)]
+    assert answered.json()["tax_minor"] > 0
+    assert_sums(answered.json())
