@@ -33,8 +33,8 @@ from persistence.catalog import events as pg_events
 from persistence.catalog import lifecycle as pg_lifecycle
 from persistence.db import create_pool
 from persistence.tenancy import TenantPool
-from services.catalog import Activations
-from services.catalog_lifecycle import fire_timed
+from services.catalog.events import Activations
+from services.catalog.lifecycle import fire_timed
 from services.unit_of_work import UnitsOfWork
 
 log = logging.getLogger(__name__)

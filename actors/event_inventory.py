@@ -38,7 +38,7 @@ from persistence.db import Connection
 from persistence.inventory import live_state
 from persistence.inventory import sales as pg_sales
 from persistence.tenancy import org_transaction
-from services.catalog_lifecycle import commit_capacity, mark_sold_out
+from services.catalog.lifecycle import commit_capacity, mark_sold_out
 from services.inventory.sales import commit_sales
 
 log = logging.getLogger(__name__)

@@ -57,7 +57,7 @@ class Refusal(StrEnum):
     # catalog: venues and their seating layouts
     VENUE_NOT_FOUND = "venue_not_found"
     LAYOUT_NOT_FOUND = "layout_not_found"
-    # catalog: pricing (engine/catalog/pricing.py, services/pricing.py)
+    # catalog: pricing (engine/catalog/pricing.py, services/catalog/pricing.py)
     PROMO_CODE_INVALID = "promo_code_invalid"  # details.reason: an engine.catalog.pricing.PromoInvalid
     PROMO_CODE_EXISTS = "promo_code_exists"
     TOO_MANY_PROMO_CODES = "too_many_promo_codes"

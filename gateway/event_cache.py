@@ -202,7 +202,7 @@ class EventCache:
         self.remember(meta)
 
     async def share_record(self, record: pg_events.EventRecord) -> None:
-        """``share`` for a record just written (services/catalog.py's SharedEvents)."""
+        """``share`` for a record just written (services/catalog/events.py's SharedEvents)."""
         await self.share(meta_of_record(record))
 
     def forget_absent(self, org_id: str, event_id: str) -> None:

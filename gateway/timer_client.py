@@ -20,7 +20,7 @@ handle_lookup_s_max = 10.0
 
 
 class TimerLink:
-    """The process's catalog timer, registered in ``Services.domains`` (services.catalog_lifecycle.Schedules)."""
+    """The process's catalog timer, registered in ``Services.domains`` (services.catalog.lifecycle.Schedules)."""
 
     def __init__(self, schedules: Any) -> None:
         self.schedules = schedules

@@ -13,7 +13,7 @@ import pytest
 
 from gateway.price_cache import PriceCache
 from persistence import audit
-from services import pricing as pricing_cases
+from services.catalog import pricing as pricing_cases
 from tests.bounded_wait import until
 from tests.fakes import Gateway, event_body, new_org, running_gateway
 from tests.fakes.clock import FakeClock

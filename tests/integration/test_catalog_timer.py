@@ -30,8 +30,8 @@ from persistence.catalog import event_metas
 from persistence.catalog import events as pg_events
 from persistence.db import connect, create_pool
 from persistence.tenancy import TenantPool
-from services import catalog as catalog_use_cases
-from services import catalog_lifecycle
+from services.catalog import events as catalog_use_cases
+from services.catalog import lifecycle as catalog_lifecycle
 from services.unit_of_work import UnitsOfWork
 from tests.bounded_wait import until
 from tests.fakes.clock import FakeClock

@@ -1,4 +1,4 @@
-"""The catalog's use cases (services/catalog.py) on a real database: what they write, what they audit, in which
+"""The catalog's use cases (services/catalog/events.py) on a real database: what they write, what they audit, in which
 order they call their ports, and publishing under concurrency (exactly one publish reports the move)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from persistence.access.orgs import create_org
 from persistence.catalog import events as pg_events
 from persistence.db import connect, create_pool
 from persistence.tenancy import TenantPool
-from services import catalog as catalog_use_cases
+from services.catalog import events as catalog_use_cases
 from services.unit_of_work import UnitsOfWork
 
 ACTOR = audit.Actor("key", "key_catalog_test", "192.0.2.7")

@@ -28,8 +28,8 @@ from persistence.catalog import prices as pg_prices
 from persistence.catalog import promo_uses, redis_keys
 from persistence.db import connect, create_pool
 from persistence.tenancy import TenantPool
-from services import catalog as catalog_cases
-from services import pricing as pricing_cases
+from services.catalog import events as catalog_cases
+from services.catalog import pricing as pricing_cases
 from services.unit_of_work import UnitsOfWork
 
 ACTOR = audit.Actor("key", "key_pricing_test", "192.0.2.9")
@@ -45,7 +45,7 @@ class NoShare:
 
 
 class RedisPrices:
-    """services.pricing.SharedPrices straight to Redis (what gateway/price_cache.py does, without its memory)."""
+    """services.catalog.pricing.SharedPrices straight to Redis (gateway/price_cache.py's job, without its memory)."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis

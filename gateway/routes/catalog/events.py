@@ -1,7 +1,7 @@
 """/v1/events: create, publish and read an event (its seat ids, availability and live feed are the inventory's
 routes: gateway/routes/inventory/availability.py).
 
-Creating, publishing and reading an event are use cases (services/catalog.py). Tenancy: every read and write is
+Creating, publishing and reading an event are use cases (services/catalog/events.py). Tenancy: every read and write is
 bound to the caller's org (a tenant transaction, the caches keyed by org), so another org's event answers 404
 like an unknown one. A publishable key (a checkout front-end) sees only the org's on-sale events: a draft answers
 404 to it, never 409, so drafts cannot be probed from a browser.
@@ -23,7 +23,8 @@ from gateway.rendering import render
 from gateway.routes.catalog.models import EventCreate, EventOut
 from gateway.timer_client import TimerLink
 from persistence.catalog import events as pg_events
-from services import catalog, venues
+from services.catalog import events as catalog
+from services.catalog import venues
 
 TAG = ("events",)
 

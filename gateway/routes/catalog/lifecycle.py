@@ -1,6 +1,6 @@
 """An event's lifecycle: move it between statuses, edit its schedule and sale limits, change a GA type's capacity.
 
-Each is a use case (services/catalog_lifecycle.py): audited with who did it, then shared with every gateway
+Each is a use case (services/catalog/lifecycle.py): audited with who did it, then shared with every gateway
 process, the event's inventory (its sale gate) and the catalog timer. Tenancy as for every event route: another
 org's event answers 404 like an unknown one.
 """
@@ -22,7 +22,7 @@ from gateway.rendering import render
 from gateway.routes.catalog.events import event_view, priced_view
 from gateway.routes.catalog.models import CapacityIn, EventOut, EventPatch, TicketTypeOut, TransitionIn, TransitionOut
 from gateway.timer_client import TimerLink
-from services import catalog_lifecycle
+from services.catalog import lifecycle as catalog_lifecycle
 
 TAG = ("events",)
 

@@ -192,7 +192,7 @@ class EventCreate(RequestModel):
     presales: Presales = Field(default_factory=list, description="windows before sale_opens_at for code holders")
 
     def schedule_values(self) -> dict[str, object]:
-        """The schedule given, as the events table's columns (services/catalog_lifecycle.py patches them in)."""
+        """The schedule given, as the events table's columns (services/catalog/lifecycle.py patches them in)."""
         values: dict[str, object] = {}
         if self.sale_opens_at is not None:
             values["sale_opens_at"] = self.sale_opens_at

@@ -22,7 +22,7 @@ from gateway.event_cache import visible_to
 from gateway.price_cache import PriceCache
 from gateway.rendering import render
 from gateway.routes.catalog.pricing_models import PromoCodeCreate, PromoCodeOut, QuoteCreate, QuoteOut
-from services import pricing as pricing_cases
+from services.catalog import pricing as pricing_cases
 
 TAG = ("pricing",)
 

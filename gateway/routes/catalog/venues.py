@@ -35,7 +35,7 @@ from gateway.routes.catalog.venue_models import (
 )
 from persistence.catalog import layouts as pg_layouts
 from persistence.catalog import venues as pg_venues
-from services import venues
+from services.catalog import venues
 
 TAG = ("venues",)
 layout_body_bytes_max = 8 * 1024 * 1024

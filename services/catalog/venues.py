@@ -19,7 +19,7 @@ from persistence import audit
 from persistence.catalog import events as pg_events
 from persistence.catalog import layouts as pg_layouts
 from persistence.catalog import venues as pg_venues
-from services.catalog import EVENT_CREATE, SharedEvents, SharedPrices, share_new_event, write_new_event
+from services.catalog.events import EVENT_CREATE, SharedEvents, SharedPrices, share_new_event, write_new_event
 from services.unit_of_work import Tenants, UnitsOfWork
 
 VENUE_CREATE = "venue.create"

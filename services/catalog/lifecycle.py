@@ -20,7 +20,7 @@ from engine.catalog.lifecycle import EventStatus, Mover
 from engine.catalog.presales import schedule_problems
 from engine.catalog.rules import Problem, TicketKind, sale_limit_problems, settings_problems
 from engine.catalog.timed import due_move
-from engine.inventory.commands import SetCapacity
+from engine.inventory.commands import Command, Rejected, Result, SetCapacity
 from engine.refusals import Refusal, Refused
 from persistence import audit
 from persistence.catalog import events as pg_events
@@ -28,9 +28,7 @@ from persistence.catalog import lifecycle as pg_lifecycle
 from persistence.db import Connection
 from persistence.inventory import sales as pg_sales
 from persistence.tenancy import OrgDb
-from services.catalog import Activations, SharedEvents, event_not_found
-from services.inventory.commands import Inventory
-from services.inventory.commands import submit as submit_to_inventory
+from services.catalog.events import Activations, SharedEvents, event_not_found
 from services.unit_of_work import UnitsOfWork, unit_of_work_on
 
 EVENT_TRANSITION = "event.transition"
@@ -207,10 +205,17 @@ def _audit_values(record: pg_events.EventRecord, values: Mapping[str, Any]) -> d
 # ---- capacity ----------------------------------------------------------------------------------------------
 
 
+class Inventories(Protocol):
+    """The events' inventories (gateway/inventory_client.py), where a capacity change is serialized with the
+    holds: the catalog sends it the command, the inventory decides and commits it."""
+
+    async def submit(self, org_id: str, event_id: str, command: Command, *, dedicated: bool) -> Result: ...
+
+
 async def set_capacity(
     units: UnitsOfWork,
     shared: SharedEvents,
-    inventory: Inventory,
+    inventory: Inventories,
     org_id: str,
     actor: audit.Actor,
     event_id: str,
@@ -242,7 +247,9 @@ async def set_capacity(
         await shared.share_record(drafted)
         return drafted
     command = SetCapacity(cmd_id, code, capacity, f"{actor.type}:{actor.id}", actor.ip)
-    await submit_to_inventory(inventory, org_id, event_id, command, dedicated=record.dedicated)
+    result = await inventory.submit(org_id, event_id, command, dedicated=record.dedicated)
+    if isinstance(result, Rejected):
+        raise Refused(result.code, result.message, result.details)
     async with units.begin(org_id, actor) as uow:
         after = await pg_events.get_event(uow.db, event_id)
     assert after is not None

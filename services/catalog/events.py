@@ -18,7 +18,7 @@ from persistence.catalog import events as pg_events
 from persistence.catalog import lifecycle as pg_lifecycle
 from persistence.catalog import prices as pg_prices
 from persistence.tenancy import OrgDb
-from services.pricing import SharedPrices
+from services.catalog.pricing import SharedPrices
 from services.unit_of_work import Tenants, UnitsOfWork
 
 EVENT_CREATE = "event.create"
