@@ -4,7 +4,8 @@ Rules (asserted, never repaired):
 - a seat is exactly one of available / held / sold;
 - per GA type, held + sold <= capacity; units are numbered 1..capacity and each is in at most one hold or sale;
 - per buyer, held + bought <= max_tickets_per_buyer;
-- holds are all-or-nothing; an expired hold cannot be confirmed; a TTL never exceeds the event's hold_ttl_s.
+- holds are all-or-nothing; an expired hold cannot be confirmed; a TTL never exceeds the event's hold_ttl_s;
+- a best-available hold's seats are picked (engine/inventory/best_available.py) and held in the same step.
 
 The shell calls ``apply`` with a batch and the current time, then ``drain_changes`` to learn what to write through.
 If the sales of a batch fail to commit, ``abort_sales`` puts their holds back exactly as they were.
@@ -595,7 +596,9 @@ class Inventory:
 
     def _seat_finder(self) -> SeatFinder:
         if self._finder is None:
-            geometry = self.spec.geometry or geometry_from_seat_ids(self.spec.seat_ids)
+            geometry = self.spec.geometry
+            if geometry is None:
+                geometry = geometry_from_seat_ids(self.spec.seat_ids)
             self._finder = SeatFinder(geometry, self._seats)
         return self._finder
 

@@ -310,3 +310,16 @@ def test_filters_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         states[picked[0]] = HELD
         finder.set_free(picked, False)
         assert len(finder._filters) <= 2
+
+
+def test_seat_ids_of_another_shape_are_rows_of_their_own_at_the_back() -> None:
+    geometry = geometry_from_seat_ids(["GA-FLOOR", "A-1-1", "A-1-2", "x"])
+    assert [geometry.rows[r].seats for r in range(len(geometry.rows))] == [(1, 2), (0,), (3,)]
+    assert geometry.zones == {"A"}
+    assert best_available([FREE] * 4, geometry, BestRequest(2)) == (1, 2)
+    assert best_available([FREE, HELD, FREE, FREE], geometry, BestRequest(2)) == (2, 0)  # scattered, front first
+
+
+def test_a_request_names_its_filter_one_way() -> None:
+    assert BestRequest(1, None, ("companion", "accessible", "companion")).attributes == ("accessible", "companion")
+    assert BestRequest(1, "A", ("b", "a")) == BestRequest(1, "A", ("a", "b"))
