@@ -186,7 +186,7 @@ def _unique(models: Iterable[type[BaseModel]]) -> list[type[BaseModel]]:
     return found
 
 
-_Refs = dict[tuple[type[BaseModel], Any], dict[str, Any]]
+_Refs = dict[tuple[Any, Any], dict[str, Any]]
 
 
 def _ref(refs: _Refs, model: type[BaseModel], mode: str) -> dict[str, Any]:
