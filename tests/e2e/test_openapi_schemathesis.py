@@ -89,7 +89,7 @@ def config_toml(key: str, seed: int) -> str:
     return f"""
 hooks = "tests.e2e.schemathesis_checks"
 seed = {seed}
-workers = 1
+workers = 2
 continue-on-failure = true
 
 [auth]
