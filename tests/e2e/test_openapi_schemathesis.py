@@ -15,7 +15,9 @@ What the run is told beyond its defaults, and why:
 - The rate limits are off (but the daily quota): a fuzzer is a flood from one key and one address, and answers
   429 (documented, and allowed by every check) would only stop it from reaching deeper. tests/e2e/test_rate_limits.py
   proves the limits themselves.
-- A fixed seed, so a failure is reproducible (``VOELGOED_SCHEMATHESIS_SEED`` picks another). No ``max-time``:
+- Two workers: the gateway answers one while the other generates.
+- A fixed seed, so a failure is reproducible (``VOELGOED_SCHEMATHESIS_SEED`` picks another, and
+  ``VOELGOED_SCHEMATHESIS_EXAMPLES`` more fuzzing examples for a deeper run by hand). No ``max-time``:
   with one, fuzzing and the stateful phase repeat until it is spent; the examples bound the run, and the test
   kills it past ``run_s_max``.
 """
@@ -81,7 +83,7 @@ def documented_operations() -> set[str]:
     return {f"{method.upper()} {path}" for path, ops in document["paths"].items() for method in ops}
 
 
-def config_toml(key: str, seed: int) -> str:
+def config_toml(key: str, seed: int, fuzzing_examples: int = fuzzing_examples_max) -> str:
     positive, negative = (", ".join(f'"{s}"' for s in statuses) for statuses in (POSITIVE_EXPECTED, NEGATIVE_EXPECTED))
     websocket_positive, websocket_negative = (
         ", ".join(f'"{s}"' for s in [*statuses, "426"]) for statuses in (POSITIVE_EXPECTED, NEGATIVE_EXPECTED)
@@ -99,7 +101,7 @@ auto-signup = false
 bearer = "{key}"
 
 [generation]
-max-examples = {fuzzing_examples_max}
+max-examples = {fuzzing_examples}
 
 [checks]
 enabled = true
@@ -144,7 +146,8 @@ async def test_schemathesis_finds_nothing(database_url: str, redis_url: str, tmp
     _, key = await new_org(database_url, "schemathesis org")
     seed = int(os.environ.get("VOELGOED_SCHEMATHESIS_SEED", seed_default))
     config = tmp_path / "schemathesis.toml"
-    config.write_text(config_toml(key, seed))
+    examples = int(os.environ.get("VOELGOED_SCHEMATHESIS_EXAMPLES", fuzzing_examples_max))
+    config.write_text(config_toml(key, seed, examples))
     junit = tmp_path / "junit.xml"
     no_rate_limits = policy_with(dict.fromkeys(DEFAULT_RATES))
     async with running_gateway(database_url, redis_url, serve=True, rate_limits=no_rate_limits) as gw:
