@@ -1,5 +1,5 @@
 """Schemathesis over the whole OpenAPI document, against a running gateway: every check (``--checks all``, plus
-tests/e2e/schemathesis_checks.py), every phase (the document's examples, coverage of each schema's edges, fuzzing,
+tests/e2e/schemathesis_hooks.py), every phase (the document's examples, coverage of each schema's edges, fuzzing,
 and the stateful phase walking the document's links: create an event, publish it, hold, confirm...), with bounded
 examples and a bounded wall-clock time.
 
@@ -95,10 +95,14 @@ def config_toml(auth_file: Path, seed: int, fuzzing_examples: int = fuzzing_exam
         ", ".join(f'"{s}"' for s in [*statuses, "426"]) for statuses in (POSITIVE_EXPECTED, NEGATIVE_EXPECTED)
     )
     return f"""
-hooks = "tests.e2e.schemathesis_checks"
+hooks = "tests.e2e.schemathesis_hooks"
 seed = {seed}
 workers = 2
 continue-on-failure = true
+
+# Nothing kept between runs (no crash cache in the checkout): each run stands alone.
+[cache]
+enabled = false
 
 [auth]
 auto-signup = false
