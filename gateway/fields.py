@@ -63,12 +63,20 @@ def _rfc3339_text(value: object) -> object:
         raise PydanticCustomError("datetime_format", "is not a valid date and time") from None
 
 
+# The driver stores Python's first and last instants as -infinity and infinity (and reads them back naive).
+_UTC_EDGES = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+_OUT_OF_RANGE = "is out of range: in UTC it must fall after 0001-01-01T00:00:00Z and before 9999-12-31T23:59:59.999999Z"
+
+
 def _in_utc(moment: datetime) -> datetime:
     try:
-        return moment.astimezone(UTC)
+        utc = moment.astimezone(UTC)
     except OverflowError:
         # 0001-01-01T00:00:00+01:00 is year 0 in UTC, which nothing downstream (rendering, the driver) can hold.
-        raise PydanticCustomError("invalid", "is out of range: in UTC it must fall within years 1..9999") from None
+        raise PydanticCustomError("invalid", _OUT_OF_RANGE) from None
+    if utc in _UTC_EDGES:  # schemathesis found 0001-01-01T00:00:00Z answering 500 (stored as -infinity)
+        raise PydanticCustomError("invalid", _OUT_OF_RANGE)
+    return utc
 
 
 # An RFC 3339 time with its zone, as UTC; refused (422, type "invalid") when UTC cannot hold it.

@@ -187,7 +187,7 @@ def _unique(models: Iterable[type[BaseModel]]) -> list[type[BaseModel]]:
     return found
 
 
-_Refs = dict[tuple[type[BaseModel], Any], dict[str, Any]]
+_Refs = dict[tuple[Any, Any], dict[str, Any]]
 
 
 def _ref(refs: _Refs, model: type[BaseModel], mode: str) -> dict[str, Any]:
@@ -245,8 +245,8 @@ def _operation_json(doc: _Documented, documented: list[_Documented], refs: _Refs
                 "required": False,
                 "schema": {"type": "string", "pattern": KEY_PATTERN},
                 "description": "1-200 printable ASCII characters (spaces inside only: HTTP drops them at the ends); "
-                "the same key and request replay the first answer for 24 h",
-                "example": "order-7f3a-attempt-1",
+                "the same key and request replay the first answer for 24 h (no example: one key for every request "
+                "would answer 422 idempotency_key_reused to all but the first)",
             }
         )
     if op.websocket:

@@ -49,7 +49,7 @@ def _rfc3339(value: object) -> object:
         # refuse mid-query (a DataError the route would otherwise answer as an outage).
         return moment.astimezone(UTC)
     except OverflowError:
-        # A rule beyond the document's date-time format: type "invalid" (tests/e2e/schemathesis_checks.py).
+        # A rule beyond the document's date-time format: type "invalid" (tests/e2e/schemathesis_hooks.py).
         raise PydanticCustomError("invalid", "is out of range: in UTC it must fall within years 1..9999") from None
 
 

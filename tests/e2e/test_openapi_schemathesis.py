@@ -1,5 +1,5 @@
 """Schemathesis over the whole OpenAPI document, against a running gateway: every check (``--checks all``, plus
-tests/e2e/schemathesis_checks.py), every phase (the document's examples, coverage of each schema's edges, fuzzing,
+tests/e2e/schemathesis_hooks.py), every phase (the document's examples, coverage of each schema's edges, fuzzing,
 and the stateful phase walking the document's links: create an event, publish it, hold, confirm...), with bounded
 examples and a bounded wall-clock time.
 
@@ -15,7 +15,13 @@ What the run is told beyond its defaults, and why:
 - The rate limits are off (but the daily quota): a fuzzer is a flood from one key and one address, and answers
   429 (documented, and allowed by every check) would only stop it from reaching deeper. tests/e2e/test_rate_limits.py
   proves the limits themselves.
-- A fixed seed, so a failure is reproducible (``VOELGOED_SCHEMATHESIS_SEED`` picks another). No ``max-time``:
+- Two organizations (a WFC auth file): the run acts as the first, and ``object_level_authorization`` replays the
+  first's reads of its own objects with the second's key, which must not get them (the cross-tenant matrix of
+  tests/e2e/test_bad_input.py, done by the fuzzer on whatever objects it made).
+- Two workers: the gateway answers one while the other generates.
+- A fixed seed, so a failure is reproducible (``VOELGOED_SCHEMATHESIS_SEED`` picks another, and
+  ``VOELGOED_SCHEMATHESIS_EXAMPLES`` more fuzzing examples for a deeper run by hand, and
+  ``VOELGOED_SCHEMATHESIS_ARGS`` adds options, such as an NDJSON report). No ``max-time``:
   with one, fuzzing and the stateful phase repeat until it is spent; the examples bound the run, and the test
   kills it past ``run_s_max``.
 """
@@ -23,6 +29,7 @@ What the run is told beyond its defaults, and why:
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -42,6 +49,7 @@ stateful_examples_max = 30
 stateful_steps_max = 8
 run_s_max = 240
 seed_default = 20261202
+TENANTS = ("tenant_a", "tenant_b")
 # Refused with these while valid by the schema: rules beyond JSON Schema (see the module's docstring).
 POSITIVE_EXPECTED = ["2xx", "3xx", "401", "403", "404", "409", "410", "422", "429", "5xx"]  # the default + 410, 422
 # Invalid requests refused with these: schemathesis's default, and 413 (a body over 64 KiB is refused before it is
@@ -81,25 +89,33 @@ def documented_operations() -> set[str]:
     return {f"{method.upper()} {path}" for path, ops in document["paths"].items() for method in ops}
 
 
-def config_toml(key: str, seed: int) -> str:
+def config_toml(auth_file: Path, seed: int, fuzzing_examples: int = fuzzing_examples_max) -> str:
     positive, negative = (", ".join(f'"{s}"' for s in statuses) for statuses in (POSITIVE_EXPECTED, NEGATIVE_EXPECTED))
     websocket_positive, websocket_negative = (
         ", ".join(f'"{s}"' for s in [*statuses, "426"]) for statuses in (POSITIVE_EXPECTED, NEGATIVE_EXPECTED)
     )
     return f"""
-hooks = "tests.e2e.schemathesis_checks"
+hooks = "tests.e2e.schemathesis_hooks"
 seed = {seed}
-workers = 1
+workers = 2
 continue-on-failure = true
+
+# Nothing kept between runs (no crash cache in the checkout): each run stands alone.
+[cache]
+enabled = false
 
 [auth]
 auto-signup = false
 
-[auth.openapi.apiKey]
-bearer = "{key}"
+# Two organizations: the run acts as the first; object_level_authorization replays the first's reads of its own
+# objects as the second, which must not get them (another org's id answers 404 like an unknown one).
+[auth.wfc]
+path = "{auth_file}"
+user = "{TENANTS[0]}"
+peers = ["{TENANTS[0]}", "{TENANTS[1]}"]
 
 [generation]
-max-examples = {fuzzing_examples_max}
+max-examples = {fuzzing_examples}
 
 [checks]
 enabled = true
@@ -141,10 +157,16 @@ def report_outcomes(junit: Path) -> dict[str, str | None]:
 
 
 async def test_schemathesis_finds_nothing(database_url: str, redis_url: str, tmp_path: Path) -> None:
-    _, key = await new_org(database_url, "schemathesis org")
+    keys = [(await new_org(database_url, f"schemathesis {tenant}"))[1] for tenant in TENANTS]
+    auth_file = tmp_path / "auth.json"
+    auth_file.write_text(json.dumps({"auth": [
+        {"name": tenant, "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {key}"}]}
+        for tenant, key in zip(TENANTS, keys, strict=True)
+    ]}))  # fmt: skip
     seed = int(os.environ.get("VOELGOED_SCHEMATHESIS_SEED", seed_default))
     config = tmp_path / "schemathesis.toml"
-    config.write_text(config_toml(key, seed))
+    examples = int(os.environ.get("VOELGOED_SCHEMATHESIS_EXAMPLES", fuzzing_examples_max))
+    config.write_text(config_toml(auth_file, seed, examples))
     junit = tmp_path / "junit.xml"
     no_rate_limits = policy_with(dict.fromkeys(DEFAULT_RATES))
     async with running_gateway(database_url, redis_url, serve=True, rate_limits=no_rate_limits) as gw:
@@ -156,6 +178,7 @@ async def test_schemathesis_finds_nothing(database_url: str, redis_url: str, tmp
             # Every path, explicitly: schemathesis leaves out the operation it read the document from otherwise.
             "--include-path-regex", "^/",
             "--report", "junit", "--report-junit-path", str(junit),
+            *os.environ.get("VOELGOED_SCHEMATHESIS_ARGS", "").split(),
         ]  # fmt: skip
         process = await asyncio.create_subprocess_exec(
             *command,

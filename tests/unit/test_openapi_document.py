@@ -176,3 +176,38 @@ async def test_405_names_every_method_of_the_path() -> None:
         posted = await client.post("/v1/events/evt_x/live")
         assert posted.status_code == 405 and posted.headers["allow"] == "GET"
         assert (await client.get("/v1/nothing")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("starts_at", "refused_as"),
+    [
+        ("2026-12-31T18:00:00Z", None),
+        ("2026-12-31t18:00:00.5+02:00", None),
+        ("0001-01-02T00:00:00Z", None),
+        ("123", "datetime_format"),  # epoch seconds: pydantic alone took them
+        ("2026-12-31 18:00:00Z", "datetime_format"),
+        ("2026-12-31T18:00Z", "datetime_format"),
+        ("2026-12-31T18:00:00+0100", "datetime_format"),
+        ("2026-02-30T18:00:00Z", "datetime_format"),
+        ("0001-01-01T00:00:00+01:00", "invalid"),  # year 0 in UTC
+        ("0001-01-01T00:00:00Z", "invalid"),  # the driver would store -infinity (schemathesis found the 500)
+        ("9999-12-31T23:59:59.999999Z", "invalid"),
+        ("9999-12-31T23:59:59-01:00", "invalid"),
+    ],
+)
+def test_request_times_are_rfc3339_and_within_what_utc_holds(starts_at: str, refused_as: str | None) -> None:
+    body = json.dumps({**EVENT, "starts_at": starts_at, "ticket_types": [GA]})
+    if refused_as is None:
+        assert EventCreate.model_validate_json(body).starts_at.utcoffset() is not None
+        return
+    with pytest.raises(ValidationError) as refused:
+        EventCreate.model_validate_json(body)
+    assert [(e["loc"], e["type"]) for e in refused.value.errors()] == [(("starts_at",), refused_as)]
+
+
+def test_a_number_with_a_zero_fraction_is_the_integer_it_equals() -> None:
+    hold = HoldCreate.model_validate_json('{"buyer_id": "b", "ticket_type": "GA", "quantity": 2.0, "ttl_s": 3e1}')
+    assert (hold.quantity, hold.ttl_s) == (2, 30) and isinstance(hold.quantity, int)
+    for refused in ("2.5", "true", '"2"'):
+        with pytest.raises(ValidationError):
+            HoldCreate.model_validate_json('{"buyer_id": "b", "ticket_type": "GA", "quantity": ' + refused + "}")

@@ -15,6 +15,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic.json_schema import JsonDict, JsonValue
 from pydantic_core import PydanticCustomError
 
 from engine.access import passwords
@@ -33,10 +34,11 @@ def _known_scope(scope: str) -> str:
 # The validators keep their messages; the schema names the same sets (OpenAPI: enum, uniqueItems).
 Scope = Annotated[str, AfterValidator(_known_scope), Field(json_schema_extra={"enum": list(SCOPES)})]
 # A publishable key carries buying scopes only (the validator below); the same rule for OpenAPI.
-_PUBLISHABLE_RULE = {
+_BUYING_SCOPES: list[JsonValue] = [scope.value for scope in sorted(PUBLISHABLE_SCOPES)]
+_PUBLISHABLE_RULE: JsonDict = {
     "anyOf": [
         {"properties": {"kind": {"const": KeyKind.SECRET.value}}},
-        {"properties": {"scopes": {"items": {"enum": sorted(PUBLISHABLE_SCOPES)}}}},
+        {"properties": {"scopes": {"items": {"enum": _BUYING_SCOPES}}}},
     ]
 }
 

@@ -13,6 +13,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic.json_schema import JsonDict, JsonValue
 
 from engine import limits
 from engine.catalog import presales as sale_schedule
@@ -32,8 +33,8 @@ LayoutName = Annotated[str, StringConstraints(pattern=seating.NAME_PATTERN)]
 # type, and no seating with none. (Distinct codes, distinct section names and the seat limit it cannot state: those
 # answer 422 with type "invalid".) A new source of seats (a layout) joins SEATING_SOURCES.
 SEATING_SOURCES: tuple[str, ...] = ("seating",)
-_SEATED = {"properties": {"kind": {"const": catalog.TicketKind.SEATED.value}}, "required": ["kind"]}
-_CAPACITY_BY_KIND = {
+_SEATED: JsonDict = {"properties": {"kind": {"const": catalog.TicketKind.SEATED.value}}, "required": ["kind"]}
+_CAPACITY_BY_KIND: JsonDict = {
     "oneOf": [
         {
             "properties": {"kind": {"const": catalog.TicketKind.GA.value}, "capacity": {"type": "integer"}},
@@ -44,14 +45,14 @@ _CAPACITY_BY_KIND = {
 }
 
 
-def _seating_rule(sources: tuple[str, ...]) -> dict[str, object]:
-    without = {
+def _seating_rule(sources: tuple[str, ...]) -> JsonDict:
+    without: JsonDict = {
         "properties": {
             **{source: {"type": "null"} for source in sources},
             "ticket_types": {"not": {"contains": _SEATED}},
         }
     }
-    with_one = [
+    with_one: list[JsonDict] = [
         {
             "required": [source],
             "properties": {source: {"not": {"type": "null"}}, "ticket_types": {"contains": _SEATED, "maxContains": 1}},
@@ -61,8 +62,8 @@ def _seating_rule(sources: tuple[str, ...]) -> dict[str, object]:
     return {"anyOf": [without, *with_one]}
 
 
-_GA_PRICE = {"amount_minor": 15000, "currency": "ZAR"}
-EVENT_EXAMPLES = [
+_GA_PRICE: JsonDict = {"amount_minor": 15000, "currency": "ZAR"}
+EVENT_EXAMPLES: list[JsonValue] = [
     {
         "name": "Jazz on the Lawn",
         "starts_at": "2026-12-31T18:00:00Z",

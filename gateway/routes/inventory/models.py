@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import JsonDict
 
 from engine import limits
 from engine.inventory.best_available import REQUESTABLE_ATTRIBUTES, BestRequest
@@ -39,13 +40,13 @@ class BestAvailableIn(RequestModel):
         return self
 
 
-def _given(field: str, json_type: str) -> dict[str, object]:
+def _given(field: str, json_type: str) -> JsonDict:
     return {"required": [field], "properties": {field: {"type": json_type}}}
 
 
 # The forms of a hold, as the validator below enforces them, for OpenAPI: seats, or a ticket type and a quantity
 # (a field given as null counts as absent). A new form (best available) joins this rule and the validator.
-_HOLD_FORMS = {
+_HOLD_FORMS: JsonDict = {
     "anyOf": [
         {
             **_given("seats", "array"),

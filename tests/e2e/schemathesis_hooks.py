@@ -1,5 +1,11 @@
-"""The checks schemathesis runs beside its own (``--checks all``), loaded as its hooks module by
-tests/e2e/test_openapi_schemathesis.py.
+"""What schemathesis runs beside its own (``--checks all``), loaded as its hooks module by
+tests/e2e/test_openapi_schemathesis.py: one check, and one hook on the requests it sends.
+
+The hook: a fuzzer sends its simplest valid Idempotency-Key, "0", with nearly every request, and the API rightly
+answers each request but the first 422 ``idempotency_key_reused``, so nothing behind that key would be reached. So a
+valid key gets a suffix derived from the request (method, path, body): different requests never share a key, and
+the same request sent again keeps its key (and gets the stored answer, as a client's retry would). An invalid key
+is sent as generated.
 
 ``positive_data_acceptance`` is told to let a schema-valid request be refused with 410 or 422 (the run's config
 says why), and ``rules_beyond_the_schema`` takes its place for those answers: such a refusal must come from a rule
@@ -18,9 +24,14 @@ A 410 passes as ``hold_expired`` or ``invitation_expired``: the state of the thi
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from typing import Any
 
 import schemathesis
+
+from gateway.idempotency import HEADER, KEY_PATTERN, key_chars_max
 
 RULE_TYPES = frozenset({"invalid"})
 STATE_REFUSALS_422 = frozenset(
@@ -62,6 +73,26 @@ def refusal_problem(status: int, error: dict[str, Any]) -> str | None:
         named = "; ".join(f"{f.get('field')}: {f.get('type')} ({f.get('message')})" for f in shape)
         return f"the document admits what the model refuses: {named}"
     return None
+
+
+_KEY_RE = re.compile(KEY_PATTERN)
+_SUFFIX_HEX_CHARS = 12
+
+
+def request_key(key: str, method: str, path: str, body: Any) -> str:
+    """``key`` made the request's own: the same request keeps it, another one gets another."""
+    request = json.dumps([method, path, body], sort_keys=True, default=str)
+    suffix = hashlib.sha256(request.encode()).hexdigest()[:_SUFFIX_HEX_CHARS]
+    return f"{key[: key_chars_max - _SUFFIX_HEX_CHARS - 1].rstrip()}-{suffix}"
+
+
+@schemathesis.hook
+def before_call(context: Any, case: Any, kwargs: Any) -> None:
+    headers = case.headers or {}
+    name = next((n for n in headers if n.lower() == HEADER), None)
+    key = headers.get(name) if name is not None else None
+    if isinstance(key, str) and _KEY_RE.fullmatch(key):
+        headers[name] = request_key(key, case.method, case.formatted_path, case.body)
 
 
 @schemathesis.check
