@@ -37,6 +37,7 @@ class Refusal(StrEnum):
     # catalog lifecycle: capacity changes (engine/inventory/machine.py, through the inventory)
     CAPACITY_BELOW_COMMITTED = "capacity_below_committed"
     TICKET_TYPE_NOT_FOUND = "ticket_type_not_found"
+    EVENT_ENDED = "event_ended"  # closed or cancelled: what the sale sells no longer changes
     # access: API keys, members, invitations, sessions
     API_KEY_NOT_FOUND = "api_key_not_found"
     MEMBER_NOT_FOUND = "member_not_found"

@@ -92,12 +92,14 @@ def read_route(
     tags: tuple[str, ...] = (),
     route_class: RouteClass | None = None,
     media_type: str = "application/json",
+    other_media_types: tuple[str, ...] = (),
 ) -> Callable[[Handler], Endpoint]:
     """A GET: authenticate, the scope, the rate limits (reads), then the handler. ``media_type``: what it answers
-    (an SVG, say) when not JSON."""
+    (an SVG, say) when not JSON; ``other_media_types``: what else it may answer (a layout as CSV, on request)."""
     operation = Operation(
         summary, response=response, query=query, scope=_documented(scope), errors=errors,
         description=description, tags=tags, authenticated=True, media_type=media_type,
+        response_media_types=other_media_types,
     )
 
     def wrap(handler: Handler) -> Endpoint:

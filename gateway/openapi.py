@@ -85,6 +85,7 @@ class Operation:
     websocket: bool = False
     media_type: str = "application/json"
     request_media_types: tuple[str, ...] = ()  # bodies it takes besides JSON (a layout's text/csv), as strings
+    response_media_types: tuple[str, ...] = ()  # what else it may answer, as strings (a layout as text/csv)
     description: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
     # A credential is needed (a scope implies one; logging out needs one without a scope).
@@ -316,6 +317,8 @@ def _responses(doc: _Documented, documented: list[_Documented], refs: _Refs) -> 
         success["description"] += ": the first message is " + op.response.__name__
     elif op.media_type != "application/json":
         success["content"] = {op.media_type: {"schema": {"type": "string"}}}
+    for media_type in op.response_media_types:
+        success.setdefault("content", {})[media_type] = {"schema": {"type": "string"}}
     if op.idempotent:
         success["headers"] = dict(_REPLAYED_HEADER)
     links = _links(doc, documented)

@@ -46,6 +46,7 @@ REFUSAL_STATUS: Mapping[Refusal, int] = MappingProxyType(
         _R.NOT_ON_SALE: 409,
         _R.CAPACITY_BELOW_COMMITTED: 409,
         _R.TICKET_TYPE_NOT_FOUND: 404,
+        _R.EVENT_ENDED: 409,
         _R.API_KEY_NOT_FOUND: 404,
         _R.MEMBER_NOT_FOUND: 404,
         _R.ALREADY_MEMBER: 409,

@@ -227,7 +227,9 @@ class _DocumentReader:
     def zones(self, value: Any) -> tuple[Zone, ...]:
         zones: list[Zone] = []
         codes: set[str] = set()
-        for z, zone in enumerate(self.items(value, "zones", limits.zones_per_layout_max, "zone") if value else []):
+        # An empty list is no zones; anything else (null, {}, 0 included) must be a list of zones.
+        given = [] if value == [] else self.items(value, "zones", limits.zones_per_layout_max, "zone")
+        for z, zone in enumerate(given):
             fields = self.fields(zone, f"zones.{z}", _ZONE_FIELDS, ("code", "name"))
             code, name = _field(fields, "code"), _field(fields, "name")
             good = "code" in fields and self.check(f"zones.{z}.code", zone_code_message(code))

@@ -127,6 +127,7 @@ _WITH_INVENTORY = frozenset(EventStatus) - {_S.DRAFT}
 _HOLDS_OPEN = frozenset({_S.PUBLISHED, _S.ON_SALE, _S.SOLD_OUT})
 _CONFIRMS_OPEN = frozenset({_S.PUBLISHED, _S.ON_SALE, _S.PAUSED, _S.SOLD_OUT, _S.CLOSED})
 _SELLING = frozenset({_S.ON_SALE, _S.SOLD_OUT})
+_ENDED = frozenset({_S.CLOSED, _S.CANCELLED})  # final: nothing about the sale changes any more
 
 
 def has_inventory(status: str) -> bool:
@@ -147,6 +148,11 @@ def holds_open(status: str) -> bool:
 def confirms_open(status: str) -> bool:
     """Whether held buyers may still confirm: in every status with an inventory but ``cancelled``."""
     return status in _CONFIRMS_OPEN
+
+
+def has_ended(status: str) -> bool:
+    """Whether the sale is over for good (closed or cancelled): its capacity no longer changes."""
+    return status in _ENDED
 
 
 def is_on_sale(status: str) -> bool:

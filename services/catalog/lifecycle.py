@@ -234,6 +234,11 @@ async def set_capacity(
         if record is None:
             raise event_not_found(event_id)
         ticket_type = _ga_type(record, code)
+        if lifecycle.has_ended(record.status):
+            raise Refused(
+                Refusal.EVENT_ENDED, f"the event is {record.status}: its capacity no longer changes",
+                {"event_id": event_id, "status": record.status},
+            )
         if not lifecycle.has_inventory(record.status):
             if capacity != ticket_type.capacity:
                 await pg_lifecycle.set_capacity_of_draft(uow.db, event_id, code, capacity)

@@ -278,6 +278,23 @@ async def test_a_pause_reaches_every_gateway_process_at_once(database_url: str, 
         assert (await b.hold(event_id, buyer="resumed")).status_code == 201
 
 
+@pytest.mark.parametrize("path", [["published", "on_sale", "closed"], ["published", "on_sale", "cancelled"],
+                                  ["cancelled"]])
+async def test_an_ended_events_capacity_no_longer_changes(world: World, path: list[str]) -> None:
+    """Closed or cancelled (a cancelled event's inventory is fenced off: schemathesis found a 500 here)."""
+    event_id = await world.event(ga_event(capacity=10))
+    for to in path:
+        await world.move(event_id, to)
+    refused = await world.gw.client.patch(
+        f"/v1/events/{event_id}/ticket-types/GA", json={"capacity": 0}, headers=world.headers
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "event_ended"
+    assert refused.json()["error"]["details"]["status"] == path[-1]
+    event = (await world.gw.client.get(f"/v1/events/{event_id}", headers=world.headers)).json()
+    assert [t["capacity"] for t in event["ticket_types"]] == [10]
+
+
 async def test_capacity_grows_and_shrinks_only_to_held_plus_sold(world: World) -> None:
     event_id = await world.event(ga_event(capacity=10))
     path = f"/v1/events/{event_id}/ticket-types/GA"

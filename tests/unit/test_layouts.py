@@ -220,6 +220,17 @@ def test_a_document_that_is_not_a_layout_is_refused(document: Any) -> None:
     assert layout is None and problems
 
 
+@pytest.mark.parametrize("zones", [{}, None, 0, "", [{}]])
+def test_zones_that_are_not_a_list_of_zones_are_refused(zones: Any) -> None:
+    """No zones is ``[]`` (or leaving the field out); ``{}`` is not (schemathesis found it accepted)."""
+    document = {"name": "Hall", "zones": zones, "sections": [{"name": "A", "rows": [{"label": "1", "seats": 2}]}]}
+    layout, problems = layouts.layout_from_document(document)
+    assert layout is None and {p.field.split(".")[0] for p in problems} == {"zones"}
+    without = {key: value for key, value in document.items() if key != "zones"}
+    for fine in (without, without | {"zones": []}):
+        assert layouts.layout_from_document(fine) == (layouts.layout_from_document(without)[0], [])
+
+
 def test_more_seats_than_the_limit_is_refused_without_building_them() -> None:
     rows_needed = limits.layout_seats_max // limits.seats_per_row_max + 1
     sections = [

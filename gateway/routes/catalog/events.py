@@ -117,7 +117,7 @@ async def create_event(call: Call[EventCreate]) -> Response:
     "Put a draft event on sale; its inventory is live from then on",
     scope="events:write",
     response=EventOut,
-    errors=(404,),
+    errors=(404, 409),
     tags=TAG,
 )
 async def publish_event(call: Call[Any]) -> Response:

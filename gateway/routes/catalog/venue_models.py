@@ -8,10 +8,11 @@ route declares it; the engine is what refuses). The 422's ``details.fields`` nam
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic.json_schema import JsonValue
 
 from engine import limits
 from engine.catalog import seating
@@ -36,7 +37,9 @@ def _timezones() -> frozenset[str]:
 class VenueCreate(RequestModel):
     name: DisplayName
     timezone: Annotated[str, StringConstraints(min_length=1, max_length=timezone_chars_max)] = Field(
-        description="An IANA time zone name, e.g. Africa/Johannesburg", examples=["Africa/Johannesburg"]
+        description="An IANA time zone name, e.g. Africa/Johannesburg",
+        examples=["Africa/Johannesburg"],
+        json_schema_extra={"enum": list[JsonValue](sorted(_timezones()))},  # the validator's list, in the document
     )
     address: (
         Annotated[str, StringConstraints(min_length=1, max_length=address_chars_max, pattern=NO_CONTROL_CHARS_PATTERN)]
@@ -107,11 +110,12 @@ class LayoutCreate(RequestModel):
     name: DisplayName
     zones: Annotated[list[ZoneIn], Field(max_length=limits.zones_per_layout_max)] = Field(default_factory=list)
     sections: Annotated[list[LayoutSectionIn], Field(min_length=1, max_length=limits.sections_per_event_max)]
-    # An export's read-only fields, so that a GET's answer POSTs back as it is: ignored.
-    id: str | None = Field(default=None, description="Ignored (an export's)")
-    venue_id: str | None = Field(default=None, description="Ignored (an export's)")
-    seat_count: int | None = Field(default=None, description="Ignored (an export's)")
-    created_at: str | None = Field(default=None, description="Ignored (an export's)")
+    # An export's read-only fields, so that a GET's answer POSTs back as it is: ignored, whatever they hold (the
+    # import reads the body itself, engine/catalog/layouts.py, and never looks at them).
+    id: Any = Field(default=None, description="Ignored (an export's)")
+    venue_id: Any = Field(default=None, description="Ignored (an export's)")
+    seat_count: Any = Field(default=None, description="Ignored (an export's)")
+    created_at: Any = Field(default=None, description="Ignored (an export's)")
 
 
 class ZoneOut(BaseModel):

@@ -157,6 +157,7 @@ def _csv_layout(body: bytes, name: str | None) -> Layout:
     query=LayoutQuery,
     errors=(404,),
     tags=TAG,
+    other_media_types=(layout_csv.MEDIA_TYPE,),
 )
 async def get_layout(call: Call[Any]) -> Response:
     wanted = call.request.query_params.get("format", "json")
