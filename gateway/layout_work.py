@@ -8,16 +8,11 @@ at once per process, and past ``layout_jobs_max`` running and waiting a request 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from typing import Any, TypeVar
-
 from gateway.errors import InfrastructureError
+from gateway.thread_work import ThreadWork
 
 layout_jobs_running_max = 1
 layout_jobs_max = 8  # running and waiting, per process
-
-T = TypeVar("T")
 
 
 class LayoutWorkBusy(InfrastructureError):
@@ -25,21 +20,4 @@ class LayoutWorkBusy(InfrastructureError):
     default_message = "too many layouts are being read or written; retry shortly"
 
 
-class LayoutWork:
-    def __init__(self, *, running_max: int = layout_jobs_running_max, jobs_max: int = layout_jobs_max) -> None:
-        self._slots = asyncio.Semaphore(running_max)
-        self._jobs = 0
-        self._jobs_max = jobs_max
-
-    async def run(self, work: Callable[..., T], *args: Any) -> T:
-        if self._jobs >= self._jobs_max:
-            raise LayoutWorkBusy()
-        self._jobs += 1
-        try:
-            async with self._slots:
-                return await asyncio.to_thread(work, *args)
-        finally:
-            self._jobs -= 1
-
-
-LAYOUT_WORK = LayoutWork()
+LAYOUT_WORK = ThreadWork(running_max=layout_jobs_running_max, jobs_max=layout_jobs_max, busy=LayoutWorkBusy)

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from gateway.password_work import PasswordChecksBusy, PasswordWork
+from gateway.password_work import PasswordChecksBusy
+from gateway.thread_work import ThreadWork
 from tests.bounded_wait import until
 
 
@@ -18,7 +19,7 @@ async def test_jobs_past_the_cap_are_refused_and_the_count_comes_back() -> None:
         started.set()
         return release.wait(5.0)
 
-    work = PasswordWork(running_max=1, jobs_max=2)
+    work = ThreadWork(running_max=1, jobs_max=2, busy=PasswordChecksBusy)
     first = asyncio.ensure_future(work.run(runs_until_released))
     second = asyncio.ensure_future(work.run(lambda: "queued"))
     # Both tasks take their first step before this test resumes (they were scheduled first): once the first job
