@@ -82,11 +82,13 @@ ALTER TABLE tickets DROP CONSTRAINT tickets_event_id_seat_id_fkey;
 
 GRANT SELECT, INSERT ON venues, layouts, layout_zones, layout_seats TO voelgoed_app, voelgoed_platform;
 
-DO $$
+-- Every tenant table from here on is isolated the way 002_tenancy.sql isolates its own: row-level security and
+-- one policy, a row visible and writable only inside its org's transaction (persistence/tenancy.py).
+CREATE FUNCTION isolate_by_org(VARIADIC tenant_tables text[]) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     tenant_table text;
 BEGIN
-    FOREACH tenant_table IN ARRAY ARRAY['venues', 'layouts', 'layout_zones', 'layout_seats']
+    FOREACH tenant_table IN ARRAY tenant_tables
     LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', tenant_table);
         EXECUTE format(
@@ -97,3 +99,6 @@ BEGIN
     END LOOP;
 END
 $$;
+REVOKE ALL ON FUNCTION isolate_by_org(text[]) FROM PUBLIC;
+
+SELECT isolate_by_org('venues', 'layouts', 'layout_zones', 'layout_seats');

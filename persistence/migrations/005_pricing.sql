@@ -152,18 +152,4 @@ CREATE TRIGGER promo_uses_release_only BEFORE UPDATE ON promo_uses
 GRANT SELECT, INSERT ON price_tiers, event_fees TO voelgoed_app, voelgoed_platform;
 GRANT SELECT, INSERT, UPDATE ON price_lists, promo_codes, promo_uses TO voelgoed_app, voelgoed_platform;
 
-DO $$
-DECLARE
-    tenant_table text;
-BEGIN
-    FOREACH tenant_table IN ARRAY ARRAY['price_lists', 'price_tiers', 'event_fees', 'promo_codes', 'promo_uses']
-    LOOP
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', tenant_table);
-        EXECUTE format(
-            'CREATE POLICY org_isolation ON %I '
-            'USING (org_id = current_setting(''voelgoed.org_id'', true)) '
-            'WITH CHECK (org_id = current_setting(''voelgoed.org_id'', true))',
-            tenant_table);
-    END LOOP;
-END
-$$;
+SELECT isolate_by_org('price_lists', 'price_tiers', 'event_fees', 'promo_codes', 'promo_uses');  -- 003_venues_layouts.sql
