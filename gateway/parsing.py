@@ -39,6 +39,14 @@ def refuse_problems(problems: list[catalog.Problem]) -> None:
         raise cross_field_error([(p.field, p.message) for p in problems])
 
 
+def problems_refused(problems: list[catalog.Problem]) -> ValidationFailed:
+    """The 422 for what a use case's rules refuse once the body has parsed (an unknown zone of the layout, a
+    schedule that no longer fits): each problem a field of type "invalid", as a rule beyond the body's schema."""
+    return ValidationFailed(
+        details={"fields": [{"field": p.field, "message": p.message, "type": "invalid"} for p in problems]}
+    )
+
+
 class RequestModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 

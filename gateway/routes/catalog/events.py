@@ -18,6 +18,7 @@ from engine.catalog import pricing
 from gateway.context import actor_of
 from gateway.endpoints import Call, read_route, write_route
 from gateway.errors import ValidationFailed
+from gateway.parsing import problems_refused
 from gateway.price_cache import PriceCache
 from gateway.rendering import render
 from gateway.routes.catalog.models import EventCreate, EventOut
@@ -105,8 +106,7 @@ async def create_event(call: Call[EventCreate]) -> Response:
                 svc.units, svc.events, principal.org_id, actor, definition, seating, schedule=schedule, prices=cache
             )
     except venues.EventProblems as error:  # what the layout refuses (an unknown zone, an unknown layout)
-        fields = [{"field": p.field, "message": p.message, "type": "invalid"} for p in error.problems]
-        raise ValidationFailed(details={"fields": fields}) from None
+        raise problems_refused(error.problems) from None
     except pg_events.EventRejected as error:  # the store's own checks; the schema should have caught it first
         raise ValidationFailed(str(error)) from None
     prices = await cache.price_list(principal.org_id, record.id)

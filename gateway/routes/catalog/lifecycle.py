@@ -12,11 +12,10 @@ import secrets
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from engine.catalog.rules import Problem
 from gateway.context import actor_of
 from gateway.endpoints import Call, write_route
-from gateway.errors import ValidationFailed
 from gateway.idempotency import token_for
+from gateway.parsing import problems_refused
 from gateway.price_cache import PriceCache
 from gateway.rendering import render
 from gateway.routes.catalog.events import event_view, priced_view
@@ -25,11 +24,6 @@ from gateway.timer_client import TimerLink
 from services.catalog import lifecycle as catalog_lifecycle
 
 TAG = ("events",)
-
-
-def _invalid(problems: list[Problem]) -> ValidationFailed:
-    fields = [{"field": p.field, "message": p.message, "type": "invalid"} for p in problems]
-    return ValidationFailed(details={"fields": fields})
 
 
 @write_route(
@@ -65,7 +59,7 @@ async def patch_event(call: Call[EventPatch]) -> Response:
             actor_of(call.request, principal), call.path("event_id"), call.parsed().values(),
         )
     except catalog_lifecycle.InvalidPatch as error:
-        raise _invalid(error.problems) from None
+        raise problems_refused(error.problems) from None
     prices = await svc.domain(PriceCache).price_list(principal.org_id, record.id)
     return render(EventOut, priced_view(event_view(record), prices))
 
@@ -90,7 +84,7 @@ async def set_capacity(call: Call[CapacityIn]) -> Response:
             code, call.parsed().capacity, f"capacity:{token[:32]}",
         )
     except catalog_lifecycle.InvalidPatch as error:
-        raise _invalid(error.problems) from None
+        raise problems_refused(error.problems) from None
     prices = await svc.domain(PriceCache).price_list(principal.org_id, record.id)
     [ticket_type] = [t for t in priced_view(event_view(record), prices)["ticket_types"] if t["code"] == code]
     return render(TicketTypeOut, ticket_type)
