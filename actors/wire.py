@@ -47,7 +47,7 @@ def _fields(command: Command) -> Row:
         best = command.best_available
         return (command.cmd_id, command.hold_id, command.buyer_id, command.seats, command.ticket_type,
                 command.quantity, command.ttl_s,
-                None if best is None else (best.quantity, best.zone, best.attributes))
+                None if best is None else (best.quantity, best.zone, best.attributes, best.fallback_zones))
     if isinstance(command, Confirm):
         return command.cmd_id, command.hold_id, command.order_ref, command.by, command.ip
     if isinstance(command, SetCapacity):

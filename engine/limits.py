@@ -32,6 +32,7 @@ layout_problems_reported_max = 100
 presales_per_event_max = 10
 presale_buyer_ids_max = 10_000
 best_available_filters_max = 512  # (zone, attributes) indexes one inventory keeps for best-available holds
+best_available_fallback_zones_max = 8  # zones a best-available hold may fall back to, in order, after its own
 # What an event takes when its creator does not say (POST /v1/events needs only name, starts_at, ticket_types).
 hold_ttl_s_default = 600
 max_tickets_per_buyer_default = 10

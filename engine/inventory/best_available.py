@@ -3,7 +3,9 @@
 The rules, in order of precedence:
 
 1. Never a seat that is not available (held or sold), nor one that is not for sale (``not_for_sale``/``blocked``).
-2. Only seats of the asked zone (when one is asked) that carry every asked attribute: the *eligible* seats.
+2. Only seats of the asked zone (when one is asked) that carry every asked attribute: the *eligible* seats. When
+   that zone has fewer than N eligible seats free, the first of the request's ``fallback_zones`` (in the buyer's
+   order) that has N; rules 3-6 then apply within that zone alone, never across zones.
 3. N adjacent eligible seats in one row whenever any row has N of them together ("adjacent": consecutive
    positions along the row, by each seat's ``order``).
 4. Among those, one that leaves no single empty seat between taken ones (an *orphan*: a free seat whose two
@@ -14,7 +16,8 @@ The rules, in order of precedence:
    when the row has one; then the block nearest the row's middle; then the lower position.
 6. When no row has N together: the N eligible seats nearest the stage, row by row, the longest pieces of a row
    first.
-7. Fewer than N eligible free seats: a ``Shortfall`` saying how many there are; nothing is chosen.
+7. Fewer than N eligible free seats in the zone and in every fallback zone: a ``Shortfall`` saying how many the
+   first zone has; nothing is chosen.
 
 ``best_available(states, geometry, request)`` is the rule as one function over the seat states. The inventory
 keeps a ``SeatFinder`` beside its seat array instead, told of every seat that becomes free or taken, so a pick
@@ -64,11 +67,14 @@ class SeatPlace:
 @dataclass(frozen=True, slots=True)
 class BestRequest:
     """``quantity`` seats, of ``zone`` (any when None), each carrying every one of ``attributes`` (kept sorted and
-    distinct, so a request names its filter one way: ``filter_key``)."""
+    distinct, so a request names its filter one way: ``filter_key``); else of the first of ``fallback_zones`` that
+    has that many (a buyer's "the best two on the floor, or else in the balcony"), so a zone that has run out
+    costs the buyer no second request and the sale no refusal while other zones have seats."""
 
     quantity: int
     zone: str | None = None
     attributes: tuple[str, ...] = ()
+    fallback_zones: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         normal = tuple(sorted(set(self.attributes)))
@@ -286,8 +292,16 @@ class SeatFinder:
         return self._filter(request.filter_key).free
 
     def find(self, request: BestRequest) -> tuple[int, ...] | Shortfall:
-        quantity = request.quantity
-        f = self._filter(request.filter_key)
+        picked = self._find_in(request.quantity, request.filter_key)
+        for zone in request.fallback_zones:
+            if not isinstance(picked, Shortfall):
+                break
+            fallback = self._find_in(request.quantity, (zone, request.attributes))
+            picked = picked if isinstance(fallback, Shortfall) else fallback
+        return picked
+
+    def _find_in(self, quantity: int, key: tuple[str | None, tuple[str, ...]]) -> tuple[int, ...] | Shortfall:
+        f = self._filter(key)
         if quantity < 1 or f.free < quantity:
             return Shortfall(f.free)
         cursor = f.cursors.get(quantity)

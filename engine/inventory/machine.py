@@ -23,7 +23,13 @@ from engine import limits
 from engine.catalog import rules as catalog
 from engine.catalog.rules import TicketKind
 from engine.ids import sale_id_of_hold, ticket_id_of_hold
-from engine.inventory.best_available import SeatFinder, SeatGeometry, Shortfall, geometry_from_seat_ids
+from engine.inventory.best_available import (
+    BestRequest,
+    SeatFinder,
+    SeatGeometry,
+    Shortfall,
+    geometry_from_seat_ids,
+)
 from engine.inventory.commands import (
     CancelSale,
     Command,
@@ -579,6 +585,9 @@ class Inventory:
         finder = self._seat_finder()
         if request.zone is not None and request.zone not in finder.geometry.zones:
             return _bad_best("best_available.zone", "no such zone in this event")
+        bad_fallback = _bad_fallback_zones(request, finder.geometry.zones)
+        if bad_fallback:
+            return bad_fallback
         refusal = self._buyer_room(command.buyer_id, request.quantity)
         if refusal:
             return refusal
@@ -587,7 +596,8 @@ class Inventory:
             return Rejected(
                 Refusal.INSUFFICIENT_INVENTORY,
                 "not enough seats left",
-                {"available": picked.available, "zone": request.zone, "attributes": list(request.attributes)},
+                {"available": picked.available, "zone": request.zone, "attributes": list(request.attributes),
+                 "fallback_zones": list(request.fallback_zones)},
             )
         self._mark_seats(picked, SEAT_HELD)
         self._seats_held += len(picked)
@@ -825,6 +835,22 @@ class Inventory:
             hold.expires_at,
             "sold" if hold.sale else "held",
         )
+
+
+def _bad_fallback_zones(request: BestRequest, zones: frozenset[str]) -> Rejected | None:
+    fallback = request.fallback_zones
+    if not fallback:
+        return None
+    if request.zone is None:
+        return _bad_best("best_available.fallback_zones", "needs a zone to fall back from (no zone means any)")
+    if len(fallback) > limits.best_available_fallback_zones_max:
+        return _bad_best("best_available.fallback_zones", f"at most {limits.best_available_fallback_zones_max}")
+    if len(set(fallback)) != len(fallback) or request.zone in fallback:
+        return _bad_best("best_available.fallback_zones", "each zone once, and not the zone itself")
+    unknown = [zone for zone in fallback if zone not in zones]
+    if unknown:
+        return _bad_best("best_available.fallback_zones", f"no such zones in this event: {', '.join(unknown)}")
+    return None
 
 
 def _bad_best(field: str, message: str) -> Rejected:

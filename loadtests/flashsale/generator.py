@@ -11,7 +11,7 @@ before the first try and before each new choice after a 409. So once a sale is s
 hold requests, as on a real sold-out page; the report counts them as buyers_saw_sold_out.
 
 With ``--buyers-pick best`` a seated buyer names no seats: it asks for the best ``quantity`` seats of a zone
-(``best_available``; its zone drawn from its own seed, moved to another zone when the map shows too few there),
+(``best_available``; its zone drawn from its own seed, the other zones as fallbacks, most free on its map first),
 and the inventory picks them. The seats of a 201 are marked taken on this process's map like a picked seat.
 """
 
@@ -225,8 +225,8 @@ class _Sale:
         if self.job.buyers_pick == "best":
             zones = self.view.zones
             preferred = zones[rng.randrange(len(zones))] if zones else ""
-            zone, quantity = self.view.best_zone(preferred, quantity) or (preferred, quantity)
-            return body | {"best_available": {"quantity": quantity, "zone": zone}}, quantity
+            (zone, *fallback), quantity = self.view.best_zones(preferred, quantity) or ([preferred], quantity)
+            return body | {"best_available": {"quantity": quantity, "zone": zone, "fallback_zones": fallback}}, quantity
         body["seats"] = self.view.choose(quantity, rng)
         return body, len(body["seats"])
 

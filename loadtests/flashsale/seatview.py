@@ -6,8 +6,8 @@ they believe free, next to each other in one row when they want several, so conf
 stale map, not from buyers guessing blindly at seats sold long ago.
 
 Buyers who ask for the best seats of a zone instead (``--buyers-pick best``) look only at how many seats each zone
-shows free (a zone is a seat id's section, as the inventory reads inline seating): ``best_zone`` keeps their
-zone while it shows enough, else moves them to the zone showing the most.
+shows free (a zone is a seat id's section, as the inventory reads inline seating): ``best_zones`` asks for their
+own zone first and names the others as fallbacks, so the inventory moves them when their zone has run out.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
+
+from engine.limits import best_available_fallback_zones_max
 
 pick_attempts_max = 8  # random draws before a buyer settles for whatever seat the stale map shows
 
@@ -53,15 +55,16 @@ class SeatView:
     def free_in(self, zone: str) -> int:
         return self._zone_free.get(zone, 0)
 
-    def best_zone(self, preferred: str, quantity: int) -> tuple[str, int] | None:
-        """(zone, quantity) a best-available buyer asks for: the preferred zone while it shows ``quantity`` free,
-        else the zone showing the most (for fewer seats if that is all it shows); None when every zone shows none."""
-        if self.free_in(preferred) >= quantity:
-            return preferred, quantity
-        most = max(self.zones, key=self.free_in, default=None)
-        if most is None or self.free_in(most) <= 0:
+    def best_zones(self, preferred: str, quantity: int) -> tuple[list[str], int] | None:
+        """(zones, quantity) a best-available buyer asks for: its preferred zone, then as fallbacks the others, those
+        the map shows most free first (so a zone that ran out since the map was drawn costs no refusal), for
+        ``quantity`` seats, or fewer when no zone shows that many; None when every zone shows none."""
+        others = sorted((z for z in self.zones if z != preferred), key=self.free_in, reverse=True)
+        zones = [preferred, *others][: 1 + best_available_fallback_zones_max]
+        shown = max(map(self.free_in, zones), default=0)
+        if shown <= 0:
             return None
-        return most, min(quantity, self.free_in(most))
+        return zones, min(quantity, shown)
 
     def choose(self, quantity: int, rng: random.Random) -> list[str]:
         if not self.seat_ids:

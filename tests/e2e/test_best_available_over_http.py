@@ -49,10 +49,12 @@ async def on_sale(gw: Gateway, headers: dict[str, str]) -> str:
 
 
 async def best(gw: Gateway, headers: dict[str, str], event_id: str, buyer: str, quantity: int,
-               zone: str | None = None, key: str | None = None) -> Any:
+               zone: str | None = None, key: str | None = None, fallback: list[str] | None = None) -> Any:
     body: dict[str, Any] = {"buyer_id": buyer, "best_available": {"quantity": quantity}}
     if zone is not None:
         body["best_available"]["zone"] = zone
+    if fallback is not None:
+        body["best_available"]["fallback_zones"] = fallback
     extra = {"Idempotency-Key": key} if key else {}
     return await gw.client.post(f"/v1/events/{event_id}/holds", json=body, headers=headers | extra)
 
@@ -127,6 +129,12 @@ async def test_the_zone_sells_out_and_then_answers_insufficient_inventory(gw: Ga
     error = refused.json()["error"]
     assert error["code"] == "insufficient_inventory" and error["details"]["available"] == 0
     assert (await best(gw, owner, event_id, "late", 1, "FLOOR")).status_code == 201  # the other zone sells on
+    fell_back = await best(gw, owner, event_id, "later", 2, "BALCONY", fallback=["FLOOR"])
+    assert fell_back.status_code == 201, fell_back.text
+    assert all(seat.startswith("FLOOR-") for seat in fell_back.json()["seats"]), "the balcony is gone: the floor"
+    needs_zone = await best(gw, owner, event_id, "later", 1, None, fallback=["FLOOR"])
+    assert needs_zone.status_code == 422
+    assert needs_zone.json()["error"]["details"]["fields"][0]["field"] == "best_available.fallback_zones"
 
 
 def _layout_hall() -> dict[str, Any]:

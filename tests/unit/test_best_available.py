@@ -186,6 +186,20 @@ def test_never_a_taken_blocked_or_not_for_sale_seat_and_only_the_asked_zone_and_
         assert set(request.attributes) <= places[i].attributes
 
 
+@settings(max_examples=400, deadline=None)
+@given(situations(), st.permutations(ZONES))
+def test_a_zone_with_too_few_falls_back_to_the_first_zone_that_has_enough(
+    situation: tuple[tuple[SeatPlace, ...], list[int], BestRequest], zones: list[str]
+) -> None:
+    places, states, plain = situation
+    first, *fallback = zones
+    request = BestRequest(plain.quantity, first, plain.attributes, tuple(fallback))
+    picked = best_available(states, SeatGeometry(places), request)
+    alone = [naive(states, places, BestRequest(plain.quantity, zone, plain.attributes)) for zone in zones]
+    picks = [a for a in alone if not isinstance(a, Shortfall)]
+    assert picked == (picks[0] if picks else alone[0]), "the first zone with enough, rules applied in it alone"
+
+
 @settings(max_examples=600, deadline=None)
 @given(situations())
 def test_adjacent_in_one_row_whenever_some_row_has_enough_together(

@@ -273,15 +273,21 @@ def test_best_available_needs_seats_a_known_zone_and_a_sane_quantity() -> None:
         BestRequest(0): ("invalid_hold_request", "best_available.quantity"),
         BestRequest(limits.seats_per_hold_max + 1): ("invalid_hold_request", "best_available.quantity"),
         BestRequest(1, "NOWHERE"): ("invalid_hold_request", "best_available.zone"),
+        BestRequest(1, None, (), ("FLOOR",)): ("invalid_hold_request", "best_available.fallback_zones"),
+        BestRequest(1, "FLOOR", (), ("FLOOR",)): ("invalid_hold_request", "best_available.fallback_zones"),
+        BestRequest(1, "FLOOR", (), ("BALCONY", "BALCONY")): ("invalid_hold_request", "best_available.fallback_zones"),
+        BestRequest(1, "FLOOR", (), ("NOWHERE",)): ("invalid_hold_request", "best_available.fallback_zones"),
+        BestRequest(1, "FLOOR", (), ("BALCONY",) * (limits.best_available_fallback_zones_max + 1)): (
+            "invalid_hold_request", "best_available.fallback_zones"),
     }
     for n, (request, (code, field)) in enumerate(cases.items(), 2):
         hold_id = f"hld_{EVENT_HEX}{n:020x}"
         [answer] = engine.apply([Hold(hold_id, hold_id, "b1", best_available=request)], 1_000.0)
         assert isinstance(answer, Rejected) and (answer.code, answer.details["fields"][0]["field"]) == (code, field)
-    hold_id = f"hld_{EVENT_HEX}{9:020x}"
+    hold_id = f"hld_{EVENT_HEX}{99:020x}"
     [answer] = engine.apply([Hold(hold_id, hold_id, "b1", best_available=BestRequest(1, "BALCONY", ("accessible",)))],
                             1_000.0)
-    details = {"available": 0, "zone": "BALCONY", "attributes": ["accessible"]}
+    details = {"available": 0, "zone": "BALCONY", "attributes": ["accessible"], "fallback_zones": []}
     assert answer == Rejected(Refusal.INSUFFICIENT_INVENTORY, "not enough seats left", details)
     assert engine.seat_counts() == (len(SEAT_IDS), 0, 0)
 

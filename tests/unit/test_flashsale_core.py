@@ -227,18 +227,18 @@ def test_best_available_buyers_need_the_engine_and_seats(argv: list[str]) -> Non
     assert from_args(parser().parse_args([])).buyers_pick == "seats"
 
 
-def test_a_best_available_buyer_keeps_its_zone_while_the_map_shows_enough() -> None:
-    view = SeatView(["S1-1-1", "S1-1-2", "S1-1-3", "S2-1-1"])
-    assert view.zones == ("S1", "S2")
-    assert view.best_zone("S2", 1) == ("S2", 1)
-    assert view.best_zone("S2", 2) == ("S1", 2)  # S2 shows one: the zone showing the most
+def test_a_best_available_buyer_asks_its_zone_first_and_the_others_most_free_first() -> None:
+    view = SeatView(["S1-1-1", "S1-1-2", "S1-1-3", "S2-1-1", "S3-1-1", "S3-1-2"])
+    assert view.zones == ("S1", "S2", "S3")
+    assert view.best_zones("S2", 1) == (["S2", "S1", "S3"], 1)
+    assert view.best_zones("S2", 4) == (["S2", "S1", "S3"], 3), "no zone shows 4: as many as the most shows"
     view.mark_taken(["S1-1-1", "S1-1-2", "S1-1-1"])
-    assert (view.free_in("S1"), view.believed_free) == (1, 2)
-    assert view.best_zone("S2", 3) in {("S1", 1), ("S2", 1)}  # fewer seats, where some show free
+    assert (view.free_in("S1"), view.believed_free) == (1, 4)
+    assert view.best_zones("S1", 2) == (["S1", "S3", "S2"], 2)
     view.refresh(bytes([0b00010000]))  # only S2-1-1 free
     assert (view.free_in("S1"), view.free_in("S2")) == (0, 1)
     view.mark_taken(["S2-1-1"])
-    assert view.best_zone("S1", 1) is None
+    assert view.best_zones("S1", 1) is None
 
 
 async def test_a_best_available_buyer_names_no_seats_and_marks_what_it_got() -> None:
@@ -260,5 +260,6 @@ async def test_a_best_available_buyer_names_no_seats_and_marks_what_it_got() -> 
     held = await sale._hold(plan, random.Random(1))
     assert held is not None and held[:2] == ("hld_1", 1)
     assert all("seats" not in body and body["best_available"]["zone"] in {"S1", "S2"} for body in sent)
+    assert all(len(body["best_available"]["fallback_zones"]) == 1 for body in sent), "the other zone, to fall back"
     assert [body["best_available"]["quantity"] for body in sent] == [3, 1]  # after the 409: fewer seats
     assert sale.view.believed_free == 9 and sale.view.free_in("S2") == 4

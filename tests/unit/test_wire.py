@@ -29,7 +29,8 @@ unit_tuples = st.lists(st.integers(1, 10**6), max_size=4).map(tuple)
 # who confirmed, as engine.inventory.commands.actor_ref spells it (a Confirm refuses any other shape)
 actor_refs = st.builds(actor_ref, st.sampled_from(["key", "user", "system"]), ids)
 best_requests = st.none() | st.builds(
-    BestRequest, st.integers(0, 100), st.none() | text, st.lists(text, max_size=3).map(tuple)
+    BestRequest, st.integers(0, 100), st.none() | text, st.lists(text, max_size=3).map(tuple),
+    st.lists(text, max_size=3).map(tuple),
 )
 
 commands = st.one_of(

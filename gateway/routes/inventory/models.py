@@ -23,18 +23,28 @@ class BestAvailableIn(RequestModel):
     attributes: Annotated[list[SeatAttribute], Field(max_length=len(REQUESTABLE_ATTRIBUTES))] | None = Field(
         default=None, description="only seats carrying every one of these attributes"
     )
+    fallback_zones: Annotated[list[TicketCode], Field(max_length=limits.best_available_fallback_zones_max)] | None = (
+        Field(default=None, description="when `zone` has too few seats free, the best seats of the first of these "
+              "zones that has enough, in this order (needs `zone`; each zone once)")
+    )
 
     def request(self) -> BestRequest:
-        return BestRequest(self.quantity, self.zone, tuple(self.attributes or ()))
+        return BestRequest(self.quantity, self.zone, tuple(self.attributes or ()), tuple(self.fallback_zones or ()))
 
     @model_validator(mode="after")
-    def _distinct_attributes(self) -> BestAvailableIn:
+    def _distinct(self) -> BestAvailableIn:
         seen: set[str] = set()
         problems = []
         for i, attribute in enumerate(self.attributes or ()):
             if attribute in seen:
                 problems.append((f"attributes.{i}", "repeats an attribute"))
             seen.add(attribute)
+        fallback = self.fallback_zones or []
+        if fallback and self.zone is None:
+            problems.append(("fallback_zones", "needs a zone to fall back from (no zone means any zone)"))
+        for i, zone in enumerate(fallback):
+            if zone == self.zone or zone in fallback[:i]:
+                problems.append((f"fallback_zones.{i}", "repeats a zone"))
         if problems:
             raise cross_field_error(problems)
         return self
