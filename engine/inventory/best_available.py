@@ -5,7 +5,8 @@ The rules, in order of precedence:
 1. Never a seat that is not available (held or sold), nor one that is not for sale (``not_for_sale``/``blocked``).
 2. Only seats of the asked zone (when one is asked) that carry every asked attribute: the *eligible* seats. When
    that zone has fewer than N eligible seats free, the first of the request's ``fallback_zones`` (in the buyer's
-   order) that has N; rules 3-6 then apply within that zone alone, never across zones.
+   order) that has N; rules 3-6 then apply within that zone alone. Only when no listed zone has N alone but all
+   of them together do: each zone's eligible seats by rule 6, zones in the buyer's order, until N.
 3. N adjacent eligible seats in one row whenever any row has N of them together ("adjacent": consecutive
    positions along the row, by each seat's ``order``).
 4. Among those, one that leaves no single empty seat between taken ones (an *orphan*: a free seat whose two
@@ -16,8 +17,8 @@ The rules, in order of precedence:
    when the row has one; then the block nearest the row's middle; then the lower position.
 6. When no row has N together: the N eligible seats nearest the stage, row by row, the longest pieces of a row
    first.
-7. Fewer than N eligible free seats in the zone and in every fallback zone: a ``Shortfall`` saying how many the
-   first zone has; nothing is chosen.
+7. Fewer than N eligible free seats (in the zone and its fallback zones together): a ``Shortfall`` saying how
+   many there are; nothing is chosen.
 
 ``best_available(states, geometry, request)`` is the rule as one function over the seat states. The inventory
 keeps a ``SeatFinder`` beside its seat array instead, told of every seat that becomes free or taken, so a pick
@@ -293,12 +294,27 @@ class SeatFinder:
 
     def find(self, request: BestRequest) -> tuple[int, ...] | Shortfall:
         picked = self._find_in(request.quantity, request.filter_key)
-        for zone in request.fallback_zones:
-            if not isinstance(picked, Shortfall):
-                break
-            fallback = self._find_in(request.quantity, (zone, request.attributes))
-            picked = picked if isinstance(fallback, Shortfall) else fallback
-        return picked
+        if not isinstance(picked, Shortfall) or not request.fallback_zones:
+            return picked
+        keys = [request.filter_key, *((zone, request.attributes) for zone in request.fallback_zones)]
+        for key in keys[1:]:
+            fallback = self._find_in(request.quantity, key)
+            if not isinstance(fallback, Shortfall):
+                return fallback
+        return self._across_zones([self._filter(key) for key in keys], request.quantity)
+
+    def _across_zones(self, filters: list[_Filter], quantity: int) -> tuple[int, ...] | Shortfall:
+        """No listed zone has ``quantity`` alone: each zone's free seats in the buyer's order, by the rule of no
+        row having enough, until ``quantity`` (the last seats of a sale go to whoever asks, not to a 409)."""
+        free = sum(f.free for f in filters)
+        if free < quantity:
+            return Shortfall(free)
+        chosen: list[int] = []
+        for f in filters:
+            take = min(f.free, quantity - len(chosen))
+            if take:
+                chosen.extend(self._scattered(f, take))
+        return tuple(chosen)
 
     def _find_in(self, quantity: int, key: tuple[str | None, tuple[str, ...]]) -> tuple[int, ...] | Shortfall:
         f = self._filter(key)

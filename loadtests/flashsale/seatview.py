@@ -58,10 +58,10 @@ class SeatView:
     def best_zones(self, preferred: str, quantity: int) -> tuple[list[str], int] | None:
         """(zones, quantity) a best-available buyer asks for: its preferred zone, then as fallbacks the others, those
         the map shows most free first (so a zone that ran out since the map was drawn costs no refusal), for
-        ``quantity`` seats, or fewer when no zone shows that many; None when every zone shows none."""
+        ``quantity`` seats, or fewer when those zones show fewer in all; None when every zone shows none."""
         others = sorted((z for z in self.zones if z != preferred), key=self.free_in, reverse=True)
         zones = [preferred, *others][: 1 + best_available_fallback_zones_max]
-        shown = max(map(self.free_in, zones), default=0)
+        shown = sum(map(self.free_in, zones))
         if shown <= 0:
             return None
         return zones, min(quantity, shown)

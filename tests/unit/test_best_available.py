@@ -197,7 +197,19 @@ def test_a_zone_with_too_few_falls_back_to_the_first_zone_that_has_enough(
     picked = best_available(states, SeatGeometry(places), request)
     alone = [naive(states, places, BestRequest(plain.quantity, zone, plain.attributes)) for zone in zones]
     picks = [a for a in alone if not isinstance(a, Shortfall)]
-    assert picked == (picks[0] if picks else alone[0]), "the first zone with enough, rules applied in it alone"
+    if picks:
+        assert picked == picks[0], "the first zone with enough, the rules applied in it alone"
+        return
+    free = {zone: naive(states, places, BestRequest(10_000, zone, plain.attributes)) for zone in zones}
+    total = sum(f.available for f in free.values() if isinstance(f, Shortfall))
+    if total < plain.quantity:
+        assert picked == Shortfall(total)
+        return
+    assert isinstance(picked, tuple) and len(set(picked)) == plain.quantity
+    taken = [sum(places[i].zone == zone for i in picked) for zone in zones]
+    assert taken[0] == free[first].available, "every seat of the first zone before any of the next"
+    for i in picked:
+        assert states[i] == FREE and places[i].zone in zones and set(plain.attributes) <= places[i].attributes
 
 
 @settings(max_examples=600, deadline=None)
