@@ -207,6 +207,12 @@ class _Sale:
                 self.progress.holds_ok += 1
                 return hold_id, units, self.now()
             if status == 409:
+                if "best_available" in body:
+                    left = _seats_left(payload)
+                    if left == 0:
+                        self.outcome.buyers_saw_sold_out += 1  # the inventory said none left in any zone asked
+                        return None
+                    self.outcome.best_refused_seats_left += left is not None
                 self.view.mark_taken(_taken_seats(payload))
                 quantity, body, choice, due = 1, None, choice + 1, self.now()  # fewer tickets: likelier found
             elif status in RETRYABLE:
@@ -319,6 +325,15 @@ def _taken_seats(payload: bytes) -> list[str]:
     except (ValueError, KeyError, TypeError, AttributeError):
         return []
     return [s for s in seats if isinstance(s, str)]
+
+
+def _seats_left(payload: bytes) -> int | None:
+    """A best-available refusal's count of free seats in the zones asked (all of them: its fallbacks)."""
+    try:
+        available = json.loads(payload)["error"]["details"]["available"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return available if isinstance(available, int) else None
 
 
 def _held_seats(payload: bytes) -> list[str]:

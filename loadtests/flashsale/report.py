@@ -38,6 +38,13 @@ Sell-out
   headline) no unit is held twice, so this is when the last unit was held.
 - holds_conflict_before_held_out: hold 409s answered before held_out_s (null when it is null): buyers refused
   while the sale still had something left (seat pickers colliding; best-available buyers only on a stale map).
+  Answers of two generator processes and two gateway workers arrive in no global order, and a hold the platform
+  applied but whose answer timed out never counts as held, so a 409 decided after the last seat was held can be
+  answered before held_out_s.
+- best_refused_seats_left (``--buyers-pick best``, added by run.py): best-available 409s whose inventory count
+  (``details.available``, over the zone and its fallbacks, here every zone) was above 0: refused while seats were
+  left, by the inventory's own account, because fewer were left than the buyer asked. A 409 counting 0 was
+  decided after the sell-out, whenever it arrived.
 
 Actor kills
 - actor_kills = len(kills_s); kills_s: the kill times.
@@ -465,6 +472,9 @@ def print_table(report: Mapping[str, Any], console: Console | None = None) -> No
     if held_out_s is not None:
         before = _fmt(report.get("holds_conflict_before_held_out"))
         table.add_row("all held at", f"{_fmt(held_out_s, ' s', 2)} ({before} hold 409s before)")
+    if report.get("options", {}).get("buyers_pick") == "best":
+        table.add_row("best 409s, seats left", f"{_fmt(report.get('best_refused_seats_left'))} (by the inventory's "
+                      "count: fewer left in the zones asked than the buyer wanted)")
     table.add_row("sold (Postgres)", f"{_fmt(report['sold_seats_pg'])} seats + {_fmt(report['sold_ga_pg'])} GA")
     table.add_row(
         "audit",

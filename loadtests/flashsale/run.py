@@ -79,7 +79,8 @@ def run_sale(scenario: Scenario) -> dict[str, Any]:
         started_at=started_at, git_commit=git_commit(), machine=machine(), buyers_dropped=sale.outcome.buyers_dropped,
     ))
     report |= {"event_id": sale.event_id, "buyers_saw_sold_out": sale.outcome.buyers_saw_sold_out,
-               "journeys_cut_short": sale.outcome.journeys_cut_short, "actor_recovery_s": sale.chaos.recoveries_s}
+               "journeys_cut_short": sale.outcome.journeys_cut_short, "actor_recovery_s": sale.chaos.recoveries_s,
+               "best_refused_seats_left": sale.outcome.best_refused_seats_left}
     report |= _cpu_fields(sale.platform_cpu_s, report)
     _publish(report, scenario.report or REPORTS_DIR / f"flashsale-{scenario.mode}-{started_at:%Y%m%d-%H%M%S}.json")
     return report

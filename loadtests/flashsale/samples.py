@@ -60,6 +60,9 @@ class GeneratorOutcome:
     released_hold_ids: list[str] = field(default_factory=list)  # releases answered 204
     refused_hold_ids: list[str] = field(default_factory=list)  # confirms answered 4xx (expired, say): no sale
     journeys_cut_short: int = 0  # journeys still running drain_s_max after the last arrival, cancelled
+    # best-available 409s whose inventory said seats were left in the zones asked (fewer than asked): refusals
+    # before the sell-out by the inventory's own count, whatever order the answers arrived in
+    best_refused_seats_left: int = 0
     unreadable_answers: int = 0  # 2xx answers whose body could not be read (a 201 hold or confirm, availability)
 
     def merge(self, other: GeneratorOutcome) -> None:
@@ -73,3 +76,4 @@ class GeneratorOutcome:
         self.refused_hold_ids += other.refused_hold_ids
         self.unreadable_answers += other.unreadable_answers
         self.journeys_cut_short += other.journeys_cut_short
+        self.best_refused_seats_left += other.best_refused_seats_left

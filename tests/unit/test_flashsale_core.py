@@ -250,7 +250,7 @@ async def test_a_best_available_buyer_names_no_seats_and_marks_what_it_got() -> 
                         body: dict[str, Any] | None, key: str | None) -> tuple[int, bytes]:
             sent.append(dict(body or {}))
             if len(sent) == 1:
-                return 409, b'{"error": {"code": "insufficient_inventory", "details": {"available": 0}}}'
+                return 409, b'{"error": {"code": "insufficient_inventory", "details": {"available": 2}}}'
             seats = [f"S2-1-{n}" for n in range(1, body["best_available"]["quantity"] + 1)] if body else []
             return 201, json.dumps({"hold_id": "hld_1", "seats": seats}).encode()
 
@@ -263,4 +263,23 @@ async def test_a_best_available_buyer_names_no_seats_and_marks_what_it_got() -> 
     assert all("seats" not in body and body["best_available"]["zone"] in {"S1", "S2"} for body in sent)
     assert all(len(body["best_available"]["fallback_zones"]) == 1 for body in sent), "the other zone, to fall back"
     assert [body["best_available"]["quantity"] for body in sent] == [3, 1]  # after the 409: fewer seats
+    assert sale.outcome.best_refused_seats_left == 1, "refused with 2 left: counted as before the sell-out"
     assert sale.view.believed_free == 9 and sale.view.free_in("S2") == 4
+
+
+async def test_a_best_available_buyer_told_no_seats_are_left_goes_home() -> None:
+    sent: list[dict[str, Any]] = []
+
+    class SoldOut(_ScriptedSale):
+        async def _call(self, kind: str, method: str, path: str, due: float, units: int,
+                        body: dict[str, Any] | None, key: str | None) -> tuple[int, bytes]:
+            sent.append(dict(body or {}))
+            return 409, b'{"error": {"code": "insufficient_inventory", "details": {"available": 0}}}'
+
+    sale = SoldOut([])
+    sale.job = dataclasses.replace(sale.job, buyers_pick="best", retry=2)
+    sale.view = SeatView([f"S{z}-1-{n}" for z in (1, 2) for n in range(1, 6)])
+    plan = dataclasses.replace(plan_buyers(Scenario(buyers=1, seats=10, tickets_max=3))[0], quantity=3)
+    assert await sale._hold(plan, random.Random(1)) is None
+    assert len(sent) == 1, "no second try: the inventory said no zone asked has a seat left"
+    assert sale.outcome.buyers_saw_sold_out == 1
