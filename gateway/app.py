@@ -36,7 +36,7 @@ from gateway.errors import (
 )
 from gateway.event_cache import EventCache
 from gateway.idempotency import IdempotencyStore
-from gateway.metrics import RequestMetricsMiddleware, mark_process_dead, route_templates
+from gateway.metrics import RESPONSE_STATUS_KEY, RequestMetricsMiddleware, mark_process_dead, route_templates
 from gateway.price_cache import PriceCache
 from gateway.ratelimit import RateLimiter
 from gateway.refusals import error_for_refused
@@ -216,7 +216,8 @@ _EXCEPTION_HANDLERS: dict[Any, Any] = {HTTPException: render_error, ApiError: re
 
 
 class UnexpectedErrorMiddleware:
-    """Renders any exception a route did not turn into an ApiError as a 500 ``internal_error`` (and logs it)."""
+    """Renders any exception a route did not turn into an ApiError as a 500 ``internal_error`` (and logs it), and
+    leaves each answer's status in the scope for the request metrics around it (``RESPONSE_STATUS_KEY``)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -225,17 +226,16 @@ class UnexpectedErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                scope[RESPONSE_STATUS_KEY] = message["status"]  # for the metrics around this middleware
             await send(message)
 
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            if started:
+            if RESPONSE_STATUS_KEY in scope:
                 raise
             response: Any = await render_error(HTTPConnection(scope, receive), exc)
-            await response(scope, receive, send)
+            await response(scope, receive, tracking_send)

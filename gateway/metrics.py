@@ -21,7 +21,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -73,32 +73,45 @@ def mark_process_dead(pid: int) -> None:
         prometheus_multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
+# Methods labelled as themselves; any other token a client sends is labelled OTHER (bounded cardinality).
+LABELLED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
+
+
+# Where the middleware inside this one (gateway/app.py UnexpectedErrorMiddleware, which already watches every
+# message sent) leaves the answer's status: one wrapper of ``send`` per request instead of two.
+RESPONSE_STATUS_KEY = "voelgoed.response_status"
+
+
 class RequestMetricsMiddleware:
-    """Times every HTTP request, labelled by the matched route's path template (bounded cardinality)."""
+    """Times every HTTP request, labelled by the matched route's path template, its method and status class
+    (bounded cardinality; a request that left no status counts as a 500). Each label set's child is looked up
+    once and kept: ``labels()`` costs more than the observation itself, on every request."""
 
     def __init__(self, app: ASGIApp, templates: dict[Any, str]) -> None:
         self.app = app
         self._templates = templates
+        self._children: dict[tuple[str, str, int], Any] = {}  # at most methods x (routes + 1) x status classes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = [500]
-
-        async def send_with_status(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive, send)
         finally:
-            route = self._templates.get(scope.get("endpoint"), UNMATCHED_ROUTE)
-            REQUEST_SECONDS.labels(scope["method"], route, f"{status[0] // 100}xx").observe(
-                time.perf_counter() - started
-            )
+            status = scope.get(RESPONSE_STATUS_KEY, 500)
+            self._child(scope, status // 100).observe(time.perf_counter() - started)
+
+    def _child(self, scope: Scope, status_class: int) -> Any:
+        method = scope["method"] if scope["method"] in LABELLED_METHODS else OTHER_METHOD
+        route = self._templates.get(scope.get("endpoint"), UNMATCHED_ROUTE)
+        key = (method, route, status_class)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = REQUEST_SECONDS.labels(method, route, f"{status_class}xx")
+        return child
 
 
 def route_templates(routes: Iterable[Any]) -> dict[Any, str]:

@@ -186,7 +186,8 @@ def own_platform(workers: int) -> Iterator[tuple[str, str, int]]:
                    VOELGOED_DATA_DIR=str(root / "data"), VOELGOED_SESSION_SECRET="bench-" + "x" * 40)
         gateway = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "loadtests.bench_quote:create_app", "--factory", "--workers",
-             str(workers), "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "critical"],
+             str(workers), "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--no-proxy-headers",
+             "--log-level", "critical"],
             env=env, start_new_session=True,
         )
         target = f"http://127.0.0.1:{port}"

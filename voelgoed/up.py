@@ -59,6 +59,8 @@ class UpConfig:
     dashboard_port: int
     # the ASGI factory uvicorn serves; the load-test baselines (loadtests/baselines/) run under `up` this way
     gateway_app: str = GATEWAY_APP
+    # the proxies whose X-Forwarded-For names the client (uvicorn --forwarded-allow-ips); None: trust no header
+    forwarded_allow_ips: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> UpConfig:
@@ -73,6 +75,7 @@ class UpConfig:
             gateway_workers=int(environ.get("VOELGOED_GATEWAY_WORKERS", str(gateway_workers_default))),
             dashboard_port=int(environ.get("VOELGOED_RAY_DASHBOARD_PORT", str(RAY_DASHBOARD_PORT))),
             gateway_app=environ.get("VOELGOED_GATEWAY_APP", GATEWAY_APP),
+            forwarded_allow_ips=environ.get("VOELGOED_FORWARDED_ALLOW_IPS") or None,
         )
 
     @property
@@ -211,6 +214,10 @@ def _start_gateway(config: UpConfig, env: dict[str, str], stack: contextlib.Exit
         "--port", str(config.gateway_port),
         "--workers", str(config.gateway_workers),
         "--no-access-log",
+        # X-Forwarded-For only from the proxies named (docs/operations.md): uvicorn would trust 127.0.0.1 by
+        # default, letting a local client pick the address its rate limits and audit entries are filed under
+        *(["--proxy-headers", f"--forwarded-allow-ips={config.forwarded_allow_ips}"] if config.forwarded_allow_ips
+          else ["--no-proxy-headers"]),
         "--timeout-graceful-shutdown", str(gateway_graceful_shutdown_s),
     ]  # fmt: skip
     with open(log_path, "ab") as log:

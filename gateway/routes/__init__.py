@@ -11,15 +11,16 @@ from gateway.routes.inventory import availability, holds, seatmap
 
 
 def all_routes() -> list[BaseRoute]:
-    # The router tries routes in order: the hot path (holds, availability) first.
+    # The router tries routes in order, a regular expression each (~2 us a route): the hot path (holds, quotes,
+    # availability) first. No two routes' paths overlap, so the order changes nothing but the cost.
     return [
         *holds.ROUTES,
+        *pricing.ROUTES,
         *availability.ROUTES,
         *events.ROUTES,
         *seatmap.ROUTES,
         *venues.ROUTES,
         *lifecycle.ROUTES,
-        *pricing.ROUTES,
         *keys.ROUTES,
         *sessions.ROUTES,
         *members.ROUTES,
