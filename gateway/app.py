@@ -18,6 +18,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -104,7 +105,7 @@ def create_app(
                         await task
                 mark_process_dead(os.getpid())  # this worker's live gauges stop counting
 
-    return Starlette(
+    return _Gateway(
         routes=routes,
         middleware=[
             Middleware(RequestMetricsMiddleware, templates=route_templates(routes)),
@@ -213,6 +214,20 @@ def _as_api_error(exc: Exception) -> ApiError:
 
 # One renderer for router errors (404/405), ApiErrors and refusals raised by use cases, over HTTP and websockets.
 _EXCEPTION_HANDLERS: dict[Any, Any] = {HTTPException: render_error, ApiError: render_error, Refused: render_error}
+
+
+class _Gateway(Starlette):
+    """Starlette without its outermost ServerErrorMiddleware: UnexpectedErrorMiddleware is the error boundary
+    (JSON 500s, logged), so Starlette's plain-text one only re-wrapped every ``send`` of every request. An
+    exception past a started answer still reaches uvicorn, which logs it and drops the connection, as before."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        if 500 in self.exception_handlers or Exception in self.exception_handlers:
+            raise ValueError("a 500 handler would be ServerErrorMiddleware's: render 500s in UnexpectedErrorMiddleware")
+        stack = super().build_middleware_stack()
+        if not isinstance(stack, ServerErrorMiddleware):
+            raise TypeError(f"Starlette's stack starts with {type(stack).__name__}, not ServerErrorMiddleware")
+        return stack.app
 
 
 class UnexpectedErrorMiddleware:
