@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.http_protocol import HTTP_PROTOCOL
+
 gateway_start_s_max = 60.0
 request_timeout_s = 10.0
 
@@ -187,7 +189,7 @@ def own_platform(workers: int) -> Iterator[tuple[str, str, int]]:
         gateway = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "loadtests.bench_quote:create_app", "--factory", "--workers",
              str(workers), "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--no-proxy-headers",
-             "--log-level", "critical"],
+             "--http", HTTP_PROTOCOL, "--log-level", "critical"],
             env=env, start_new_session=True,
         )
         target = f"http://127.0.0.1:{port}"

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from gateway.http_protocol import HTTP_PROTOCOL
 from persistence.migrate import migrate
 from voelgoed import embedded
 from voelgoed.banner import banner
@@ -214,6 +215,7 @@ def _start_gateway(config: UpConfig, env: dict[str, str], stack: contextlib.Exit
         "--port", str(config.gateway_port),
         "--workers", str(config.gateway_workers),
         "--no-access-log",
+        "--http", HTTP_PROTOCOL,  # one socket write per answer (gateway/http_protocol.py)
         # X-Forwarded-For only from the proxies named (docs/operations.md): uvicorn would trust 127.0.0.1 by
         # default, letting a local client pick the address its rate limits and audit entries are filed under
         *(["--proxy-headers", f"--forwarded-allow-ips={config.forwarded_allow_ips}"] if config.forwarded_allow_ips

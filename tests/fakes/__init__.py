@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 
 from engine.ratelimit import DEFAULT_POLICY, Policy
 from gateway.app import create_app
+from gateway.http_protocol import JoinedWritesProtocol
 from persistence.access.orgs import create_org
 from persistence.db import create_pool
 from tests.fakes.inventory import FakeInventoryClient
@@ -88,7 +89,7 @@ async def _uvicorn(app: Starlette) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", http=JoinedWritesProtocol))
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(server_start_s_max):

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import ray
 
+from gateway.http_protocol import HTTP_PROTOCOL
 from persistence.access.orgs import create_org
 from voelgoed.embedded import free_tcp_port
 from voelgoed.settings import Settings
@@ -35,7 +36,7 @@ def gateway_url(settings: Settings, tmp_path_factory: pytest.TempPathFactory) ->
         "VOELGOED_INVENTORY_HOSTS": str(settings.inventory_hosts),
     }
     command = [sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory",
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+               "--host", "127.0.0.1", "--port", str(port), "--http", HTTP_PROTOCOL, "--log-level", "warning"]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
