@@ -48,7 +48,11 @@ class Faults:
             if kind is bool:
                 if not isinstance(value, bool):
                     return f"{name!r} is true or false"
-            elif isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and isinstance(value, float)):
+            elif (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or (kind is int and isinstance(value, float))
+            ):
                 return f"{name!r} is a number"
             elif not 0 <= value <= bound:
                 return f"{name!r} is between 0 and {bound}"

@@ -147,7 +147,9 @@ class Processor:
         self.stats.cancels += 1
         return self.intent_json(intent), [self._event("payment.canceled", intent)]
 
-    def refund(self, intent_id: str, amount_minor: Any, currency: Any, reason: Any) -> tuple[dict[str, Any], list[Emitted]]:
+    def refund(
+        self, intent_id: str, amount_minor: Any, currency: Any, reason: Any
+    ) -> tuple[dict[str, Any], list[Emitted]]:
         intent = self._intent(intent_id)
         _check_money(amount_minor, currency)
         if not isinstance(reason, str) or len(reason) > reason_chars_max:

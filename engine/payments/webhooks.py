@@ -7,6 +7,7 @@ the event ids it applied and makes a second delivery a no-op.
 from __future__ import annotations
 
 import json
+
 from engine.payments.provider import WebhookEvent
 from engine.payments.signature import SignatureRefusal, verify
 from engine.payments.wire import MalformedProviderData, event_from_json
