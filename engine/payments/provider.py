@@ -111,6 +111,7 @@ class Intent:
     def __post_init__(self) -> None:
         check_money(self.amount_minor, self.currency)
         # what a provider says must make sense before anyone books it: refused as malformed, not trusted
+        check_metadata(self.metadata)
         taken = self.status in (IntentStatus.CAPTURED, IntentStatus.REFUNDED)
         if not 0 <= self.refunded_minor <= self.captured_minor <= self.amount_minor:
             raise ValueError("an intent refunds at most what it captured and captures at most its amount")

@@ -148,7 +148,8 @@ async def test_capture_with_the_same_key_is_one_capture(paysim: RunningSimulator
     assert after["captured_minor"]["ZAR"] == before["captured_minor"].get("ZAR", 0) + 12_500
     assert after["captures"] == after["captured_intents"]
     events = await events_of(paysim, intent_id, 2)
-    assert [e.type for e in events] == [EventType.AUTHORIZED, EventType.CAPTURED]
+    # deliveries run concurrently: events close together may arrive in either order, as from a real provider
+    assert sorted(e.type for e in events) == sorted([EventType.AUTHORIZED, EventType.CAPTURED])
 
 
 async def test_a_failed_or_unconfirmed_intent_cannot_be_captured(paysim: RunningSimulator) -> None:
@@ -189,9 +190,10 @@ async def test_refunds_are_partial_and_never_more_than_captured(paysim: RunningS
     assert after["refunds"] == before["refunds"] + 2
     assert after["refunded_minor"]["ZAR"] == before["refunded_minor"].get("ZAR", 0) + 1_000
     events = await events_of(paysim, intent_id, 4)
-    refunds = [e.refund for e in events if e.type is EventType.REFUNDED]
-    assert [r.amount_minor for r in refunds if r is not None] == [600, 400]
-    assert events[-1].intent.status is IntentStatus.REFUNDED
+    refunds = {e.refund.amount_minor: e.intent for e in events if e.refund is not None}
+    assert sorted(refunds) == [400, 600]
+    assert (refunds[600].status, refunds[600].refunded_minor) == (IntentStatus.CAPTURED, 600)
+    assert (refunds[400].status, refunds[400].refunded_minor) == (IntentStatus.REFUNDED, 1_000)
 
 
 async def test_cancel_voids_an_authorization(paysim: RunningSimulator) -> None:
@@ -201,7 +203,7 @@ async def test_cancel_voids_an_authorization(paysim: RunningSimulator) -> None:
     with pytest.raises(ProviderRefused):
         await paysim.provider.capture(intent_id, key())
     events = await events_of(paysim, intent_id, 2)
-    assert events[-1].type is EventType.CANCELED
+    assert {e.type for e in events} == {EventType.AUTHORIZED, EventType.CANCELED}
 
 
 async def test_failed_requests_are_retried_and_take_effect_once(paysim: RunningSimulator) -> None:
