@@ -9,7 +9,7 @@ PYTHON := $(shell for candidate in python3.11 python3; do \
 	command -v $$candidate >/dev/null 2>&1 && \
 	$$candidate -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null && \
 	{ echo $$candidate; break; }; done)
-PACKAGES := engine services actors gateway persistence voelgoed loadtests
+PACKAGES := engine services actors gateway persistence voelgoed loadtests paysim
 
 .PHONY: up test lint flash-sale compare
 

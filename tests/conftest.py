@@ -37,6 +37,8 @@ _SERVICE_VARIABLES = ("VOELGOED_DATABASE_URL", "VOELGOED_REDIS_URL", "VOELGOED_R
 ray_test_cpus = 4
 ray_test_object_store_bytes = 512 * 1024 * 1024
 TEST_DATABASE_PREFIX = "voelgoed_test_"
+# the payment simulator as a real subprocess and a webhook receiver (tests/paysim_fixtures.py)
+pytest_plugins = ("tests.paysim_fixtures",)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,9 @@ from pathlib import Path
 from voelgoed.demo import DEMO_FILE_NAME, Demo
 
 
-def banner(demo: Demo, *, api_url: str, data_dir: Path, dashboard_port: int | None) -> str:
+def banner(
+    demo: Demo, *, api_url: str, data_dir: Path, dashboard_port: int | None, payments_url: str | None = None
+) -> str:
     """``dashboard_port`` None: Ray is not this run's own (VOELGOED_RAY_ADDRESS), so its dashboard is not ours to
     announce."""
     api, key, event = api_url, demo.api_key, demo.event_id
@@ -18,6 +20,8 @@ def banner(demo: Demo, *, api_url: str, data_dir: Path, dashboard_port: int | No
         f"  API            {api}   (OpenAPI: {api}/openapi.json)",
         f"  Metrics        {api}/metrics",
     ]
+    if payments_url is not None:
+        lines.append(f"  Payments sim   {payments_url}   (test card 4242424242424242; docs/api.md)")
     if dashboard_port is not None:
         lines.append(f"  Ray dashboard  http://127.0.0.1:{dashboard_port}")
     lines += [

@@ -2,7 +2,7 @@
 
 Postgres and Redis are embedded (under the data folder) unless VOELGOED_DATABASE_URL / VOELGOED_REDIS_URL
 name servers; Ray is a local head unless VOELGOED_RAY_ADDRESS names one. Start order is Postgres, Redis,
-migrations, Ray, gateway, demo; stop order is the reverse, each step bounded. The URLs go to
+migrations, Ray, the payment simulator, gateway, demo; stop order is the reverse, each step bounded. The URLs go to
 <data_dir>/runtime.json so `voelgoed org create` reaches the same data while this runs.
 """
 
@@ -28,6 +28,7 @@ from persistence.migrate import migrate
 from voelgoed import embedded
 from voelgoed.banner import banner
 from voelgoed.demo import ensure_demo
+from voelgoed.payments_simulator import PAYSIM_PROCESS_MARKER, start_paysim, stop_paysim
 from voelgoed.private_files import read_json, write_private_json
 from voelgoed.session_secret import ensure_session_secret
 from voelgoed.settings import DEFAULT_DATA_DIR, RUNTIME_FILE_NAME
@@ -62,6 +63,7 @@ class UpConfig:
     gateway_app: str = GATEWAY_APP
     # the proxies whose X-Forwarded-For names the client (uvicorn --forwarded-allow-ips); None: trust no header
     forwarded_allow_ips: str | None = None
+    paysim_port: int | None = None  # None: a free port
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> UpConfig:
@@ -77,6 +79,7 @@ class UpConfig:
             dashboard_port=int(environ.get("VOELGOED_RAY_DASHBOARD_PORT", str(RAY_DASHBOARD_PORT))),
             gateway_app=environ.get("VOELGOED_GATEWAY_APP", GATEWAY_APP),
             forwarded_allow_ips=environ.get("VOELGOED_FORWARDED_ALLOW_IPS") or None,
+            paysim_port=int(environ["VOELGOED_PAYSIM_PORT"]) if environ.get("VOELGOED_PAYSIM_PORT") else None,
         )
 
     @property
@@ -109,7 +112,7 @@ async def _up(config: UpConfig) -> int:
         except StartupFailed as error:
             print(f"voelgoed up: {error}", file=sys.stderr)
             status = 1
-        print("Stopping: gateway, Ray, Redis, Postgres ...", flush=True)
+        print("Stopping: gateway, payment simulator, Ray, Redis, Postgres ...", flush=True)
     (config.data_dir / RUNTIME_FILE_NAME).unlink(missing_ok=True)
     print("Stopped.", flush=True)
     return status
@@ -137,7 +140,14 @@ async def _start_and_serve(config: UpConfig, stack: contextlib.ExitStack, stop: 
     runtime |= {"database_url": database_url, "redis_url": redis_url, "ray_address": ray_address}
     write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
     checkpoint()
+    webhook_url = f"{config.api_url}/v1/payments/webhooks/simulator"
+    paysim = await start_paysim(config.data_dir, config.gateway_host, config.paysim_port, webhook_url)
+    stack.callback(_stop_step, "payment simulator", lambda: stop_paysim(paysim))
+    runtime |= {"paysim_pid": paysim.process.pid, "paysim_url": paysim.url}
+    write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
+    checkpoint()
     env = _gateway_env(config, database_url, redis_url, ray_address, ensure_session_secret(config.data_dir))
+    env |= paysim.gateway_env()
     gateway = _start_gateway(config, env, stack)
     runtime |= {"gateway_pid": gateway.pid, "gateway_app": config.gateway_app}
     write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
@@ -145,7 +155,9 @@ async def _start_and_serve(config: UpConfig, stack: contextlib.ExitStack, stop: 
     demo = await ensure_demo(config.data_dir, config.api_url, database_url)
     checkpoint()
     dashboard_port = config.dashboard_port if config.ray_address is None else None
-    announced = banner(demo, api_url=config.api_url, data_dir=config.data_dir, dashboard_port=dashboard_port)
+    announced = banner(
+        demo, api_url=config.api_url, data_dir=config.data_dir, dashboard_port=dashboard_port, payments_url=paysim.url
+    )
     print(announced, flush=True)
     await _serve_until_stopped(gateway, stop, config.data_dir)
 
@@ -290,6 +302,8 @@ def _stop_stale_run(data_dir: Path) -> None:
         app = stale.get("gateway_app")
         marker = app if isinstance(app, str) else GATEWAY_APP
         embedded.stop_stale_process(stale["gateway_pid"], marker, stale_stop_s_max)
+    if isinstance(stale.get("paysim_pid"), int):
+        embedded.stop_stale_process(stale["paysim_pid"], PAYSIM_PROCESS_MARKER, stale_stop_s_max)
     if isinstance(stale.get("redis_pid"), int):
         embedded.stop_stale_process(stale["redis_pid"], "redis-server", stale_stop_s_max)
     session_id, temp_dir = stale.get("ray_session_id"), stale.get("ray_temp_dir")

@@ -370,11 +370,17 @@ async def test_up_serves_one_demo_across_restarts_and_stops_cleanly(settings: Se
             event = await http.get(f"/v1/events/{demo['event_id']}")
         assert event.status_code == 200, event.text
         assert event.json()["status"] == "on_sale"
+        # the payment simulator runs beside the gateway, announced in the banner (voelgoed/payments_simulator.py)
+        assert f"Payments sim   {runtime['paysim_url']}" in printed
+        async with httpx.AsyncClient(base_url=runtime["paysim_url"], timeout=10) as http:
+            assert (await http.get("/_sim/health")).status_code == 200
     finally:
         stopped = await stop_up(process)
     assert "Stopped." in stopped
     assert not (data_dir / RUNTIME_FILE_NAME).exists()
     assert not psutil.pid_exists(gateway_pid) or psutil.Process(gateway_pid).status() == psutil.STATUS_ZOMBIE
+    paysim_pid = runtime["paysim_pid"]
+    assert not psutil.pid_exists(paysim_pid) or psutil.Process(paysim_pid).status() == psutil.STATUS_ZOMBIE
 
     process, _ = await start_up(env)
     await stop_up(process)
