@@ -96,7 +96,7 @@ class Decoded:
     signature: bytes
 
     def claims_for(self, event_id: str) -> TicketClaims:
-        ticket_id = f"{ids.TICKET_PREFIX}{event_id[len(ids.EVENT_PREFIX):]}{self.hold_token.hex()}_{self.ordinal}"
+        ticket_id = f"{ids.TICKET_PREFIX}{event_id[len(ids.EVENT_PREFIX) :]}{self.hold_token.hex()}_{self.ordinal}"
         return TicketClaims(ticket_id, self.ticket_type, self.seat_id, self.unit)
 
 
