@@ -39,7 +39,6 @@ from persistence.tickets import (
     signing_key,
 )
 
-pytestmark = pytest.mark.services
 MASTER = MasterKey(secrets.token_urlsafe(32).encode())
 
 
