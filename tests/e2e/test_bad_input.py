@@ -51,7 +51,7 @@ class Objects:
     user_id: str
     venue_id: str
     layout_id: str
-    kid: str  # the org's ticket key (GET /v1/ticket-keys lists it)
+    kid: str = ""  # the org's ticket key (GET /v1/ticket-keys lists it); no path names one
     code: str = "GA"  # a ticket type of the event
 
     def params(self) -> dict[str, str]:
