@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from gateway.routes import audit, operations
+from gateway.routes import audit, operations, tickets
 from gateway.routes.access import keys, members, sessions
 from gateway.routes.catalog import events, lifecycle, pricing, venues
 from gateway.routes.inventory import availability, holds, seatmap
@@ -25,5 +25,6 @@ def all_routes() -> list[BaseRoute]:
         *sessions.ROUTES,
         *members.ROUTES,
         *audit.ROUTES,
+        *tickets.ROUTES,
         *operations.ROUTES,
     ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +20,14 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
 from engine.access.rules import SCOPES
+from engine.tickets.sealing import MasterKey
 from gateway.context import body_bytes_max
 from gateway.routes import all_routes
 from gateway.routes.catalog.venues import layout_body_bytes_max
+from persistence.db import create_pool
 from persistence.inventory import live_state
+from persistence.tenancy import org_transaction
+from persistence.tickets import create_key
 from tests.fakes import Gateway, event_body, new_org, running_gateway
 
 UNKNOWN_EVENT = "evt_" + "0" * 32
@@ -46,12 +51,13 @@ class Objects:
     user_id: str
     venue_id: str
     layout_id: str
+    kid: str = ""  # the org's ticket key (GET /v1/ticket-keys lists it); no path names one
     code: str = "GA"  # a ticket type of the event
 
     def params(self) -> dict[str, str]:
         return {
             "event_id": self.event_id, "hold_id": self.hold_id, "key_id": self.key_id, "user_id": self.user_id,
-            "venue_id": self.venue_id, "layout_id": self.layout_id,
+            "venue_id": self.venue_id, "layout_id": self.layout_id, "kid": self.kid,
             "code": self.code,
         }
 
@@ -99,9 +105,17 @@ async def _tenant(gw: Gateway, database_url: str, name: str) -> tuple[str, dict[
     assert venue.status_code == 201, venue.text
     layout = await gw.client.post(f"/v1/venues/{venue.json()['id']}/layouts", json=LAYOUT_BODY, headers=headers)
     assert layout.status_code == 201, layout.text
+    # No route makes a ticket key yet (issuing a ticket will): the store's own call, as the platform's role.
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn, org_transaction(conn, org_id) as db:
+            ticket_key = await create_key(db, MasterKey(secrets.token_bytes(32)))
+    finally:
+        await pool.close()
+    assert ticket_key is not None
     objects = Objects(
         event_id, held.json()["hold_id"], made.json()["id"], member.json()["user_id"], venue.json()["id"],
-        layout.json()["id"],
+        layout.json()["id"], ticket_key.kid,
     )
     return org_id, headers, objects
 
@@ -163,6 +177,7 @@ CALLS = [
     Call("PATCH", "/v1/members/{user_id}", "members:manage", {"role": "scanner"}),
     Call("DELETE", "/v1/members/{user_id}", "members:manage"),
     Call("GET", "/v1/audit-log", "audit:read"),
+    Call("GET", "/v1/ticket-keys", "events:read", also=("scans:write",)),
     Call("POST", "/v1/venues", "events:write", VENUE_BODY),
     Call("GET", "/v1/venues", "events:read"),
     Call("GET", "/v1/venues/{venue_id}", "events:read"),

@@ -27,6 +27,7 @@ from engine.catalog import rules as catalog
 from engine.catalog.layouts import Layout, LayoutSeat, Zone
 from engine.ids import hold_id_for, sale_id_of_hold, ticket_id_of_hold
 from engine.inventory.commands import SaleView, TicketView
+from engine.tickets.sealing import MasterKey
 from persistence.access.orgs import create_org
 from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event, publish_event, take_inventory_epoch
 from persistence.catalog.layouts import create_layout
@@ -37,6 +38,7 @@ from persistence.catalog.venues import NewVenue, create_venue
 from persistence.db import APP_ROLE, create_pool
 from persistence.inventory.sales import write_sales
 from persistence.tenancy import PLATFORM_ROLE, MissingOrg, org_transaction, unscoped
+from persistence.tickets import create_key, revoke_tickets
 
 # The tables a tenant's rows live in, each seeded below for both orgs. A table with an org_id column that is not
 # here fails test_every_tenant_table_is_seeded_here: add its seed, and RLS to its migration.
@@ -44,6 +46,7 @@ TENANT_TABLES = (
     "api_keys", "events", "seats", "ticket_types", "sales", "tickets", "memberships", "invitations", "sessions",
     "audit_log", "audit_heads", "venues", "layouts", "layout_zones", "layout_seats",
     "price_lists", "price_tiers", "event_fees", "promo_codes", "promo_uses",
+    "ticket_keys", "ticket_revocation_lists", "ticket_revocations",
 )
 # The load-test baselines' own tables (loadtests/baselines/postgres.sql, created in the same database by their
 # tests): never made by the platform's migrations, holding no platform row.
@@ -76,7 +79,8 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 async def _seed(admin: asyncpg.Connection, pool: asyncpg.Pool, name: str) -> Tenant:
     """An org with a row in every tenant table: through the repositories where they exist (orgs with their owner
-    key and audit entries, events with seats and ticket types, sales with tickets and their audit entries), raw
+    key and audit entries, events with seats and ticket types, sales with tickets and their audit entries, a ticket
+    key and a revocation), raw
     inserts as the superuser for people (users, memberships, invitations, sessions)."""
     async with pool.acquire() as conn:
         org_id, _ = await create_org(conn, name)
@@ -105,6 +109,8 @@ async def _seed(admin: asyncpg.Connection, pool: asyncpg.Pool, name: str) -> Ten
         )
         async with org_transaction(conn, org_id) as db:
             await write_sales(db, event.id, taken[0], [sale], [])
+            assert await create_key(db, MasterKey(secrets.token_bytes(32))) is not None
+            assert await revoke_tickets(db, event.id, [sale.tickets[0].ticket_id]) == 1
         async with org_transaction(conn, org_id) as db:
             venue = await create_venue(db, NewVenue(name, "Africa/Johannesburg", None))
             layout = Layout("Hall", (Zone("FLOOR", "Floor"),), (LayoutSeat("A", "1", 1, 1.0, 1.0, "FLOOR", ()),))

@@ -24,6 +24,7 @@ from gateway.routes import all_routes
 from gateway.routes.access.models import ApiKeyCreate, InvitationAccept
 from gateway.routes.catalog.models import EventCreate
 from gateway.routes.inventory.models import HoldCreate
+from gateway.routes.tickets import TicketKeysOut
 from voelgoed.settings import Settings
 
 DOCUMENT = build_openapi(all_routes())
@@ -211,3 +212,18 @@ def test_a_number_with_a_zero_fraction_is_the_integer_it_equals() -> None:
     for refused in ("2.5", "true", '"2"'):
         with pytest.raises(ValidationError):
             HoldCreate.model_validate_json('{"buyer_id": "b", "ticket_type": "GA", "quantity": ' + refused + "}")
+
+
+def test_the_ticket_keys_route_is_documented_as_the_contract_says() -> None:
+    """GET /v1/ticket-keys (API.md "Checkout, payments, tickets"): {"keys": [{kid, alg, public_key, status}]}."""
+    operation = DOCUMENT["paths"]["/v1/ticket-keys"]["get"]
+    answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"$ref": "#/components/schemas/TicketKeysOut"}
+    key = SCHEMAS["TicketKeyOut"]
+    assert set(key["required"]) == {"kid", "alg", "public_key", "status"}
+    assert key["properties"]["status"]["enum"] == ["active", "retiring"]
+    good = {"keys": [{"kid": "a1b2c3", "alg": "Ed25519", "public_key": "A" * 43, "status": "retiring"}]}
+    assert document_admits(TicketKeysOut, good) and model_admits(TicketKeysOut, good)
+    for bad_key in ({"status": "retired"}, {"public_key": "A" * 44}, {"kid": "A1B2C3"}, {"alg": "RS256"}):
+        bad = {"keys": [{**good["keys"][0], **bad_key}]}
+        assert not document_admits(TicketKeysOut, bad) and not model_admits(TicketKeysOut, bad)
