@@ -13,12 +13,12 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
-from pydantic.json_schema import JsonDict, JsonValue
+from pydantic.json_schema import JsonDict, JsonValue, SkipJsonSchema
 
 from engine import limits
 from engine.catalog import presales as sale_schedule
+from engine.catalog import price_changes, seating
 from engine.catalog import rules as catalog
-from engine.catalog import seating
 from engine.catalog.layouts import ZONE_CODE_PATTERN
 from gateway.fields import DisplayName, ExternalId, Money, MoneyOut, TicketCode, UtcTime
 from gateway.parsing import RequestModel, cross_field_error, refuse_problems
@@ -236,8 +236,26 @@ def presale_records(presales: list[PresaleIn]) -> tuple[PresaleRecord, ...]:
     )
 
 
+def _optional_not_null(schema: JsonDict) -> None:
+    """A field that may be left out but never be null (``X | SkipJsonSchema[None]``) has no null default either:
+    the document states only what the model takes."""
+    properties = schema.get("properties")
+    assert isinstance(properties, dict)
+    for prop in properties.values():
+        if isinstance(prop, dict) and prop.get("default", 0) is None and "anyOf" not in prop:
+            del prop["default"]
+
+
+def _changes_something(schema: JsonDict) -> None:
+    _optional_not_null(schema)
+    schema["minProperties"] = 1
+
+
 class EventPatch(RequestModel):
-    """Only the fields given change; ``sale_opens_at``/``sale_closes_at`` may be null (no timed move)."""
+    """Only the fields given change; ``sale_opens_at``/``sale_closes_at`` may be null (no timed move), ``tax``
+    null removes the tax. ``fees`` replaces the whole list (``[]``: no fees)."""
+
+    model_config = ConfigDict(json_schema_extra=_optional_not_null)
 
     name: DisplayName | None = None
     starts_at: UtcTime | None = None
@@ -246,14 +264,27 @@ class EventPatch(RequestModel):
     hold_ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)] | None = None
     max_tickets_per_buyer: Annotated[int, Field(ge=1, le=limits.max_tickets_per_buyer_max)] | None = None
     presales: Presales | None = None
+    fees: FeesIn | SkipJsonSchema[None] = Field(
+        default=None, description="the event's fees, the whole list: it replaces the stored one ([] removes them)"
+    )
+    tax: TaxIn | None = Field(default=None, description="the event's tax, replacing the stored one; null removes it")
 
     def values(self) -> dict[str, Any]:
-        """The columns to set: every field given (a null sale time clears it)."""
+        """The event columns to set: every field given but the price rules (a null sale time clears it)."""
         values: dict[str, Any] = {}
-        for name in sorted(self.model_fields_set):
+        for name in sorted(self.model_fields_set - _PRICE_RULES):
             value = getattr(self, name)
             values[name] = presale_records(value) if name == "presales" else value
         return values
+
+    def price_rules(self) -> price_changes.RulesChange:
+        """The new fees and tax given (engine/catalog/price_changes.py checks them against the stored event)."""
+        given = self.model_fields_set
+        return price_changes.RulesChange(
+            fees=tuple(f.definition() for f in self.fees) if "fees" in given and self.fees is not None else None,
+            tax_given="tax" in given,
+            tax=None if self.tax is None else self.tax.definition(),
+        )
 
     @model_validator(mode="after")
     def _no_nulls_but_sale_times(self) -> EventPatch:
@@ -262,13 +293,15 @@ class EventPatch(RequestModel):
         if problems:
             raise cross_field_error(problems)
         # What the body itself breaks; with the stored schedule merged in, the use case checks again (422 too).
+        # The price rules are the use case's alone: they need the event's currency, and all come in one answer.
         refuse_problems(
             sale_schedule.schedule_problems(schedule_of(self.sale_opens_at, self.sale_closes_at, self.presales or []))
         )
         return self
 
 
-_NULLABLE = frozenset({"sale_opens_at", "sale_closes_at"})
+_NULLABLE = frozenset({"sale_opens_at", "sale_closes_at", "tax"})
+_PRICE_RULES = frozenset({"fees", "tax"})
 
 
 class TransitionIn(RequestModel):
@@ -282,8 +315,38 @@ class TransitionOut(BaseModel):
     status: Literal["draft", "published", "on_sale", "paused", "sold_out", "closed", "cancelled"]
 
 
-class CapacityIn(RequestModel):
-    capacity: Annotated[int, Field(ge=0, le=limits.ga_capacity_max)]
+class TicketTypePatch(RequestModel):
+    """Only the fields given change, at least one: a GA type's ``capacity``, the ``price`` (in the event's
+    currency), the ``price_tiers`` (the whole list, replacing the stored one; ``[]`` removes them)."""
+
+    model_config = ConfigDict(json_schema_extra=_changes_something)
+
+    capacity: Annotated[int, Field(ge=0, le=limits.ga_capacity_max)] | SkipJsonSchema[None] = Field(
+        default=None, description="GA only: grow any time, shrink only down to held + sold"
+    )
+    price: Money | SkipJsonSchema[None] = Field(default=None, description="the base price, in the event's currency")
+    price_tiers: PriceTiersIn | SkipJsonSchema[None] = Field(
+        default=None, description="earlier prices, replacing the stored tiers: the first whose `until` is still "
+        "ahead applies, else `price`"
+    )
+
+    def price_change(self, code: str) -> price_changes.TypePriceChange:
+        """The new price and tiers given (engine/catalog/price_changes.py checks them against the stored event)."""
+        return price_changes.TypePriceChange(
+            code,
+            price=None if self.price is None else catalog.Price(self.price.amount_minor, self.price.currency),
+            tiers=None if self.price_tiers is None else tuple(t.definition() for t in self.price_tiers),
+        )
+
+    @model_validator(mode="after")
+    def _something_and_no_nulls(self) -> TicketTypePatch:
+        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
+        problems = [(name, "may not be null") for name in nulls]
+        if not self.model_fields_set:
+            problems.append(("capacity", "give capacity, price or price_tiers (at least one)"))
+        if problems:
+            raise cross_field_error(problems)
+        return self
 
 
 class PriceTierOut(BaseModel):
