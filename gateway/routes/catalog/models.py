@@ -3,6 +3,7 @@ rules across fields are engine/catalog/rules.py's, run by the validators."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -13,7 +14,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
-from pydantic.json_schema import JsonDict, JsonValue, SkipJsonSchema
+from pydantic.json_schema import JsonDict, JsonValue
 
 from engine import limits
 from engine.catalog import presales as sale_schedule
@@ -236,26 +237,42 @@ def presale_records(presales: list[PresaleIn]) -> tuple[PresaleRecord, ...]:
     )
 
 
-def _optional_not_null(schema: JsonDict) -> None:
-    """A field that may be left out but never be null (``X | SkipJsonSchema[None]``) has no null default either:
-    the document states only what the model takes."""
-    properties = schema.get("properties")
-    assert isinstance(properties, dict)
-    for prop in properties.values():
-        if isinstance(prop, dict) and prop.get("default", 0) is None and "anyOf" not in prop:
-            del prop["default"]
+def _not_null(*names: str) -> Callable[[JsonDict], None]:
+    """The schema of a patch whose fields ``names`` may be left out but never be null: their null branch and null
+    default are dropped, so the document states only what the model takes (its validator refuses null). The fields
+    stay ``X | None`` in Python: a real union (pydantic's SkipJsonSchema) would name its arms in each error's path."""
+
+    def edit(schema: JsonDict) -> None:
+        properties = schema["properties"]
+        assert isinstance(properties, dict)
+        for name in names:
+            prop = properties[name]
+            assert isinstance(prop, dict)
+            branches = prop.pop("anyOf")
+            assert isinstance(branches, list)
+            [kept] = [b for b in branches if b != {"type": "null"}]
+            assert isinstance(kept, dict)
+            prop.pop("default", None)
+            prop.update(kept)
+
+    return edit
 
 
-def _changes_something(schema: JsonDict) -> None:
-    _optional_not_null(schema)
-    schema["minProperties"] = 1
+def _changes_something(*names: str) -> Callable[[JsonDict], None]:
+    not_null = _not_null(*names)
+
+    def edit(schema: JsonDict) -> None:
+        not_null(schema)
+        schema["minProperties"] = 1
+
+    return edit
 
 
 class EventPatch(RequestModel):
     """Only the fields given change; ``sale_opens_at``/``sale_closes_at`` may be null (no timed move), ``tax``
     null removes the tax. ``fees`` replaces the whole list (``[]``: no fees)."""
 
-    model_config = ConfigDict(json_schema_extra=_optional_not_null)
+    model_config = ConfigDict(json_schema_extra=_not_null("fees"))
 
     name: DisplayName | None = None
     starts_at: UtcTime | None = None
@@ -264,7 +281,7 @@ class EventPatch(RequestModel):
     hold_ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)] | None = None
     max_tickets_per_buyer: Annotated[int, Field(ge=1, le=limits.max_tickets_per_buyer_max)] | None = None
     presales: Presales | None = None
-    fees: FeesIn | SkipJsonSchema[None] = Field(
+    fees: FeesIn | None = Field(
         default=None, description="the event's fees, the whole list: it replaces the stored one ([] removes them)"
     )
     tax: TaxIn | None = Field(default=None, description="the event's tax, replacing the stored one; null removes it")
@@ -319,13 +336,13 @@ class TicketTypePatch(RequestModel):
     """Only the fields given change, at least one: a GA type's ``capacity``, the ``price`` (in the event's
     currency), the ``price_tiers`` (the whole list, replacing the stored one; ``[]`` removes them)."""
 
-    model_config = ConfigDict(json_schema_extra=_changes_something)
+    model_config = ConfigDict(json_schema_extra=_changes_something("capacity", "price", "price_tiers"))
 
-    capacity: Annotated[int, Field(ge=0, le=limits.ga_capacity_max)] | SkipJsonSchema[None] = Field(
+    capacity: Annotated[int, Field(ge=0, le=limits.ga_capacity_max)] | None = Field(
         default=None, description="GA only: grow any time, shrink only down to held + sold"
     )
-    price: Money | SkipJsonSchema[None] = Field(default=None, description="the base price, in the event's currency")
-    price_tiers: PriceTiersIn | SkipJsonSchema[None] = Field(
+    price: Money | None = Field(default=None, description="the base price, in the event's currency")
+    price_tiers: PriceTiersIn | None = Field(
         default=None, description="earlier prices, replacing the stored tiers: the first whose `until` is still "
         "ahead applies, else `price`"
     )
