@@ -320,6 +320,16 @@ def price_rule_problems(
         if currency is not None and _CURRENCY_RE.fullmatch(t.currency) and t.currency != currency:
             problems.append((f"ticket_types.{i}.price.currency", f"an event has one currency ({currency})"))
         problems += [(f"ticket_types.{i}.{f}", m) for f, m in tier_problems(t.tiers, currency or t.currency)]
+    problems += fees_problems(fees)
+    if tax is not None:
+        problems += [(f"tax.{f}", m) for f, m in tax_problems(tax)]
+    return problems
+
+
+def fees_problems(fees: Sequence[Fee]) -> list[FieldProblem]:
+    """An event's whole list of fees: at most ``fees_per_event_max``, codes distinct, each fee's own rules; paths
+    from the event's root (``fees.2.per``)."""
+    problems: list[FieldProblem] = []
     if len(fees) > fees_per_event_max:
         problems.append(("fees", f"at most {fees_per_event_max} fees per event"))
     seen: set[str] = set()
@@ -328,8 +338,6 @@ def price_rule_problems(
         if fee.code in seen:
             problems.append((f"fees.{k}.code", "repeats a fee code"))
         seen.add(fee.code)
-    if tax is not None:
-        problems += [(f"tax.{f}", m) for f, m in tax_problems(tax)]
     return problems
 
 

@@ -83,9 +83,12 @@ async def patch(db: OrgDb, event_id: str, changes: EventPatch) -> pg_events.Even
 
 
 async def lock_event(db: OrgDb, event_id: str) -> pg_events.EventRecord | None:
-    """The event, its row locked until the transaction ends (a patch decides on what it read)."""
+    """The event, its row locked until the transaction ends (a patch decides on what it read). NO KEY UPDATE: it
+    queues every other writer of the row, but not the inserts whose foreign key points at the event (they take KEY
+    SHARE): a promo code being added holds its event's price list row and then checks that key, while a price
+    change holds the event row and then waits for the price list row (FOR UPDATE here would deadlock the two)."""
     row = await db.conn.fetchrow(
-        f"SELECT {pg_events.EVENT_COLUMNS} FROM events WHERE org_id = $1 AND id = $2 FOR UPDATE",
+        f"SELECT {pg_events.EVENT_COLUMNS} FROM events WHERE org_id = $1 AND id = $2 FOR NO KEY UPDATE",
         db.org_id,
         event_id,
     )

@@ -19,9 +19,10 @@ import msgpack
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from engine.catalog import pricing
+from engine.catalog import price_changes, pricing
 from engine.catalog import rules as catalog
 from persistence.catalog import redis_keys
+from persistence.catalog.events import audit_time
 from persistence.tenancy import OrgDb
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -55,38 +56,121 @@ def price_list_of(event: catalog.StockedEvent, version: int) -> pricing.PriceLis
 
 async def put_price_rules(db: OrgDb, event_id: str, event: catalog.StockedEvent) -> int:
     """Store a new event's tiers, fees and tax (in db's transaction, after the event's own rows); its version."""
-    conn, org_id = db.conn, db.org_id
     tax = event.tax
-    version: int = await conn.fetchval(
+    version: int = await db.conn.fetchval(
         "INSERT INTO price_lists (org_id, event_id, tax_code, tax_rate_bp, tax_included) VALUES ($1, $2, $3, $4, $5) "
         "RETURNING version",
-        org_id,
+        db.org_id,
         event_id,
         None if tax is None else tax.code,
         None if tax is None else tax.rate_bp,
         None if tax is None else tax.included,
     )
-    tiers = [
-        (org_id, event_id, t.code, position, tier.until, tier.amount_minor, tier.currency)
-        for t in event.ticket_types
-        for position, tier in enumerate(t.price_tiers)
-    ]
+    for t in event.ticket_types:
+        await _insert_tiers(db, event_id, t.code, t.price_tiers)
+    await _insert_fees(db, event_id, event.fees)
+    return version
+
+
+async def _insert_tiers(db: OrgDb, event_id: str, code: str, tiers: tuple[pricing.PriceTier, ...]) -> None:
     if tiers:
-        await conn.executemany(
+        await db.conn.executemany(
             "INSERT INTO price_tiers (org_id, event_id, ticket_type, position, until, price_minor, currency) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            tiers,
+            [
+                (db.org_id, event_id, code, position, tier.until, tier.amount_minor, tier.currency)
+                for position, tier in enumerate(tiers)
+            ],
         )
-    if event.fees:
-        await conn.executemany(
+
+
+async def _insert_fees(db: OrgDb, event_id: str, fees: tuple[pricing.Fee, ...]) -> None:
+    if fees:
+        await db.conn.executemany(
             "INSERT INTO event_fees (org_id, event_id, code, position, per, amount_minor, percent_bp) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7)",
             [
-                (org_id, event_id, f.code, position, f.per, f.amount_minor, f.percent_bp)
-                for position, f in enumerate(event.fees)
+                (db.org_id, event_id, f.code, position, f.per, f.amount_minor, f.percent_bp)
+                for position, f in enumerate(fees)
             ],
         )
-    return version
+
+
+# ---- changes (engine/catalog/price_changes.py decides them; migration 008 grants what they need) ------------
+
+
+async def write_type_change(db: OrgDb, event_id: str, change: price_changes.TypePriceChange) -> None:
+    """A ticket type's new base price and/or tiers (the tiers replaced as a whole), in db's transaction, after
+    ``next_version`` locked the event's prices. The currency is the event's (checked by the caller): it never
+    changes, so only the amount is written."""
+    if change.price is not None:
+        updated = await db.conn.execute(
+            "UPDATE ticket_types SET price_minor = $4 WHERE org_id = $1 AND event_id = $2 AND code = $3",
+            db.org_id,
+            event_id,
+            change.code,
+            change.price.amount_minor,
+        )
+        assert updated == "UPDATE 1", (event_id, change.code, updated)
+    if change.tiers is not None:
+        await db.conn.execute(
+            "DELETE FROM price_tiers WHERE org_id = $1 AND event_id = $2 AND ticket_type = $3",
+            db.org_id,
+            event_id,
+            change.code,
+        )
+        await _insert_tiers(db, event_id, change.code, change.tiers)
+
+
+async def write_rules_change(db: OrgDb, event_id: str, change: price_changes.RulesChange) -> None:
+    """The event's new fees (replaced as a whole) and/or tax, in db's transaction, after ``next_version`` made
+    and locked its price_lists row."""
+    if change.fees is not None:
+        await db.conn.execute("DELETE FROM event_fees WHERE org_id = $1 AND event_id = $2", db.org_id, event_id)
+        await _insert_fees(db, event_id, change.fees)
+    if change.tax_given:
+        tax = change.tax
+        updated = await db.conn.execute(
+            "UPDATE price_lists SET tax_code = $3, tax_rate_bp = $4, tax_included = $5 "
+            "WHERE org_id = $1 AND event_id = $2",
+            db.org_id,
+            event_id,
+            None if tax is None else tax.code,
+            None if tax is None else tax.rate_bp,
+            None if tax is None else tax.included,
+        )
+        assert updated == "UPDATE 1", (event_id, updated)
+
+
+def _money(amount_minor: int, currency: str) -> dict[str, Any]:
+    return {"amount_minor": amount_minor, "currency": currency}
+
+
+def type_price_audit_view(prices: pricing.PriceList, change: price_changes.TypePriceChange) -> dict[str, Any]:
+    """What the audit log keeps of a ticket type's prices in ``prices``: the parts ``change`` names."""
+    found = prices.ticket_types[change.code]
+    view: dict[str, Any] = {}
+    if change.price is not None:
+        view["price"] = _money(found.amount_minor, prices.currency)
+    if change.tiers is not None:
+        view["price_tiers"] = [
+            {"until": audit_time(t.until), "price": _money(t.amount_minor, t.currency)} for t in found.tiers
+        ]
+    return view
+
+
+def rules_audit_view(prices: pricing.PriceList, change: price_changes.RulesChange) -> dict[str, Any]:
+    """What the audit log keeps of an event's fees and tax in ``prices``: the parts ``change`` names."""
+    view: dict[str, Any] = {}
+    if change.fees is not None:
+        view["fees"] = [
+            {"code": f.code, "per": f.per, "amount_minor": f.amount_minor, "percent_bp": f.percent_bp}
+            for f in prices.fees
+        ]
+    if change.tax_given:
+        tax = prices.tax
+        view["tax"] = None if tax is None else {"code": tax.code, "rate_bp": tax.rate_bp, "included": tax.included}
+    return view
 
 
 async def next_version(db: OrgDb, event_id: str) -> int:

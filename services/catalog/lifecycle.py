@@ -1,5 +1,5 @@
 """Catalog lifecycle use cases: move an event between statuses (the organizer's moves, the timer's, the
-inventory's), edit its schedule and sale limits, change a GA type's capacity.
+inventory's), edit its schedule, sale limits, fees and tax, change a ticket type's capacity (GA), price and tiers.
 
 Each change commits in one unit of work with its audit entry (who: the person or key, ``system:catalog-timer``,
 ``system:inventory:<event>``), then, in this order, every gateway process learns the new meta (``SharedEvents``:
@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from engine import ids
-from engine.catalog import lifecycle
+from engine.catalog import lifecycle, pricing
 from engine.catalog.lifecycle import EventStatus, Mover
 from engine.catalog.presales import schedule_problems
+from engine.catalog.price_changes import RulesChange, TypePriceChange
 from engine.catalog.rules import Problem, TicketKind, sale_limit_problems, settings_problems
 from engine.catalog.timed import due_move
 from engine.inventory.commands import Command, Rejected, Result, SetCapacity
@@ -28,7 +29,9 @@ from persistence.catalog import lifecycle as pg_lifecycle
 from persistence.db import Connection
 from persistence.inventory import sales as pg_sales
 from persistence.tenancy import OrgDb
+from services.catalog import price_changes
 from services.catalog.events import Activations, SharedEvents, event_not_found
+from services.catalog.pricing import SharedPrices
 from services.unit_of_work import UnitsOfWork, unit_of_work_on
 
 EVENT_TRANSITION = "event.transition"
@@ -162,25 +165,50 @@ async def patch_event(
     actor: audit.Actor,
     event_id: str,
     values: Mapping[str, Any],
+    *,
+    prices: RulesChange | None = None,
+    shared_prices: SharedPrices | None = None,
 ) -> pg_events.EventRecord:
-    """The event with ``values`` (a subset of pg_lifecycle.EDITABLE_COLUMNS) applied, audited (before and after
-    of what changed); raises InvalidPatch with every problem, nothing written."""
+    """The event with ``values`` (a subset of pg_lifecycle.EDITABLE_COLUMNS) and ``prices`` (its new fees and tax)
+    applied in one transaction, audited in one ``event.update`` entry (before and after of what changed); raises
+    InvalidPatch with every problem, nothing written. New prices on a closed or cancelled event: 409 event_ended,
+    nothing written. After the commit the new meta and the new price list are shared."""
     if not ids.is_event_id(event_id):
         raise event_not_found(event_id)
+    rules = None if prices is None or prices.empty else prices
     async with units.begin(org_id, actor) as uow:
         record = await pg_lifecycle.lock_event(uow.db, event_id)
         if record is None:
             raise event_not_found(event_id)
         problems = patch_problems(record, values)
+        if rules is not None:
+            problems += price_changes.rules_problems(rules)
         if problems:
             raise InvalidPatch(problems)
-        if not values:
-            return record
-        patched = await pg_lifecycle.patch(uow.db, event_id, pg_lifecycle.EventPatch(values))
-        assert patched is not None
-        before, after = _audit_values(record, values), _audit_values(patched, values)
-        uow.record(audit.Change(EVENT_UPDATE, "event", event_id, before=before, after=after))
-    await after_commit(shared, activations, schedules, patched, had_inventory=lifecycle.has_inventory(patched.status))
+        if rules is not None and lifecycle.has_ended(record.status):
+            raise price_changes.prices_ended(event_id, record.status)
+        patched = record
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        if values:
+            found = await pg_lifecycle.patch(uow.db, event_id, pg_lifecycle.EventPatch(values))
+            assert found is not None
+            patched = found
+            before, after = _audit_values(record, values), _audit_values(patched, values)
+        written = None
+        if rules is not None:
+            current = await price_changes.current_prices(uow.db, event_id)
+            written = await price_changes.write_rules_change(uow.db, event_id, current, rules)
+            before |= written.before or {}
+            after |= written.after or {}
+        if before or after:
+            uow.record(audit.Change(EVENT_UPDATE, "event", event_id, before=before, after=after))
+    if values:
+        await after_commit(
+            shared, activations, schedules, patched, had_inventory=lifecycle.has_inventory(patched.status)
+        )
+    if written is not None and shared_prices is not None:
+        await shared_prices.share_prices(org_id, event_id, written.prices)
     return patched
 
 
@@ -202,7 +230,7 @@ def _audit_values(record: pg_events.EventRecord, values: Mapping[str, Any]) -> d
     return shown
 
 
-# ---- capacity ----------------------------------------------------------------------------------------------
+# ---- a ticket type: capacity, price, tiers ------------------------------------------------------------------
 
 
 class Inventories(Protocol):
@@ -259,6 +287,73 @@ async def set_capacity(
         after = await pg_events.get_event(uow.db, event_id)
     assert after is not None
     return after
+
+
+async def change_ticket_type(
+    units: UnitsOfWork,
+    shared: SharedEvents,
+    shared_prices: SharedPrices,
+    inventory: Inventories,
+    org_id: str,
+    actor: audit.Actor,
+    event_id: str,
+    code: str,
+    capacity: int | None,
+    prices: TypePriceChange | None,
+    cmd_id: str,
+) -> pg_events.EventRecord:
+    """Change a ticket type's capacity (``set_capacity``, unchanged: through the inventory once published) and/or
+    its price and tiers (a Postgres write, audited ``ticket_type.price``, then the new price list shared). Every
+    rule of both is checked before anything changes (422 with every problem; a closed or cancelled event 409
+    event_ended); then the capacity, which the inventory may still refuse (409 capacity_below_committed: the
+    prices are then left as they were), then the prices, in their own transaction with their audit entry."""
+    if not ids.is_event_id(event_id):
+        raise event_not_found(event_id)
+    change = None if prices is None or prices.empty else prices
+    assert change is None or change.code == code, (code, change)
+    if change is None:
+        if capacity is None:
+            raise InvalidPatch([Problem("capacity", "give capacity, price or price_tiers")])
+        return await set_capacity(units, shared, inventory, org_id, actor, event_id, code, capacity, cmd_id)
+    if capacity is not None:
+        async with units.begin(org_id, actor) as uow:  # the check only: nothing changes unless all of it may
+            await _checked_type_change(uow.db, event_id, capacity, change)
+        await set_capacity(units, shared, inventory, org_id, actor, event_id, code, capacity, cmd_id)
+    async with units.begin(org_id, actor) as uow:
+        current = await _checked_type_change(uow.db, event_id, None, change)
+        written = await price_changes.write_type_change(uow.db, event_id, current, change)
+        if written.before is not None:
+            uow.record(
+                audit.Change(price_changes.TICKET_TYPE_PRICE, "ticket_type", f"{event_id}/{change.code}",
+                             before=written.before, after=written.after)
+            )
+        record = await pg_events.get_event(uow.db, event_id)
+    assert record is not None
+    await shared_prices.share_prices(org_id, event_id, written.prices)
+    return record
+
+
+async def _checked_type_change(
+    db: OrgDb, event_id: str, capacity: int | None, change: TypePriceChange
+) -> pricing.PriceList:
+    """The event's price list, once the type's change (and capacity, if given) passes every rule; the event's
+    row stays locked until db's transaction ends."""
+    record = await pg_lifecycle.lock_event(db, event_id)
+    if record is None:
+        raise event_not_found(event_id)
+    ticket_type = next((t for t in record.ticket_types if t.code == change.code), None)
+    if ticket_type is None:
+        raise Refused(Refusal.TICKET_TYPE_NOT_FOUND, "no such ticket type", {"ticket_type": change.code})
+    problems = []
+    if capacity is not None and ticket_type.kind != TicketKind.GA:
+        problems.append(Problem("capacity", "a seated ticket type's capacity is its seat count"))
+    current = await price_changes.current_prices(db, event_id)
+    problems += price_changes.type_problems(current, change)
+    if problems:
+        raise InvalidPatch(problems)
+    if lifecycle.has_ended(record.status):
+        raise price_changes.prices_ended(event_id, record.status)
+    return current
 
 
 def _ga_type(record: pg_events.EventRecord, code: str) -> pg_events.TicketTypeRecord:

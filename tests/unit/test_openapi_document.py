@@ -22,7 +22,7 @@ from gateway.idempotency import KEY_PATTERN
 from gateway.openapi import build_openapi
 from gateway.routes import all_routes
 from gateway.routes.access.models import ApiKeyCreate, InvitationAccept
-from gateway.routes.catalog.models import EventCreate
+from gateway.routes.catalog.models import EventCreate, EventPatch, TicketTypePatch
 from gateway.routes.inventory.models import HoldCreate
 from gateway.routes.tickets import TicketKeysOut
 from voelgoed.settings import Settings
@@ -75,6 +75,23 @@ AGREEMENT = [
     (EventCreate, {**EVENT, "seating": SEATING, "ticket_types": [SEATED, {**SEATED, "code": "T"}]}, False),
     (EventCreate, {**EVENT, "ticket_types": []}, False),
     (EventCreate, {**EVENT, "ticket_types": [GA], "hold_ttl_s": limits.hold_ttl_s_max + 1}, False),
+    # a ticket type's change: at least one field, none of them null; tiers replaced as a whole ([] removes them)
+    (TicketTypePatch, {"capacity": 5}, True),
+    (TicketTypePatch, {"price": {"amount_minor": 100, "currency": "ZAR"}, "price_tiers": []}, True),
+    (TicketTypePatch, {"price_tiers": [{"until": "2099-01-01T00:00:00Z", "price": GA["price"]}]}, True),
+    (TicketTypePatch, {}, False),
+    (TicketTypePatch, {"price": None}, False),
+    (TicketTypePatch, {"capacity": None}, False),
+    (TicketTypePatch, {"price": {"amount_minor": -1, "currency": "ZAR"}}, False),
+    (TicketTypePatch, {"price_tiers": [{"until": "2099-01-01T00:00:00Z"}]}, False),
+    (TicketTypePatch, {"capacity": 5, "zone": "FLOOR"}, False),
+    # an event's new fees (the whole list, never null) and tax (null removes it)
+    (EventPatch, {"fees": [], "tax": None}, True),
+    (EventPatch, {"fees": [{"code": "F", "per": "order", "amount_minor": 1}]}, True),
+    (EventPatch, {"tax": {"code": "VAT", "rate_bp": 1500, "included": True}}, True),
+    (EventPatch, {"fees": None}, False),
+    (EventPatch, {"fees": [{"code": "F", "per": "week", "amount_minor": 1}]}, False),
+    (EventPatch, {"tax": {"code": "VAT", "rate_bp": 10_001, "included": True}}, False),
     # scopes: known, distinct; a publishable key's buying scopes only
     (ApiKeyCreate, {"name": "k", "scopes": ["events:read"]}, True),
     (ApiKeyCreate, {"name": "k", "scopes": ["events:nothing"]}, False),

@@ -3,6 +3,7 @@ rules across fields are engine/catalog/rules.py's, run by the validators."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -17,8 +18,8 @@ from pydantic.json_schema import JsonDict, JsonValue
 
 from engine import limits
 from engine.catalog import presales as sale_schedule
+from engine.catalog import price_changes, seating
 from engine.catalog import rules as catalog
-from engine.catalog import seating
 from engine.catalog.layouts import ZONE_CODE_PATTERN
 from gateway.fields import DisplayName, ExternalId, Money, MoneyOut, TicketCode, UtcTime
 from gateway.parsing import RequestModel, cross_field_error, refuse_problems
@@ -236,8 +237,42 @@ def presale_records(presales: list[PresaleIn]) -> tuple[PresaleRecord, ...]:
     )
 
 
+def _not_null(*names: str) -> Callable[[JsonDict], None]:
+    """The schema of a patch whose fields ``names`` may be left out but never be null: their null branch and null
+    default are dropped, so the document states only what the model takes (its validator refuses null). The fields
+    stay ``X | None`` in Python: a real union (pydantic's SkipJsonSchema) would name its arms in each error's path."""
+
+    def edit(schema: JsonDict) -> None:
+        properties = schema["properties"]
+        assert isinstance(properties, dict)
+        for name in names:
+            prop = properties[name]
+            assert isinstance(prop, dict)
+            branches = prop.pop("anyOf")
+            assert isinstance(branches, list)
+            [kept] = [b for b in branches if b != {"type": "null"}]
+            assert isinstance(kept, dict)
+            prop.pop("default", None)
+            prop.update(kept)
+
+    return edit
+
+
+def _changes_something(*names: str) -> Callable[[JsonDict], None]:
+    not_null = _not_null(*names)
+
+    def edit(schema: JsonDict) -> None:
+        not_null(schema)
+        schema["minProperties"] = 1
+
+    return edit
+
+
 class EventPatch(RequestModel):
-    """Only the fields given change; ``sale_opens_at``/``sale_closes_at`` may be null (no timed move)."""
+    """Only the fields given change; ``sale_opens_at``/``sale_closes_at`` may be null (no timed move), ``tax``
+    null removes the tax. ``fees`` replaces the whole list (``[]``: no fees)."""
+
+    model_config = ConfigDict(json_schema_extra=_not_null("fees"))
 
     name: DisplayName | None = None
     starts_at: UtcTime | None = None
@@ -246,14 +281,27 @@ class EventPatch(RequestModel):
     hold_ttl_s: Annotated[int, Field(ge=limits.hold_ttl_s_min, le=limits.hold_ttl_s_max)] | None = None
     max_tickets_per_buyer: Annotated[int, Field(ge=1, le=limits.max_tickets_per_buyer_max)] | None = None
     presales: Presales | None = None
+    fees: FeesIn | None = Field(
+        default=None, description="the event's fees, the whole list: it replaces the stored one ([] removes them)"
+    )
+    tax: TaxIn | None = Field(default=None, description="the event's tax, replacing the stored one; null removes it")
 
     def values(self) -> dict[str, Any]:
-        """The columns to set: every field given (a null sale time clears it)."""
+        """The event columns to set: every field given but the price rules (a null sale time clears it)."""
         values: dict[str, Any] = {}
-        for name in sorted(self.model_fields_set):
+        for name in sorted(self.model_fields_set - _PRICE_RULES):
             value = getattr(self, name)
             values[name] = presale_records(value) if name == "presales" else value
         return values
+
+    def price_rules(self) -> price_changes.RulesChange:
+        """The new fees and tax given (engine/catalog/price_changes.py checks them against the stored event)."""
+        given = self.model_fields_set
+        return price_changes.RulesChange(
+            fees=tuple(f.definition() for f in self.fees) if "fees" in given and self.fees is not None else None,
+            tax_given="tax" in given,
+            tax=None if self.tax is None else self.tax.definition(),
+        )
 
     @model_validator(mode="after")
     def _no_nulls_but_sale_times(self) -> EventPatch:
@@ -262,13 +310,15 @@ class EventPatch(RequestModel):
         if problems:
             raise cross_field_error(problems)
         # What the body itself breaks; with the stored schedule merged in, the use case checks again (422 too).
+        # The price rules are the use case's alone: they need the event's currency, and all come in one answer.
         refuse_problems(
             sale_schedule.schedule_problems(schedule_of(self.sale_opens_at, self.sale_closes_at, self.presales or []))
         )
         return self
 
 
-_NULLABLE = frozenset({"sale_opens_at", "sale_closes_at"})
+_NULLABLE = frozenset({"sale_opens_at", "sale_closes_at", "tax"})
+_PRICE_RULES = frozenset({"fees", "tax"})
 
 
 class TransitionIn(RequestModel):
@@ -282,8 +332,38 @@ class TransitionOut(BaseModel):
     status: Literal["draft", "published", "on_sale", "paused", "sold_out", "closed", "cancelled"]
 
 
-class CapacityIn(RequestModel):
-    capacity: Annotated[int, Field(ge=0, le=limits.ga_capacity_max)]
+class TicketTypePatch(RequestModel):
+    """Only the fields given change, at least one: a GA type's ``capacity``, the ``price`` (in the event's
+    currency), the ``price_tiers`` (the whole list, replacing the stored one; ``[]`` removes them)."""
+
+    model_config = ConfigDict(json_schema_extra=_changes_something("capacity", "price", "price_tiers"))
+
+    capacity: Annotated[int, Field(ge=0, le=limits.ga_capacity_max)] | None = Field(
+        default=None, description="GA only: grow any time, shrink only down to held + sold"
+    )
+    price: Money | None = Field(default=None, description="the base price, in the event's currency")
+    price_tiers: PriceTiersIn | None = Field(
+        default=None, description="earlier prices, replacing the stored tiers: the first whose `until` is still "
+        "ahead applies, else `price`"
+    )
+
+    def price_change(self, code: str) -> price_changes.TypePriceChange:
+        """The new price and tiers given (engine/catalog/price_changes.py checks them against the stored event)."""
+        return price_changes.TypePriceChange(
+            code,
+            price=None if self.price is None else catalog.Price(self.price.amount_minor, self.price.currency),
+            tiers=None if self.price_tiers is None else tuple(t.definition() for t in self.price_tiers),
+        )
+
+    @model_validator(mode="after")
+    def _something_and_no_nulls(self) -> TicketTypePatch:
+        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
+        problems = [(name, "may not be null") for name in nulls]
+        if not self.model_fields_set:
+            problems.append(("capacity", "give capacity, price or price_tiers (at least one)"))
+        if problems:
+            raise cross_field_error(problems)
+        return self
 
 
 class PriceTierOut(BaseModel):
