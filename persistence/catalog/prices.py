@@ -54,6 +54,11 @@ def price_list_of(event: catalog.StockedEvent, version: int) -> pricing.PriceLis
 # ---- Postgres --------------------------------------------------------------------------------------------------
 
 
+def _tax_columns(tax: pricing.Tax | None) -> tuple[str | None, int | None, bool | None]:
+    """price_lists' (tax_code, tax_rate_bp, tax_included): all null for an event without tax."""
+    return (None, None, None) if tax is None else (tax.code, tax.rate_bp, tax.included)
+
+
 async def put_price_rules(db: OrgDb, event_id: str, event: catalog.StockedEvent) -> int:
     """Store a new event's tiers, fees and tax (in db's transaction, after the event's own rows); its version."""
     tax = event.tax
@@ -62,9 +67,7 @@ async def put_price_rules(db: OrgDb, event_id: str, event: catalog.StockedEvent)
         "RETURNING version",
         db.org_id,
         event_id,
-        None if tax is None else tax.code,
-        None if tax is None else tax.rate_bp,
-        None if tax is None else tax.included,
+        *_tax_columns(tax),
     )
     for t in event.ticket_types:
         await _insert_tiers(db, event_id, t.code, t.price_tiers)
@@ -135,9 +138,7 @@ async def write_rules_change(db: OrgDb, event_id: str, change: price_changes.Rul
             "WHERE org_id = $1 AND event_id = $2",
             db.org_id,
             event_id,
-            None if tax is None else tax.code,
-            None if tax is None else tax.rate_bp,
-            None if tax is None else tax.included,
+            *_tax_columns(tax),
         )
         assert updated == "UPDATE 1", (event_id, updated)
 
