@@ -40,6 +40,9 @@ class OrderEvent(StrEnum):
     REFUND_ALL = "refund_all"  # a refund of every ticket left
     CHARGEBACK = "chargeback"  # the buyer's bank took the payment back
     EVENT_CANCELLED = "event_cancelled"  # the order's event was cancelled
+    # another of the order's payment attempts succeeded after one already had (the buyer paid twice): the shell
+    # tells it from a replay by the payment's id
+    SECOND_PAYMENT_SUCCEEDED = "second_payment_succeeded"
 
 
 class Action(StrEnum):
@@ -71,7 +74,8 @@ class Reason(StrEnum):
 
 
 class Change(StrEnum):
-    MOVED = "moved"
+    MOVED = "moved"  # the order is now in another status (and the outcome's actions are owed)
+    ACTED = "acted"  # the order stays where it is, and the outcome's actions are owed (another partial refund)
     UNCHANGED = "unchanged"  # applies, and nothing changes: a replayed webhook, a late timer
     REFUSED = "refused"  # does not apply in this status
 
@@ -126,6 +130,9 @@ _MOVES: dict[tuple[OrderStatus, OrderEvent], Step] = {
     (_S.EXPIRED, _E.PAYMENT_SUCCEEDED): Step(_S.REFUNDED, _AUTO_REFUND, Reason.PAID_AFTER_EXPIRY),
     (_S.FAILED, _E.PAYMENT_SUCCEEDED): Step(_S.REFUNDED, _AUTO_REFUND, Reason.PAID_AFTER_FAILURE),
     (_S.CANCELLED, _E.PAYMENT_SUCCEEDED): Step(_S.REFUNDED, _AUTO_REFUND, Reason.PAID_AFTER_CANCELLATION),
+    # charged twice: the second payment goes back, whatever became of the first
+    **{(status, _E.SECOND_PAYMENT_SUCCEEDED): Step(status, _AUTO_REFUND)
+       for status in (_S.PAID, _S.PARTIALLY_REFUNDED, _S.REFUNDED)},
 }
 
 # Replays and late signals: the event applies and changes nothing (a duplicated webhook, a timer that fired after
@@ -159,8 +166,8 @@ def decide(status: OrderStatus, event: OrderEvent) -> Outcome:
     step = TRANSITIONS[(status, event)]
     if step.to is None:
         return Outcome(Change.REFUSED, status)
-    if step.to == status and not step.actions:
-        return Outcome(Change.UNCHANGED, status)
+    if step.to == status:
+        return Outcome(Change.ACTED if step.actions else Change.UNCHANGED, status, step.actions)
     return Outcome(Change.MOVED, step.to, step.actions, step.reason)
 
 
