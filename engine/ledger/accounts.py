@@ -12,9 +12,12 @@ ever grow in one direction, and what the provider still holds for the org is the
 | refunds | credit | every amount returned to buyers (refunds and chargebacks) | never |
 | payouts | credit | every amount paid to the organizer | never |
 | organizer_revenue | credit | ticket revenue (net of discounts and tax) held until it is released | never |
-| organizer_payable | credit | ticket revenue released: what the organizer may be paid | only by a refund or a chargeback of released revenue (the organizer then owes it; no payout until sales cover it) |
+| organizer_payable | credit | ticket revenue released: what the organizer may be paid | by a refund or chargeback (*) |
 | platform_fees | credit | the platform's fees, net of fees refunded | never |
 | tax_payable | credit | tax collected (added or included), net of tax refunded | never |
+
+(*) only a refund or a chargeback of released revenue may leave it on the debit side: the organizer then owes
+that amount back, and no payout happens until sales cover it. A payout never may (it is refused instead).
 """
 
 from __future__ import annotations

@@ -132,7 +132,8 @@ def post(balances: Balances, transaction: Transaction) -> Balances:
     for entry in transaction.entries:
         key = (entry.currency, entry.account)
         before, now = balances.get(key, 0), after[key]
-        if _moved_against_normal(entry.account, before, now) and transaction.kind not in MAY_GO_AGAINST_NORMAL[entry.account]:
+        allowed = transaction.kind in MAY_GO_AGAINST_NORMAL[entry.account]
+        if _moved_against_normal(entry.account, before, now) and not allowed:
             raise SignViolation(entry.account, entry.currency, now, transaction.kind)
     return MappingProxyType(after)
 

@@ -161,9 +161,9 @@ def split_refunded(quote: Quote, refunded: Mapping[str, int]) -> Split:
     """Where the money of ``refunded`` tickets (in all) sits, by account; with every ticket it is what was paid."""
     numerator, denominator = _refunded_share(quote, refunded)
     lines = refunded_lines(quote, refunded)
-    revenue = sum(l.amount_minor for l in lines if l.kind in (LineKind.TICKET, LineKind.DISCOUNT))
-    fees = sum(l.amount_minor for l in lines if l.kind == LineKind.FEE)
-    tax = sum(l.amount_minor for l in lines if l.kind == LineKind.TAX)
+    revenue = sum(x.amount_minor for x in lines if x.kind in (LineKind.TICKET, LineKind.DISCOUNT))
+    fees = sum(x.amount_minor for x in lines if x.kind == LineKind.FEE)
+    tax = sum(x.amount_minor for x in lines if x.kind == LineKind.TAX)
     if tax and not _tax_added(quote):
         tax_in_fees = round_half_even(_tax_in_fees(quote) * numerator, denominator)
         revenue -= tax - tax_in_fees
@@ -190,7 +190,7 @@ def _check_order_money(money: OrderMoney) -> None:
     paid, back = money.paid(), money.refunded_so_far()
     assert paid.cash_minor == money.quote.total_minor, "the split of a payment is the payment"
     for name in ("revenue_minor", "fees_minor", "tax_minor"):
-        assert 0 <= getattr(paid, name), f"a payment's {name} is >= 0"
+        assert getattr(paid, name) >= 0, f"a payment's {name} is >= 0"
         assert 0 <= getattr(back, name) <= getattr(paid, name), f"refunded {name} stays within what was paid"
     assert not money.closed or money.remaining() == {t: 0 for t in counts}
 
