@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -142,12 +142,14 @@ class LedgerMachine(RuleBasedStateMachine):
         except Refused as refused:
             assert refused.refusal is Refusal.PAYOUT_EXCEEDS_PAYABLE
             assert (amount or available) > available or available == 0
+            event("payout refused")
             return
         assert (amount or available) <= available
         self.post(transaction)
         self.payouts[transaction.id] = transaction
         self.paid_out[currency] += -sum(e.amount_minor for e in transaction.entries if e.account is A.PAYOUTS)
         assert not against_normal(A.ORGANIZER_PAYABLE, self.of(currency)[A.ORGANIZER_PAYABLE]), "payout > payable"
+        event("payout paid")
 
     @precondition(lambda self: self.payouts)
     @rule(data=st.data())
@@ -202,6 +204,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 A.TAX_PAYABLE: -sum(m.left().tax_minor for m in mine),
             }
             assert self.of(currency) == expected
+            if against_normal(A.ORGANIZER_PAYABLE, expected[A.ORGANIZER_PAYABLE]):
+                event("the organizer owes a refund of money paid out")
 
     @invariant()
     def the_orders_status_matches_their_money(self) -> None:
