@@ -206,7 +206,7 @@ def test_the_worked_example() -> None:
     assert one.transaction is not None
     assert [(line.code, line.amount_minor) for line in one.lines] == [
         ("GA", 15_000), ("VIP", 0), ("TEN", -643), ("TEN", -857), ("BOOKING", 643), ("VAT", 2_121)]
-    # -643: 3,000 x 3/14 = 642.857 -> 643; fees 643; tax 9,900 x 3/14 = 2,121.43 -> 2,121
+    # discounts -3,000 and -4,000 x 3/14 = -642.86 and -857.14; the fee 3,000 x 3/14 -> 643; VAT 9,900 x 3/14 = 2,121.43
     assert _amounts(one.transaction) == {
         A.REFUNDS: -16_264, A.ORGANIZER_REVENUE: 13_500, A.PLATFORM_FEES: 643, A.TAX_PAYABLE: 2_121}
     balances = post(balances, one.transaction)
