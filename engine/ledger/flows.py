@@ -12,7 +12,8 @@ on top is its own line. Tax included is inside the tickets and fees: its share i
 **Refund (full, or some tickets).** Pro rata by line, on cumulative amounts. After the refund, ``k_t`` of a ticket
 line's ``Q_t`` tickets are refunded in all, and ``s`` is the share of the order's ticket value that is refunded
 (sum of ``amount_t x k_t / Q_t`` over the subtotal; by ticket count when the subtotal is 0). Each ticket line has
-then refunded ``amount x k_t / Q_t`` and every other line (discounts, fees, tax) ``round_half_even(amount x s)``,
+then refunded ``amount x k_t / Q_t``, as has the percent discount taken off it, and every other line (an amount
+off, fees, tax) ``round_half_even(amount x s)``,
 the pricing's rounding rule, per line; the tax inside the fees, when included, likewise. This refund is the
 difference between those cumulative amounts after and before it. Rounding never accumulates, and the remainder
 rule falls out: the refund of the last ticket has ``s = 1`` and returns exactly what is left of every line, so the
@@ -145,12 +146,17 @@ def _ticket_line_refunded(amount_minor: int, quantity: int, refunded: int) -> in
 
 def refunded_lines(quote: Quote, refunded: Mapping[str, int]) -> tuple[RefundLine, ...]:
     """What each of the quote's lines has returned once ``refunded`` tickets (ticket type -> count, in all) are
-    refunded: ticket lines by their own count, every other line by the refunded share, half-even per line."""
+    refunded: ticket lines, and the percent discount taken off each, by that line's count; every other line by the
+    refunded share of the ticket value; half-even per line."""
     numerator, denominator = _refunded_share(quote, refunded)
+    counts = ticket_counts(quote)
     lines = []
     for line in quote.lines:
         if line.kind == LineKind.TICKET:
             amount = _ticket_line_refunded(line.amount_minor, line.quantity, refunded.get(line.code, 0))
+        elif line.kind == LineKind.DISCOUNT and line.ticket_type in counts:
+            # a percent off one ticket line goes back with that line's tickets
+            amount = round_half_even(line.amount_minor * refunded.get(line.ticket_type, 0), counts[line.ticket_type])
         else:
             amount = round_half_even(line.amount_minor * numerator, denominator)
         lines.append(RefundLine(line.kind, line.code, amount, line.counted))
@@ -158,7 +164,16 @@ def refunded_lines(quote: Quote, refunded: Mapping[str, int]) -> tuple[RefundLin
 
 
 def split_refunded(quote: Quote, refunded: Mapping[str, int]) -> Split:
-    """Where the money of ``refunded`` tickets (in all) sits, by account; with every ticket it is what was paid."""
+    """Where the money of ``refunded`` tickets (in all) sits, by account; with every ticket it is what was paid.
+
+    The cash is the counted lines' refunded amounts. Each account's part is its lines' (with included tax, less the
+    tax inside them), rounded on its own; rounding can then put an account a minor unit outside 0..what it was paid
+    (a nearly free order with tax included), so the parts are kept within those bounds, the cash unchanged: what
+    one account would return beyond its own goes to the next (revenue, then fees, then tax)."""
+    return _within(_split_raw(quote, refunded), _split_raw(quote, ticket_counts(quote)))
+
+
+def _split_raw(quote: Quote, refunded: Mapping[str, int]) -> Split:
     numerator, denominator = _refunded_share(quote, refunded)
     lines = refunded_lines(quote, refunded)
     revenue = sum(x.amount_minor for x in lines if x.kind in (LineKind.TICKET, LineKind.DISCOUNT))
@@ -168,6 +183,24 @@ def split_refunded(quote: Quote, refunded: Mapping[str, int]) -> Split:
         tax_in_fees = round_half_even(_tax_in_fees(quote) * numerator, denominator)
         revenue -= tax - tax_in_fees
         fees -= tax_in_fees
+    return Split(revenue, fees, tax)
+
+
+def _within(raw: Split, paid: Split) -> Split:
+    """``raw``'s cash, split so that no account's part leaves 0..its part of ``paid`` (equal to ``raw`` whenever
+    ``raw`` already is within them, as the whole payment always is)."""
+    cash = raw.cash_minor
+    assert 0 <= cash <= paid.cash_minor, "a refund's cash stays within the payment"
+    tax = min(max(raw.tax_minor, 0), paid.tax_minor)
+    fees = min(max(raw.fees_minor, 0), paid.fees_minor)
+    revenue = cash - fees - tax
+    if revenue > paid.revenue_minor:
+        excess = revenue - paid.revenue_minor
+        into_fees = min(excess, paid.fees_minor - fees)
+        fees, tax, revenue = fees + into_fees, tax + excess - into_fees, paid.revenue_minor
+    elif revenue < 0:
+        from_fees = min(-revenue, fees)
+        fees, tax, revenue = fees - from_fees, tax + revenue + from_fees, 0
     return Split(revenue, fees, tax)
 
 
