@@ -63,6 +63,8 @@ class Refusal(StrEnum):
     PROMO_CODE_EXISTS = "promo_code_exists"
     TOO_MANY_PROMO_CODES = "too_many_promo_codes"
     PROMO_USE_RELEASED = "promo_use_released"
+    # checkout: the ledger (engine/ledger/flows.py)
+    PAYOUT_EXCEEDS_PAYABLE = "payout_exceeds_payable"  # details.available_minor: what may be paid out
 
 
 class Refused(Exception):

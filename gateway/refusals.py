@@ -69,6 +69,7 @@ REFUSAL_STATUS: Mapping[Refusal, int] = MappingProxyType(
         _R.PROMO_CODE_EXISTS: 409,
         _R.TOO_MANY_PROMO_CODES: 409,
         _R.PROMO_USE_RELEASED: 409,
+        _R.PAYOUT_EXCEEDS_PAYABLE: 409,
     }
 )
 # The 503 refusals, each as its infrastructure error (its code and Retry-After).

@@ -7,13 +7,16 @@
   password gets an invitation token, printed once, that sets it;
 - `voelgoed key create ORG --name N --scopes a,b [--kind secret|publishable] [--expires-at RFC3339] [--json]`:
   an API key, shown once;
-- `voelgoed audit verify ORG [--json]`: recompute the org's audit hash chain.
+- `voelgoed audit verify ORG [--json]`: recompute the org's audit hash chain;
+- `voelgoed ledger verify ORG [--json]`: check that every one of the org's ledger transactions balances per
+  currency, and print the balances.
 
 The CLI acts as the platform itself (the audit log's actor "system:cli"), so it may grant any scope and role.
 It runs the migrations first (idempotent), then works as the platform's database role, under row-level security.
 
-Exit codes: 0 done (for `audit verify`: the chain is intact), 1 failure with one line on stderr (for `audit
-verify`: the chain is broken, naming the first broken entry), 2 bad usage or bad input, with one line on stderr.
+Exit codes: 0 done (for `audit verify`: the chain is intact; `ledger verify`: every transaction balances), 1 failure
+with one line on stderr (for `audit verify`: the chain is broken, naming the first broken entry; `ledger verify`:
+a transaction does not balance, naming it), 2 bad usage or bad input, with one line on stderr.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import asyncpg
 from engine import limits
 from engine.access.passwords import hash_password, password_problem
 from engine.access.rules import KEY_KINDS, ROLES, SCOPES, KeyKind, key_expiry_problem, key_scope_problems
-from persistence import audit
+from persistence import audit, ledger
 from persistence.access import apikeys, invitations, memberships, users
 from persistence.access.orgs import CLI_ACTOR, create_org
 from persistence.db import connect
@@ -117,6 +120,14 @@ def _parser() -> argparse.ArgumentParser:
     audit_commands = audit_parser.add_subparsers(dest="subcommand", required=True, metavar="AUDIT_COMMAND")
     verify = audit_commands.add_parser(
         "verify", help="recompute an org's audit hash chain; exit 1 naming the first broken entry"
+    )
+    verify.add_argument("org", metavar="ORG", help="the org id (org_...)")
+    verify.add_argument("--json", action="store_true", help=json_help)
+
+    ledger_parser = commands.add_parser("ledger", help="the double-entry ledger")
+    ledger_commands = ledger_parser.add_subparsers(dest="subcommand", required=True, metavar="LEDGER_COMMAND")
+    verify = ledger_commands.add_parser(
+        "verify", help="check every ledger transaction of an org balances per currency; exit 1 naming any that not"
     )
     verify.add_argument("org", metavar="ORG", help="the org id (org_...)")
     verify.add_argument("--json", action="store_true", help=json_help)
@@ -220,11 +231,39 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILURE
 
 
+def _ledger_verify(args: argparse.Namespace) -> int:
+    org_id = _org_arg(args.org, "ORG")
+    verdict = _run(lambda conn: _verify_ledger(conn, org_id))
+    balances: dict[str, dict[str, int]] = {}
+    for (currency, account), balance in sorted(verdict.balances.items()):
+        balances.setdefault(currency, {})[account.value] = balance
+    out = {
+        "org_id": org_id,
+        "ok": verdict.ok,
+        "transactions": verdict.transactions,
+        "unbalanced": list(verdict.unbalanced),
+        "balances": balances,
+        "against_normal": [
+            {"currency": c, "account": a.value, "balance_minor": b} for c, a, b in verdict.against_normal
+        ],
+    }
+    if args.json:
+        print(json.dumps(out))
+    elif verdict.ok:
+        print(f"balanced: {org_id}'s ledger of {verdict.transactions} transactions balances in every currency")
+        for currency, accounts in balances.items():
+            print(f"  {currency}: " + ", ".join(f"{a} {b}" for a, b in accounts.items()))
+    else:
+        print(f"UNBALANCED: {org_id}'s ledger has transactions that do not balance: {', '.join(verdict.unbalanced)}")
+    return EXIT_OK if verdict.ok else EXIT_FAILURE
+
+
 _HANDLERS: dict[tuple[str, str], Callable[[argparse.Namespace], int]] = {
     ("org", "create"): _org_create,
     ("user", "create"): _user_create,
     ("key", "create"): _key_create,
     ("audit", "verify"): _audit_verify,
+    ("ledger", "verify"): _ledger_verify,
 }
 
 
@@ -304,6 +343,12 @@ async def _verify(conn: asyncpg.Connection, org_id: str) -> audit.VerifyResult:
     async with org_transaction(conn, org_id) as db:
         await _require_org(db)
     return await audit.verify(conn, org_id)
+
+
+async def _verify_ledger(conn: asyncpg.Connection, org_id: str) -> ledger.Verdict:
+    async with org_transaction(conn, org_id) as db:
+        await _require_org(db)
+        return await ledger.verify(db)
 
 
 # ---- plumbing -------------------------------------------------------------------------------------------------

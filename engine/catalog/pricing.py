@@ -148,6 +148,8 @@ class Line:
     quantity: int
     amount_minor: int  # negative for a discount
     counted: bool = True  # False only for a tax line whose tax is included (it is inside the ticket prices)
+    # a percent discount line: the ticket type of the line it is taken off (a refund of those tickets returns it)
+    ticket_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +271,7 @@ def _discount_lines(promo: Promo, tickets: Sequence[Line]) -> list[Line]:
         percent = f"{promo.percent_off_bp / 100:g}%"
         return [
             Line(LineKind.DISCOUNT, promo.code, f"{promo.code}: {percent} off {line.code}", line.quantity,
-                 -share_of(line.amount_minor, promo.percent_off_bp))
+                 -share_of(line.amount_minor, promo.percent_off_bp), ticket_type=line.code)
             for line in eligible
         ]
     if promo.amount_off_minor is not None:

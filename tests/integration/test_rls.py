@@ -28,6 +28,7 @@ from engine.catalog.layouts import Layout, LayoutSeat, Zone
 from engine.ids import hold_id_for, sale_id_of_hold, ticket_id_of_hold
 from engine.inventory.commands import SaleView, TicketView
 from engine.tickets.sealing import MasterKey
+from engine.ledger import flows as ledger_flows
 from persistence.access.orgs import create_org
 from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event, publish_event, take_inventory_epoch
 from persistence.catalog.layouts import create_layout
@@ -37,6 +38,7 @@ from persistence.catalog.promo_uses import Taken, insert_use
 from persistence.catalog.venues import NewVenue, create_venue
 from persistence.db import APP_ROLE, create_pool
 from persistence.inventory.sales import write_sales
+from persistence.ledger import write as write_ledger_transaction
 from persistence.tenancy import PLATFORM_ROLE, MissingOrg, org_transaction, unscoped
 from persistence.tickets import create_key, revoke_tickets
 
@@ -47,6 +49,7 @@ TENANT_TABLES = (
     "audit_log", "audit_heads", "venues", "layouts", "layout_zones", "layout_seats",
     "price_lists", "price_tiers", "event_fees", "promo_codes", "promo_uses",
     "ticket_keys", "ticket_revocation_lists", "ticket_revocations",
+    "ledger_transactions", "ledger_entries",
 )
 # The load-test baselines' own tables (loadtests/baselines/postgres.sql, created in the same database by their
 # tests): never made by the platform's migrations, holding no platform row.
@@ -115,6 +118,13 @@ async def _seed(admin: asyncpg.Connection, pool: asyncpg.Pool, name: str) -> Ten
             venue = await create_venue(db, NewVenue(name, "Africa/Johannesburg", None))
             layout = Layout("Hall", (Zone("FLOOR", "Floor"),), (LayoutSeat("A", "1", 1, 1.0, 1.0, "FLOOR", ()),))
             await create_layout(db, venue.id, layout)
+        async with org_transaction(conn, org_id) as db:
+            paid = ledger_flows.capture(
+                f"ord-{org_id}", pricing.quote(_priced_list(), [pricing.Item("GA", 1)], new.starts_at),
+                transaction_id="ltx_" + secrets.token_hex(16), source=f"payment:{org_id}",
+            )
+            assert paid.transaction is not None
+            await write_ledger_transaction(db, paid.transaction)
     user_id = "usr_" + secrets.token_hex(16)
     now = datetime.now(UTC)
     await admin.execute("INSERT INTO users (id, email) VALUES ($1, $2)", user_id, f"{user_id}@example.com")
@@ -128,6 +138,11 @@ async def _seed(admin: asyncpg.Connection, pool: asyncpg.Pool, name: str) -> Ten
         "ses_" + secrets.token_hex(16), org_id, user_id, secrets.token_bytes(32), now + timedelta(days=1),
     )
     return Tenant(org_id, user_id, event.id)
+
+
+def _priced_list() -> pricing.PriceList:
+    """A price list to pay a ledger transaction with (a row in each ledger table)."""
+    return pricing.PriceList("ZAR", {"GA": pricing.TypePrice("GA", 50)}, (pricing.Fee("BOOKING", "order", 10),))
 
 
 def _priced(new: NewEvent) -> catalog.StockedEvent:
