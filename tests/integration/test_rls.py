@@ -27,8 +27,8 @@ from engine.catalog import rules as catalog
 from engine.catalog.layouts import Layout, LayoutSeat, Zone
 from engine.ids import hold_id_for, sale_id_of_hold, ticket_id_of_hold
 from engine.inventory.commands import SaleView, TicketView
-from engine.tickets.sealing import MasterKey
 from engine.ledger import flows as ledger_flows
+from engine.tickets.sealing import MasterKey
 from persistence.access.orgs import create_org
 from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event, publish_event, take_inventory_epoch
 from persistence.catalog.layouts import create_layout
