@@ -69,8 +69,9 @@ class SeatPlace:
 class BestRequest:
     """``quantity`` seats, of ``zone`` (any when None), each carrying every one of ``attributes`` (kept sorted and
     distinct, so a request names its filter one way: ``filter_key``); else of the first of ``fallback_zones`` that
-    has that many (a buyer's "the best two on the floor, or else in the balcony"), so a zone that has run out
-    costs the buyer no second request and the sale no refusal while other zones have seats."""
+    has that many (a buyer's "the best two on the floor, or else in the balcony"), or, when none has that many
+    alone, split across them in that order; so a zone that has run out costs the buyer no second request and the
+    sale no refusal while the listed zones have seats."""
 
     quantity: int
     zone: str | None = None
