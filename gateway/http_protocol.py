@@ -6,7 +6,9 @@ gateway worker's samples on the quote benchmark (docs/performance.md, "Quotes").
 one step of the event loop, so the transport below keeps what is written during a step and writes it all once, at
 the end of that step (``loop.call_soon``), or at once past ``joined_write_bytes_max`` so a long streamed answer
 never piles up in memory. Everything else (reading, flow control, closing, the websocket upgrade) is the real
-transport's: closing or half-closing first writes what is kept, so nothing written is lost or reordered.
+transport's: closing or half-closing first writes what is kept, and so does the client's half-close (which
+closes the real transport directly), so nothing written is lost or reordered. After a websocket upgrade the
+websocket protocol receives the client's EOF itself; its last frame may then be dropped with the connection.
 
 ``voelgoed up`` (and the benchmarks that start their own gateway) run uvicorn with
 ``--http gateway.http_protocol:JoinedWritesProtocol``.
@@ -70,4 +72,11 @@ class JoinedWrites:
 
 class JoinedWritesProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(cast(asyncio.Transport, JoinedWrites(transport, self.loop)))
+        self._joined = JoinedWrites(transport, self.loop)
+        super().connection_made(cast(asyncio.Transport, self._joined))
+
+    def eof_received(self) -> bool | None:
+        # The client half-closed: asyncio closes the real transport right after this returns, past the wrapper,
+        # so what the last step wrote goes out first (as it would have without joining).
+        self._joined.flush()
+        return super().eof_received()

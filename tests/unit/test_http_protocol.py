@@ -110,3 +110,24 @@ async def test_answers_over_a_real_socket_arrive_whole() -> None:
     finally:
         server.should_exit = True
         await task
+
+
+async def test_what_is_kept_goes_out_when_the_client_half_closes() -> None:
+    real = RecordingTransport()
+    protocol = JoinedWritesProtocol(config=_loaded_config(), server_state=_server_state(), app_state={})
+    protocol.connection_made(real)  # type: ignore[arg-type]
+    protocol.transport.write(b"the last answer")
+    protocol.eof_received()
+    assert real.writes == [b"the last answer"], "written before asyncio closes the real transport"
+
+
+def _loaded_config() -> uvicorn.Config:
+    config = uvicorn.Config(Starlette(), http=JoinedWritesProtocol, lifespan="off")
+    config.load()
+    return config
+
+
+def _server_state() -> Any:
+    from uvicorn.server import ServerState
+
+    return ServerState()
