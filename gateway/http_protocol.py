@@ -75,8 +75,8 @@ class JoinedWritesProtocol(HttpToolsProtocol):
         self._joined = JoinedWrites(transport, self.loop)
         super().connection_made(cast(asyncio.Transport, self._joined))
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> None:
         # The client half-closed: asyncio closes the real transport right after this returns, past the wrapper,
         # so what the last step wrote goes out first (as it would have without joining).
         self._joined.flush()
-        return super().eof_received()
+        super().eof_received()
