@@ -238,6 +238,12 @@ async def test_revoking_grows_the_version_only_for_something_new(pool: asyncpg.P
                     "INSERT INTO ticket_revocations (org_id, event_id, ticket_id, version) VALUES ($1, $2, $3, 1)",
                     org_id, event_id, ticket_ids[3],
                 )  # fmt: skip
+        for lowered in ("version - 1", "1", "version + 2"):  # a list's version moves up by one, never else
+            async with org_transaction(conn, org_id) as db:
+                with pytest.raises(asyncpg.CheckViolationError):
+                    await db.conn.execute(
+                        f"UPDATE ticket_revocation_lists SET version = {lowered} WHERE event_id = $1", event_id
+                    )
         async with org_transaction(conn, org_id) as db:
             assert (await read_revocations(db, event_id)).version == 2
     # the revoked ticket fails offline, its neighbour passes
