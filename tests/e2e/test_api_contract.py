@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,12 +26,6 @@ from tests.fakes.clock import FakeClock
 from tests.fakes.inventory import FakeInventoryClient
 
 SHORT_HOLD_TTL_S = 1
-
-
-@pytest.fixture(scope="module")
-async def gw(database_url: str, redis_url: str) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, redis_url) as gateway:
-        yield gateway
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from persistence.access import memberships, users
 from persistence.access.apikeys import parse_api_key
 from persistence.db import connect
 from persistence.tenancy import org_transaction
-from tests.fakes import Gateway, event_body, new_org, running_gateway
+from tests.fakes import Gateway, event_body, new_org
 
 WRITE_METHODS = ("POST", "PATCH", "DELETE")
 PASSWORD = "correct horse battery staple 42"
@@ -236,12 +236,6 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx], Awaitable[Target]]] = {
     ("POST", "/v1/venues"): create_venue,
     ("POST", "/v1/venues/{venue_id}/layouts"): create_layout,
 }
-
-
-@pytest.fixture(scope="module")
-async def gw(database_url: str, redis_url: str) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, redis_url) as gateway:
-        yield gateway
 
 
 @pytest.fixture

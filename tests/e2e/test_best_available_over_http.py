@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -26,12 +25,6 @@ def hall() -> dict[str, Any]:
         "seating": {"sections": [{"name": "FLOOR", "rows": rows}, {"name": "BALCONY", "rows": rows}]},
         "ticket_types": [{"code": "SEAT", "kind": "seated", "price": {"amount_minor": 100, "currency": "ZAR"}}],
     }
-
-
-@pytest.fixture(scope="module")
-async def gw(database_url: str, redis_url: str) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, redis_url) as gateway:
-        yield gateway
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ at once and in another one after the announcement; a quote given before is not r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -29,12 +28,6 @@ def priced_body() -> dict[str, Any]:
     body["fees"] = [{"code": "BOOKING", "per": "ticket", "amount_minor": 500}]
     body["tax"] = {"code": "VAT", "rate_bp": 1_500, "included": False}
     return body
-
-
-@pytest.fixture(scope="module")
-async def gw(database_url: str, redis_url: str) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, redis_url) as gateway:
-        yield gateway
 
 
 @pytest.fixture(scope="module")

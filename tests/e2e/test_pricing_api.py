@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,12 +33,6 @@ def priced_body(**changes: Any) -> dict[str, Any]:
     body["tax"] = {"code": "VAT", "rate_bp": 1_500, "included": False}
     body.update(changes)
     return body
-
-
-@pytest.fixture(scope="module")
-async def gw(database_url: str, redis_url: str) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, redis_url) as gateway:
-        yield gateway
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 from engine import limits
 from gateway.seatmap import SeatMaps
 from persistence.tenancy import OrgDb, TenantPool
-from tests.fakes import Gateway, new_org, running_gateway
+from tests.fakes import Gateway, new_org
 
 HEADER = "section,row,number,x,y,zone,attributes\n"
 VENUE = {"name": "Artscape", "timezone": "Africa/Johannesburg", "address": "DF Malan St, Cape Town"}
@@ -30,12 +30,6 @@ _SEAT_RE = re.compile(r'<circle id="([^"]+)"[^>]* class="([a-z]+)"/>')
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-@pytest.fixture(scope="module")
-async def gw(database_url: str, redis_url: str) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, redis_url) as gateway:
-        yield gateway
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
@@ -17,22 +16,6 @@ from persistence.db import connect
 from persistence.tenancy import org_transaction
 
 ACTOR = audit.Actor("key", "key_" + "a" * 32, "203.0.113.9")
-
-
-@pytest.fixture
-async def owner(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """The URL's own user: the tables' owner (a superuser on the embedded server), past row-level security."""
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
-
-
-@pytest.fixture
-async def app_conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection as the platform's role, as the CLI and the pool have."""
-    connection = await connect(database_url)
-    yield connection
-    await connection.close()
 
 
 async def new_org(owner: asyncpg.Connection) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import MappingProxyType
 
@@ -36,21 +35,6 @@ PRICES = pricing.PriceList(
 def ids(what: str) -> dict[str, str]:
     token = secrets.token_hex(16)
     return {"transaction_id": f"ltx_{token}", "source": f"{what}:{token}"}
-
-
-@pytest.fixture
-async def owner(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """The URL's own user (the tables' owner, past row-level security): only the append-only trigger stops it."""
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
-
-
-@pytest.fixture
-async def app_conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await connect(database_url)
-    yield connection
-    await connection.close()
 
 
 async def new_org(owner: asyncpg.Connection) -> str:
