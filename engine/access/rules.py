@@ -23,6 +23,9 @@ class Permission(StrEnum):
     INVENTORY_HOLD = "inventory:hold"
     INVENTORY_CONFIRM = "inventory:confirm"
     ORDERS_READ = "orders:read"
+    ORDERS_REFUND = "orders:refund"
+    LEDGER_READ = "ledger:read"
+    PAYOUTS_WRITE = "payouts:write"
     SCANS_WRITE = "scans:write"
     REPORTS_READ = "reports:read"
     KEYS_MANAGE = "keys:manage"
@@ -57,7 +60,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.BOX_OFFICE: _BUY | {Permission.EVENTS_READ, Permission.ORDERS_READ},
     Role.SCANNER: frozenset({Permission.EVENTS_READ, Permission.SCANS_WRITE}),
     Role.ANALYST: frozenset(
-        {Permission.EVENTS_READ, Permission.INVENTORY_READ, Permission.ORDERS_READ, Permission.REPORTS_READ}
+        {Permission.EVENTS_READ, Permission.INVENTORY_READ, Permission.ORDERS_READ, Permission.REPORTS_READ,
+         Permission.LEDGER_READ}
     ),
 }
 
