@@ -44,6 +44,37 @@ def ticket_id_of_hold(hold_id: str, number: int) -> str:
     return f"{TICKET_PREFIX}{hold_id[len(HOLD_PREFIX):]}_{number}"
 
 
+ORDER_PREFIX = "ord_"
+PAYMENT_PREFIX = "pay_"
+REFUND_PREFIX = "ref_"
+_ORDER_RE = re.compile(r"ord_([0-9a-f]{52})")
+_TICKET_ID_RE = re.compile(r"tkt_([0-9a-f]{32})[0-9a-f]{20}_[1-9][0-9]{0,2}")
+
+
+def order_id_of_hold(hold_id: str) -> str:
+    """One hold is checked out into at most one order, so the order id is the hold id under another prefix (a
+    second checkout of the hold finds its order by id, and the order names its event and its sale)."""
+    return ORDER_PREFIX + hold_id[len(HOLD_PREFIX) :]
+
+
+def is_order_id(value: str) -> bool:
+    return _ORDER_RE.fullmatch(value) is not None
+
+
+def hold_id_of_order(order_id: str) -> str:
+    return HOLD_PREFIX + order_id[len(ORDER_PREFIX) :]
+
+
+def payment_attempt_id(order_id: str, number: int = 1) -> str:
+    """The order's payment attempts, numbered; the id is also the provider's idempotency key for the intent."""
+    return f"{PAYMENT_PREFIX}{order_id[len(ORDER_PREFIX):]}_{number}"
+
+
+def event_id_of_ticket(ticket_id: str) -> str | None:
+    match = _TICKET_ID_RE.fullmatch(ticket_id)
+    return EVENT_PREFIX + match.group(1) if match else None
+
+
 VENUE_PREFIX = "ven_"
 LAYOUT_PREFIX = "lay_"
 venue_hex_chars = 32

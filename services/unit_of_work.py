@@ -3,8 +3,9 @@
 ``async with units.begin(org_id, actor) as uow:`` opens a transaction bound to the org (row-level security
 applies), hands the use case ``uow.db`` for its repository calls and ``uow.record(change)`` for what happened;
 leaving the block without an error writes the recorded audit entries in that same transaction, then commits.
-So a change exists if and only if its records do, and an error anywhere rolls both back. The outbox of the
-checkout issue adds its rows here the same way.
+So a change exists if and only if its records do, and an error anywhere rolls both back. ``uow.owe(owed)``
+does the same for the outbox (persistence/outbox.py): work the change owes outside Postgres (confirm a paid
+order's hold, refund a payment, deliver a webhook) is committed with the change or not at all.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
-from persistence import audit
+from persistence import audit, outbox
 from persistence.db import Connection
 from persistence.tenancy import OrgDb, org_transaction
 
@@ -42,6 +43,7 @@ class UnitOfWork:
         self.db = db
         self.actor = actor
         self._entries: list[tuple[audit.Actor, audit.Change]] = []
+        self._owed: list[outbox.Owed] = []
 
     @property
     def org_id(self) -> str:
@@ -54,10 +56,19 @@ class UnitOfWork:
             raise ValueError(f"a unit of work records at most {changes_per_unit_max} changes")
         self._entries.append((by or self.actor, change))
 
+    def owe(self, owed: outbox.Owed) -> None:
+        """Note work this change owes outside Postgres, for the outbox: written with the audit entries."""
+        if len(self._owed) >= changes_per_unit_max:
+            raise ValueError(f"a unit of work owes at most {changes_per_unit_max} pieces of work")
+        self._owed.append(owed)
+
     async def flush(self) -> None:
-        """Write what was recorded so far, in the unit's transaction (in recording order), and start afresh."""
+        """Write what was recorded and owed so far, in the unit's transaction (in recording order), and start
+        afresh."""
         entries, self._entries = self._entries, []
+        owed, self._owed = self._owed, []
         await audit.record_many(self.db, entries)
+        await outbox.owe(self.db, owed)
 
 
 class UnitsOfWork:

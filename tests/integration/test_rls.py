@@ -25,10 +25,11 @@ import pytest
 from engine.catalog import pricing
 from engine.catalog import rules as catalog
 from engine.catalog.layouts import Layout, LayoutSeat, Zone
-from engine.ids import hold_id_for, sale_id_of_hold, ticket_id_of_hold
+from engine.ids import hold_id_for, order_id_of_hold, payment_attempt_id, sale_id_of_hold, ticket_id_of_hold
 from engine.inventory.commands import SaleView, TicketView
 from engine.ledger import flows as ledger_flows
 from engine.tickets.sealing import MasterKey
+from persistence import orders, outbox
 from persistence.access.orgs import create_org
 from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event, publish_event, take_inventory_epoch
 from persistence.catalog.layouts import create_layout
@@ -39,7 +40,7 @@ from persistence.catalog.venues import NewVenue, create_venue
 from persistence.db import APP_ROLE, create_pool
 from persistence.inventory.sales import write_sales
 from persistence.ledger import write as write_ledger_transaction
-from persistence.tenancy import PLATFORM_ROLE, MissingOrg, org_transaction, unscoped
+from persistence.tenancy import PLATFORM_ROLE, MissingOrg, OrgDb, org_transaction, unscoped
 from persistence.tickets import create_key, revoke_tickets
 
 # The tables a tenant's rows live in, each seeded below for both orgs. A table with an org_id column that is not
@@ -50,6 +51,7 @@ TENANT_TABLES = (
     "price_lists", "price_tiers", "event_fees", "promo_codes", "promo_uses",
     "ticket_keys", "ticket_revocation_lists", "ticket_revocations",
     "ledger_transactions", "ledger_entries",
+    "orders", "payment_attempts", "provider_events", "order_refunds", "ticket_codes", "outbox",
 )
 # The load-test baselines' own tables (loadtests/baselines/postgres.sql, created in the same database by their
 # tests): never made by the platform's migrations, holding no platform row.
@@ -112,8 +114,11 @@ async def _seed(admin: asyncpg.Connection, pool: asyncpg.Pool, name: str) -> Ten
         )
         async with org_transaction(conn, org_id) as db:
             await write_sales(db, event.id, taken[0], [sale], [])
-            assert await create_key(db, MasterKey(secrets.token_bytes(32))) is not None
+            key = await create_key(db, MasterKey(secrets.token_bytes(32)))
+            assert key is not None
             assert await revoke_tickets(db, event.id, [sale.tickets[0].ticket_id]) == 1
+        async with org_transaction(conn, org_id) as db:
+            await _seed_order(db, event.id, hold_id, key.kid, sale.tickets[0].ticket_id)
         async with org_transaction(conn, org_id) as db:
             venue = await create_venue(db, NewVenue(name, "Africa/Johannesburg", None))
             layout = Layout("Hall", (Zone("FLOOR", "Floor"),), (LayoutSeat("A", "1", 1, 1.0, 1.0, "FLOOR", ()),))
@@ -138,6 +143,23 @@ async def _seed(admin: asyncpg.Connection, pool: asyncpg.Pool, name: str) -> Ten
         "ses_" + secrets.token_hex(16), org_id, user_id, secrets.token_bytes(32), now + timedelta(days=1),
     )
     return Tenant(org_id, user_id, event.id)
+
+
+async def _seed_order(db: OrgDb, event_id: str, hold_id: str, kid: str, ticket_id: str) -> None:
+    """An order with its attempt, a provider event, a refund, a ticket code and an outbox row."""
+    order_id = order_id_of_hold(hold_id)
+    quote = pricing.quote(_priced_list(), [pricing.Item("GA", 1)], datetime.now(UTC))
+    expires_at = datetime.now(UTC) + timedelta(minutes=10)
+    new = orders.NewOrder(order_id, event_id, hold_id, "buyer", "b@example.com", "B", quote, expires_at)
+    await orders.insert_order(db, new)
+    attempt_id = payment_attempt_id(order_id)
+    await orders.insert_attempt(db, attempt_id, order_id, "simulator", quote.total_minor, "ZAR")
+    await orders.set_attempt(db, attempt_id, status="requires_payment", intent_id=f"pi_{order_id}")
+    assert await orders.record_provider_event(db, "simulator", f"evt-{order_id}", "payment.authorized",
+                                              f"pi_{order_id}", "moved")
+    await orders.add_refund(db, f"ref_{order_id}", order_id, 0, "ZAR", "hold_lost")
+    await orders.insert_ticket_codes(db, order_id, kid, [(ticket_id, "1" + "A" * 108 + "SEAT.A-1-1")])
+    await outbox.owe(db, [outbox.Owed("orders.fulfil", order_id, {"order_id": order_id})])
 
 
 def _priced_list() -> pricing.PriceList:
