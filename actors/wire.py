@@ -18,6 +18,7 @@ from engine.inventory.commands import (
     CancelSale,
     Command,
     Confirm,
+    ExtendHold,
     Hold,
     HoldView,
     LookupHold,
@@ -32,8 +33,10 @@ from engine.inventory.commands import (
 from engine.refusals import Refusal
 
 Row = tuple[Any, ...]
-_COMMAND_TAGS: dict[type, int] = {Hold: 0, Release: 1, Confirm: 2, CancelSale: 3, LookupHold: 4, SetCapacity: 5}
-_COMMAND_TYPES: tuple[type, ...] = (Hold, Release, Confirm, CancelSale, LookupHold, SetCapacity)
+_COMMAND_TAGS: dict[type, int] = {
+    Hold: 0, Release: 1, Confirm: 2, CancelSale: 3, LookupHold: 4, SetCapacity: 5, ExtendHold: 6,
+}
+_COMMAND_TYPES: tuple[type, ...] = (Hold, Release, Confirm, CancelSale, LookupHold, SetCapacity, ExtendHold)
 _OK_NONE, _OK_HOLD, _OK_SALE, _REJECTED = range(4)
 _HOLD = _COMMAND_TAGS[Hold]
 
@@ -52,6 +55,8 @@ def _fields(command: Command) -> Row:
         return command.cmd_id, command.hold_id, command.order_ref, command.by, command.ip
     if isinstance(command, SetCapacity):
         return command.cmd_id, command.ticket_type, command.capacity, command.by, command.ip
+    if isinstance(command, ExtendHold):
+        return command.cmd_id, command.hold_id, command.ttl_s
     return command.cmd_id, command.hold_id
 
 

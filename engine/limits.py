@@ -6,6 +6,8 @@ reaches an actor.
 
 hold_ttl_s_min = 1
 hold_ttl_s_max = 3_600
+# how long checkout may keep a hold alive for its payment (ExtendHold.ttl_s): 30 min, whatever the event's hold_ttl_s
+payment_window_s_max = 1_800
 seats_per_hold_max = 100
 quantity_per_hold_max = 100
 max_tickets_per_buyer_max = 100

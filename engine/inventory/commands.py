@@ -83,6 +83,17 @@ class LookupHold:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtendHold:
+    """Keep a live hold for a payment window (checkout, when it makes an order from the hold): its expiry becomes
+    max(expires_at, now + ``ttl_s``), so an extension never shortens a hold. ``ttl_s`` is 1..payment_window_s_max
+    (engine/limits.py), not the event's hold_ttl_s. Answers the hold with its new expires_at."""
+
+    cmd_id: str
+    hold_id: str
+    ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
 class SetCapacity:
     """Change a GA ticket type's capacity on a live event (catalog lifecycle): grow any time, shrink only down to
     held + sold. ``by``/``ip`` as on ``Confirm``: the shell audits the change, in its fenced commit, under them.
@@ -99,7 +110,7 @@ class SetCapacity:
         check_actor(*split_actor_ref(self.by), self.ip)
 
 
-Command = Hold | Release | Confirm | CancelSale | LookupHold | SetCapacity
+Command = Hold | Release | Confirm | CancelSale | LookupHold | SetCapacity | ExtendHold
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,8 @@ Rules (asserted, never repaired):
 - per GA type, held + sold <= capacity; units are numbered 1..capacity and each is in at most one hold or sale;
 - per buyer, held + bought <= max_tickets_per_buyer;
 - holds are all-or-nothing; an expired hold cannot be confirmed; a TTL never exceeds the event's hold_ttl_s;
+- an extension (ExtendHold: checkout's payment window) never shortens a hold and reaches at most
+  payment_window_s_max past its time; an expired, released or sold hold is never extended;
 - a best-available hold's seats are picked (engine/inventory/best_available.py) and held in the same step.
 
 The shell calls ``apply`` with a batch and the current time, then ``drain_changes`` to learn what to write through.
@@ -34,6 +36,7 @@ from engine.inventory.commands import (
     CancelSale,
     Command,
     Confirm,
+    ExtendHold,
     Hold,
     HoldView,
     LookupHold,
@@ -481,6 +484,11 @@ class Inventory:
                 (ga_sold if hold.sale else ga_held)[hold.ticket_type] += len(hold.units)
             buyers[hold.buyer_id] = buyers.get(hold.buyer_id, 0) + hold.size
         _require(len(seen_seats) == self._seats_held + self._seats_sold, "seat array has orphan claims")
+        due = set(self._expiry_heap)
+        _require(
+            all((h.expires_at, h.hold_id) in due for h in self._holds.values() if h.sale is None),
+            "a live hold is not in the expiry heap at its expires_at",
+        )
         for code, ga in self._ga.items():
             _require((ga.held, ga.sold) == (ga_held[code], ga_sold[code]), f"GA {code} counts drifted")
             _require(len(ga.free_units) + ga.held + ga.sold == ga.next_unit - 1, f"GA {code} units leak")
@@ -504,6 +512,8 @@ class Inventory:
             result = self._release(command.hold_id, now)
         elif isinstance(command, SetCapacity):
             result = self._set_capacity(command)
+        elif isinstance(command, ExtendHold):
+            result = self._extend(command, now)
         else:
             result = self._cancel_sale(command)
         self._remember(command.cmd_id, result)
@@ -695,6 +705,31 @@ class Inventory:
             return self._ended_refusal(hold_id)
         self._end_hold(hold, "released")
         return Ok(None)
+
+    def _extend(self, command: ExtendHold, now: float) -> Result:
+        """Push a live hold's expiry out to now + ttl_s (never in): refused as Release refuses, plus the ttl bound."""
+        if not limits.hold_ttl_s_min <= command.ttl_s <= limits.payment_window_s_max:
+            return Rejected(
+                Refusal.INVALID_HOLD_REQUEST, f"ttl_s must be 1..{limits.payment_window_s_max}", {"field": "ttl_s"}
+            )
+        hold = self._holds.get(command.hold_id)
+        if hold is None:
+            return self._ended_refusal(command.hold_id)
+        if hold.sale is not None:
+            return Rejected(
+                Refusal.INVALID_TRANSITION, "a confirmed hold cannot be extended", {"hold_id": command.hold_id}
+            )
+        if hold.expires_at <= now:
+            self._end_hold(hold, "expired")
+            return self._ended_refusal(command.hold_id)
+        expires_at = now + command.ttl_s
+        if expires_at > hold.expires_at:  # an extension never shortens a hold: a shorter one answers it as it is
+            hold.expires_at = expires_at
+            # The old heap entry stays behind; when it comes due the sweep skips it (no longer the hold's time).
+            heapq.heappush(self._expiry_heap, (expires_at, hold.hold_id))
+            self._journal.holds_put[hold.hold_id] = self._view(hold)  # written through: the Redis record's expiry
+            self._journal.holds_removed.discard(hold.hold_id)
+        return Ok(self._view(hold))
 
     def _cancel_sale(self, command: CancelSale) -> Result:
         hold = self._holds.get(command.hold_id)

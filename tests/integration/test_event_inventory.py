@@ -12,7 +12,18 @@ from redis.asyncio import Redis
 from actors.event_inventory import EventInventory, InventoryLost
 from actors.wire import decode_results
 from engine.ids import hold_id_for
-from engine.inventory.commands import Command, Confirm, Hold, LookupHold, Ok, Rejected, Result, actor_ref
+from engine.inventory.commands import (
+    Command,
+    Confirm,
+    ExtendHold,
+    Hold,
+    HoldView,
+    LookupHold,
+    Ok,
+    Rejected,
+    Result,
+    actor_ref,
+)
 from persistence.access.orgs import create_org
 from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event, publish_event
 from persistence.db import create_pool
@@ -175,6 +186,41 @@ async def test_expiry_follows_the_injected_clock(database_url: str, clean_redis:
     clock.advance(1)
     again = await EventInventory.recover(org_id, event_id, pool, redis, clock=clock)
     assert again is not None and again.inventory.live_hold_ids() == []  # due by the clock it was rebuilt at
+    await pool.close()
+    await redis.aclose()
+
+
+async def test_extend_moves_the_redis_hold_records_expiry(database_url: str, clean_redis: str) -> None:
+    """ExtendHold through the shell: the write-through rewrites the hold's Redis record with its new expires_at,
+    the sweep lets the old time pass, and a rebuild from Redis keeps the new one."""
+    org_id, event_id = await on_sale_event(database_url)
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    redis = Redis.from_url(clean_redis)
+    clock = FakeClock()
+    shell = await EventInventory.recover(org_id, event_id, pool, redis, clock=clock)
+    assert shell is not None
+    hold = hold_id_for(event_id, "8" * 20)
+    [held] = await apply(shell, Hold(hold, hold, "buyer", seats=("A-1-1",), ttl_s=10))
+    assert isinstance(held, Ok) and isinstance(held.value, HoldView)
+    record = await live_state.read_hold(redis, org_id, event_id, hold)
+    assert record is not None and record.expires_at == held.value.expires_at
+
+    clock.advance(5)
+    [extended] = await apply(shell, ExtendHold("x1", hold, 900))
+    assert isinstance(extended, Ok) and isinstance(extended.value, HoldView)
+    assert extended.value.expires_at == clock() + 900 > held.value.expires_at
+    record = await live_state.read_hold(redis, org_id, event_id, hold)
+    assert record == extended.value
+
+    clock.advance(10)  # past the old expiry
+    assert await shell.expire(holds_max=10) == 0
+    again = await EventInventory.recover(org_id, event_id, pool, redis, clock=clock)
+    assert again is not None and again.inventory.live_hold_ids() == [hold]
+    [looked_up] = await apply(again, LookupHold("l1", hold))
+    assert looked_up == extended
+    clock.advance(890)  # the new expiry
+    assert await again.expire(holds_max=10) == 1
+    assert await live_state.read_hold(redis, org_id, event_id, hold) is None
     await pool.close()
     await redis.aclose()
 

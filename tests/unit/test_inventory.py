@@ -13,6 +13,7 @@ from engine.ids import hold_id_for
 from engine.inventory.commands import (
     CancelSale,
     Confirm,
+    ExtendHold,
     Hold,
     HoldView,
     LookupHold,
@@ -65,7 +66,7 @@ def hold_ga(buyer: str, quantity: int, ticket_type: str = "GA") -> Hold:
     return Hold(cmd_id(), new_hold_id(), buyer, (), ticket_type, quantity)
 
 
-def one(inventory: Inventory, command: Hold | Confirm | Release | CancelSale | LookupHold,
+def one(inventory: Inventory, command: Hold | Confirm | Release | CancelSale | LookupHold | ExtendHold,
         now: float = NOW) -> Result:
     (result,) = inventory.apply([command], now)
     return result
@@ -286,6 +287,137 @@ def test_cancel_sale_of_a_live_hold_is_not_found() -> None:
     view = held(inventory, hold_seats("b1", "A-1-1"))
     refused(one(inventory, CancelSale(cmd_id(), view.hold_id)), "hold_not_found")
     assert inventory.seat_state(0) == 1
+
+
+# ---- extend (checkout's payment window) ------------------------------------------------------------------------
+
+
+def extended(inventory: Inventory, hold_id: str, ttl_s: int, now: float = NOW) -> HoldView:
+    result = one(inventory, ExtendHold(cmd_id(), hold_id, ttl_s), now)
+    assert isinstance(result, Ok) and isinstance(result.value, HoldView), result
+    return result.value
+
+
+def test_extend_pushes_the_expiry_out_and_writes_it_through() -> None:
+    inventory = Inventory(spec())
+    view = held(inventory, hold_seats("b1", "A-1-1", ttl_s=10))
+    inventory.drain_changes()
+
+    moved = extended(inventory, view.hold_id, limits.payment_window_s_max, NOW + 5)
+
+    assert moved == replace(view, expires_at=NOW + 5 + limits.payment_window_s_max)
+    assert limits.payment_window_s_max > HOLD_TTL_S  # the payment window is not bound by the event's hold_ttl_s
+    assert one(inventory, LookupHold(cmd_id(), view.hold_id), NOW + 5) == Ok(moved)
+    changes = inventory.drain_changes()
+    assert changes is not None and changes.holds_put == {view.hold_id: moved} and not changes.holds_removed
+    assert changes.seats == {} and changes.ga_types == set()  # nothing else moved
+    inventory.check_invariants()
+
+
+def test_an_extension_never_shortens_a_hold() -> None:
+    inventory = Inventory(spec())
+    view = held(inventory, hold_seats("b1", "A-1-1", ttl_s=50))
+    inventory.drain_changes()
+    assert extended(inventory, view.hold_id, 10, NOW + 1) == view  # now + 10 is before its expiry: kept
+    assert extended(inventory, view.hold_id, 49, NOW + 1) == view  # exactly its expiry: kept
+    assert inventory.drain_changes() is None  # nothing changed, nothing to write through
+
+
+def test_the_hold_expires_at_its_new_time_not_the_old_one() -> None:
+    inventory = Inventory(spec())
+    view = held(inventory, hold_seats("b1", "A-1-1", ttl_s=10))
+    other = held(inventory, hold_seats("b2", "A-1-2", ttl_s=10))
+    extended(inventory, view.hold_id, 100, NOW + 1)
+
+    assert inventory.expire(NOW + 10) == [other.hold_id]  # the old time passes: only the unextended hold ends
+    assert inventory.live_hold_ids() == [view.hold_id]
+    assert isinstance(one(inventory, Confirm(cmd_id(), view.hold_id, "order-1", CONFIRMER, None), NOW + 50), Ok)
+
+    again = held(inventory, hold_seats("b3", "A-1-3", ttl_s=10))
+    extended(inventory, again.hold_id, 20, NOW + 5)
+    assert inventory.expire(NOW + 24.9) == []
+    assert inventory.expire(NOW + 25) == [again.hold_id]
+    refused(one(inventory, LookupHold(cmd_id(), again.hold_id), NOW + 25), "hold_expired")
+    inventory.check_invariants()
+
+
+def test_the_sweep_in_apply_also_honours_the_new_time() -> None:
+    inventory = Inventory(spec())
+    view = held(inventory, hold_seats("b1", "A-1-1", ttl_s=10))
+    extended(inventory, view.hold_id, 60)
+    assert inventory.apply([], NOW + 30) == [] and inventory.live_hold_ids() == [view.hold_id]
+    refused(one(inventory, hold_seats("b2", "A-1-1"), NOW + 30), "seats_unavailable")
+
+
+def test_extend_refuses_as_release_does() -> None:
+    inventory = Inventory(spec())
+    refused(one(inventory, ExtendHold(cmd_id(), new_hold_id(), 60)), "hold_not_found")
+
+    due = held(inventory, hold_seats("b1", "A-1-1", ttl_s=10))
+    # no sweep in between: the hold's own expires_at decides, at the boundary too, and the hold ends
+    refused(one(inventory, ExtendHold(cmd_id(), due.hold_id, 60), NOW + 10), "hold_expired")
+    assert inventory.seat_state(0) == 0 and inventory.live_hold_ids() == []
+    refused(one(inventory, ExtendHold(cmd_id(), due.hold_id, 60), NOW + 11), "hold_expired")
+
+    gone = held(inventory, hold_seats("b1", "A-1-2"))
+    one(inventory, Release(cmd_id(), gone.hold_id))
+    refused(one(inventory, ExtendHold(cmd_id(), gone.hold_id, 60)), "invalid_transition")
+
+    paid = held(inventory, hold_seats("b1", "A-1-3"))
+    sold(inventory, paid.hold_id)
+    refused(one(inventory, ExtendHold(cmd_id(), paid.hold_id, 60)), "invalid_transition")
+    inventory.drain_changes()
+    one(inventory, CancelSale(cmd_id(), paid.hold_id))
+    refused(one(inventory, ExtendHold(cmd_id(), paid.hold_id, 60)), "hold_not_found")
+
+
+@pytest.mark.parametrize("ttl_s", [0, -1, limits.payment_window_s_max + 1])
+def test_extend_bounds_its_ttl_by_the_payment_window(ttl_s: int) -> None:
+    inventory = Inventory(spec())
+    view = held(inventory, hold_seats("b1", "A-1-1"))
+    refusal = refused(one(inventory, ExtendHold(cmd_id(), view.hold_id, ttl_s)), "invalid_hold_request")
+    assert refusal.details == {"field": "ttl_s"}
+    assert inventory.snapshot().holds == (view,)
+
+
+def test_a_replayed_extend_answers_the_recorded_answer() -> None:
+    inventory = Inventory(spec())
+    view = held(inventory, hold_seats("b1", "A-1-1", ttl_s=10))
+    command = ExtendHold(cmd_id(), view.hold_id, 60)
+    first = one(inventory, command, NOW + 1)
+    assert isinstance(first, Ok) and isinstance(first.value, HoldView) and first.value.expires_at == NOW + 61
+    inventory.drain_changes()
+
+    assert one(inventory, command, NOW + 30) == first  # not now + 30 + 60: the replay changes nothing
+    assert inventory.snapshot().holds == (first.value,)
+    assert inventory.drain_changes() is None
+    one(inventory, Release(cmd_id(), view.hold_id), NOW + 30)
+    assert one(inventory, command, NOW + 31) == first  # still the recorded answer, after the hold ended
+
+
+def test_an_extended_hold_restores_with_its_new_expiry() -> None:
+    inventory = Inventory(spec())
+    view = held(inventory, hold_seats("b1", "A-1-1", ttl_s=10))
+    moved = extended(inventory, view.hold_id, 100)
+    restored = Inventory.restore(spec(), inventory.snapshot(), NOW + 50)
+    assert restored.snapshot().holds == (moved,)
+    assert restored.expire(NOW + 99.9) == [] and restored.expire(NOW + 100) == [view.hold_id]
+
+
+def test_an_extend_that_relied_on_an_aborted_sale_is_forgotten() -> None:
+    """Refused because the hold was (pending) sold: the abort forgets that answer, so a retry extends."""
+    inventory = Inventory(spec())
+    view = held(inventory, hold_seats("b1", "A-1-1", ttl_s=10))
+    inventory.drain_changes()
+    command = ExtendHold(cmd_id(), view.hold_id, 60)
+    confirm = Confirm(cmd_id(), view.hold_id, "order-1", CONFIRMER, None)
+    _, refusal = inventory.apply([confirm, command], NOW)
+    refused(refusal, "invalid_transition")
+
+    inventory.abort_sales([view.hold_id])
+
+    assert one(inventory, command) == Ok(replace(view, expires_at=NOW + 60))
+    inventory.check_invariants()
 
 
 # ---- buyer cap -------------------------------------------------------------------------------------------------

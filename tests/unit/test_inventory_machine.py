@@ -16,10 +16,12 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from engine import limits
 from engine.inventory.commands import (
     CancelSale,
     Command,
     Confirm,
+    ExtendHold,
     Hold,
     HoldView,
     LookupHold,
@@ -58,6 +60,9 @@ SPEC = InventorySpec(
 )
 
 ttls = st.sampled_from([None, None, 1, 5, HOLD_TTL_S, HOLD_TTL_S + 1, 0])
+# an extension's ttl: shorter than what is left (ignored), longer, the payment window's bound, and out of bounds
+extend_ttls = st.sampled_from([1, 5, HOLD_TTL_S, 2 * HOLD_TTL_S, limits.payment_window_s_max, 0,
+                               limits.payment_window_s_max + 1])
 clock_steps_s = st.sampled_from([0.5, 1.0, 4.0, 5.0, 10.0, 29.0, 30.0, 31.0])
 
 
@@ -258,6 +263,20 @@ class Model:
         self.end(cmd.hold_id, "released")
         return Ok(None)
 
+    def extend(self, cmd: ExtendHold) -> Expected:
+        if not 1 <= cmd.ttl_s <= limits.payment_window_s_max:
+            return Refusal("invalid_hold_request", {"field": "ttl_s"})
+        hold = self.holds.get(cmd.hold_id)
+        if hold is None:
+            return self.ended_refusal(cmd.hold_id)
+        if hold.order_ref is not None:
+            return Refusal("invalid_transition", {"hold_id": cmd.hold_id})
+        if hold.expires_at <= self.now:
+            self.end(cmd.hold_id, "expired")
+            return self.ended_refusal(cmd.hold_id)
+        hold.expires_at = max(hold.expires_at, self.now + cmd.ttl_s)  # never shortened
+        return Ok(self.view(hold))
+
     def cancel_sale(self, cmd: CancelSale) -> Expected:
         hold = self.holds.get(cmd.hold_id)
         if hold is None or hold.order_ref is None:
@@ -283,6 +302,8 @@ class Model:
             return self.release(cmd)
         if isinstance(cmd, CancelSale):
             return self.cancel_sale(cmd)
+        if isinstance(cmd, ExtendHold):
+            return self.extend(cmd)
         return self.lookup(cmd)
 
     def abort(self, hold_ids: list[str]) -> None:
@@ -451,6 +472,10 @@ class InventoryMachine(RuleBasedStateMachine):
         if hold_id not in model.pending:
             self.send([CancelSale(self.new_cmd_id(), hold_id)])
 
+    @rule(data=st.data(), ttl_s=extend_ttls)
+    def extend(self, data: st.DataObject, ttl_s: int) -> None:
+        self.send([ExtendHold(self.new_cmd_id(), self.draw_hold_id(data), ttl_s)])
+
     @rule(data=st.data())
     def lookup(self, data: st.DataObject) -> None:
         self.send([LookupHold(self.new_cmd_id(), self.draw_hold_id(data))])
@@ -460,7 +485,7 @@ class InventoryMachine(RuleBasedStateMachine):
         """Several commands in one apply: later ones see the effects of earlier ones."""
         commands: list[Command] = []
         for _ in range(size):
-            kind = data.draw(st.sampled_from(("seats", "ga", "confirm", "release", "retry")))
+            kind = data.draw(st.sampled_from(("seats", "ga", "confirm", "release", "extend", "retry")))
             cmd_id = self.new_cmd_id()
             if kind == "seats":
                 seats = data.draw(st.lists(st.sampled_from(SEATS), min_size=1, max_size=3, unique=True))
@@ -472,6 +497,8 @@ class InventoryMachine(RuleBasedStateMachine):
                 commands.append(Confirm(cmd_id, self.draw_hold_id(data), "o1", CONFIRMER, None))
             elif kind == "release":
                 commands.append(Release(cmd_id, self.draw_hold_id(data)))
+            elif kind == "extend":
+                commands.append(ExtendHold(cmd_id, self.draw_hold_id(data), data.draw(extend_ttls)))
             elif commands:
                 commands.append(data.draw(st.sampled_from(commands)))  # the same cmd id twice in one batch
         self.send(commands)
@@ -516,7 +543,9 @@ class InventoryMachine(RuleBasedStateMachine):
         before = self.state()
         commands: list[Command] = [Confirm(self.new_cmd_id(), hid, "o1", CONFIRMER, None) for hid in chosen]
         for hid in chosen:  # commands whose answers depend on the sale that will be aborted
-            extra = data.draw(st.sampled_from(("none", "confirm-same", "confirm-other", "release", "hold")))
+            extra = data.draw(
+                st.sampled_from(("none", "confirm-same", "confirm-other", "release", "hold", "extend"))
+            )
             if extra.startswith("confirm"):
                 order_ref = "o1" if extra == "confirm-same" else "o2"
                 commands.append(Confirm(self.new_cmd_id(), hid, order_ref, CONFIRMER, None))
@@ -524,6 +553,8 @@ class InventoryMachine(RuleBasedStateMachine):
                 commands.append(Release(self.new_cmd_id(), hid))
             elif extra == "hold":
                 commands.append(Hold(self.new_cmd_id(), hid, self.model.holds[hid].buyer_id, (), "GA", 1))
+            elif extra == "extend":
+                commands.append(ExtendHold(self.new_cmd_id(), hid, limits.payment_window_s_max))
         self.send(commands)
         sweep_during_commit = data.draw(st.booleans(), label="sweep during commit")
         if sweep_during_commit:  # the shell's sweeper runs while the commit is in flight

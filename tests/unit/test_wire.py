@@ -10,6 +10,7 @@ from engine.inventory.best_available import BestRequest
 from engine.inventory.commands import (
     CancelSale,
     Confirm,
+    ExtendHold,
     Hold,
     HoldView,
     LookupHold,
@@ -42,6 +43,7 @@ commands = st.one_of(
     st.builds(Confirm, ids, ids, text, actor_refs, st.none() | st.ip_addresses().map(str)),
     st.builds(CancelSale, ids, ids),
     st.builds(LookupHold, ids, ids),
+    st.builds(ExtendHold, ids, ids, st.integers(-(2**31), 2**31)),
 )
 details = st.dictionaries(text, st.lists(text, max_size=3) | st.integers(-(2**63), 2**63 - 1))
 tickets = st.builds(TicketView, ids, text, st.none() | text, st.none() | st.integers(1, 10**6))
