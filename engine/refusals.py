@@ -65,6 +65,12 @@ class Refusal(StrEnum):
     PROMO_USE_RELEASED = "promo_use_released"
     # checkout: the ledger (engine/ledger/flows.py)
     PAYOUT_EXCEEDS_PAYABLE = "payout_exceeds_payable"  # details.available_minor: what may be paid out
+    # checkout: orders, payments, tickets (services/orders/)
+    ORDER_NOT_FOUND = "order_not_found"
+    TICKET_NOT_FOUND = "ticket_not_found"
+    WEBHOOK_REFUSED = "webhook_refused"  # details.reason: why the delivery is not believed (engine/payments/)
+    PROVIDER_NOT_FOUND = "provider_not_found"
+    PAYMENTS_UNAVAILABLE = "payments_unavailable"  # the payment provider did not answer within its bounds
 
 
 class Refused(Exception):

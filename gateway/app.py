@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket
 from engine.refusals import Refused
 from gateway.auth import Authenticator
 from gateway.availability import AvailabilityCache, AvailabilityReads, SeatListCache
+from gateway.checkout import Payments, checkout_of
 from gateway.context import Services
 from gateway.errors import (
     ApiError,
@@ -47,9 +48,12 @@ from gateway.seatmap import SeatMaps
 from gateway.sessions import TokenSigner
 from gateway.timer_client import NullSchedules, TimerLink
 from persistence.db import create_pool
+from persistence.payments.simulator import SimulatorProvider
 from persistence.ratelimit.store import RateLimitStore
 from persistence.tenancy import TenantPool
+from services.orders.worker import OrdersWorker
 from voelgoed.settings import Settings
+from voelgoed.ticket_master_key import read_ticket_master_key
 
 if TYPE_CHECKING:
     import asyncpg
@@ -75,14 +79,16 @@ def create_app(
     inventory: InventoryClient | None = None,
     availability: AvailabilityFactory | None = None,
     timer: Any = None,
+    payments: Payments | None = None,
 ) -> Starlette:
     """``timer``: the catalog timer's client (gateway/timer_client.py); by default the Ray actor's, or none when
-    ``inventory`` is an in-process one (tests)."""
+    ``inventory`` is an in-process one (tests). ``payments``: the providers and ticket master key (by default
+    from the settings: the provider's URL and secret, the master key from the data folder)."""
     routes = all_routes()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _services(settings or Settings.from_env(), inventory, availability, timer) as services:
+        async with _services(settings or Settings.from_env(), inventory, availability, timer, payments) as services:
             app.state.services = services
             schedules = services.domain(TimerLink).schedules
             ensure_started = getattr(schedules, "ensure_started", None)
@@ -95,6 +101,9 @@ def create_app(
             ]
             if ensure_started is not None:
                 listeners.append(asyncio.ensure_future(ensure_started()))
+            if services.domain(Payments).fulfils:
+                worker = OrdersWorker(checkout_of(services), services.pool)
+                listeners.append(asyncio.ensure_future(worker.run_forever()))
             try:
                 yield
             finally:
@@ -118,7 +127,8 @@ def create_app(
 
 @asynccontextmanager
 async def _services(
-    settings: Settings, inventory: InventoryClient | None, availability: AvailabilityFactory | None, timer: Any
+    settings: Settings, inventory: InventoryClient | None, availability: AvailabilityFactory | None, timer: Any,
+    payments: Payments | None,
 ) -> AsyncIterator[Services]:
     if timer is None:
         if inventory is None:
@@ -143,6 +153,8 @@ async def _services(
     )
     # Subscriptions block on reads for as long as channels are quiet: no read timeout on their own client.
     listener_redis = Redis.from_url(settings.redis_url, socket_connect_timeout=redis_connect_timeout_s)
+    owned_payments = payments is None
+    payments = payments or _payments(settings)
     try:
         start = getattr(inventory, "start", None)
         if start is not None:
@@ -164,14 +176,28 @@ async def _services(
                 SeatMaps: SeatMaps(tenant_pool),
                 TimerLink: TimerLink(timer),
                 PriceCache: PriceCache(tenant_pool, redis, listener_redis=listener_redis),
+                Payments: payments,
             },
         )
     finally:
+        if owned_payments:
+            for provider in payments.providers.values():
+                with contextlib.suppress(Exception):
+                    await provider.close()  # type: ignore[attr-defined]
         with contextlib.suppress(Exception):
             await inventory.close()
         await listener_redis.aclose()
         await redis.aclose()
         await pool.close()
+
+
+def _payments(settings: Settings) -> Payments:
+    master = read_ticket_master_key(settings.data_dir)
+    if settings.payments is None:
+        return Payments(master=master)
+    given = settings.payments
+    provider = SimulatorProvider(given.provider_url, given.webhook_secret.encode(), api_key=given.api_key)
+    return Payments({provider.name: provider}, master)
 
 
 def _signer(settings: Settings) -> TokenSigner | None:

@@ -144,6 +144,11 @@ class PersistenceUnavailable(InfrastructureError):
     default_message = "storage is temporarily unavailable; retry shortly"
 
 
+class PaymentsUnavailable(InfrastructureError):
+    code = "payments_unavailable"
+    default_message = "the payment provider is temporarily unavailable; retry shortly"
+
+
 class TooManyRequests(InfrastructureError):
     """429: the caller is over a rate limit (gateway/ratelimit.py); nothing was applied, retry after Retry-After.
     Like a 503 (hence the base class) it is an answer about now, not about the request: an Idempotency-Key never

@@ -117,5 +117,10 @@ PATH_PARAMETERS: Mapping[str, PathParameter] = MappingProxyType(
         ),
         "key_id": PathParameter(rf"^{apikeys.KEY_ID_PREFIX}[0-9a-f]{{32}}$", "an API key id", "key_" + "0" * 32),
         "user_id": PathParameter(rf"^{users.USER_PREFIX}[0-9a-f]{{32}}$", "a person's id", "usr_" + "0" * 32),
+        "order_id": PathParameter(rf"^{ids.ORDER_PREFIX}[0-9a-f]{{52}}$", "an order id", "ord_" + "0" * 52),
+        "ticket_id": PathParameter(
+            rf"^{ids.TICKET_PREFIX}[0-9a-f]{{52}}_[1-9][0-9]{{0,2}}$", "a ticket id", "tkt_" + "0" * 52 + "_1"
+        ),
+        "provider": PathParameter(r"^[a-z][a-z0-9_]{0,31}$", "a payment provider's name", "simulator"),
     }
 )

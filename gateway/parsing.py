@@ -89,6 +89,23 @@ def parse_body(model: type[ModelT], raw: bytes) -> ModelT:
         raise error_for_validation(error) from None
 
 
+def parse_query(model: type[ModelT], pairs: typing.Iterable[tuple[str, str]]) -> ModelT:
+    """Query parameters (``request.query_params.multi_items()``) as ``model``: 422 naming each bad (unknown,
+    repeated or invalid) one."""
+    given: dict[str, str] = {}
+    repeated: list[dict[str, str]] = []
+    for name, value in pairs:
+        if name in given:
+            repeated.append({"field": name, "message": "given more than once", "type": "repeated"})
+        given[name] = value
+    if repeated:
+        raise ValidationFailed(details={"fields": repeated})
+    try:
+        return model.model_validate(given)
+    except PydanticValidationError as error:
+        raise error_for_validation(error) from None
+
+
 def error_for_validation(error: PydanticValidationError) -> ApiError:
     problems = error.errors(include_url=False, include_input=False)
     malformed = next((p for p in problems if p["type"] == "json_invalid"), None)

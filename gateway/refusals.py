@@ -21,6 +21,7 @@ from gateway.errors import (
     InfrastructureError,
     NotFound,
     PayloadTooLarge,
+    PaymentsUnavailable,
     PersistenceUnavailable,
     Unauthorized,
     ValidationFailed,
@@ -70,11 +71,17 @@ REFUSAL_STATUS: Mapping[Refusal, int] = MappingProxyType(
         _R.TOO_MANY_PROMO_CODES: 409,
         _R.PROMO_USE_RELEASED: 409,
         _R.PAYOUT_EXCEEDS_PAYABLE: 409,
+        _R.ORDER_NOT_FOUND: 404,
+        _R.TICKET_NOT_FOUND: 404,
+        _R.WEBHOOK_REFUSED: 400,
+        _R.PROVIDER_NOT_FOUND: 404,
+        _R.PAYMENTS_UNAVAILABLE: 503,
     }
 )
 # The 503 refusals, each as its infrastructure error (its code and Retry-After).
 _INFRASTRUCTURE: Mapping[Refusal, type[InfrastructureError]] = MappingProxyType(
-    {_R.PERSISTENCE_UNAVAILABLE: PersistenceUnavailable, _R.INVENTORY_UNAVAILABLE: InventoryUnavailable}
+    {_R.PERSISTENCE_UNAVAILABLE: PersistenceUnavailable, _R.INVENTORY_UNAVAILABLE: InventoryUnavailable,
+     _R.PAYMENTS_UNAVAILABLE: PaymentsUnavailable}
 )
 _DOMAIN_CLASSES: Mapping[int, type[DomainError]] = MappingProxyType(
     {401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 410: Gone, 413: PayloadTooLarge,

@@ -13,3 +13,9 @@ async def verifying_keys(tenants: Tenants, org_id: str) -> list[TicketKeyRecord]
     so they are left out, and a verifier without them answers unknown_key)."""
     async with tenants.tenant(org_id) as db:
         return await tickets.list_keys(db)
+
+
+async def revocations(tenants: Tenants, org_id: str, event_id: str, since_version: int = 0) -> tickets.Revocations:
+    """The event's revoked tickets (after ``since_version``) and the list's version: a scanner's offline list."""
+    async with tenants.tenant(org_id) as db:
+        return await tickets.read_revocations(db, event_id, since_version=since_version)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from engine.tickets.sealing import MasterKey
+from gateway.checkout import Payments
 from persistence.payments.simulator import RetryPolicy, SimulatorProvider
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,3 +229,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(Exception):
         if process.stdout is not None:
             process.stdout.close()
+
+
+@asynccontextmanager
+async def simulator_payments(paysim_process: PaysimProcess) -> AsyncIterator[Payments]:
+    """A gateway's payments over the session's simulator, with a fresh ticket master key."""
+    async with SimulatorProvider(
+        paysim_process.url, PAYSIM_SECRET, api_key=PAYSIM_API_KEY, retry=test_retry
+    ) as provider:
+        yield Payments({provider.name: provider}, MasterKey(secrets.token_bytes(32)))

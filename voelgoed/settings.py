@@ -33,6 +33,9 @@ class Settings:
     session_secret: str | None = field(default=None, repr=False)
     # engine/ratelimit.py's defaults with VOELGOED_RATE_LIMITS's overrides (docs/api.md "Rate limits").
     rate_limits: Policy = DEFAULT_POLICY
+    # The payment provider (the simulator under `voelgoed up`, voelgoed/payments_simulator.py); None: checkout's
+    # payment routes answer 404 provider_not_found and paid orders are not fulfilled by this process.
+    payments: PaymentsSettings | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.session_secret is not None:
@@ -59,7 +62,22 @@ class Settings:
             inventory_hosts=_inventory_hosts(env.get("VOELGOED_INVENTORY_HOSTS", str(inventory_hosts_default))),
             session_secret=env.get("VOELGOED_SESSION_SECRET") or read_session_secret_file(data_dir),
             rate_limits=rate_limits_from(env.get("VOELGOED_RATE_LIMITS")),
+            payments=PaymentsSettings.from_env(env),
         )
+
+
+@dataclass(frozen=True)
+class PaymentsSettings:
+    provider_url: str
+    webhook_secret: str = field(repr=False)
+    api_key: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> PaymentsSettings | None:
+        url, secret = env.get("VOELGOED_PAYMENTS_PROVIDER_URL"), env.get("VOELGOED_PAYMENTS_WEBHOOK_SECRET")
+        if not url or not secret:
+            return None
+        return cls(url, secret, env.get("VOELGOED_PAYMENTS_API_KEY") or None)
 
 
 def check_session_secret(secret: str) -> str:

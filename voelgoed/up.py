@@ -33,6 +33,7 @@ from voelgoed.private_files import read_json, write_private_json
 from voelgoed.session_secret import ensure_session_secret
 from voelgoed.settings import DEFAULT_DATA_DIR, RUNTIME_FILE_NAME
 from voelgoed.startup_failure import StartupFailed
+from voelgoed.ticket_master_key import ensure_ticket_master_key
 
 GATEWAY_APP = "gateway.app:create_app"
 RAY_DASHBOARD_PORT = 8265
@@ -146,6 +147,7 @@ async def _start_and_serve(config: UpConfig, stack: contextlib.ExitStack, stop: 
     runtime |= {"paysim_pid": paysim.process.pid, "paysim_url": paysim.url}
     write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
     checkpoint()
+    ensure_ticket_master_key(config.data_dir)  # the gateway and the fulfilment actor read it from the data folder
     env = _gateway_env(config, database_url, redis_url, ray_address, ensure_session_secret(config.data_dir))
     env |= paysim.gateway_env()
     gateway = _start_gateway(config, env, stack)

@@ -8,6 +8,7 @@ from gateway.routes import audit, operations, tickets
 from gateway.routes.access import keys, members, sessions
 from gateway.routes.catalog import events, lifecycle, pricing, venues
 from gateway.routes.inventory import availability, holds, seatmap
+from gateway.routes.orders import checkout, orders
 
 
 def all_routes() -> list[BaseRoute]:
@@ -26,5 +27,7 @@ def all_routes() -> list[BaseRoute]:
         *members.ROUTES,
         *audit.ROUTES,
         *tickets.ROUTES,
+        *checkout.ROUTES,
+        *orders.ROUTES,
         *operations.ROUTES,
     ]

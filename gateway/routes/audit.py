@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
-from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,7 +21,7 @@ from engine.access.rules import Permission
 from gateway.endpoints import Call, read_route
 from gateway.errors import ValidationFailed
 from gateway.fields import PRINTABLE_ASCII_PATTERN
-from gateway.parsing import error_for_validation
+from gateway.parsing import parse_query as parsed_query
 from gateway.rendering import render
 from persistence import audit
 from services import audit_log
@@ -163,18 +162,7 @@ def entry_view(row: audit.AuditRow) -> dict[str, Any]:
 
 def parse_query(request: Request) -> AuditQuery:
     """The validated query parameters: 422 naming each bad (unknown, repeated or invalid) one."""
-    given: dict[str, str] = {}
-    repeated: list[dict[str, str]] = []
-    for name, value in request.query_params.multi_items():
-        if name in given:
-            repeated.append({"field": name, "message": "given more than once", "type": "repeated"})
-        given[name] = value
-    if repeated:
-        raise ValidationFailed(details={"fields": repeated})
-    try:
-        wanted = AuditQuery.model_validate(given)
-    except PydanticValidationError as error:
-        raise error_for_validation(error) from None
+    wanted = parsed_query(AuditQuery, request.query_params.multi_items())
     if wanted.since is not None and wanted.until is not None and wanted.until < wanted.since:
         raise ValidationFailed(
             details={"fields": [{"field": "until", "message": "is before since", "type": "invalid"}]}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any, Literal
 
@@ -12,10 +13,12 @@ from starlette.routing import BaseRoute, Route
 
 from engine.access.rules import Permission
 from engine.tickets.keys import KEY_ALG, KID_PATTERN
+from engine.tickets.qr import qr_png, qr_svg
 from gateway.endpoints import Call, read_route
 from gateway.rendering import render
 from persistence.tickets import TicketKeyRecord
 from services import tickets
+from services.orders import reads
 
 TAG = ("tickets",)
 # Who may read events may check their tickets; a scanner's key holds scans:write.
@@ -58,4 +61,45 @@ async def list_ticket_keys(call: Call[Any]) -> Response:
     return render(TicketKeysOut, {"keys": [key_view(key) for key in keys]})
 
 
-ROUTES: list[BaseRoute] = [Route("/v1/ticket-keys", list_ticket_keys, methods=["GET"])]
+class RevocationsOut(BaseModel):
+    revoked: list[str] = Field(description="ticket ids that must no longer be admitted")
+    version: int = Field(description="bumped by every change: 0 until a ticket of the event is revoked")
+
+
+@read_route(
+    "An event's revoked tickets and the list's version, for offline verifiers",
+    response=RevocationsOut,
+    scope=SCOPE,
+    errors=(404,),
+    tags=TAG,
+)
+async def list_revocations(call: Call[Any]) -> Response:
+    org_id, event_id = call.principal.org_id, call.path("event_id")
+    await call.svc.events.get(org_id, event_id)  # 404 for an unknown or another org's event
+    found = await tickets.revocations(call.svc, org_id, event_id)
+    return render(RevocationsOut, {"revoked": list(found.ticket_ids), "version": found.version})
+
+
+# The buyer's front end shows the code; the organizer may too.
+QR_SCOPE = (Permission.ORDERS_READ.value, Permission.INVENTORY_CONFIRM.value)
+
+
+@read_route("A ticket's QR code as a PNG image", scope=QR_SCOPE, errors=(404,), tags=TAG, media_type="image/png")
+async def ticket_qr_png(call: Call[Any]) -> Response:
+    payload = await reads.ticket_payload(call.svc.units, call.principal.org_id, call.path("ticket_id"))
+    return Response(await asyncio.to_thread(qr_png, payload), media_type="image/png")
+
+
+@read_route("A ticket's QR code as an SVG image", scope=QR_SCOPE, errors=(404,), tags=TAG,
+            media_type="image/svg+xml")  # fmt: skip
+async def ticket_qr_svg(call: Call[Any]) -> Response:
+    payload = await reads.ticket_payload(call.svc.units, call.principal.org_id, call.path("ticket_id"))
+    return Response(await asyncio.to_thread(qr_svg, payload), media_type="image/svg+xml")
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/v1/ticket-keys", list_ticket_keys, methods=["GET"]),
+    Route("/v1/events/{event_id}/revocations", list_revocations, methods=["GET"]),
+    Route("/v1/tickets/{ticket_id}/qr.png", ticket_qr_png, methods=["GET"]),
+    Route("/v1/tickets/{ticket_id}/qr.svg", ticket_qr_svg, methods=["GET"]),
+]

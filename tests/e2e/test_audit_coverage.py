@@ -21,7 +21,8 @@ from persistence.access import memberships, users
 from persistence.access.apikeys import parse_api_key
 from persistence.db import connect
 from persistence.tenancy import org_transaction
-from tests.fakes import Gateway, event_body, new_org
+from tests.fakes import Gateway, event_body, new_org, running_gateway
+from tests.paysim_fixtures import PaysimProcess, simulator_payments
 
 WRITE_METHODS = ("POST", "PATCH", "DELETE")
 PASSWORD = "correct horse battery staple 42"
@@ -36,6 +37,10 @@ EXEMPT: dict[tuple[str, str], str] = {
     ),
     ("DELETE", "/v1/holds/{hold_id}"): "releasing a hold changes only memory and Redis, like placing it",
     ("POST", "/v1/events/{event_id}/quote"): "a quote changes nothing and takes no promo use: it only computes",
+    ("POST", "/v1/payments/webhooks/{provider}"): (
+        "a webhook that applies is audited as its order's move (order.move, by system:payments); a success needs "
+        "a signed delivery from the simulator, so it is checked in tests/e2e/test_checkout_api.py"
+    ),
 }
 
 
@@ -149,6 +154,15 @@ async def set_capacity(ctx: Ctx) -> Target:
                   ctx.owner)
 
 
+async def check_out(ctx: Ctx) -> Target:
+    event_id = await _event(ctx, publish=True)
+    held = await ctx.call(
+        "POST", f"/v1/events/{event_id}/holds", 201, json={"buyer_id": "b1", "seats": ["A-1-1"]}, headers=ctx.owner
+    )
+    body = {"buyer": {"email": "buyer@example.com", "name": "B"}}
+    return Target("POST", f"/v1/holds/{held['hold_id']}/checkout", 201, "order.create", body, ctx.owner)
+
+
 async def confirm_hold(ctx: Ctx) -> Target:
     event_id = await _event(ctx, publish=True)
     held = await ctx.call(
@@ -225,6 +239,7 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx], Awaitable[Target]]] = {
     ("PATCH", "/v1/events/{event_id}"): patch_event,
     ("PATCH", "/v1/events/{event_id}/ticket-types/{code}"): set_capacity,
     ("POST", "/v1/holds/{hold_id}/confirm"): confirm_hold,
+    ("POST", "/v1/holds/{hold_id}/checkout"): check_out,
     ("POST", "/v1/events/{event_id}/promo-codes"): create_promo_code,
     ("POST", "/v1/members"): invite_member,
     ("PATCH", "/v1/members/{user_id}"): change_role,
@@ -236,6 +251,15 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx], Awaitable[Target]]] = {
     ("POST", "/v1/venues"): create_venue,
     ("POST", "/v1/venues/{venue_id}/layouts"): create_layout,
 }
+
+
+@pytest.fixture(scope="module")
+async def gw(database_url: str, redis_url: str, paysim_process: PaysimProcess) -> AsyncIterator[Gateway]:
+    """The module's gateway, with the session's payment simulator (checkout needs a provider)."""
+    async with simulator_payments(paysim_process) as payments, running_gateway(
+        database_url, redis_url, payments=payments
+    ) as gateway:
+        yield gateway
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from persistence.inventory import live_state
 from persistence.tenancy import org_transaction
 from persistence.tickets import create_key
 from tests.fakes import Gateway, event_body, new_org, running_gateway
+from tests.paysim_fixtures import PaysimProcess, simulator_payments
 
 UNKNOWN_EVENT = "evt_" + "0" * 32
 VENUE_BODY = {"name": "Hall", "timezone": "Africa/Johannesburg"}
@@ -66,12 +67,14 @@ class Objects:
     layout_id: str
     kid: str = ""  # the org's ticket key (GET /v1/ticket-keys lists it); no path names one
     code: str = "GA"  # a ticket type of the event
+    order_id: str = "ord_" + "0" * 52
+    ticket_id: str = "tkt_" + "0" * 52 + "_1"
 
     def params(self) -> dict[str, str]:
         return {
             "event_id": self.event_id, "hold_id": self.hold_id, "key_id": self.key_id, "user_id": self.user_id,
             "venue_id": self.venue_id, "layout_id": self.layout_id, "kid": self.kid,
-            "code": self.code,
+            "code": self.code, "order_id": self.order_id, "ticket_id": self.ticket_id,
         }
 
 
@@ -126,9 +129,18 @@ async def _tenant(gw: Gateway, database_url: str, name: str) -> tuple[str, dict[
     finally:
         await pool.close()
     assert ticket_key is not None
+    to_order = await gw.client.post(
+        f"/v1/events/{event_id}/holds", json={"buyer_id": "b", "ticket_type": "GA", "quantity": 1}, headers=headers
+    )
+    ordered = await gw.client.post(f"/v1/holds/{to_order.json()['hold_id']}/checkout", headers=headers,
+                                   json={"buyer": {"email": "b@example.com", "name": "B"}})  # fmt: skip
+    assert ordered.status_code == 201, ordered.text
+    order_id = ordered.json()["order_id"]
+    # a ticket of its sale once paid (no code issued: the matrix checks only who may ask)
+    ticket_id = "tkt_" + order_id.removeprefix("ord_") + "_1"
     objects = Objects(
         event_id, held.json()["hold_id"], made.json()["id"], member.json()["user_id"], venue.json()["id"],
-        layout.json()["id"], ticket_key.kid,
+        layout.json()["id"], ticket_key.kid, order_id=order_id, ticket_id=ticket_id,
     )
     return org_id, headers, objects
 
@@ -146,8 +158,12 @@ async def _admin_session(gw: Gateway, org_id: str, owner: dict[str, str]) -> dic
 
 
 @pytest.fixture(scope="module")
-async def world(database_url: str, redis_url: str) -> AsyncIterator[World]:
-    async with running_gateway(database_url, redis_url) as gw, Redis.from_url(redis_url) as redis:
+async def world(database_url: str, redis_url: str, paysim_process: PaysimProcess) -> AsyncIterator[World]:
+    async with (
+        simulator_payments(paysim_process) as payments,
+        running_gateway(database_url, redis_url, payments=payments) as gw,
+        Redis.from_url(redis_url) as redis,
+    ):
         org_id, owner, own = await _tenant(gw, database_url, "tenant a")
         _, other_owner, other = await _tenant(gw, database_url, "tenant b")
         session = await _admin_session(gw, org_id, owner)
@@ -202,6 +218,14 @@ CALLS = [
         "POST", "/v1/events/{event_id}/quote", "inventory:read",
         {"buyer_id": "b", "items": [{"ticket_type": "GA", "quantity": 1}]}, also=("events:read",),
     ),
+    Call("POST", "/v1/holds/{hold_id}/checkout", "inventory:confirm",
+         {"buyer": {"email": "b@example.com", "name": "B"}}),
+    Call("GET", "/v1/orders", "orders:read"),
+    Call("GET", "/v1/orders/{order_id}", "orders:read", also=("inventory:confirm",)),
+    Call("GET", "/v1/orders/{order_id}/tickets", "orders:read", also=("inventory:confirm",)),
+    Call("GET", "/v1/tickets/{ticket_id}/qr.png", "orders:read", also=("inventory:confirm",)),
+    Call("GET", "/v1/tickets/{ticket_id}/qr.svg", "orders:read", also=("inventory:confirm",)),
+    Call("GET", "/v1/events/{event_id}/revocations", "events:read", also=("scans:write",)),
 ]
 # Routes outside the matrix, each for its reason (and tested where named).
 PUBLIC = {
@@ -212,6 +236,7 @@ PUBLIC = {
     ("POST", "/v1/sessions"),  # the credential is in the body: tests/e2e/test_sessions_and_members.py
     ("POST", "/v1/sessions/refresh"),
     ("POST", "/v1/invitations/accept"),
+    ("POST", "/v1/payments/webhooks/{provider}"),  # signed by the provider: tests/e2e/test_checkout_api.py
 }
 SESSION_ONLY = {("DELETE", "/v1/sessions/current")}  # names no object: test_logout_needs_a_session
 WEBSOCKETS = {("WS", "/v1/events/{event_id}/live")}  # test_websocket_refusals
@@ -279,7 +304,8 @@ async def state(world: World, database_url: str) -> tuple[Any, ...]:
             " FROM price_lists) AS price_versions, "
             "(SELECT string_agg(event_id || code || price_minor || ':' || capacity, ',' ORDER BY event_id, code) "
             " FROM ticket_types) AS type_prices, "
-            "(SELECT count(*) FROM price_tiers) AS tiers, (SELECT count(*) FROM event_fees) AS fees"
+            "(SELECT count(*) FROM price_tiers) AS tiers, (SELECT count(*) FROM event_fees) AS fees, "
+            "(SELECT count(*) FROM orders) AS orders, (SELECT count(*) FROM outbox) AS owed"
         )
     finally:
         await conn.close()
@@ -323,8 +349,9 @@ async def test_wrong_scope_is_403(world: World, unchanged: None, call: Call) -> 
 async def test_other_tenants_and_unknown_ids_are_404(world: World, unchanged: None, call: Call) -> None:
     unknown = Objects(UNKNOWN_EVENT, UNKNOWN_HOLD, "key_" + "0" * 32, "usr_" + "0" * 32, "ven_" + "0" * 32,
                       "lay_" + "0" * 32)
-    malformed = Objects("evt_nope", "hld_nope", "nope", "usr_nope", "ven_nope", "lay_nope")
-    huge = Objects(*["x" * 5000] * 6)
+    malformed = Objects("evt_nope", "hld_nope", "nope", "usr_nope", "ven_nope", "lay_nope", order_id="ord_nope",
+                        ticket_id="tkt_nope")
+    huge = Objects(*["x" * 5000] * 6, order_id="x" * 5000, ticket_id="x" * 5000)
     for caller in (world.owner, world.session):
         for objects in (world.other, unknown, malformed, huge):
             response = await world.gw.client.request(call.method, _path(call, objects), json=call.body, headers=caller)

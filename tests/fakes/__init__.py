@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 
 from engine.ratelimit import DEFAULT_POLICY, Policy
 from gateway.app import create_app
+from gateway.checkout import Payments
 from gateway.http_protocol import JoinedWritesProtocol
 from persistence.access.orgs import create_org
 from persistence.db import create_pool
@@ -63,15 +64,17 @@ async def running_gateway(
     inventory: FakeInventoryClient | None = None,
     rate_limits: Policy = DEFAULT_POLICY,
     timer: Any = None,
+    payments: Payments | None = None,
 ) -> AsyncIterator[Gateway]:
     """The gateway app over a FakeInventoryClient (a fresh one unless given); ``serve`` puts it behind a real
     uvicorn server; ``rate_limits`` replaces the default policy (engine.ratelimit.policy_with); ``timer``: the
-    catalog timer the routes tell of changes (actors.catalog_timer.TimerCore in-process; none by default)."""
+    catalog timer the routes tell of changes (actors.catalog_timer.TimerCore in-process; none by default);
+    ``payments``: the payment providers and ticket master key (none by default: checkout answers 404)."""
     inventory = inventory or FakeInventoryClient(database_url, redis_url)
     settings = Settings(
         database_url=database_url, redis_url=redis_url, session_secret=TEST_SESSION_SECRET, rate_limits=rate_limits
     )
-    app = create_app(settings, inventory=inventory, timer=timer)
+    app = create_app(settings, inventory=inventory, timer=timer, payments=payments or Payments())
     if serve:
         async with _uvicorn(app) as url, httpx.AsyncClient(base_url=url) as client:
             yield Gateway(client, app, inventory, url)

@@ -41,22 +41,27 @@ def promo_view(event_id: str, promo: pricing.Promo) -> dict[str, Any]:
     }
 
 
+def lines_view(quote: pricing.Quote) -> list[dict[str, Any]]:
+    """A quote's lines as QuoteLineOut (an order shows the lines it was priced with the same way)."""
+    return [
+        {
+            "kind": str(line.kind),
+            "code": line.code,
+            "description": line.description,
+            "quantity": line.quantity,
+            "amount_minor": line.amount_minor,
+            "included": (not line.counted) if line.kind == pricing.LineKind.TAX else None,
+        }
+        for line in quote.lines
+    ]
+
+
 def quote_view(event_id: str, buyer_id: str, quote: pricing.Quote, now: datetime) -> dict[str, Any]:
     return {
         "event_id": event_id,
         "buyer_id": buyer_id,
         "currency": quote.currency,
-        "lines": [
-            {
-                "kind": str(line.kind),
-                "code": line.code,
-                "description": line.description,
-                "quantity": line.quantity,
-                "amount_minor": line.amount_minor,
-                "included": (not line.counted) if line.kind == pricing.LineKind.TAX else None,
-            }
-            for line in quote.lines
-        ],
+        "lines": lines_view(quote),
         "subtotal_minor": quote.subtotal_minor,
         "discount_minor": quote.discount_minor,
         "fees_minor": quote.fees_minor,

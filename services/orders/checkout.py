@@ -1,0 +1,146 @@
+"""Checkout: a live hold becomes an order with a payment to make.
+
+1. The hold is read from the inventory's Redis copy and priced with the catalog's quote (never Postgres).
+2. A promo code's use is taken for the order (``use_id`` = the order id: a retry takes nothing more).
+3. The hold is extended to the payment window plus ``fulfil_grace_s``, so an order paid at the window's last
+   second is still confirmed; the order's ``expires_at`` is the window's end.
+4. The order and its payment attempt are written in one unit of work (audited); a free order is paid at once and
+   owes its fulfilment.
+5. The provider's intent is created with the attempt's id as its idempotency key, and its confirm_url kept.
+
+Every step is idempotent by the hold: the order id is the hold's (engine/ids.py), so a retried checkout (a lost
+answer, a 503 from the provider) finds the order and finishes what is missing. An unpaid order whose intent was
+never made expires like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from engine import ids
+from engine.inventory.commands import ExtendHold, HoldView
+from engine.orders import OrderEvent, OrderStatus
+from engine.payments.provider import CreateIntent, ProviderError
+from engine.refusals import Refusal, Refused
+from persistence import audit
+from persistence import orders as pg_orders
+from persistence.inventory import live_state
+from services.catalog import pricing as catalog_pricing
+from services.inventory.commands import submit
+from services.orders import moves
+from services.orders.ports import Checkout
+
+payment_window_s = 600  # how long a buyer has to pay once the order exists
+fulfil_grace_s = 60  # the hold outlives the window by this much: a payment at the window's end still confirms
+ORDER_CREATE = "order.create"
+
+
+@dataclass(frozen=True, slots=True)
+class Buyer:
+    email: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedOut:
+    order: pg_orders.OrderRecord
+    payment: pg_orders.AttemptRecord | None  # None for a free order
+    created: bool
+
+
+def _hold_not_found(hold_id: str) -> Refused:
+    return Refused(Refusal.HOLD_NOT_FOUND, "no such hold", {"hold_id": hold_id})
+
+
+async def checkout(
+    deps: Checkout, org_id: str, actor: audit.Actor, hold_id: str, buyer: Buyer, promo_code: str | None
+) -> CheckedOut:
+    event_id = ids.event_id_of_hold(hold_id)
+    if event_id is None:
+        raise _hold_not_found(hold_id)
+    order_id = ids.order_id_of_hold(hold_id)
+    deps.provider()  # no provider here: 404 before anything is taken
+    async with deps.units.begin(org_id, actor) as uow:
+        order = await pg_orders.get_order(uow.db, order_id)
+    created = order is None
+    if order is None:
+        order = await _create_order(deps, org_id, actor, event_id, hold_id, buyer, promo_code)
+    attempt = await _ensure_intent(deps, org_id, actor, order) if order.total_minor > 0 else None
+    return CheckedOut(order, attempt, created)
+
+
+async def _create_order(
+    deps: Checkout, org_id: str, actor: audit.Actor, event_id: str, hold_id: str, buyer: Buyer,
+    promo_code: str | None,
+) -> pg_orders.OrderRecord:
+    now = datetime.fromtimestamp(deps.clock(), UTC)
+    hold = await live_state.read_hold(deps.redis, org_id, event_id, hold_id)
+    if hold is None:
+        raise _hold_not_found(hold_id)
+    quote = await catalog_pricing.quote_hold(
+        deps.prices, deps.redis, org_id, event_id, hold.buyer_id, hold_id, promo_code, now
+    )
+    order_id = ids.order_id_of_hold(hold_id)
+    if quote.promo_code:
+        await catalog_pricing.take_promo_use(
+            deps.units, deps.redis, org_id, actor, event_id, quote.promo_code, order_id, hold.buyer_id, now
+        )
+    extended = await _extend(deps, org_id, event_id, order_id, hold_id)
+    window_ends_s = min(now.timestamp() + payment_window_s, extended.expires_at - fulfil_grace_s)
+    if window_ends_s <= now.timestamp():
+        raise Refused(Refusal.HOLD_EXPIRED, "the hold expires before it could be paid", {"hold_id": hold_id})
+    new = pg_orders.NewOrder(order_id, event_id, hold_id, hold.buyer_id, buyer.email, buyer.name, quote,
+                             datetime.fromtimestamp(window_ends_s, UTC))  # fmt: skip
+    async with deps.units.begin(org_id, actor) as uow:
+        order, created = await pg_orders.insert_order(uow.db, new)
+        if created:
+            uow.record(audit.Change(ORDER_CREATE, "order", order_id, after=_audit_view(order)))
+            if order.total_minor > 0:
+                await pg_orders.insert_attempt(uow.db, ids.payment_attempt_id(order_id), order_id,
+                                               deps.provider_name, order.total_minor, order.currency)
+            else:  # nothing to pay: paid now, and its tickets owed
+                await moves.move(uow, order, OrderEvent.PAYMENT_SUCCEEDED, now)
+                order = await pg_orders.get_order(uow.db, order_id) or order
+    return order
+
+
+async def _extend(deps: Checkout, org_id: str, event_id: str, order_id: str, hold_id: str) -> HoldView:
+    """The hold kept for the payment window (and the grace after it): 404/410 when it is gone."""
+    dedicated = await deps.placements.dedicated(org_id, event_id)
+    command = ExtendHold(f"checkout:{order_id}", hold_id, payment_window_s + fulfil_grace_s)
+    result = await submit(deps.inventory, org_id, event_id, command, dedicated=dedicated)
+    assert isinstance(result.value, HoldView), result
+    return result.value
+
+
+async def _ensure_intent(
+    deps: Checkout, org_id: str, actor: audit.Actor, order: pg_orders.OrderRecord
+) -> pg_orders.AttemptRecord:
+    """The order's payment attempt with its intent: made at the provider now if it was not yet (503 when the
+    provider is away; the retry makes the same intent, by the attempt's idempotency key)."""
+    attempt_id = ids.payment_attempt_id(order.order_id)
+    async with deps.units.begin(org_id, actor) as uow:
+        attempt = await pg_orders.get_attempt(uow.db, attempt_id)
+    assert attempt is not None, f"order {order.order_id} has no payment attempt"
+    if attempt.intent_id is not None or order.status is not OrderStatus.PENDING_PAYMENT:
+        return attempt
+    metadata = {"org_id": org_id, "order_id": order.order_id, "attempt_id": attempt_id}
+    request = CreateIntent(order.total_minor, order.currency, attempt_id, metadata)
+    try:
+        intent = await deps.provider(attempt.provider).create_intent(request)
+    except ProviderError as error:
+        raise Refused(Refusal.PAYMENTS_UNAVAILABLE, "the payment provider did not answer; retry the checkout",
+                      {"order_id": order.order_id}) from error
+    async with deps.units.begin(org_id, actor) as uow:
+        await pg_orders.set_attempt(uow.db, attempt_id, status=intent.status.value, intent_id=intent.intent_id,
+                                    confirm_url=intent.confirm_url)
+        found = await pg_orders.get_attempt(uow.db, attempt_id)
+    assert found is not None
+    return found
+
+
+def _audit_view(order: pg_orders.OrderRecord) -> dict[str, object]:
+    return {"event_id": order.event_id, "hold_id": order.hold_id, "status": order.status.value,
+            "total_minor": order.total_minor, "currency": order.currency, "expires_at": order.expires_at.isoformat(),
+            "promo_code": order.quote.promo_code}

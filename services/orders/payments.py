@@ -1,0 +1,92 @@
+"""The provider's webhooks: verified, then applied to their order exactly once.
+
+The delivery is believed only if its signature verifies over the raw body within the signature's age
+(engine/payments/signature.py: constant-time comparison, older than 5 minutes refused): 400 webhook_refused
+otherwise, nothing applied. A believed event finds its org and order by the intent's metadata (set at checkout,
+and covered by the signature), then, under the order's row lock, is recorded by its event id: a redelivery, a
+replay or a duplicate finds its id and changes nothing. So every event has one effect or none.
+
+``payment.authorized`` is the payment's success (the order is paid and owes its fulfilment, which captures);
+``payment.failed`` its failure. ``captured``, ``refunded`` and ``canceled`` confirm what the platform itself
+asked for: they update the attempt and move no order.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from engine.orders import OrderEvent, decide
+from engine.payments.provider import EventType, IntentStatus, WebhookEvent
+from engine.payments.webhooks import WebhookRefused
+from engine.refusals import Refusal, Refused
+from persistence import orders as pg_orders
+from persistence.tenancy import OrgDb
+from services.orders import moves
+from services.orders.ports import PROVIDER_ACTOR, Checkout
+
+_ORG_RE = re.compile(r"org_[0-9a-f]{32}")
+_ORDER_EVENTS = {EventType.AUTHORIZED: OrderEvent.PAYMENT_SUCCEEDED, EventType.FAILED: OrderEvent.PAYMENT_FAILED}
+# an attempt's status only moves forward, whatever order deliveries arrive in
+_RANK = {status: rank for rank, status in enumerate((
+    "creating", IntentStatus.REQUIRES_PAYMENT, IntentStatus.PROCESSING, IntentStatus.AUTHORIZED,
+    IntentStatus.CAPTURED, IntentStatus.REFUNDED))}  # fmt: skip
+_ENDED = frozenset({IntentStatus.FAILED, IntentStatus.CANCELED, IntentStatus.CAPTURED, IntentStatus.REFUNDED})
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    event_id: str
+    applied: bool  # False: a replay, or an event of no order of ours
+    order_id: str | None = None
+    change: str | None = None  # an engine.orders.Change value, when it met an order
+
+
+def _refused(reason: str) -> Refused:
+    return Refused(Refusal.WEBHOOK_REFUSED, "the webhook delivery is not believed", {"reason": reason})
+
+
+async def receive_webhook(deps: Checkout, provider_name: str, body: bytes, signature: str) -> Received:
+    provider = deps.provider(provider_name)
+    try:
+        event = provider.parse_webhook(body, signature, deps.clock())
+    except WebhookRefused as error:
+        raise _refused(error.reason) from None
+    org_id = event.intent.metadata.get("org_id", "")
+    order_id = event.intent.metadata.get("order_id", "")
+    if _ORG_RE.fullmatch(org_id) is None:
+        return Received(event.event_id, applied=False)  # not a payment of ours: acknowledged, ignored
+    now = datetime.fromtimestamp(deps.clock(), UTC)
+    async with deps.units.begin(org_id, PROVIDER_ACTOR) as uow:
+        order = await pg_orders.get_order(uow.db, order_id, for_update=True)
+        attempt = await pg_orders.attempt_of_intent(uow.db, provider.name, event.intent.intent_id)
+        if order is None or attempt is None or attempt.order_id != order.order_id:
+            return Received(event.event_id, applied=False)
+        order_event = _ORDER_EVENTS.get(event.type)
+        # what it will do, recorded with the event (decided again under the same lock when applied)
+        change = "attempt_updated" if order_event is None else decide(order.status, order_event).change.value
+        first = await pg_orders.record_provider_event(
+            uow.db, provider.name, event.event_id, event.type.value, event.intent.intent_id, change
+        )
+        if not first:
+            return Received(event.event_id, applied=False, order_id=order.order_id)
+        await _update_attempt(uow.db, attempt, event)
+        if order_event is not None:
+            outcome = await moves.move(uow, order, order_event, now)
+            change = outcome.change.value
+    return Received(event.event_id, applied=True, order_id=order.order_id, change=change)
+
+
+async def _update_attempt(db: OrgDb, attempt: pg_orders.AttemptRecord, event: WebhookEvent) -> None:
+    intent = event.intent
+    status = intent.status
+    if attempt.status in _ENDED and status not in _ENDED:
+        return  # a late delivery of an earlier step
+    if status in _RANK and attempt.status in _RANK and _RANK[status] < _RANK[attempt.status]:
+        return
+    await pg_orders.set_attempt(
+        db, attempt.attempt_id, status=status.value, failure_code=intent.failure_code,
+        captured_minor=max(intent.captured_minor, attempt.captured_minor),
+        refunded_minor=max(intent.refunded_minor, attempt.refunded_minor),
+    )  # fmt: skip

@@ -1,0 +1,51 @@
+"""The orders worker: the loop that drains checkout's outbox topics (services/orders/fulfilment.py) and expires
+unpaid orders (services/orders/expiry.py), a pass every ``poll_s`` (at once again while a pass found work).
+
+It runs in every gateway process beside the routes (gateway/app.py); several at once are safe, since a claim
+leases its rows (SKIP LOCKED) and every handler is idempotent by its row's key. Each pass is bounded
+(services/outbox.py ``DrainPolicy``), and a pass that fails (Postgres away) is logged and tried again after
+``poll_s``: nothing it owed is lost, since the rows stay in the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+
+from persistence.outbox import Claimed
+from services import outbox as drain
+from services.orders.expiry import expire_due
+from services.orders.fulfilment import HANDLERS, Handler
+from services.orders.ports import Checkout
+
+log = logging.getLogger(__name__)
+poll_s = 0.2
+
+
+class OrdersWorker:
+    def __init__(self, deps: Checkout, stores: drain.Stores, policy: drain.DrainPolicy | None = None) -> None:
+        self._deps = deps
+        self._stores = stores
+        self._policy = policy or drain.DrainPolicy()
+        self._handlers: dict[str, drain.RowHandler] = {
+            topic: functools.partial(_bound, handler, deps) for topic, handler in HANDLERS.items()
+        }
+
+    async def pass_once(self) -> drain.Pass:
+        await expire_due(self._deps, self._stores)
+        return await drain.drain_once(self._stores, self._handlers, self._policy, self._deps.clock)
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                done = await self.pass_once()
+            except Exception:
+                log.exception("orders worker pass failed; again in %s s", poll_s)
+                done = drain.Pass(0, 0, 0, 0)
+            if done.claimed < self._policy.rows_per_pass_max:
+                await asyncio.sleep(poll_s)
+
+
+async def _bound(handler: Handler, deps: Checkout, row: Claimed) -> None:
+    await handler(deps, row)
