@@ -253,6 +253,39 @@ async def test_a_payment_after_the_window_is_refunded_and_the_order_says_why(
     assert (intent.status.value, intent.captured_minor) == ("canceled", 0)  # voided, never charged
 
 
+async def test_a_paid_order_whose_hold_was_lost_is_refunded_never_ticketless(
+    gw: Gateway, paysim: RunningSimulator, database_url: str
+) -> None:
+    owner = await _owner(database_url)
+    hold_id = await _hold(gw, owner, await _event(gw, owner))
+    order = await _checkout(gw, owner, hold_id)
+    await _pay(paysim, order, SUCCESS_CARD)
+    (delivery,) = await _deliveries(paysim, _intent_of(order), 1)
+    # the hold goes before the payment is fulfilled (released here; Redis loss or expiry end the same way)
+    assert (await gw.client.delete(f"/v1/holds/{hold_id}", headers=owner)).status_code == 204
+    before = await paysim.stats()
+    assert (await _forward(gw, delivery)).json()["applied"] is True
+    refunded = await _settled(gw, owner, order["order_id"], "refunded")
+    assert refunded["reason"] == "hold_lost" and refunded["tickets"] == []
+
+    async def refund_done() -> dict[str, Any] | None:
+        found = await _order(gw, owner, order["order_id"])
+        return found if [r["status"] for r in found["refunds"]] == ["done"] else None
+
+    done = await eventually(refund_done)
+    assert done["refunds"][0]["amount_minor"] == order["total"]["amount_minor"]
+    after = await paysim.stats()
+    assert (after["captures"] - before["captures"], after["refunds"] - before["refunds"]) == (1, 1)
+    admin = await asyncpg.connect(database_url)
+    try:
+        kinds = await admin.fetch("SELECT kind FROM ledger_transactions WHERE order_id = $1 ORDER BY seq",
+                                  order["order_id"])  # fmt: skip
+        sales = await admin.fetchval("SELECT count(*) FROM sales WHERE hold_id = $1", hold_id)
+    finally:
+        await admin.close()
+    assert [r["kind"] for r in kinds] == ["capture", "refund"] and sales == 0
+
+
 async def test_an_expired_order_can_no_longer_be_paid(
     gw: Gateway, paysim: RunningSimulator, database_url: str
 ) -> None:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +23,8 @@ from engine.orders import OrderStatus
 from persistence import audit, orders, outbox
 from persistence.access.orgs import create_org
 from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event
-from persistence.tenancy import org_transaction, unscoped
+from persistence.tenancy import TenantPool, org_transaction, unscoped
+from services import outbox as drain
 from services.unit_of_work import unit_of_work_on
 
 TEST_ACTOR = audit.Actor("system", "test")
@@ -128,3 +130,31 @@ async def test_a_failed_unit_of_work_owes_nothing(pool: asyncpg.Pool) -> None:
                 raise RuntimeError("the change failed")
         async with org_transaction(conn, org_id) as db:
             assert await outbox.rows_of(db, topic, key) == []
+
+
+async def test_the_drain_retries_a_failing_handler_within_its_bounds_then_gives_up(pool: asyncpg.Pool) -> None:
+    org_id, _ = await _org_and_event(pool)
+    topic = "test.drain." + secrets.token_hex(3)
+    async with pool.acquire() as conn, unit_of_work_on(conn, org_id, TEST_ACTOR) as uow:
+        uow.owe(outbox.Owed(topic, "ok", {}))
+        uow.owe(outbox.Owed(topic, "flaky", {}))
+        uow.owe(outbox.Owed(topic, "broken", {}))
+    calls: dict[str, int] = {}
+
+    async def handler(row: outbox.Claimed) -> None:
+        calls[row.key] = calls.get(row.key, 0) + 1
+        if row.key == "broken" or (row.key == "flaky" and calls[row.key] < 3):
+            raise RuntimeError(f"{row.key} failed")
+
+    policy = drain.DrainPolicy(attempts_max=4, backoff_s_first=1.0, backoff_s_max=2.0)
+    clock = [time.time()]
+    stores = TenantPool(pool)
+    passes = []
+    for _ in range(8):
+        passes.append(await drain.drain_once(stores, {topic: handler}, policy, lambda: clock[0]))
+        clock[0] += 2.5  # past every backoff: each pass finds what is due again
+    assert calls == {"ok": 1, "flaky": 3, "broken": 4}  # done once; done on its third try; given up after 4
+    assert sum(p.done for p in passes) == 2 and sum(p.stuck for p in passes) == 1
+    async with pool.acquire() as conn, org_transaction(conn, org_id) as db:
+        (broken,) = await outbox.rows_of(db, topic, "broken")
+    assert broken["stuck"] and broken["attempts"] == 4 and "broken failed" in broken["last_error"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
@@ -13,7 +13,12 @@ from gateway.rendering import Timestamp
 from gateway.routes.catalog.pricing_models import PriceCode, QuoteLineOut
 from persistence import orders as pg_orders
 
-Email = Annotated[str, StringConstraints(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+# one @ between non-empty parts without spaces or control characters (the same in JSON Schema's and Python's
+# regular expressions: no \s, whose meaning differs between them)
+Email = Annotated[str, StringConstraints(min_length=3, max_length=254, pattern=r"^[^@\x00-\x20]+@[^@\x00-\x20]+$")]
+OrderStatusName = Literal[
+    "pending_payment", "paid", "partially_refunded", "refunded", "expired", "failed", "cancelled"
+]
 BuyerName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
@@ -61,12 +66,10 @@ class RefundOut(BaseModel):
 
 
 class OrderOut(BaseModel):
-    model_config = ConfigDict(use_enum_values=True)
-
     order_id: str
     event_id: str
     hold_id: str
-    status: OrderStatus
+    status: OrderStatusName
     reason: str | None = Field(default=None, description="why the order ended where it did (expired, refunded ...)")
     total: MoneyOut
     lines: list[QuoteLineOut]
@@ -89,7 +92,7 @@ class OrdersQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: str | None = Field(default=None, pattern=r"^evt_[0-9a-f]{32}$")
-    status: OrderStatus | None = None
+    status: OrderStatusName | None = None
     cursor: str | None = Field(default=None, pattern=r"^ord_[0-9a-f]{52}$", description="next_cursor of a page")
     limit: int = Field(default=50, ge=1, le=pg_orders.orders_per_page_max)
 
@@ -101,3 +104,6 @@ class WebhookReceivedOut(BaseModel):
 
 class TicketListOut(RootModel[list[TicketOut]]):
     """The order's tickets, as a JSON array."""
+
+
+assert set(get_args(OrderStatusName)) == {s.value for s in OrderStatus}, "the API's statuses are the engine's"

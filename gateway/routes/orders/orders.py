@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine.access.rules import Permission
+from engine.orders import OrderStatus
 from gateway.endpoints import Call, read_route
 from gateway.parsing import parse_query
 from gateway.rendering import render
@@ -41,8 +42,9 @@ async def list_order_tickets(call: Call[Any]) -> Response:
 )  # fmt: skip
 async def list_orders(call: Call[Any]) -> Response:
     wanted = parse_query(OrdersQuery, call.request.query_params.multi_items())
-    page = await reads.order_page(call.svc.units, call.principal.org_id, event_id=wanted.event_id,
-                                  status=wanted.status, after_id=wanted.cursor, limit=wanted.limit)  # fmt: skip
+    status = OrderStatus(wanted.status) if wanted.status else None
+    page = await reads.order_page(call.svc.units, call.principal.org_id, event_id=wanted.event_id, status=status,
+                                  after_id=wanted.cursor, limit=wanted.limit)  # fmt: skip
     return render(OrderPageOut, {"orders": [order_view(o) for o in page.orders], "next_cursor": page.next_cursor})
 
 
