@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from engine import ids
+from engine.catalog.pricing import Quote
 from engine.inventory.commands import ExtendHold, HoldView
 from engine.orders import OrderEvent, OrderStatus
 from engine.payments.provider import CreateIntent, ProviderError
@@ -34,6 +35,7 @@ from services.orders.ports import Checkout
 payment_window_s = 600  # how long a buyer has to pay once the order exists
 fulfil_grace_s = 60  # the hold outlives the window by this much: a payment at the window's end still confirms
 ORDER_CREATE = "order.create"
+_OUTAGES = frozenset({Refusal.INVENTORY_UNAVAILABLE, Refusal.PERSISTENCE_UNAVAILABLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +88,28 @@ async def _create_order(
         await catalog_pricing.take_promo_use(
             deps.units, deps.redis, org_id, actor, event_id, quote.promo_code, order_id, hold.buyer_id, now
         )
+    try:
+        return await _write_order(deps, org_id, actor, event_id, hold_id, hold.buyer_id, buyer, quote, now)
+    except Refused as refusal:
+        # the hold is gone: no order will ever take this use, so it goes back. (After an outage the use is kept
+        # for the retry of the same hold, which takes it again by its id.)
+        if quote.promo_code and refusal.refusal not in _OUTAGES:
+            await catalog_pricing.release_promo_use(
+                deps.units, deps.redis, org_id, actor, event_id, quote.promo_code, order_id
+            )
+        raise
+
+
+async def _write_order(
+    deps: Checkout, org_id: str, actor: audit.Actor, event_id: str, hold_id: str, buyer_id: str, buyer: Buyer,
+    quote: Quote, now: datetime,
+) -> pg_orders.OrderRecord:
+    order_id = ids.order_id_of_hold(hold_id)
     extended = await _extend(deps, org_id, event_id, order_id, hold_id)
     window_ends_s = min(now.timestamp() + payment_window_s, extended.expires_at - fulfil_grace_s)
     if window_ends_s <= now.timestamp():
         raise Refused(Refusal.HOLD_EXPIRED, "the hold expires before it could be paid", {"hold_id": hold_id})
-    new = pg_orders.NewOrder(order_id, event_id, hold_id, hold.buyer_id, buyer.email, buyer.name, quote,
+    new = pg_orders.NewOrder(order_id, event_id, hold_id, buyer_id, buyer.email, buyer.name, quote,
                              datetime.fromtimestamp(window_ends_s, UTC))  # fmt: skip
     async with deps.units.begin(org_id, actor) as uow:
         order, created = await pg_orders.insert_order(uow.db, new)

@@ -253,6 +253,39 @@ async def test_a_payment_after_the_window_is_refunded_and_the_order_says_why(
     assert (intent.status.value, intent.captured_minor) == ("canceled", 0)  # voided, never charged
 
 
+async def test_a_failed_order_gives_its_promo_use_back(
+    gw: Gateway, paysim: RunningSimulator, database_url: str
+) -> None:
+    owner = await _owner(database_url)
+    event_id = await _event(gw, owner)
+    made = await gw.client.post(f"/v1/events/{event_id}/promo-codes", headers=owner,
+                                json={"code": "ONCE", "percent_off_bp": 5000, "max_uses": 1})  # fmt: skip
+    assert made.status_code == 201, made.text
+
+    async def check_out(buyer: str) -> httpx.Response:
+        held = await gw.client.post(f"/v1/events/{event_id}/holds", headers=owner,
+                                    json={"buyer_id": buyer, "ticket_type": "GA", "quantity": 1})  # fmt: skip
+        if held.status_code != 201:
+            return held
+        return await gw.client.post(f"/v1/holds/{held.json()['hold_id']}/checkout", headers=owner,
+                                    json={"buyer": BUYER, "promo_code": "ONCE"})  # fmt: skip
+
+    first = await check_out("promo-1")
+    assert first.status_code == 201 and first.json()["total"]["amount_minor"] == 7_500, first.text
+    used_up = await check_out("promo-2")
+    assert used_up.status_code == 422 and used_up.json()["error"]["details"]["reason"] == "used_up", used_up.text
+    await _pay(paysim, first.json(), DECLINED_CARD)
+    for delivery in await _deliveries(paysim, _intent_of(first.json()), 1):
+        assert (await _forward(gw, delivery)).status_code == 200
+    await _settled(gw, owner, first.json()["order_id"], "failed")
+
+    async def taken_again() -> httpx.Response | None:
+        again = await check_out("promo-" + secrets.token_hex(3))
+        return again if again.status_code == 201 else None
+
+    assert (await eventually(taken_again)).json()["promo_code"] == "ONCE"  # the failed order's use came back
+
+
 async def test_a_paid_order_whose_hold_was_lost_is_refunded_never_ticketless(
     gw: Gateway, paysim: RunningSimulator, database_url: str
 ) -> None:
