@@ -3,7 +3,8 @@
 - a hold checked out, paid with the success card, its webhooks forwarded to the platform: the order is paid, its
   tickets issued once with payloads that verify offline against GET /v1/ticket-keys, one capture at the provider,
   the ledger balanced; a second checkout of the hold answers the same order;
-- webhooks duplicated and replayed: applied once; forged (one bit flipped in body or signature): 400, no effect;
+- webhooks duplicated and replayed: applied once; forged (one bit flipped in body or signature) or 10 minutes late:
+  400, no effect;
 - a declined card: the order fails and its hold is released;
 - an order whose window ended before the payment: expired, the hold released, and the late success refunded
   automatically (the order says paid_after_expiry), so nobody keeps money without tickets;
@@ -205,6 +206,19 @@ async def test_forged_webhooks_are_refused_and_change_nothing(
     assert (await _order(gw, owner, order["order_id"]))["status"] == "pending_payment"
     assert (await _forward(gw, delivery)).json()["applied"] is True  # the genuine one still applies
     await _settled(gw, owner, order["order_id"], "paid", tickets=2)
+
+
+async def test_a_webhook_ten_minutes_late_is_refused_and_changes_nothing(
+    gw: Gateway, paysim: RunningSimulator, database_url: str
+) -> None:
+    owner = await _owner(database_url)
+    order = await _checkout(gw, owner, await _hold(gw, owner, await _event(gw, owner)))
+    await paysim.set_faults(signature_age_s=600)  # deliveries signed as if sent 10 minutes ago
+    await _pay(paysim, order, SUCCESS_CARD)
+    (late,) = await _deliveries(paysim, _intent_of(order), 1)
+    answer = await _forward(gw, late)
+    assert answer.status_code == 400 and answer.json()["error"]["details"]["reason"] == "signature_stale"
+    assert (await _order(gw, owner, order["order_id"]))["status"] == "pending_payment"
 
 
 async def test_a_declined_card_fails_the_order_and_releases_its_hold(
