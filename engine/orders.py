@@ -20,6 +20,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from engine import limits
+from engine.refusals import Refusal
+
+payment_window_s = 600  # how long a buyer has to pay once the order exists
+fulfil_grace_s = 60  # the hold outlives the window by this much: a payment at the window's end still confirms
+hold_kept_s = payment_window_s + fulfil_grace_s  # what checkout extends the hold by
+assert hold_kept_s <= limits.payment_window_s_max
+# a confirm refused for one of these can never succeed for the order: its hold is lost (HOLD_LOST)
+HOLD_LOST_REFUSALS: frozenset[Refusal] = frozenset(
+    {Refusal.HOLD_NOT_FOUND, Refusal.HOLD_EXPIRED, Refusal.INVALID_TRANSITION, Refusal.NOT_ON_SALE}
+)
+
+
+def window_end_s(now_s: float, hold_expires_at_s: float) -> float | None:
+    """When an order made now must be paid by: the window, inside the hold's life less the grace; None when the
+    hold ends too soon for any payment window."""
+    end = min(now_s + payment_window_s, hold_expires_at_s - fulfil_grace_s)
+    return end if end > now_s else None
+
 
 class OrderStatus(StrEnum):
     PENDING_PAYMENT = "pending_payment"  # created at checkout: the hold is kept for the payment window

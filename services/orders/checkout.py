@@ -2,8 +2,8 @@
 
 1. The hold is read from the inventory's Redis copy and priced with the catalog's quote (never Postgres).
 2. A promo code's use is taken for the order (``use_id`` = the order id: a retry takes nothing more).
-3. The hold is extended to the payment window plus ``fulfil_grace_s``, so an order paid at the window's last
-   second is still confirmed; the order's ``expires_at`` is the window's end.
+3. The hold is extended to the payment window plus a grace (engine/orders.py), so an order paid at the window's
+   last second is still confirmed; the order's ``expires_at`` is the window's end.
 4. The order and its payment attempt are written in one unit of work (audited); a free order is paid at once and
    owes its fulfilment.
 5. The provider's intent is created with the attempt's id as its idempotency key, and its confirm_url kept.
@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from engine import ids
 from engine.catalog.pricing import Quote
 from engine.inventory.commands import ExtendHold, HoldView
-from engine.orders import OrderEvent, OrderStatus
+from engine.orders import OrderEvent, OrderStatus, hold_kept_s, window_end_s
 from engine.payments.provider import CreateIntent, ProviderError
 from engine.refusals import Refusal, Refused
 from persistence import audit
@@ -32,8 +32,6 @@ from services.inventory.commands import submit
 from services.orders import moves
 from services.orders.ports import Checkout
 
-payment_window_s = 600  # how long a buyer has to pay once the order exists
-fulfil_grace_s = 60  # the hold outlives the window by this much: a payment at the window's end still confirms
 ORDER_CREATE = "order.create"
 _OUTAGES = frozenset({Refusal.INVENTORY_UNAVAILABLE, Refusal.PERSISTENCE_UNAVAILABLE})
 
@@ -106,8 +104,8 @@ async def _write_order(
 ) -> pg_orders.OrderRecord:
     order_id = ids.order_id_of_hold(hold_id)
     extended = await _extend(deps, org_id, event_id, order_id, hold_id)
-    window_ends_s = min(now.timestamp() + payment_window_s, extended.expires_at - fulfil_grace_s)
-    if window_ends_s <= now.timestamp():
+    window_ends_s = window_end_s(now.timestamp(), extended.expires_at)
+    if window_ends_s is None:
         raise Refused(Refusal.HOLD_EXPIRED, "the hold expires before it could be paid", {"hold_id": hold_id})
     new = pg_orders.NewOrder(order_id, event_id, hold_id, buyer_id, buyer.email, buyer.name, quote,
                              datetime.fromtimestamp(window_ends_s, UTC))  # fmt: skip
@@ -127,7 +125,7 @@ async def _write_order(
 async def _extend(deps: Checkout, org_id: str, event_id: str, order_id: str, hold_id: str) -> HoldView:
     """The hold kept for the payment window (and the grace after it): 404/410 when it is gone."""
     dedicated = await deps.placements.dedicated(org_id, event_id)
-    command = ExtendHold(f"checkout:{order_id}", hold_id, payment_window_s + fulfil_grace_s)
+    command = ExtendHold(f"checkout:{order_id}", hold_id, hold_kept_s)
     result = await submit(deps.inventory, org_id, event_id, command, dedicated=dedicated)
     assert isinstance(result.value, HoldView), result
     return result.value

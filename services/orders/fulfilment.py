@@ -25,7 +25,7 @@ from engine import ids
 from engine.inventory.commands import Confirm, Release, actor_ref
 from engine.ledger import flows
 from engine.ledger.book import TRANSACTION_PREFIX
-from engine.orders import OrderEvent, OrderStatus
+from engine.orders import HOLD_LOST_REFUSALS, OrderEvent, OrderStatus
 from engine.payments.provider import Intent, IntentStatus, ProviderRefused, RefundRequest
 from engine.refusals import Refusal, Refused
 from engine.tickets.payload import TicketClaims
@@ -40,9 +40,6 @@ from services.orders import moves
 from services.orders.ports import FULFILMENT_ACTOR, Checkout
 from services.unit_of_work import UnitOfWork
 
-# refusals of a confirm that mean the hold can never be confirmed for this order
-_HOLD_LOST = frozenset({Refusal.HOLD_NOT_FOUND, Refusal.HOLD_EXPIRED, Refusal.INVALID_TRANSITION,
-                        Refusal.NOT_ON_SALE})  # fmt: skip
 _INFRASTRUCTURE = frozenset({Refusal.INVENTORY_UNAVAILABLE, Refusal.PERSISTENCE_UNAVAILABLE})
 PAYMENT_CAPTURE = "payment.capture"
 ORDER_TICKETS_ISSUED = "order.tickets_issued"
@@ -125,7 +122,7 @@ async def _confirm(deps: Checkout, org_id: str, order: pg_orders.OrderRecord) ->
     try:
         await submit(deps.inventory, org_id, order.event_id, command, dedicated=dedicated)
     except Refused as refusal:
-        if refusal.refusal in _HOLD_LOST:
+        if refusal.refusal in HOLD_LOST_REFUSALS:
             return False
         raise
     return True

@@ -18,7 +18,6 @@ from services.catalog.pricing import PriceLists
 from services.inventory.commands import Inventory
 from services.unit_of_work import UnitsOfWork
 
-CHECKOUT_ACTOR = audit.Actor("system", "checkout")
 PROVIDER_ACTOR = audit.Actor("system", "payments")
 FULFILMENT_ACTOR = audit.Actor("system", "fulfilment")
 

@@ -146,3 +146,11 @@ def test_any_sequence_pays_once_and_gives_money_back_at_most_once(events: list[O
         assert returned_whole >= captured or captured == 0
     if status in (S.PAID, S.PARTIALLY_REFUNDED):
         assert fulfilled == 1
+
+
+def test_the_payment_window_stays_inside_the_hold_less_the_grace() -> None:
+    from engine.orders import fulfil_grace_s, payment_window_s, window_end_s
+
+    assert window_end_s(1_000.0, 1_000.0 + payment_window_s + fulfil_grace_s) == 1_000.0 + payment_window_s
+    assert window_end_s(1_000.0, 1_000.0 + 100 + fulfil_grace_s) == 1_100.0  # a hold kept less long: its end
+    assert window_end_s(1_000.0, 1_000.0 + fulfil_grace_s) is None  # no time left to pay
