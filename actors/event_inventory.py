@@ -105,13 +105,15 @@ class EventInventory:
                 return None
             epoch, event, seat_ids = taken
             sales = await pg_sales.load_sales(db, event_id)
+            given_back = await pg_sales.load_cancelled_tickets(db, event_id)
             geometry = None  # an event with inline seating: best available reads its rows from the seat ids
             if event.layout_id is not None:
                 geometry = best_available.geometry_from_layout(await pg_geometry.event_geometry(db, event))
         try:
             version, holds = await live_state.fence_and_load_holds(redis, event.org_id, event_id, epoch)
             spec = pg_events.inventory_spec(event, seat_ids, geometry)
-            inventory = Inventory.restore(spec, InventorySnapshot(version, tuple(holds), tuple(sales)), clock())
+            snapshot = InventorySnapshot(version, tuple(holds), tuple(sales), tuple(given_back))
+            inventory = Inventory.restore(spec, snapshot, clock())
             changes = inventory.drain_changes()
             assert changes is not None and changes.full
             await live_state.write_changes(redis, event.org_id, epoch, inventory, changes)
@@ -222,8 +224,11 @@ class EventInventory:
 
     async def _write_through_once(self, commands: Sequence[Command], results: list[Result]) -> list[Result]:
         new_sales, cancelled = self.inventory.pending_sales()
-        if new_sales or cancelled:
-            results = await self._commit(commands, results, new_sales, cancelled)
+        # tickets given back count as cancellations: memory freed their seats already, so they commit or the
+        # event is given up, never aborted
+        cancelled_tickets = self.inventory.pending_ticket_cancels()
+        if new_sales or cancelled or cancelled_tickets:
+            results = await self._commit(commands, results, new_sales, cancelled, cancelled_tickets)
         capacities = self.inventory.pending_capacities()
         record = await self._commit_capacities(capacities) if capacities else None
         changes = self.inventory.drain_changes()
@@ -260,17 +265,19 @@ class EventInventory:
 
     async def _commit(
         self, commands: Sequence[Command], results: list[Result], new_sales: list[SaleView],
-        cancelled: list[SaleView],
+        cancelled: list[SaleView], cancelled_tickets: list[SaleView],
     ) -> list[Result]:
         try:
             conn = await self._pool.acquire(timeout=pool_acquire_s_max)
         except Exception as error:
             # Nothing was sent: these sales certainly did not commit, so their holds stay held.
-            return self._abort(commands, results, new_sales, cancelled, error)
+            return self._abort(commands, results, new_sales, [*cancelled, *cancelled_tickets], error)
         started = time.perf_counter()
         confirmed_by = _confirmers(commands, results)
         try:
-            await asyncio.wait_for(self._write_sales(conn, new_sales, cancelled, confirmed_by), commit_s_max)
+            await asyncio.wait_for(
+                self._write_sales(conn, new_sales, cancelled, cancelled_tickets, confirmed_by), commit_s_max
+            )
         except pg_sales.FencedOut as error:
             raise InventoryLost(f"{self.event_id} fenced out at epoch {self.epoch}") from error
         except asyncpg.IntegrityConstraintViolationError as error:
@@ -287,12 +294,13 @@ class EventInventory:
 
     async def _write_sales(
         self, conn: Connection, new_sales: list[SaleView], cancelled: list[SaleView],
-        confirmed_by: dict[str, audit.Actor],
+        cancelled_tickets: list[SaleView], confirmed_by: dict[str, audit.Actor],
     ) -> None:
-        # One transaction bound to the org: the sales, their tickets and their audit entries
-        # (services/inventory/sales.py).
+        # One transaction bound to the org: the sales, their tickets, the tickets given back and their audit
+        # entries (services/inventory/sales.py).
         await commit_sales(
-            conn, self.org_id, self.event_id, self.epoch, new_sales, cancelled, confirmed_by=confirmed_by
+            conn, self.org_id, self.event_id, self.epoch, new_sales, cancelled, confirmed_by=confirmed_by,
+            tickets_cancelled=cancelled_tickets,
         )
 
     async def _release(self, conn: asyncpg.Connection) -> None:

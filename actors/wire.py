@@ -16,6 +16,7 @@ import msgpack
 from engine.inventory.best_available import BestRequest
 from engine.inventory.commands import (
     CancelSale,
+    CancelTickets,
     Command,
     Confirm,
     ExtendHold,
@@ -34,9 +35,11 @@ from engine.refusals import Refusal
 
 Row = tuple[Any, ...]
 _COMMAND_TAGS: dict[type, int] = {
-    Hold: 0, Release: 1, Confirm: 2, CancelSale: 3, LookupHold: 4, SetCapacity: 5, ExtendHold: 6,
+    Hold: 0, Release: 1, Confirm: 2, CancelSale: 3, LookupHold: 4, SetCapacity: 5, ExtendHold: 6, CancelTickets: 7,
 }
-_COMMAND_TYPES: tuple[type, ...] = (Hold, Release, Confirm, CancelSale, LookupHold, SetCapacity, ExtendHold)
+_COMMAND_TYPES: tuple[type, ...] = (
+    Hold, Release, Confirm, CancelSale, LookupHold, SetCapacity, ExtendHold, CancelTickets,
+)
 _OK_NONE, _OK_HOLD, _OK_SALE, _REJECTED = range(4)
 _HOLD = _COMMAND_TAGS[Hold]
 
@@ -57,6 +60,8 @@ def _fields(command: Command) -> Row:
         return command.cmd_id, command.ticket_type, command.capacity, command.by, command.ip
     if isinstance(command, ExtendHold):
         return command.cmd_id, command.hold_id, command.ttl_s
+    if isinstance(command, CancelTickets):
+        return command.cmd_id, command.hold_id, command.ticket_ids
     return command.cmd_id, command.hold_id
 
 

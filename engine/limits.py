@@ -10,6 +10,8 @@ hold_ttl_s_max = 3_600
 payment_window_s_max = 1_800
 seats_per_hold_max = 100
 quantity_per_hold_max = 100
+# tickets one CancelTickets gives back: a sale has at most one hold's tickets
+tickets_per_cancel_max = max(seats_per_hold_max, quantity_per_hold_max)
 max_tickets_per_buyer_max = 100
 seats_per_event_max = 100_000
 ga_capacity_max = 1_000_000

@@ -75,6 +75,18 @@ class CancelSale:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelTickets:
+    """Give back some tickets of a committed sale (checkout's refund of part of an order): their seats and GA units
+    are free at once. ``ticket_ids``: 1..tickets_per_cancel_max distinct tickets of the sale (engine/limits.py).
+    A ticket already given back is skipped, so a retry, under any cmd_id, changes nothing; giving back the sale's
+    last ticket ends the sale as CancelSale does. Answers the sale with the tickets it still has (none: it ended)."""
+
+    cmd_id: str
+    hold_id: str
+    ticket_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class LookupHold:
     """A read: answers the hold (or its sale) as it stands; never recorded, never changes anything."""
 
@@ -110,7 +122,7 @@ class SetCapacity:
         check_actor(*split_actor_ref(self.by), self.ip)
 
 
-Command = Hold | Release | Confirm | CancelSale | LookupHold | SetCapacity | ExtendHold
+Command = Hold | Release | Confirm | CancelSale | LookupHold | SetCapacity | ExtendHold | CancelTickets
 
 
 @dataclass(frozen=True, slots=True)

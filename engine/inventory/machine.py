@@ -7,7 +7,9 @@ Rules (asserted, never repaired):
 - holds are all-or-nothing; an expired hold cannot be confirmed; a TTL never exceeds the event's hold_ttl_s;
 - an extension (ExtendHold: checkout's payment window) never shortens a hold and reaches at most
   payment_window_s_max past its time; an expired, released or sold hold is never extended;
-- a best-available hold's seats are picked (engine/inventory/best_available.py) and held in the same step.
+- a best-available hold's seats are picked (engine/inventory/best_available.py) and held in the same step;
+- a committed sale may give back some of its tickets (CancelTickets: a partial refund), each at most once; their
+  seats and units are free at once, and a sale with no ticket left has ended as if cancelled.
 
 The shell calls ``apply`` with a batch and the current time, then ``drain_changes`` to learn what to write through.
 If the sales of a batch fail to commit, ``abort_sales`` puts their holds back exactly as they were.
@@ -34,6 +36,7 @@ from engine.inventory.best_available import (
 )
 from engine.inventory.commands import (
     CancelSale,
+    CancelTickets,
     Command,
     Confirm,
     ExtendHold,
@@ -127,6 +130,8 @@ class _Hold:
     units: tuple[int, ...]
     expires_at: float
     sale: SaleView | None = None
+    # ids of the sale's tickets given back (CancelTickets): a retry skips them, where an id never sold is refused
+    tickets_cancelled: set[str] = field(default_factory=set)
 
     @property
     def size(self) -> int:
@@ -170,6 +175,9 @@ class Changes:
     ga_types: set[str] = field(default_factory=set)
     sales: dict[str, SaleView] = field(default_factory=dict)
     sales_cancelled: dict[str, SaleView] = field(default_factory=dict)
+    # hold id -> the tickets its sale gave back since the last drain (a SaleView of just those; the sale stands:
+    # once its last ticket goes, it is in sales_cancelled instead, with the tickets it had then)
+    tickets_cancelled: dict[str, SaleView] = field(default_factory=dict)
     capacities: dict[str, tuple[int, int, str, str | None]] = field(default_factory=dict)  # code -> (before,
     # after, by, ip) of a capacity changed since the last drain: the shell commits it (fenced) before writing Redis
     full: bool = False  # True after a restore: rewrite every cached structure, not just the deltas
@@ -182,6 +190,7 @@ class Changes:
             or self.ga_types
             or self.sales
             or self.sales_cancelled
+            or self.tickets_cancelled
             or self.capacities
             or self.full
         )
@@ -189,11 +198,14 @@ class Changes:
 
 @dataclass(frozen=True, slots=True)
 class InventorySnapshot:
-    """Everything needed to rebuild an inventory: live holds (Redis) and sales (Postgres)."""
+    """Everything needed to rebuild an inventory: live holds (Redis) and sales (Postgres), each sale with its live
+    tickets only; ``tickets_cancelled`` (Postgres) names the tickets live sales gave back, as (hold id, ticket id),
+    so a retried CancelTickets still answers Ok after a rebuild."""
 
     version: int
     holds: tuple[HoldView, ...]
     sales: tuple[SaleView, ...]
+    tickets_cancelled: tuple[tuple[str, str], ...] = ()
 
 
 class Inventory:
@@ -268,6 +280,11 @@ class Inventory:
     def pending_sales(self) -> tuple[list[SaleView], list[SaleView]]:
         """Sales made and cancelled since the last drain: the shell commits these before it drains."""
         return list(self._journal.sales.values()), list(self._journal.sales_cancelled.values())
+
+    def pending_ticket_cancels(self) -> list[SaleView]:
+        """Tickets given back by sales that stand, since the last drain (each a SaleView of just those tickets):
+        the shell commits these with the sales, before it drains."""
+        return list(self._journal.tickets_cancelled.values())
 
     def pending_capacities(self) -> dict[str, tuple[int, int, str, str | None]]:
         """Capacities changed since the last drain, code -> (before, after, by, ip): committed before the drain."""
@@ -355,7 +372,10 @@ class Inventory:
     def snapshot(self) -> InventorySnapshot:
         holds = tuple(self._view(h) for h in self._holds.values() if h.sale is None)
         sales = tuple(h.sale for h in self._holds.values() if h.sale is not None)
-        return InventorySnapshot(self.version, holds, sales)
+        given_back = tuple(
+            (h.hold_id, ticket_id) for h in self._holds.values() for ticket_id in sorted(h.tickets_cancelled)
+        )
+        return InventorySnapshot(self.version, holds, sales, given_back)
 
     # ---- rebuild -------------------------------------------------------------------------------------------
 
@@ -369,6 +389,8 @@ class Inventory:
         sold_holds = {sale.hold_id for sale in snapshot.sales}
         for sale in snapshot.sales:
             inventory._restore_sale(sale)
+        for hold_id, ticket_id in snapshot.tickets_cancelled:
+            inventory._restore_ticket_cancelled(hold_id, ticket_id)
         sold_units = {code: set(units) for code, units in inventory._restored_units.items()}
         dropped = set()
         for view in snapshot.holds:
@@ -402,6 +424,15 @@ class Inventory:
         ticket_type = sale.tickets[0].ticket_type if sale.tickets else ""
         hold = self._claim(sale.hold_id, sale.buyer_id, seats, ticket_type, units, SEAT_SOLD, 0.0)
         hold.sale = sale
+
+    def _restore_ticket_cancelled(self, hold_id: str, ticket_id: str) -> None:
+        hold = self._holds.get(hold_id)
+        _require(hold is not None and hold.sale is not None, f"ticket {ticket_id} given back by no sale {hold_id}")
+        assert hold is not None and hold.sale is not None
+        _require(
+            all(t.ticket_id != ticket_id for t in hold.sale.tickets), f"ticket {ticket_id} both live and given back"
+        )
+        hold.tickets_cancelled.add(ticket_id)
 
     def _restore_hold(self, view: HoldView) -> None:
         _require(view.hold_id not in self._holds, f"hold {view.hold_id} restored twice")
@@ -482,6 +513,12 @@ class Inventory:
                 seen_seats[index] = hold.hold_id
             if hold.units:
                 (ga_sold if hold.sale else ga_held)[hold.ticket_type] += len(hold.units)
+            if hold.sale is not None:  # a sale's live tickets are exactly its hold's seats and units
+                live = {t.ticket_id for t in hold.sale.tickets}
+                _require(len(live) == len(hold.sale.tickets) == hold.size, f"sale of {hold.hold_id}: ticket count")
+                _require(not live & hold.tickets_cancelled, f"sale of {hold.hold_id}: a ticket live and given back")
+            else:
+                _require(not hold.tickets_cancelled, f"hold {hold.hold_id} gave back tickets it never sold")
             buyers[hold.buyer_id] = buyers.get(hold.buyer_id, 0) + hold.size
         _require(len(seen_seats) == self._seats_held + self._seats_sold, "seat array has orphan claims")
         due = set(self._expiry_heap)
@@ -514,6 +551,8 @@ class Inventory:
             result = self._set_capacity(command)
         elif isinstance(command, ExtendHold):
             result = self._extend(command, now)
+        elif isinstance(command, CancelTickets):
+            result = self._cancel_tickets(command)
         else:
             result = self._cancel_sale(command)
         self._remember(command.cmd_id, result)
@@ -731,13 +770,25 @@ class Inventory:
             self._journal.holds_removed.discard(hold.hold_id)
         return Ok(self._view(hold))
 
-    def _cancel_sale(self, command: CancelSale) -> Result:
-        hold = self._holds.get(command.hold_id)
+    def _committed_sale(self, hold_id: str) -> _Hold | Rejected:
+        """The hold of a committed sale, or why a cancellation cannot touch it."""
+        hold = self._holds.get(hold_id)
         if hold is None or hold.sale is None:
-            return Rejected(Refusal.HOLD_NOT_FOUND, "no sale for this hold", {"hold_id": command.hold_id})
-        if command.hold_id in self._journal.sales:
-            return Rejected(Refusal.INVALID_TRANSITION, "the sale is not committed yet", {"hold_id": command.hold_id})
+            return Rejected(Refusal.HOLD_NOT_FOUND, "no sale for this hold", {"hold_id": hold_id})
+        if hold_id in self._journal.sales:
+            return Rejected(Refusal.INVALID_TRANSITION, "the sale is not committed yet", {"hold_id": hold_id})
+        return hold
+
+    def _cancel_sale(self, command: CancelSale) -> Result:
+        hold = self._committed_sale(command.hold_id)
+        if isinstance(hold, Rejected):
+            return hold
+        return Ok(self._end_sale(hold))
+
+    def _end_sale(self, hold: _Hold) -> SaleView:
+        """Cancel the sale with what it has left: its seats and units free, the hold gone."""
         sale = hold.sale
+        assert sale is not None
         del self._holds[hold.hold_id]
         self._mark_seats(hold.seats, SEAT_AVAILABLE)
         self._seats_sold -= len(hold.seats)
@@ -745,7 +796,60 @@ class Inventory:
         self._buyer_tickets[hold.buyer_id] -= hold.size
         self._ended[hold.hold_id] = "cancelled"
         self._journal.sales_cancelled[hold.hold_id] = sale
-        return Ok(sale)
+        return sale
+
+    def _cancel_tickets(self, command: CancelTickets) -> Result:
+        ticket_ids = command.ticket_ids
+        if not 1 <= len(ticket_ids) <= limits.tickets_per_cancel_max or len(set(ticket_ids)) != len(ticket_ids):
+            message = f"1..{limits.tickets_per_cancel_max} distinct ticket ids"
+            return Rejected(Refusal.INVALID_HOLD_REQUEST, message, {"field": "ticket_ids"})
+        hold = self._committed_sale(command.hold_id)
+        if isinstance(hold, Rejected):
+            return hold
+        sale = hold.sale
+        assert sale is not None
+        live = {t.ticket_id: t for t in sale.tickets}
+        unknown = [t for t in ticket_ids if t not in live and t not in hold.tickets_cancelled]
+        if unknown:
+            return Rejected(
+                Refusal.TICKET_NOT_FOUND, "no such tickets in this sale",
+                {"hold_id": command.hold_id, "ticket_ids": unknown},
+            )
+        going = [live[t] for t in ticket_ids if t in live]  # those already given back are skipped: a retry
+        if len(going) == len(sale.tickets):
+            self._end_sale(hold)
+            return Ok(dataclasses.replace(sale, tickets=()))
+        if going:
+            self._give_back(hold, going)
+        assert hold.sale is not None
+        return Ok(hold.sale)
+
+    def _give_back(self, hold: _Hold, going: list[TicketView]) -> None:
+        """Take some (not all) tickets out of a committed sale: their seats and units free, the buyer's count down."""
+        sale = hold.sale
+        assert sale is not None and 0 < len(going) < len(sale.tickets)
+        gone = {t.ticket_id for t in going}
+        seats = {self._seat_index[t.seat_id] for t in going if t.seat_id is not None}
+        units = {t.unit for t in going if t.unit is not None}
+        _require(len(seats) + len(units) == len(going), f"sale {sale.sale_id}: a ticket without its seat or unit")
+        _require(seats <= set(hold.seats) and units <= set(hold.units), f"sale {sale.sale_id} disagrees with its hold")
+        freed_seats = tuple(i for i in hold.seats if i in seats)
+        freed_units = tuple(u for u in hold.units if u in units)
+        self._mark_seats(freed_seats, SEAT_AVAILABLE)
+        self._seats_sold -= len(freed_seats)
+        if freed_units:
+            ga = self._ga[hold.ticket_type]
+            ga.sold -= len(freed_units)
+            ga.free_units.extend(freed_units)
+            self._journal.ga_types.add(hold.ticket_type)
+        self._buyer_tickets[hold.buyer_id] -= len(going)
+        hold.seats = tuple(i for i in hold.seats if i not in seats)
+        hold.units = tuple(u for u in hold.units if u not in units)
+        hold.tickets_cancelled |= gone
+        hold.sale = dataclasses.replace(sale, tickets=tuple(t for t in sale.tickets if t.ticket_id not in gone))
+        given = self._journal.tickets_cancelled.get(hold.hold_id)
+        earlier = () if given is None else given.tickets
+        self._journal.tickets_cancelled[hold.hold_id] = dataclasses.replace(sale, tickets=(*earlier, *going))
 
     def _set_capacity(self, command: SetCapacity) -> Result:
         code = command.ticket_type

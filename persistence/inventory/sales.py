@@ -7,6 +7,9 @@ the epoch bump's UPDATE conflicts with that lock, so it waits for in-flight writ
 Tenancy: every function takes an ``OrgDb`` (persistence/tenancy.py), so row-level security holds on the hot
 path too, and each query also filters by the org. The group commit (services/inventory/sales.py) audits every sale and
 cancellation in the same transaction, so the log and the sales commit or roll back together.
+
+A sale may give back some of its tickets and stand (a ticket cancelled on its own: 012_ticket_cancellations.sql);
+a rebuild reads live tickets only, and the ids of those given back apart (``load_cancelled_tickets``).
 """
 
 from __future__ import annotations
@@ -38,9 +41,21 @@ FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::int[]
 """
 _LOAD_SQL = """
 SELECT s.id, s.hold_id, s.buyer_id, s.order_ref, t.id AS ticket_id, t.ticket_type, t.seat_id, t.unit
-FROM sales s LEFT JOIN tickets t ON t.sale_id = s.id AND t.org_id = s.org_id
+FROM sales s JOIN tickets t ON t.sale_id = s.id AND t.org_id = s.org_id AND t.status = 'live'
 WHERE s.org_id = $1 AND s.event_id = $2 AND s.status = 'live'
 ORDER BY s.created_at, s.id, t.ordinal
+"""
+# sale_status is the sale's status (a foreign key, 012_ticket_cancellations.sql): the partial index finds them
+_LOAD_CANCELLED_TICKETS_SQL = """
+SELECT s.hold_id, t.id AS ticket_id
+FROM tickets t JOIN sales s ON s.id = t.sale_id AND s.org_id = t.org_id
+WHERE t.org_id = $1 AND t.event_id = $2 AND t.status = 'cancelled' AND t.sale_status = 'live'
+ORDER BY t.sale_id, t.ordinal
+"""
+_CANCEL_TICKETS_SQL = """
+UPDATE tickets SET status = 'cancelled'
+WHERE org_id = $1 AND event_id = $2 AND id = ANY($3::text[]) AND status = 'live'
+RETURNING id
 """
 
 
@@ -55,19 +70,22 @@ class FencedOut(Exception):
 
 
 class SaleNotFound(Exception):
-    """A cancellation named a sale the event does not have: memory and Postgres disagree."""
+    """A cancellation named a sale (or a live ticket) the event does not have: memory and Postgres disagree."""
 
 
 async def write_sales(
-    db: OrgDb, event_id: str, epoch: int, new_sales: Sequence[SaleView], cancelled: Sequence[SaleView]
+    db: OrgDb, event_id: str, epoch: int, new_sales: Sequence[SaleView], cancelled: Sequence[SaleView],
+    tickets_cancelled: Sequence[SaleView] = (),
 ) -> None:
     """Write a batch's cancellations and new sales in db's transaction (their audit entries are the caller's:
-    services/inventory/sales.py writes them in the same transaction).
+    services/inventory/sales.py writes them in the same transaction). ``tickets_cancelled``: tickets given back
+    by sales (each a SaleView of just those tickets).
 
-    Cancellations go first: a batch may cancel a sale and sell its seat again. Raises FencedOut when ``epoch``
-    is stale; any other failure (a unique violation, a lost connection) also means nothing is committed.
+    Cancellations go first: a batch may cancel a sale and sell its seat again; given-back tickets before whole
+    sales, since a batch may give back some of a sale's tickets and then cancel the rest. Raises FencedOut when
+    ``epoch`` is stale; any other failure (a unique violation, a lost connection) also means nothing is committed.
     """
-    if not new_sales and not cancelled:
+    if not new_sales and not cancelled and not tickets_cancelled:
         return
     conn, org_id = db.conn, db.org_id
     current = await conn.fetchval(
@@ -75,6 +93,8 @@ async def write_sales(
     )
     if current != epoch:
         raise FencedOut(event_id, epoch, current)
+    if tickets_cancelled:
+        await _cancel_tickets(db, event_id, tickets_cancelled)
     if cancelled:
         await _cancel(db, event_id, cancelled)
     if new_sales:
@@ -94,6 +114,15 @@ async def _cancel(db: OrgDb, event_id: str, cancelled: Sequence[SaleView]) -> No
     if len(rows) != len(sale_ids):
         missing = sorted(set(sale_ids) - {row["id"] for row in rows})
         raise SaleNotFound(f"event {event_id} has no sales {missing[:10]}")
+
+
+async def _cancel_tickets(db: OrgDb, event_id: str, given_back: Sequence[SaleView]) -> None:
+    """Each ticket on its own (its sale stands): the seat or unit is free, as the live indexes cover live tickets."""
+    ticket_ids = sorted({t.ticket_id for sale in given_back for t in sale.tickets})
+    rows = await db.conn.fetch(_CANCEL_TICKETS_SQL, db.org_id, event_id, ticket_ids)
+    if len(rows) != len(ticket_ids):  # memory gives back only live tickets of live sales
+        missing = sorted(set(ticket_ids) - {row["id"] for row in rows})
+        raise SaleNotFound(f"event {event_id} has no live tickets {missing[:10]}")
 
 
 async def _insert(db: OrgDb, event_id: str, epoch: int, sales: Sequence[SaleView]) -> None:
@@ -136,7 +165,8 @@ async def mark_for_refund(db: OrgDb, event_id: str) -> int:
 
 
 async def load_sales(db: OrgDb, event_id: str) -> list[SaleView]:
-    """Every live sale of the org's event, tickets in the order they were sold: the truth to rebuild from."""
+    """Every live sale of the org's event with its live tickets, in the order they were sold: the truth to rebuild
+    from. A sale with no live ticket left (none is: giving back its last ticket cancels it) does not come back."""
     rows = await db.conn.fetch(_LOAD_SQL, db.org_id, event_id)
     sales = []
     for _, group in itertools.groupby(rows, key=lambda row: row["id"]):
@@ -145,7 +175,13 @@ async def load_sales(db: OrgDb, event_id: str) -> list[SaleView]:
         tickets = tuple(
             TicketView(row["ticket_id"], row["ticket_type"], row["seat_id"], row["unit"])
             for row in sale_rows
-            if row["ticket_id"] is not None
         )
         sales.append(SaleView(first["id"], first["hold_id"], first["buyer_id"], first["order_ref"], tickets))
     return sales
+
+
+async def load_cancelled_tickets(db: OrgDb, event_id: str) -> list[tuple[str, str]]:
+    """(hold id, ticket id) of every ticket a live sale of the org's event gave back: so the rebuilt inventory
+    still tells a retried give-back (skipped) from a ticket the sale never had (refused)."""
+    rows = await db.conn.fetch(_LOAD_CANCELLED_TICKETS_SQL, db.org_id, event_id)
+    return [(row["hold_id"], row["ticket_id"]) for row in rows]

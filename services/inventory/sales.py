@@ -1,5 +1,5 @@
-"""The inventory's group commit as a use case: a batch's sales and cancellations, with their audit entries, in
-one org-bound transaction.
+"""The inventory's group commit as a use case: a batch's sales and cancellations (of whole sales, and of tickets a
+sale gave back), with their audit entries, in one org-bound transaction.
 
 The event's inventory actor (actors/event_inventory.py) calls it on the connection it holds, bounded by its own
 timeouts, after the engine has decided the batch: Postgres is the truth, so only once this commits does the
@@ -20,6 +20,7 @@ from services.unit_of_work import unit_of_work_on
 
 SALE_CREATE = "sale.create"
 SALE_CANCEL = "sale.cancel"
+SALE_CANCEL_TICKETS = "sale.cancel_tickets"  # some of a sale's tickets given back; the sale stands
 
 
 def inventory_actor(event_id: str) -> audit.Actor:
@@ -36,12 +37,18 @@ async def commit_sales(
     cancelled: Sequence[SaleView],
     *,
     confirmed_by: Mapping[str, audit.Actor],
+    tickets_cancelled: Sequence[SaleView] = (),
 ) -> None:
-    """Write the batch (fenced by ``epoch``: ``pg_sales.FencedOut``) and its audit entries; all or nothing."""
-    if not new_sales and not cancelled:
+    """Write the batch (fenced by ``epoch``: ``pg_sales.FencedOut``) and its audit entries; all or nothing.
+    ``tickets_cancelled``: per sale, the tickets it gave back (a SaleView of just those), audited as the
+    inventory's own, like cancellations."""
+    if not new_sales and not cancelled and not tickets_cancelled:
         return
     async with unit_of_work_on(conn, org_id, inventory_actor(event_id)) as uow:
-        await pg_sales.write_sales(uow.db, event_id, epoch, new_sales, cancelled)
+        await pg_sales.write_sales(uow.db, event_id, epoch, new_sales, cancelled, tickets_cancelled)
+        for given_back in tickets_cancelled:  # before: the tickets, as the sale had them; after: none of them
+            change = audit.Change(SALE_CANCEL_TICKETS, "sale", given_back.sale_id, before=_sale_json(given_back))
+            uow.record(change)
         for sale in cancelled:
             uow.record(audit.Change(SALE_CANCEL, "sale", sale.sale_id, before=_sale_json(sale), after=None))
         for sale in new_sales:

@@ -155,11 +155,40 @@ async def test_cancelling_a_sale_cancels_its_tickets_and_frees_the_seat(
     await _seat_sale(conn, org_id, event_id, "A-1-2")  # the seat can be sold again
 
 
-async def test_ticket_status_cannot_drift_from_its_sale(conn: asyncpg.Connection, event: tuple[str, str]) -> None:
+async def test_a_ticket_cancelled_on_its_own_frees_its_seat_and_its_sale_stands(
+    conn: asyncpg.Connection, event: tuple[str, str]
+) -> None:
+    """A refund of part of an order (the inventory's CancelTickets, 012_ticket_cancellations.sql)."""
     org_id, event_id = event
-    sale_id = await _seat_sale(conn, org_id, event_id, "A-1-3")
+    sale_id = await _insert_sale(conn, org_id, event_id)
+    await _insert_ticket(conn, org_id, event_id, sale_id, ticket_type="SEAT", seat_id="A-1-3")
+    await _insert_ticket(conn, org_id, event_id, sale_id, ticket_type="SEAT", seat_id="A-1-4", ordinal=2)
+    await conn.execute("UPDATE tickets SET status = 'cancelled' WHERE sale_id = $1 AND ordinal = 1", sale_id)
+    assert await conn.fetchval("SELECT status FROM sales WHERE id = $1", sale_id) == "live"
+    await _seat_sale(conn, org_id, event_id, "A-1-3")  # the seat can be sold again
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await _seat_sale(conn, org_id, event_id, "A-1-4")  # its live sibling still holds its seat
+    await conn.execute("UPDATE sales SET status = 'cancelled', cancelled_at = now() WHERE id = $1", sale_id)
+    statuses = await conn.fetch("SELECT status, sale_status FROM tickets WHERE sale_id = $1", sale_id)
+    assert {(r["status"], r["sale_status"]) for r in statuses} == {("cancelled", "cancelled")}
+
+
+async def test_a_cancelled_ticket_never_comes_back_live(conn: asyncpg.Connection, event: tuple[str, str]) -> None:
+    org_id, event_id = event
+    sale_id = await _seat_sale(conn, org_id, event_id, "A-1-1")
+    await conn.execute("UPDATE tickets SET status = 'cancelled' WHERE sale_id = $1", sale_id)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await conn.execute("UPDATE tickets SET status = 'live' WHERE sale_id = $1", sale_id)
+
+
+async def test_a_live_ticket_cannot_be_in_a_cancelled_sale(conn: asyncpg.Connection, event: tuple[str, str]) -> None:
+    org_id, event_id = event
+    sale_id = await _seat_sale(conn, org_id, event_id, "A-1-2")
+    with pytest.raises(asyncpg.ForeignKeyViolationError):  # the ticket's sale_status is its sale's
+        await conn.execute("UPDATE tickets SET sale_status = 'cancelled' WHERE sale_id = $1", sale_id)
+    await conn.execute("UPDATE sales SET status = 'cancelled', cancelled_at = now() WHERE id = $1", sale_id)
     with pytest.raises(asyncpg.ForeignKeyViolationError):
-        await conn.execute("UPDATE tickets SET status = 'cancelled' WHERE sale_id = $1", sale_id)
+        await _insert_ticket(conn, org_id, event_id, sale_id, ticket_type="SEAT", seat_id="A-1-3", ordinal=2)
 
 
 async def test_ticket_for_a_seat_outside_the_event_is_refused(

@@ -12,6 +12,8 @@ from engine.audit_chain import actor_id_chars_max, ip_chars_max
 from engine.ids import hold_id_for
 from engine.inventory.commands import (
     CancelSale,
+    CancelTickets,
+    Command,
     Confirm,
     ExtendHold,
     Hold,
@@ -66,8 +68,7 @@ def hold_ga(buyer: str, quantity: int, ticket_type: str = "GA") -> Hold:
     return Hold(cmd_id(), new_hold_id(), buyer, (), ticket_type, quantity)
 
 
-def one(inventory: Inventory, command: Hold | Confirm | Release | CancelSale | LookupHold | ExtendHold,
-        now: float = NOW) -> Result:
+def one(inventory: Inventory, command: Command, now: float = NOW) -> Result:
     (result,) = inventory.apply([command], now)
     return result
 
@@ -287,6 +288,219 @@ def test_cancel_sale_of_a_live_hold_is_not_found() -> None:
     view = held(inventory, hold_seats("b1", "A-1-1"))
     refused(one(inventory, CancelSale(cmd_id(), view.hold_id)), "hold_not_found")
     assert inventory.seat_state(0) == 1
+
+
+# ---- cancel tickets (a refund of some of a sale's tickets) -----------------------------------------------------
+
+
+def cancel_tickets(hold_id: str, *ticket_ids: str) -> CancelTickets:
+    return CancelTickets(cmd_id(), hold_id, ticket_ids)
+
+
+def given_back(inventory: Inventory, command: CancelTickets) -> SaleView:
+    result = one(inventory, command)
+    assert isinstance(result, Ok) and isinstance(result.value, SaleView), result
+    inventory.check_invariants()
+    return result.value
+
+
+def committed_sale(inventory: Inventory, hold: Hold) -> SaleView:
+    sale = sold(inventory, held(inventory, hold).hold_id)
+    inventory.drain_changes()  # the core cancels only sales that are written through
+    return sale
+
+
+def test_cancel_one_of_two_seat_tickets_frees_that_seat_only() -> None:
+    inventory = Inventory(spec())
+    sale = committed_sale(inventory, hold_seats("b1", "A-1-1", "A-1-2"))
+    first, second = sale.tickets
+
+    assert given_back(inventory, cancel_tickets(sale.hold_id, first.ticket_id)) == replace(sale, tickets=(second,))
+
+    assert [inventory.seat_state(i) for i in (0, 1)] == [0, 2]
+    assert inventory.seat_counts() == (len(SEATS) - 1, 0, 1)
+    assert inventory.seated_counts() == {"SEAT": (len(SEATS), len(SEATS) - 1, 0, 1)}
+    assert inventory.availability_bitmap()[0] & 0x80 and not inventory.availability_bitmap()[0] & 0x40
+    changes = inventory.drain_changes()
+    assert changes is not None and changes.seats == {0: 0} and not changes.sales_cancelled
+    assert changes.tickets_cancelled == {sale.hold_id: replace(sale, tickets=(first,))}
+    held(inventory, hold_seats("b2", "A-1-1"))  # sellable again at once
+    assert one(inventory, LookupHold(cmd_id(), sale.hold_id)) == Ok(
+        HoldView(sale.hold_id, "b1", ("A-1-2",), "SEAT", 1, (), NOW + HOLD_TTL_S, "sold")
+    )
+
+
+def test_cancel_one_of_two_ga_tickets_frees_that_unit_only() -> None:
+    inventory = Inventory(spec())
+    sale = committed_sale(inventory, hold_ga("b1", 2))
+    first, second = sale.tickets
+
+    assert given_back(inventory, cancel_tickets(sale.hold_id, second.ticket_id)) == replace(sale, tickets=(first,))
+
+    assert inventory.ga_counts() == {"GA": (5, 4, 0, 1)}
+    changes = inventory.drain_changes()
+    assert changes is not None and changes.ga_types == {"GA"} and set(changes.tickets_cancelled) == {sale.hold_id}
+    # the freed unit is taken again first; the one still sold never is
+    again = held(inventory, hold_ga("b2", 4))
+    assert second.unit in again.units and first.unit not in again.units
+    refused(one(inventory, hold_ga("b3", 1)), "insufficient_inventory")
+
+
+def test_the_buyer_gets_room_back_for_the_tickets_given_back() -> None:
+    inventory = Inventory(spec())  # max_tickets_per_buyer 4
+    sale = committed_sale(inventory, hold_seats("b1", "A-1-1", "A-1-2", "A-1-3", "A-1-4"))
+    refused(one(inventory, hold_ga("b1", 1)), "buyer_limit_exceeded")
+    given_back(inventory, cancel_tickets(sale.hold_id, sale.tickets[0].ticket_id, sale.tickets[2].ticket_id))
+    held(inventory, hold_ga("b1", 2))
+    refused(one(inventory, hold_ga("b1", 1)), "buyer_limit_exceeded")
+
+
+def test_a_retried_cancel_tickets_changes_nothing_and_answers_ok() -> None:
+    inventory = Inventory(spec())
+    sale = committed_sale(inventory, hold_seats("b1", "A-1-1", "A-1-2", "A-1-3"))
+    command = cancel_tickets(sale.hold_id, sale.tickets[0].ticket_id)
+    first = given_back(inventory, command)
+    inventory.drain_changes()
+    counts = (inventory.seat_counts(), inventory.availability_bitmap())
+
+    assert one(inventory, command) == Ok(first)  # the same cmd_id
+    assert given_back(inventory, cancel_tickets(sale.hold_id, sale.tickets[0].ticket_id)) == first  # a new one
+    assert (inventory.seat_counts(), inventory.availability_bitmap()) == counts
+    assert inventory.drain_changes() is None
+    # given back and still live together: only the live one goes
+    rest = given_back(inventory, cancel_tickets(sale.hold_id, sale.tickets[0].ticket_id, sale.tickets[1].ticket_id))
+    assert rest == replace(sale, tickets=(sale.tickets[2],))
+    changes = inventory.drain_changes()
+    assert changes is not None and changes.tickets_cancelled == {sale.hold_id: replace(sale, tickets=sale.tickets[1:2])}
+
+
+def test_an_unknown_ticket_is_refused_and_nothing_changes() -> None:
+    inventory = Inventory(spec())
+    sale = committed_sale(inventory, hold_seats("b1", "A-1-1", "A-1-2"))
+    other = committed_sale(inventory, hold_ga("b2", 1))
+    before = (inventory.snapshot(), inventory.seat_counts(), inventory.ga_counts())
+    stranger = f"tkt_{sale.hold_id.removeprefix('hld_')}_3"  # the shape of this sale's ids, but never sold
+
+    for ticket_ids in ((stranger,), (sale.tickets[0].ticket_id, other.tickets[0].ticket_id)):
+        refusal = refused(one(inventory, cancel_tickets(sale.hold_id, *ticket_ids)), "ticket_not_found")
+        assert refusal.details == {"hold_id": sale.hold_id, "ticket_ids": [ticket_ids[-1]]}
+
+    assert (inventory.snapshot(), inventory.seat_counts(), inventory.ga_counts()) == before
+    assert inventory.drain_changes() is None
+
+
+@pytest.mark.parametrize("count", [0, limits.tickets_per_cancel_max + 1])
+def test_cancel_tickets_bounds_how_many_it_names(count: int) -> None:
+    inventory = Inventory(spec())
+    sale = committed_sale(inventory, hold_seats("b1", "A-1-1"))
+    ticket_ids = [f"tkt_x_{n}" for n in range(count)]
+    refusal = refused(one(inventory, cancel_tickets(sale.hold_id, *ticket_ids)), "invalid_hold_request")
+    assert refusal.details == {"field": "ticket_ids"}
+
+
+def test_cancel_tickets_refuses_a_ticket_named_twice() -> None:
+    inventory = Inventory(spec())
+    sale = committed_sale(inventory, hold_seats("b1", "A-1-1", "A-1-2"))
+    ticket_id = sale.tickets[0].ticket_id
+    refused(one(inventory, cancel_tickets(sale.hold_id, ticket_id, ticket_id)), "invalid_hold_request")
+    assert inventory.seat_counts() == (len(SEATS) - 2, 0, 2)
+
+
+def test_the_last_ticket_ends_the_sale_as_cancel_sale_does() -> None:
+    inventory = Inventory(spec())
+    sale = committed_sale(inventory, hold_seats("b1", "A-1-1", "A-1-2"))
+    first, second = sale.tickets
+    given_back(inventory, cancel_tickets(sale.hold_id, first.ticket_id))
+    command = cancel_tickets(sale.hold_id, first.ticket_id, second.ticket_id)
+
+    assert given_back(inventory, command) == replace(sale, tickets=())
+
+    assert inventory.seat_counts() == (len(SEATS), 0, 0)
+    changes = inventory.drain_changes()
+    assert changes is not None and changes.sales_cancelled == {sale.hold_id: replace(sale, tickets=(second,))}
+    assert changes.tickets_cancelled == {sale.hold_id: replace(sale, tickets=(first,))}  # written before the sale
+    refused(one(inventory, LookupHold(cmd_id(), sale.hold_id)), "hold_not_found")
+    refused(one(inventory, CancelSale(cmd_id(), sale.hold_id)), "hold_not_found")
+    refused(one(inventory, cancel_tickets(sale.hold_id, second.ticket_id)), "hold_not_found")
+    assert one(inventory, command) == Ok(replace(sale, tickets=()))  # its cmd_id keeps its answer
+    refused(one(inventory, hold_seats("b1", "A-1-3", hold_id=sale.hold_id)), "invalid_hold_request")  # id is spent
+
+
+def test_all_tickets_at_once_end_a_ga_sale() -> None:
+    inventory = Inventory(spec())
+    sale = committed_sale(inventory, hold_ga("b1", 3))
+    assert given_back(inventory, cancel_tickets(sale.hold_id, *(t.ticket_id for t in sale.tickets))).tickets == ()
+    assert inventory.ga_counts() == {"GA": (5, 5, 0, 0)}
+    changes = inventory.drain_changes()
+    assert changes is not None and changes.sales_cancelled == {sale.hold_id: sale} and not changes.tickets_cancelled
+
+
+def test_cancel_sale_after_cancel_tickets_frees_only_what_is_left() -> None:
+    inventory = Inventory(spec())
+    sale = committed_sale(inventory, hold_ga("b1", 3))
+    given_back(inventory, cancel_tickets(sale.hold_id, sale.tickets[1].ticket_id))
+    held(inventory, hold_ga("b2", 1))  # takes the freed unit
+    inventory.drain_changes()
+
+    rest = replace(sale, tickets=(sale.tickets[0], sale.tickets[2]))
+    assert one(inventory, CancelSale(cmd_id(), sale.hold_id)) == Ok(rest)
+
+    assert inventory.ga_counts() == {"GA": (5, 4, 1, 0)}
+    changes = inventory.drain_changes()
+    assert changes is not None and changes.sales_cancelled == {sale.hold_id: rest}
+    inventory.check_invariants()
+
+
+def test_cancel_tickets_of_an_uncommitted_sale_is_an_invalid_transition() -> None:
+    inventory = Inventory(spec())
+    view = held(inventory, hold_seats("b1", "A-1-1", "A-1-2"))
+    sale = sold(inventory, view.hold_id)  # not drained: its commit is still to come
+    refusal = refused(one(inventory, cancel_tickets(view.hold_id, sale.tickets[0].ticket_id)), "invalid_transition")
+    assert refusal.details == {"hold_id": view.hold_id}
+    assert inventory.seat_counts() == (len(SEATS) - 2, 0, 2)
+    changes = inventory.drain_changes()
+    assert changes is not None and not changes.tickets_cancelled
+
+
+def test_cancel_tickets_of_no_sale_is_not_found() -> None:
+    inventory = Inventory(spec())
+    view = held(inventory, hold_seats("b1", "A-1-1"))
+    ticket_id = f"tkt_{view.hold_id.removeprefix('hld_')}_1"
+    refused(one(inventory, cancel_tickets(view.hold_id, ticket_id)), "hold_not_found")
+    refused(one(inventory, cancel_tickets(new_hold_id(), ticket_id)), "hold_not_found")
+    assert inventory.seat_state(0) == 1
+
+
+def test_a_sale_restores_with_its_live_tickets_and_remembers_those_given_back() -> None:
+    inventory = Inventory(spec())
+    seats = committed_sale(inventory, hold_seats("b1", "A-1-1", "A-1-2"))
+    ga = committed_sale(inventory, hold_ga("b2", 3))
+    given_back(inventory, cancel_tickets(seats.hold_id, seats.tickets[0].ticket_id))
+    given_back(inventory, cancel_tickets(ga.hold_id, ga.tickets[2].ticket_id))  # the highest unit
+    inventory.drain_changes()
+    snapshot = inventory.snapshot()
+    assert snapshot.tickets_cancelled == ((seats.hold_id, seats.tickets[0].ticket_id),
+                                          (ga.hold_id, ga.tickets[2].ticket_id))
+
+    restored = Inventory.restore(spec(), snapshot, NOW + 1)
+
+    assert restored.snapshot() == snapshot
+    assert (restored.seat_counts(), restored.ga_counts()) == (inventory.seat_counts(), inventory.ga_counts())
+    assert restored.availability_bitmap() == inventory.availability_bitmap()
+    # a retry after the rebuild is still skipped, a ticket never sold still refused
+    assert given_back(restored, cancel_tickets(seats.hold_id, seats.tickets[0].ticket_id)).tickets == seats.tickets[1:]
+    refused(one(restored, cancel_tickets(seats.hold_id, seats.tickets[0].ticket_id[:-1] + "3")), "ticket_not_found")
+    held(restored, hold_ga("b3", 3))  # the freed unit is free again, below the capacity
+
+
+def test_restore_refuses_a_ticket_given_back_by_no_sale() -> None:
+    sale = seat_sale(new_hold_id(), "b1", "A-1-1")
+    stray = InventorySnapshot(0, (), (sale,), ((new_hold_id(), "tkt_x_1"),))
+    with pytest.raises(InvariantViolation):
+        Inventory.restore(spec(), stray, NOW)
+    both = InventorySnapshot(0, (), (sale,), ((sale.hold_id, sale.tickets[0].ticket_id),))
+    with pytest.raises(InvariantViolation):
+        Inventory.restore(spec(), both, NOW)
 
 
 # ---- extend (checkout's payment window) ------------------------------------------------------------------------

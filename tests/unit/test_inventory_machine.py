@@ -10,7 +10,7 @@ The inventory is tiny so that conflicts (taken seats, sold-out GA, buyer caps, e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
@@ -19,6 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from engine import limits
 from engine.inventory.commands import (
     CancelSale,
+    CancelTickets,
     Command,
     Confirm,
     ExtendHold,
@@ -79,6 +80,8 @@ class ModelHold:
     units: tuple[int, ...]
     expires_at: float
     order_ref: str | None = None  # set once sold
+    tickets: tuple[TicketView, ...] = ()  # once sold: its live tickets (seats, units and quantity follow them)
+    given_back: set[str] = field(default_factory=set)  # ticket ids its sale gave back (CancelTickets)
 
 
 @dataclass(frozen=True)
@@ -138,11 +141,15 @@ class Model:
 
     def sale(self, hold: ModelHold) -> SaleView:
         assert hold.order_ref is not None
+        return SaleView(f"sal_{suffix(hold.hold_id)}", hold.hold_id, hold.buyer_id, hold.order_ref, hold.tickets)
+
+    @staticmethod
+    def tickets_sold(hold: ModelHold) -> tuple[TicketView, ...]:
         tickets = [TicketView(f"tkt_{suffix(hold.hold_id)}_{n}", SEATED_TYPE, seat, None)
                    for n, seat in enumerate(hold.seats, 1)]
         tickets += [TicketView(f"tkt_{suffix(hold.hold_id)}_{n}", hold.ticket_type, None, unit)
                     for n, unit in enumerate(hold.units, 1)]
-        return SaleView(f"sal_{suffix(hold.hold_id)}", hold.hold_id, hold.buyer_id, hold.order_ref, tuple(tickets))
+        return tuple(tickets)
 
     def live_views(self) -> dict[str, HoldView]:
         return {hid: self.view(h) for hid, h in self.holds.items() if h.order_ref is None}
@@ -248,6 +255,7 @@ class Model:
             self.end(cmd.hold_id, "expired")
             return self.ended_refusal(cmd.hold_id)
         hold.order_ref = cmd.order_ref
+        hold.tickets = self.tickets_sold(hold)
         self.pending.add(cmd.hold_id)
         return Ok(self.sale(hold))
 
@@ -285,6 +293,30 @@ class Model:
         self.end(cmd.hold_id, "cancelled")
         return Ok(sale)
 
+    def cancel_tickets(self, cmd: CancelTickets) -> Expected:
+        ids = cmd.ticket_ids
+        if not 1 <= len(ids) <= limits.tickets_per_cancel_max or len(set(ids)) != len(ids):
+            return Refusal("invalid_hold_request", {"field": "ticket_ids"})
+        hold = self.holds.get(cmd.hold_id)
+        if hold is None or hold.order_ref is None:
+            return Refusal("hold_not_found", {"hold_id": cmd.hold_id})
+        if cmd.hold_id in self.pending:
+            return Refusal("invalid_transition", {"hold_id": cmd.hold_id})
+        live = {t.ticket_id: t for t in hold.tickets}
+        unknown = [t for t in ids if t not in live and t not in hold.given_back]
+        if unknown:
+            return Refusal("ticket_not_found", {"hold_id": cmd.hold_id, "ticket_ids": unknown})
+        going = [live[t] for t in ids if t in live]
+        hold.given_back |= {t.ticket_id for t in going}
+        hold.tickets = tuple(t for t in hold.tickets if t.ticket_id not in hold.given_back)
+        hold.seats = tuple(s for s in hold.seats if s not in {t.seat_id for t in going})
+        hold.units = tuple(u for u in hold.units if u not in {t.unit for t in going})
+        hold.quantity = len(hold.tickets)
+        sale = self.sale(hold)
+        if not hold.tickets:  # the last ticket: the sale ends as a cancelled one
+            self.end(cmd.hold_id, "cancelled")
+        return Ok(sale)
+
     def lookup(self, cmd: LookupHold) -> Expected:
         hold = self.holds.get(cmd.hold_id)
         if hold is None:
@@ -304,11 +336,15 @@ class Model:
             return self.cancel_sale(cmd)
         if isinstance(cmd, ExtendHold):
             return self.extend(cmd)
+        if isinstance(cmd, CancelTickets):
+            return self.cancel_tickets(cmd)
+        assert isinstance(cmd, LookupHold), f"the model has no rule for {cmd}"
         return self.lookup(cmd)
 
     def abort(self, hold_ids: list[str]) -> None:
         for hold_id in hold_ids:
             self.holds[hold_id].order_ref = None
+            self.holds[hold_id].tickets = ()
             self.pending.discard(hold_id)
             for cmd_id in self.pending_answers.pop(hold_id, []):
                 self.answers.pop(cmd_id, None)
@@ -472,6 +508,27 @@ class InventoryMachine(RuleBasedStateMachine):
         if hold_id not in model.pending:
             self.send([CancelSale(self.new_cmd_id(), hold_id)])
 
+    @precondition(lambda self: any(hold.order_ref for hold in self.model.holds.values()))
+    @rule(data=st.data(), shape=st.sampled_from(("some",) * 6 + ("with-unknown", "twice", "none", "pending")))
+    def cancel_tickets(self, data: st.DataObject, shape: str) -> None:
+        """Give back some of a sale's tickets: live ones, ones given back before (a retry), or ones never sold;
+        now and then of a sale not committed yet (refused: the shell drains between batches)."""
+        model = self.model
+        sold = [h for h, hold in model.holds.items() if hold.order_ref and (h in model.pending) == (shape == "pending")]
+        hold_id = self.draw_hold_id(data, sold)
+        hold = model.holds.get(hold_id)
+        known = [] if hold is None else [*(t.ticket_id for t in hold.tickets), *sorted(hold.given_back)]
+        never_sold = f"tkt_{suffix(hold_id)}_99"
+        candidates = st.sampled_from(known or [never_sold])
+        picked = data.draw(st.lists(candidates, min_size=1, max_size=4, unique=True), label="tickets")
+        if shape == "with-unknown":
+            picked.append(never_sold)
+        elif shape == "twice":
+            picked.append(picked[0])
+        elif shape == "none":
+            picked = []
+        self.send([CancelTickets(self.new_cmd_id(), hold_id, tuple(picked))])
+
     @rule(data=st.data(), ttl_s=extend_ttls)
     def extend(self, data: st.DataObject, ttl_s: int) -> None:
         self.send([ExtendHold(self.new_cmd_id(), self.draw_hold_id(data), ttl_s)])
@@ -543,9 +600,9 @@ class InventoryMachine(RuleBasedStateMachine):
         before = self.state()
         commands: list[Command] = [Confirm(self.new_cmd_id(), hid, "o1", CONFIRMER, None) for hid in chosen]
         for hid in chosen:  # commands whose answers depend on the sale that will be aborted
-            extra = data.draw(
-                st.sampled_from(("none", "confirm-same", "confirm-other", "release", "hold", "extend"))
-            )
+            extra = data.draw(st.sampled_from(
+                ("none", "confirm-same", "confirm-other", "release", "hold", "extend", "cancel-tickets")
+            ))
             if extra.startswith("confirm"):
                 order_ref = "o1" if extra == "confirm-same" else "o2"
                 commands.append(Confirm(self.new_cmd_id(), hid, order_ref, CONFIRMER, None))
@@ -555,6 +612,8 @@ class InventoryMachine(RuleBasedStateMachine):
                 commands.append(Hold(self.new_cmd_id(), hid, self.model.holds[hid].buyer_id, (), "GA", 1))
             elif extra == "extend":
                 commands.append(ExtendHold(self.new_cmd_id(), hid, limits.payment_window_s_max))
+            elif extra == "cancel-tickets":  # refused: the sale is not committed yet
+                commands.append(CancelTickets(self.new_cmd_id(), hid, (f"tkt_{suffix(hid)}_1",)))
         self.send(commands)
         sweep_during_commit = data.draw(st.booleans(), label="sweep during commit")
         if sweep_during_commit:  # the shell's sweeper runs while the commit is in flight
@@ -601,6 +660,12 @@ class InventoryMachine(RuleBasedStateMachine):
         mirror.holds.update(changes.holds_put)
         counts = self.engine.ga_counts()
         mirror.ga.update({code: counts[code] for code in changes.ga_types})
+        for hold_id, given_back in changes.tickets_cancelled.items():  # written before the sales cancelled
+            sale = mirror.sales.get(hold_id)
+            assert sale is not None, f"sale {hold_id} gave back tickets but was never written"
+            going = {t.ticket_id for t in given_back.tickets}
+            assert going <= {t.ticket_id for t in sale.tickets}, f"sale {hold_id} gave back tickets it lacks"
+            mirror.sales[hold_id] = replace(sale, tickets=tuple(t for t in sale.tickets if t.ticket_id not in going))
         for hold_id in changes.sales_cancelled:
             assert mirror.sales.pop(hold_id, None) is not None, f"cancelled sale {hold_id} was never written"
         for hold_id, sale in changes.sales.items():

@@ -9,6 +9,7 @@ from actors.wire import decode_commands, decode_results, encode_commands, encode
 from engine.inventory.best_available import BestRequest
 from engine.inventory.commands import (
     CancelSale,
+    CancelTickets,
     Confirm,
     ExtendHold,
     Hold,
@@ -44,6 +45,7 @@ commands = st.one_of(
     st.builds(CancelSale, ids, ids),
     st.builds(LookupHold, ids, ids),
     st.builds(ExtendHold, ids, ids, st.integers(-(2**31), 2**31)),
+    st.builds(CancelTickets, ids, ids, st.lists(ids, max_size=4).map(tuple)),  # empty too: the core refuses it
 )
 details = st.dictionaries(text, st.lists(text, max_size=3) | st.integers(-(2**63), 2**63 - 1))
 tickets = st.builds(TicketView, ids, text, st.none() | text, st.none() | st.integers(1, 10**6))
