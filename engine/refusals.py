@@ -71,6 +71,8 @@ class Refusal(StrEnum):
     WEBHOOK_REFUSED = "webhook_refused"  # details.reason: why the delivery is not believed (engine/payments/)
     PROVIDER_NOT_FOUND = "provider_not_found"
     PAYMENTS_UNAVAILABLE = "payments_unavailable"  # the payment provider did not answer within its bounds
+    ORDER_NOT_REFUNDABLE = "order_not_refundable"  # details.status: not paid, or its tickets not issued yet
+    TICKET_ALREADY_REFUNDED = "ticket_already_refunded"  # details.ticket_ids: refunded by an earlier refund
 
 
 class Refused(Exception):

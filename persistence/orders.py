@@ -173,6 +173,20 @@ async def list_orders(
     return OrderPage(orders, orders[-1].order_id if len(orders) == limit else None)
 
 
+async def open_orders_of_event(db: OrgDb, event_id: str, *, after_id: str | None, limit: int
+                               ) -> list[OrderRecord]:
+    """The event's orders still pending or holding money, by id after ``after_id``: a cancelled event's to end."""
+    if not 1 <= limit <= orders_per_page_max:
+        raise ValueError(f"a page holds 1..{orders_per_page_max} orders")
+    rows = await db.conn.fetch(
+        f"SELECT {_ORDER_COLUMNS} FROM orders WHERE org_id = $1 AND event_id = $2"
+        " AND status IN ('pending_payment', 'paid', 'partially_refunded') AND ($3::text IS NULL OR id > $3)"
+        " ORDER BY id LIMIT $4",
+        db.org_id, event_id, after_id, limit,
+    )
+    return [_order(row) for row in rows]
+
+
 async def expired_pending(conn: asyncpg.Connection, now: datetime, limit: int = expiring_per_sweep_max
                           ) -> list[tuple[str, str]]:
     """(org id, order id) of pending orders whose payment window has ended, oldest first: the expiry sweep's work,
@@ -285,11 +299,26 @@ async def add_refund(
     db: OrgDb, refund_id: str, order_id: str, amount_minor: int, currency: str, reason: str,
     ticket_ids: Sequence[str] = (),
 ) -> None:
-    await db.conn.execute(
+    """Record a refund owed (again: nothing). Its tickets are refunded once each: a ticket already refunded by
+    another refund is a unique violation (the caller checked under the order's lock; the schema makes sure)."""
+    inserted = await db.conn.fetchval(
         "INSERT INTO order_refunds (org_id, id, order_id, amount_minor, currency, reason, ticket_ids)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING true",
         db.org_id, refund_id, order_id, amount_minor, currency, reason, list(ticket_ids),
     )
+    if inserted and ticket_ids:
+        await db.conn.execute(
+            "INSERT INTO order_refund_tickets (org_id, ticket_id, refund_id, order_id)"
+            " SELECT $1, t, $2, $3 FROM unnest($4::text[]) AS t",
+            db.org_id, refund_id, order_id, list(ticket_ids),
+        )
+
+
+async def get_refund(db: OrgDb, refund_id: str) -> RefundRecord | None:
+    row = await db.conn.fetchrow(
+        f"SELECT {_REFUND_COLUMNS} FROM order_refunds WHERE org_id = $1 AND id = $2", db.org_id, refund_id
+    )
+    return _refund(row) if row is not None else None
 
 
 async def refund_done(db: OrgDb, refund_id: str, provider_refund_id: str | None) -> None:
@@ -302,12 +331,18 @@ async def refund_done(db: OrgDb, refund_id: str, provider_refund_id: str | None)
 
 async def refunds_of(db: OrgDb, order_id: str) -> list[RefundRecord]:
     rows = await db.conn.fetch(
-        "SELECT id, order_id, amount_minor, currency, reason, ticket_ids, status, created_at FROM order_refunds"
-        " WHERE org_id = $1 AND order_id = $2 ORDER BY created_at, id",
+        f"SELECT {_REFUND_COLUMNS} FROM order_refunds WHERE org_id = $1 AND order_id = $2 ORDER BY created_at, id",
         db.org_id, order_id,
     )
-    return [RefundRecord(r["id"], r["order_id"], r["amount_minor"], r["currency"], r["reason"],
-                         tuple(r["ticket_ids"]), r["status"], r["created_at"]) for r in rows]
+    return [_refund(r) for r in rows]
+
+
+_REFUND_COLUMNS = "id, order_id, amount_minor, currency, reason, ticket_ids, status, created_at"
+
+
+def _refund(r: asyncpg.Record) -> RefundRecord:
+    return RefundRecord(r["id"], r["order_id"], r["amount_minor"], r["currency"], r["reason"], tuple(r["ticket_ids"]),
+                        r["status"], r["created_at"])
 
 
 # ---- tickets and their codes -----------------------------------------------------------------------------------

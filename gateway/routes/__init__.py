@@ -8,7 +8,7 @@ from gateway.routes import audit, operations, tickets
 from gateway.routes.access import keys, members, sessions
 from gateway.routes.catalog import events, lifecycle, pricing, venues
 from gateway.routes.inventory import availability, holds, seatmap
-from gateway.routes.orders import checkout, orders
+from gateway.routes.orders import checkout, orders, refunds
 
 
 def all_routes() -> list[BaseRoute]:
@@ -29,5 +29,6 @@ def all_routes() -> list[BaseRoute]:
         *tickets.ROUTES,
         *checkout.ROUTES,
         *orders.ROUTES,
+        *refunds.ROUTES,
         *operations.ROUTES,
     ]

@@ -28,6 +28,7 @@ from persistence.catalog import events as pg_events
 from persistence.catalog import lifecycle as pg_lifecycle
 from persistence.db import Connection
 from persistence.inventory import sales as pg_sales
+from persistence.outbox import Owed
 from persistence.tenancy import OrgDb
 from services.catalog import price_changes
 from services.catalog.events import Activations, SharedEvents, event_not_found
@@ -38,6 +39,8 @@ EVENT_TRANSITION = "event.transition"
 EVENT_UPDATE = "event.update"
 TICKET_TYPE_CAPACITY = "ticket_type.capacity"
 TIMER_ACTOR = audit.Actor("system", "catalog-timer")
+# owed when an event is cancelled, in the same transaction: its orders are ended by checkout's worker
+EVENT_CANCELLED_TOPIC = "events.cancelled"
 move_attempts_max = 2
 
 
@@ -107,6 +110,8 @@ async def transition(
         after: dict[str, Any] = {"status": record.status}
         if refunds is not None:
             after["sales_marked_for_refund"] = refunds
+            # its orders end (refunds, cancellations) off the request: services/orders/cancellation.py
+            uow.owe(Owed(EVENT_CANCELLED_TOPIC, event_id, {"event_id": event_id}))
         uow.record(audit.Change(EVENT_TRANSITION, "event", event_id, before={"status": before.value}, after=after))
     await after_commit(shared, activations, schedules, record, had_inventory=lifecycle.has_inventory(before))
     return record

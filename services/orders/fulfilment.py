@@ -38,6 +38,7 @@ from services.catalog.pricing import release_promo_use
 from services.inventory.commands import submit
 from services.orders import moves
 from services.orders.ports import FULFILMENT_ACTOR, Checkout
+from services.orders.returns import return_tickets_of
 from services.unit_of_work import UnitOfWork
 
 _INFRASTRUCTURE = frozenset({Refusal.INVENTORY_UNAVAILABLE, Refusal.PERSISTENCE_UNAVAILABLE})
@@ -189,6 +190,34 @@ async def _refund_done(deps: Checkout, org_id: str, order: pg_orders.OrderRecord
                                        "payment": status}))
 
 
+async def return_tickets(deps: Checkout, row: Claimed) -> None:
+    await return_tickets_of(deps, row.org_id, row.payload["order_id"], row.payload["refund_id"],
+                            row.payload["ticket_ids"])
+
+
+async def refund_money(deps: Checkout, row: Claimed) -> None:
+    """A refund on request (or a cancelled event's): its amount back through the provider, once (idempotency key
+    ``refund:<refund id>``); the ledger posted it when the refund was made."""
+    order, attempt = await _read(deps, row.org_id, row.payload["order_id"])
+    async with deps.units.begin(row.org_id, FULFILMENT_ACTOR) as uow:
+        refund = await pg_orders.get_refund(uow.db, row.payload["refund_id"])
+    assert order is not None and attempt is not None and attempt.intent_id is not None and refund is not None, row
+    if refund.status == "done":
+        return
+    provider = deps.provider(attempt.provider)
+    request = RefundRequest(attempt.intent_id, refund.amount_minor, refund.currency, f"refund:{refund.refund_id}",
+                            refund.reason)
+    provider_refund = await provider.refund(request)
+    intent = await provider.get_intent(attempt.intent_id)
+    async with deps.units.begin(row.org_id, FULFILMENT_ACTOR) as uow:
+        await pg_orders.set_attempt(uow.db, attempt.attempt_id, status=intent.status.value,
+                                    refunded_minor=intent.refunded_minor)
+        await pg_orders.refund_done(uow.db, refund.refund_id, provider_refund.refund_id)
+        uow.record(audit.Change(REFUND_DONE, "refund", refund.refund_id,
+                                after={"order_id": order.order_id, "provider_refund_id": provider_refund.refund_id,
+                                       "payment": intent.status.value}))
+
+
 async def cancel_payment(deps: Checkout, row: Claimed) -> None:
     _, attempt = await _read(deps, row.org_id, row.payload["order_id"])
     if attempt is None or attempt.intent_id is None:
@@ -231,5 +260,7 @@ HANDLERS: Mapping[str, Handler] = {
     moves.CANCEL_PAYMENT_TOPIC: cancel_payment,
     moves.RELEASE_HOLD_TOPIC: release_hold,
     moves.RELEASE_PROMO_TOPIC: release_promo,
+    moves.RETURN_TICKETS_TOPIC: return_tickets,
+    moves.REFUND_MONEY_TOPIC: refund_money,
 }
 assert set(HANDLERS) == set(moves.TOPICS)

@@ -7,6 +7,7 @@ The outbox topics are this domain's; their handlers are services/orders/fulfilme
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +23,22 @@ RELEASE_HOLD_TOPIC = "orders.release_hold"
 RELEASE_PROMO_TOPIC = "orders.release_promo"
 CANCEL_PAYMENT_TOPIC = "orders.cancel_payment"
 REFUND_PAYMENT_TOPIC = "orders.refund_payment"
-TOPICS = (FULFIL_TOPIC, RELEASE_HOLD_TOPIC, RELEASE_PROMO_TOPIC, CANCEL_PAYMENT_TOPIC, REFUND_PAYMENT_TOPIC)
+RETURN_TICKETS_TOPIC = "orders.return_tickets"  # a refund's seats or units back to the inventory
+REFUND_MONEY_TOPIC = "orders.refund_money"  # a refund's money back through the provider
+TOPICS = (FULFIL_TOPIC, RELEASE_HOLD_TOPIC, RELEASE_PROMO_TOPIC, CANCEL_PAYMENT_TOPIC, REFUND_PAYMENT_TOPIC,
+          RETURN_TICKETS_TOPIC, REFUND_MONEY_TOPIC)
 ORDER_MOVE = "order.move"
+_GIVING_BACK = (Action.REFUND_TICKETS, Action.REFUND_REST, Action.REVOKE_REST)
+
+
+@dataclass(frozen=True, slots=True)
+class Refunding:
+    """The refund a refunding move makes (services/orders/refunds.py recorded it, with its ledger posting):
+    its tickets go back to the inventory and, unless a chargeback took it already, its money to the buyer."""
+
+    refund_id: str
+    ticket_ids: tuple[str, ...]
+    amount_minor: int
 
 
 def auto_refund_id(order_id: str) -> str:
@@ -31,8 +46,10 @@ def auto_refund_id(order_id: str) -> str:
     return f"{ids.REFUND_PREFIX}{order_id[len(ids.ORDER_PREFIX):]}_auto"
 
 
-async def move(uow: UnitOfWork, order: pg_orders.OrderRecord, event: OrderEvent, now: datetime) -> Outcome:
-    """Apply ``event`` to ``order`` (read under its row lock in ``uow``); refused moves change nothing."""
+async def move(uow: UnitOfWork, order: pg_orders.OrderRecord, event: OrderEvent, now: datetime,
+               refunding: Refunding | None = None) -> Outcome:
+    """Apply ``event`` to ``order`` (read under its row lock in ``uow``); refused moves change nothing. A move
+    that gives tickets back needs the ``refunding`` its caller recorded (services/orders/refunds.py)."""
     outcome = decide(order.status, event)
     if outcome.change is Change.REFUSED:
         return outcome
@@ -45,7 +62,11 @@ async def move(uow: UnitOfWork, order: pg_orders.OrderRecord, event: OrderEvent,
             after={"status": outcome.status.value, "reason": reason, "event": event.value},
         ))  # fmt: skip
     for action in outcome.actions:
-        await _owe(uow, order, action, outcome)
+        if action in _GIVING_BACK:
+            assert refunding is not None, f"{action.value} needs its refund recorded first"
+            await _owe_refund(uow, order, action, refunding)
+        else:
+            await _owe(uow, order, action, outcome)
     return outcome
 
 
@@ -70,5 +91,13 @@ async def _owe(uow: UnitOfWork, order: pg_orders.OrderRecord, action: Action, ou
             await pg_orders.add_refund(uow.db, refund_id, order_id, order.total_minor, order.currency, reason)
             uow.owe(Owed(REFUND_PAYMENT_TOPIC, ids.payment_attempt_id(order_id), data | {"refund_id": refund_id}))
     else:
-        # refunds on request and chargebacks: no route or provider event makes these events yet
-        raise NotImplementedError(f"{action.value} is not built yet")
+        raise AssertionError(f"{action.value} is owed by _owe_refund")
+
+
+async def _owe_refund(uow: UnitOfWork, order: pg_orders.OrderRecord, action: Action, refunding: Refunding) -> None:
+    data = {"order_id": order.order_id, "refund_id": refunding.refund_id}
+    uow.owe(Owed(RETURN_TICKETS_TOPIC, refunding.refund_id, data | {"ticket_ids": list(refunding.ticket_ids)}))
+    if action is not Action.REVOKE_REST and refunding.amount_minor > 0:
+        uow.owe(Owed(REFUND_MONEY_TOPIC, refunding.refund_id, data))
+    else:  # nothing to send back: free tickets, or the bank took the money already
+        await pg_orders.refund_done(uow.db, refunding.refund_id, None)

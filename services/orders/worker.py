@@ -15,6 +15,8 @@ import logging
 
 from persistence.outbox import Claimed
 from services import outbox as drain
+from services.catalog.lifecycle import EVENT_CANCELLED_TOPIC
+from services.orders.cancellation import end_orders_of_cancelled_event
 from services.orders.expiry import expire_due
 from services.orders.fulfilment import HANDLERS, Handler
 from services.orders.ports import Checkout
@@ -29,7 +31,8 @@ class OrdersWorker:
         self._stores = stores
         self._policy = policy or drain.DrainPolicy()
         self._handlers: dict[str, drain.RowHandler] = {
-            topic: functools.partial(_bound, handler, deps) for topic, handler in HANDLERS.items()
+            topic: functools.partial(_bound, handler, deps)
+            for topic, handler in {**HANDLERS, EVENT_CANCELLED_TOPIC: end_orders_of_cancelled_event}.items()
         }
 
     async def pass_once(self) -> drain.Pass:

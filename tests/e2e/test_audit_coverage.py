@@ -7,7 +7,9 @@ A route without a recipe here fails; the only exemptions are EXEMPT, each with i
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,7 @@ WRITE_METHODS = ("POST", "PATCH", "DELETE")
 PASSWORD = "correct horse battery staple 42"
 secret_part_chars_min = 16  # shorter pieces of a token could match a stored id by chance
 ASGI_CLIENT_IP = "127.0.0.1"  # the peer httpx's ASGI transport reports for every call
+issue_wait_s_max = 15.0  # the orders worker issues a free order's tickets within this
 
 EXEMPT: dict[tuple[str, str], str] = {
     ("POST", "/v1/events/{event_id}/holds"): (
@@ -163,6 +166,26 @@ async def check_out(ctx: Ctx) -> Target:
     return Target("POST", f"/v1/holds/{held['hold_id']}/checkout", 201, "order.create", body, ctx.owner)
 
 
+async def refund_order(ctx: Ctx) -> Target:
+    """A free order: paid at once, its tickets issued by the gateway's orders worker, then refunded (nothing to
+    send back to a provider, so the refund is done at once)."""
+    body = event_body()
+    body["ticket_types"][0]["price"] = {"amount_minor": 0, "currency": "ZAR"}
+    event_id = (await ctx.call("POST", "/v1/events", 201, json=body, headers=ctx.owner))["id"]
+    await ctx.call("POST", f"/v1/events/{event_id}/publish", 200, headers=ctx.owner)
+    held = await ctx.call("POST", f"/v1/events/{event_id}/holds", 201,
+                          json={"buyer_id": "b1", "ticket_type": "GA", "quantity": 1}, headers=ctx.owner)
+    order = await ctx.call("POST", f"/v1/holds/{held['hold_id']}/checkout", 201,
+                           json={"buyer": {"email": "buyer@example.com", "name": "B"}}, headers=ctx.owner)
+    assert (order["status"], order["total"]["amount_minor"], order["payment"]) == ("paid", 0, None)
+    deadline = time.monotonic() + issue_wait_s_max
+    while not (await ctx.call("GET", f"/v1/orders/{order['order_id']}", 200, headers=ctx.owner))["tickets"]:
+        assert time.monotonic() < deadline, "the free order's tickets were never issued"
+        await asyncio.sleep(0.05)
+    return Target("POST", f"/v1/orders/{order['order_id']}/refunds", 201, "order.refund", {"reason": "audited"},
+                  ctx.owner)
+
+
 async def confirm_hold(ctx: Ctx) -> Target:
     event_id = await _event(ctx, publish=True)
     held = await ctx.call(
@@ -240,6 +263,7 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx], Awaitable[Target]]] = {
     ("PATCH", "/v1/events/{event_id}/ticket-types/{code}"): set_capacity,
     ("POST", "/v1/holds/{hold_id}/confirm"): confirm_hold,
     ("POST", "/v1/holds/{hold_id}/checkout"): check_out,
+    ("POST", "/v1/orders/{order_id}/refunds"): refund_order,
     ("POST", "/v1/events/{event_id}/promo-codes"): create_promo_code,
     ("POST", "/v1/members"): invite_member,
     ("PATCH", "/v1/members/{user_id}"): change_role,

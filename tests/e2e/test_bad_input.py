@@ -223,6 +223,7 @@ CALLS = [
     Call("GET", "/v1/orders", "orders:read"),
     Call("GET", "/v1/orders/{order_id}", "orders:read", also=("inventory:confirm",)),
     Call("GET", "/v1/orders/{order_id}/tickets", "orders:read", also=("inventory:confirm",)),
+    Call("POST", "/v1/orders/{order_id}/refunds", "orders:refund", {"reason": "cannot come"}),
     Call("GET", "/v1/tickets/{ticket_id}/qr.png", "orders:read", also=("inventory:confirm",)),
     Call("GET", "/v1/tickets/{ticket_id}/qr.svg", "orders:read", also=("inventory:confirm",)),
     Call("GET", "/v1/events/{event_id}/revocations", "events:read", also=("scans:write",)),
@@ -305,7 +306,8 @@ async def state(world: World, database_url: str) -> tuple[Any, ...]:
             "(SELECT string_agg(event_id || code || price_minor || ':' || capacity, ',' ORDER BY event_id, code) "
             " FROM ticket_types) AS type_prices, "
             "(SELECT count(*) FROM price_tiers) AS tiers, (SELECT count(*) FROM event_fees) AS fees, "
-            "(SELECT count(*) FROM orders) AS orders, (SELECT count(*) FROM outbox) AS owed"
+            "(SELECT count(*) FROM orders) AS orders, (SELECT count(*) FROM outbox) AS owed, "
+            "(SELECT count(*) FROM order_refunds) AS refunds"
         )
     finally:
         await conn.close()

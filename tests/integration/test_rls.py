@@ -52,6 +52,7 @@ TENANT_TABLES = (
     "ticket_keys", "ticket_revocation_lists", "ticket_revocations",
     "ledger_transactions", "ledger_entries",
     "orders", "payment_attempts", "provider_events", "order_refunds", "ticket_codes", "outbox",
+    "order_refund_tickets",
 )
 # The load-test baselines' own tables (loadtests/baselines/postgres.sql, created in the same database by their
 # tests): never made by the platform's migrations, holding no platform row.
@@ -146,7 +147,7 @@ async def _seed(admin: asyncpg.Connection, pool: asyncpg.Pool, name: str) -> Ten
 
 
 async def _seed_order(db: OrgDb, event_id: str, hold_id: str, kid: str, ticket_id: str) -> None:
-    """An order with its attempt, a provider event, a refund, a ticket code and an outbox row."""
+    """An order with its attempt, a provider event, a refund of its ticket, a ticket code and an outbox row."""
     order_id = order_id_of_hold(hold_id)
     quote = pricing.quote(_priced_list(), [pricing.Item("GA", 1)], datetime.now(UTC))
     expires_at = datetime.now(UTC) + timedelta(minutes=10)
@@ -157,7 +158,7 @@ async def _seed_order(db: OrgDb, event_id: str, hold_id: str, kid: str, ticket_i
     await orders.set_attempt(db, attempt_id, status="requires_payment", intent_id=f"pi_{order_id}")
     assert await orders.record_provider_event(db, "simulator", f"evt-{order_id}", "payment.authorized",
                                               f"pi_{order_id}", "moved")
-    await orders.add_refund(db, f"ref_{order_id}", order_id, 0, "ZAR", "hold_lost")
+    await orders.add_refund(db, f"ref_{order_id}", order_id, 0, "ZAR", "hold_lost", [ticket_id])
     await orders.insert_ticket_codes(db, order_id, kid, [(ticket_id, "1" + "A" * 108 + "SEAT.A-1-1")])
     await outbox.owe(db, [outbox.Owed("orders.fulfil", order_id, {"order_id": order_id})])
 

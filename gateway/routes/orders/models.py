@@ -12,6 +12,7 @@ from gateway.parsing import RequestModel
 from gateway.rendering import Timestamp
 from gateway.routes.catalog.pricing_models import PriceCode, QuoteLineOut
 from persistence import orders as pg_orders
+from services.orders.refunds import refund_reason_chars_max, refund_tickets_max
 
 # one @ between non-empty parts without spaces or control characters (the same in JSON Schema's and Python's
 # regular expressions: no \s, whose meaning differs between them)
@@ -30,6 +31,19 @@ class BuyerIn(RequestModel):
 class CheckoutCreate(RequestModel):
     buyer: BuyerIn
     promo_code: PriceCode | None = None
+
+
+TicketId = Annotated[str, StringConstraints(pattern=r"^tkt_[0-9a-f]{52}_[1-9][0-9]{0,2}$")]
+RefundReason = Annotated[str, StringConstraints(min_length=1, max_length=refund_reason_chars_max,
+                                                pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class RefundCreate(RequestModel):
+    ticket_ids: list[TicketId] | None = Field(
+        default=None, min_length=1, max_length=refund_tickets_max,
+        description="the tickets to refund; every ticket not refunded yet when absent",
+    )
+    reason: RefundReason
 
 
 class BuyerOut(BaseModel):
