@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from engine.payments.reconcile import ReconcilePolicy
 from engine.tickets.sealing import MasterKey
 from gateway.context import Services
 from gateway.event_cache import EventCache
@@ -19,6 +20,7 @@ from services.orders.ports import Checkout
 class Payments:
     providers: Mapping[str, PaymentProvider] = field(default_factory=dict)
     master: MasterKey | None = field(default=None, repr=False)
+    reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)  # the defaults; tests make them small
 
     @property
     def fulfils(self) -> bool:
@@ -41,4 +43,5 @@ def checkout_of(svc: Services) -> Checkout:
     return Checkout(
         units=svc.units, redis=svc.redis, prices=svc.domain(PriceCache), inventory=svc.inventory,
         placements=EventPlacements(svc.events), providers=payments.providers, master=payments.master,
+        reconcile=payments.reconcile,
     )  # fmt: skip

@@ -4,6 +4,8 @@ At least once, like a real processor: an attempt counts as delivered on a 2xx; a
 refused connection, a timeout) is retried with backoff until `webhook_attempts_max` attempts or
 `webhook_retry_s_max` have passed, then given up and counted. The backlog (waiting, in flight, and promised by
 slow cards) is bounded: when full, the API refuses state changes with 503 instead of dropping an outcome.
+Only the ``drop_webhooks`` fault drops one, on purpose (counted in ``dropped``): a lost webhook for the
+platform's reconciler to find.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class DeliveryStats:
     attempts: int = 0
     failed_attempts: int = 0
     given_up: int = 0
+    dropped: int = 0  # events never delivered, by the drop_webhooks fault
     last_error: str = ""
 
     def as_json(self, backlog: int) -> dict[str, Any]:
@@ -57,6 +60,7 @@ class DeliveryStats:
             "attempts": self.attempts,
             "failed_attempts": self.failed_attempts,
             "given_up": self.given_up,
+            "dropped": self.dropped,
             "last_error": self.last_error,
         }
 
@@ -90,6 +94,9 @@ class Deliverer:
     def enqueue(self, body: dict[str, Any], copies: int, *, promised: bool = False) -> None:
         if promised:
             self._promised -= 1
+        if self._faults.take_dropped_webhook():
+            self.stats.dropped += 1
+            return
         raw = json.dumps(body, separators=(",", ":")).encode()
         if self._faults.duplicate_webhooks:
             copies *= 2

@@ -21,6 +21,7 @@ class Faults:
     reorder_webhooks: int = 0  # >= 2: deliveries leave in batches of this many, last first
     duplicate_webhooks: bool = False  # every event is delivered twice (same event id)
     signature_age_s: int = 0  # deliveries are signed as if sent this many seconds ago
+    drop_webhooks: int = 0  # the next N events are never delivered (every copy of each): a lost webhook
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,6 +38,7 @@ class Faults:
             "reorder_webhooks": (int, reorder_batch_max),
             "duplicate_webhooks": (bool, 1),
             "signature_age_s": (int, signature_age_s_max),
+            "drop_webhooks": (int, fault_count_max),
         }
         known = {f.name for f in fields(self)}
         assert known == set(bounds), "every fault has its bound"
@@ -70,5 +72,11 @@ class Faults:
     def take_lost_answer(self) -> bool:
         if self.fail_after_effect > 0:
             self.fail_after_effect -= 1
+            return True
+        return False
+
+    def take_dropped_webhook(self) -> bool:
+        if self.drop_webhooks > 0:
+            self.drop_webhooks -= 1
             return True
         return False

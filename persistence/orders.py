@@ -9,7 +9,7 @@ row's lock (``get_order(for_update=True)``), so two webhooks of one order are ap
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -251,6 +251,41 @@ async def set_attempt(
         " updated_at = now() WHERE org_id = $1 AND id = $2",
         db.org_id, attempt_id, status, intent_id, confirm_url, failure_code, captured_minor, refunded_minor,
     )
+
+
+async def touch_attempt(db: OrgDb, attempt_id: str) -> None:
+    """The attempt was just looked at (the reconciler asked, and nothing was settled): quiet again from now."""
+    await db.conn.execute(
+        "UPDATE payment_attempts SET updated_at = now() WHERE org_id = $1 AND id = $2", db.org_id, attempt_id
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Unsettled:
+    org_id: str
+    order_id: str
+    attempt_id: str
+    provider: str
+    intent_id: str
+    status: str
+
+
+async def unsettled_attempts(
+    conn: asyncpg.Connection, statuses: Collection[str], quiet_s: float, limit: int
+) -> list[Unsettled]:
+    """Attempts in ``statuses`` with an intent, of orders still pending, untouched for ``quiet_s`` (by the
+    database's clock, which wrote ``updated_at``), least recently touched first: the reconciler's work, read on an
+    unscoped connection (it is every org's). It starts from the pending orders (their partial index), so a sweep
+    costs what awaits payment, not every attempt ever made."""
+    rows = await conn.fetch(
+        "SELECT a.org_id, a.order_id, a.id, a.provider, a.intent_id, a.status FROM orders o"
+        " JOIN payment_attempts a ON a.order_id = o.id AND a.org_id = o.org_id"
+        " WHERE o.status = 'pending_payment' AND a.intent_id IS NOT NULL"
+        " AND a.status = ANY($1::text[]) AND a.updated_at <= now() - make_interval(secs => $2)"
+        " ORDER BY a.updated_at LIMIT $3",
+        sorted(statuses), quiet_s, limit,
+    )
+    return [Unsettled(r["org_id"], r["order_id"], r["id"], r["provider"], r["intent_id"], r["status"]) for r in rows]
 
 
 async def get_attempt(db: OrgDb, attempt_id: str) -> AttemptRecord | None:

@@ -9,6 +9,9 @@ replay or a duplicate finds its id and changes nothing. So every event has one e
 ``payment.authorized`` is the payment's success (the order is paid and owes its fulfilment, which captures);
 ``payment.failed`` its failure. ``captured``, ``refunded`` and ``canceled`` confirm what the platform itself
 asked for: they update the attempt and move no order.
+
+``apply_fact`` is everything after the verification, shared with the reconciler (services/orders/reconciler.py),
+which applies what ``get_intent`` says of an attempt whose webhook never came.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from engine.orders import OrderEvent, decide
-from engine.payments.provider import EventType, IntentStatus, WebhookEvent
+from engine.payments.provider import EventType, Intent, IntentStatus
 from engine.payments.webhooks import WebhookRefused
 from engine.refusals import Refusal, Refused
+from persistence import audit
 from persistence import orders as pg_orders
 from persistence.tenancy import OrgDb
 from services.orders import moves
@@ -47,6 +51,17 @@ def _refused(reason: str) -> Refused:
     return Refused(Refusal.WEBHOOK_REFUSED, "the webhook delivery is not believed", {"reason": reason})
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderFact:
+    """What the provider says of one intent, to apply once: a verified webhook's event, or the reconciler's
+    answer from ``get_intent`` (services/orders/reconciler.py)."""
+
+    event_id: str  # the key of "already applied" (provider_events)
+    event_type: str  # recorded with it, for the operator
+    intent: Intent  # as the provider told it
+    order_event: OrderEvent | None  # what it means for the order; None: it updates the attempt only
+
+
 async def receive_webhook(deps: Checkout, provider_name: str, body: bytes, signature: str) -> Received:
     provider = deps.provider(provider_name)
     try:
@@ -57,29 +72,37 @@ async def receive_webhook(deps: Checkout, provider_name: str, body: bytes, signa
     order_id = event.intent.metadata.get("order_id", "")
     if _ORG_RE.fullmatch(org_id) is None:
         return Received(event.event_id, applied=False)  # not a payment of ours: acknowledged, ignored
+    fact = ProviderFact(event.event_id, event.type.value, event.intent, _ORDER_EVENTS.get(event.type))
+    return await apply_fact(deps, PROVIDER_ACTOR, provider.name, org_id, order_id, fact)
+
+
+async def apply_fact(
+    deps: Checkout, actor: audit.Actor, provider_name: str, org_id: str, order_id: str, fact: ProviderFact
+) -> Received:
+    """``fact`` applied to its order once: under the order's row lock, recorded by its event id (a second one
+    finds it and changes nothing), the attempt brought forward, the order moved. The webhook and the reconciler
+    both come through here, so what one applied the other meets as a replay."""
     now = datetime.fromtimestamp(deps.clock(), UTC)
-    async with deps.units.begin(org_id, PROVIDER_ACTOR) as uow:
+    async with deps.units.begin(org_id, actor) as uow:
         order = await pg_orders.get_order(uow.db, order_id, for_update=True)
-        attempt = await pg_orders.attempt_of_intent(uow.db, provider.name, event.intent.intent_id)
+        attempt = await pg_orders.attempt_of_intent(uow.db, provider_name, fact.intent.intent_id)
         if order is None or attempt is None or attempt.order_id != order.order_id:
-            return Received(event.event_id, applied=False)
-        order_event = _ORDER_EVENTS.get(event.type)
+            return Received(fact.event_id, applied=False)
         # what it will do, recorded with the event (decided again under the same lock when applied)
-        change = "attempt_updated" if order_event is None else decide(order.status, order_event).change.value
+        change = "attempt_updated" if fact.order_event is None else decide(order.status, fact.order_event).change.value
         first = await pg_orders.record_provider_event(
-            uow.db, provider.name, event.event_id, event.type.value, event.intent.intent_id, change
+            uow.db, provider_name, fact.event_id, fact.event_type, fact.intent.intent_id, change
         )
         if not first:
-            return Received(event.event_id, applied=False, order_id=order.order_id)
-        await _update_attempt(uow.db, attempt, event)
-        if order_event is not None:
-            outcome = await moves.move(uow, order, order_event, now)
+            return Received(fact.event_id, applied=False, order_id=order.order_id)
+        await _update_attempt(uow.db, attempt, fact.intent)
+        if fact.order_event is not None:
+            outcome = await moves.move(uow, order, fact.order_event, now)
             change = outcome.change.value
-    return Received(event.event_id, applied=True, order_id=order.order_id, change=change)
+    return Received(fact.event_id, applied=True, order_id=order.order_id, change=change)
 
 
-async def _update_attempt(db: OrgDb, attempt: pg_orders.AttemptRecord, event: WebhookEvent) -> None:
-    intent = event.intent
+async def _update_attempt(db: OrgDb, attempt: pg_orders.AttemptRecord, intent: Intent) -> None:
     status = intent.status
     if attempt.status in _ENDED and status not in _ENDED:
         return  # a late delivery of an earlier step

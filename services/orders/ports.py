@@ -10,6 +10,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from engine.payments.reconcile import ReconcilePolicy
 from engine.refusals import Refusal, Refused
 from engine.tickets.sealing import MasterKey
 from persistence import audit
@@ -20,6 +21,7 @@ from services.unit_of_work import UnitsOfWork
 
 PROVIDER_ACTOR = audit.Actor("system", "payments")
 FULFILMENT_ACTOR = audit.Actor("system", "fulfilment")
+RECONCILER_ACTOR = audit.Actor("system", "reconciler")  # settles attempts whose webhook never came
 
 
 class Placements(Protocol):
@@ -40,6 +42,8 @@ class Checkout:
     master: MasterKey | None = None
     provider_name: str = "simulator"  # new payments go to this one
     clock: Callable[[], float] = field(default=time.time)
+    # the reconciler's bounds (services/orders/reconciler.py; tests make them small)
+    reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
 
     def provider(self, name: str | None = None) -> PaymentProvider:
         found = self.providers.get(name or self.provider_name)

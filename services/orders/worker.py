@@ -1,15 +1,19 @@
 """The orders worker: the loop that drains checkout's outbox topics (services/orders/fulfilment.py) and expires
-unpaid orders (services/orders/expiry.py), a pass every ``poll_s`` (at once again while a pass found work).
+unpaid orders (services/orders/expiry.py), a pass every ``poll_s`` (at once again while a pass found work), and
+beside it the reconcile sweep (services/orders/reconciler.py) every ``ReconcilePolicy.every_s``: a loop of its
+own, since its provider calls may take their full bounds and the drain must not wait for them.
 
 It runs in every gateway process beside the routes (gateway/app.py); several at once are safe, since a claim
 leases its rows (SKIP LOCKED) and every handler is idempotent by its row's key. Each pass is bounded
 (services/outbox.py ``DrainPolicy``), and a pass that fails (Postgres away) is logged and tried again after
-``poll_s``: nothing it owed is lost, since the rows stay in the outbox.
+``poll_s``: nothing it owed is lost, since the rows stay in the outbox. A reconcile sweep that fails likewise is
+logged and tried again a period later (its attempts are still pending, so still found).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 
@@ -20,6 +24,7 @@ from services.orders.cancellation import end_orders_of_cancelled_event
 from services.orders.expiry import expire_due
 from services.orders.fulfilment import HANDLERS, Handler
 from services.orders.ports import Checkout
+from services.orders.reconciler import reconcile_due
 
 log = logging.getLogger(__name__)
 poll_s = 0.2
@@ -40,6 +45,15 @@ class OrdersWorker:
         return await drain.drain_once(self._stores, self._handlers, self._policy, self._deps.clock)
 
     async def run_forever(self) -> None:
+        reconciling = asyncio.ensure_future(self._reconcile_forever())
+        try:
+            await self._drain_forever()
+        finally:
+            reconciling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciling
+
+    async def _drain_forever(self) -> None:
         while True:
             try:
                 done = await self.pass_once()
@@ -48,6 +62,15 @@ class OrdersWorker:
                 done = drain.Pass(0, 0, 0, 0)
             if done.claimed < self._policy.rows_per_pass_max:
                 await asyncio.sleep(poll_s)
+
+    async def _reconcile_forever(self) -> None:
+        every_s = self._deps.reconcile.every_s
+        while True:
+            try:
+                await reconcile_due(self._deps, self._stores)
+            except Exception:
+                log.exception("reconcile sweep failed; again in %s s", every_s)
+            await asyncio.sleep(every_s)
 
 
 async def _bound(handler: Handler, deps: Checkout, row: Claimed) -> None:

@@ -292,6 +292,21 @@ async def test_webhooks_can_be_delayed(paysim: RunningSimulator) -> None:
     assert paysim.receiver.for_intent(intent_id)[0].received_at - started >= 1.0
 
 
+async def test_webhooks_can_be_dropped(paysim: RunningSimulator) -> None:
+    await paysim.set_faults(drop_webhooks=1)
+    before = (await paysim.stats())["webhooks"]
+    lost = await authorized(paysim)  # its payment.authorized is the one event dropped
+    kept = await authorized(paysim)
+    await events_of(paysim, kept, 1)
+    stats = await paysim.wait_idle()
+    assert paysim.receiver.for_intent(lost) == []
+    assert (await paysim.provider.get_intent(lost)).status is IntentStatus.AUTHORIZED  # it happened all the same
+    assert stats["webhooks"]["dropped"] == before["dropped"] + 1
+    assert stats["webhooks"]["queued"] == before["queued"] + 1
+    async with paysim.session.get(f"{paysim.url}/_sim/faults") as answer:
+        assert (await answer.json())["drop_webhooks"] == 0  # used up
+
+
 async def test_stale_signatures_are_refused_by_the_platform(paysim: RunningSimulator) -> None:
     await paysim.set_faults(signature_age_s=600)
     intent_id = await authorized(paysim)
@@ -313,7 +328,8 @@ async def test_a_receiver_that_fails_gets_the_delivery_again(paysim: RunningSimu
 
 
 async def test_bad_fault_settings_are_refused_and_change_nothing(paysim: RunningSimulator) -> None:
-    for bad in ({"fail_requests": -1}, {"no_such_fault": 1}, {"duplicate_webhooks": 1}, {"response_delay_s": 1e9}):
+    for bad in ({"fail_requests": -1}, {"no_such_fault": 1}, {"duplicate_webhooks": 1}, {"response_delay_s": 1e9},
+                {"drop_webhooks": 0.5}, {"drop_webhooks": -1}):
         async with paysim.session.post(f"{paysim.url}/_sim/faults", json={"reorder_webhooks": 5, **bad}) as answer:
             assert answer.status == 422
     async with paysim.session.get(f"{paysim.url}/_sim/faults") as answer:
