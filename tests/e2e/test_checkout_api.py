@@ -24,6 +24,7 @@ import asyncpg
 import httpx
 import pytest
 
+from engine.payments.reconcile import ReconcilePolicy
 from engine.tickets.keys import KeyRing, KeyStatus, VerifyingKey
 from engine.tickets.sealing import MasterKey
 from engine.tickets.verify import VerifiedTicket, verify
@@ -37,6 +38,7 @@ DECLINED_CARD = "4000000000000002"
 TWICE_CARD = "4000000000000259"
 BUYER = {"email": "buyer@example.com", "name": "A Buyer"}
 settle_s_max = 15.0
+reconcile_never_s = 86_400.0
 poll_s = 0.05
 
 
@@ -53,7 +55,10 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], within_s: float =
 
 @pytest.fixture
 async def gw(database_url: str, redis_url: str, paysim: RunningSimulator) -> AsyncIterator[Gateway]:
-    payments = Payments({paysim.provider.name: paysim.provider}, MasterKey(secrets.token_bytes(32)))
+    # These tests forward the simulator's webhooks by hand and count its captures: the reconciler (which would
+    # settle the orders they leave pending, tests/e2e/test_checkout_reconcile.py) stays out of their way.
+    payments = Payments({paysim.provider.name: paysim.provider}, MasterKey(secrets.token_bytes(32)),
+                        reconcile=ReconcilePolicy(after_s=reconcile_never_s))
     async with running_gateway(database_url, redis_url, payments=payments) as gateway:
         yield gateway  # the provider is the paysim fixture's (it closes it)
 
