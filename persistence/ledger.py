@@ -1,5 +1,6 @@
 """The ledger's store: transactions and their entries, written in the caller's unit of work, and the reads built
-on them (balances, the trial balance, a page of transactions, one order's transactions, verification).
+on them (balances, the trial balance, a page of transactions, one order's transactions, verification, the orders
+whose held revenue may be released).
 
 ``write`` posts one engine-built transaction (``engine.ledger.book.Transaction``) in ``db``'s transaction: the row,
 then its entries in one statement; the schema checks at commit that they balance (persistence/migrations/
@@ -211,3 +212,62 @@ def _unchecked_transaction(**fields: object) -> Transaction:
     for name, value in fields.items():
         object.__setattr__(transaction, name, value)
     return transaction
+
+
+# ---- the release of held revenue, and a page's cursor ------------------------------------------------------------
+
+RELEASE_SOURCE_PREFIX = "release:"
+
+# The orders whose captured revenue is still held in ``currency`` and whose event has started: a capture posted,
+# no release (by its source), something left in organizer_revenue (a fully refunded order has nothing to release
+# and is never picked again), oldest capture first.
+_RELEASABLE = (
+    "SELECT t.order_id FROM ledger_transactions t"
+    " JOIN orders o ON o.org_id = t.org_id AND o.id = t.order_id"
+    " JOIN events ev ON ev.org_id = o.org_id AND ev.id = o.event_id"
+    " WHERE t.org_id = $1 AND t.kind = 'capture' AND o.currency = $2 AND ev.starts_at <= $3"
+    " AND NOT EXISTS (SELECT 1 FROM ledger_transactions r WHERE r.org_id = t.org_id"
+    "                 AND r.source = $4 || t.order_id)"
+    " AND (SELECT coalesce(sum(e.amount_minor), 0) FROM ledger_transactions x"
+    "      JOIN ledger_entries e ON e.org_id = x.org_id AND e.transaction_id = x.id"
+    "      WHERE x.org_id = t.org_id AND x.order_id = t.order_id AND e.account = 'organizer_revenue'"
+    "      AND e.currency = $2) <> 0"
+    " GROUP BY t.order_id ORDER BY min(t.seq) LIMIT $5"
+)
+
+
+def release_source(order_id: str) -> str:
+    """The source of an order's release: written once, so ``by_source(db, release_source(order_id))`` says whether
+    the order's revenue was released (a refund then takes it back from organizer_payable)."""
+    return RELEASE_SOURCE_PREFIX + order_id
+
+
+async def releasable_orders(db: OrgDb, currency: str, started_by: datetime, limit: int) -> list[str]:
+    """At most ``limit`` order ids, oldest capture first, whose revenue in ``currency`` is held and not released
+    and whose event started at or before ``started_by``. Take ``lock_book`` first: what is found stays so."""
+    rows = await db.conn.fetch(_RELEASABLE, db.org_id, currency, started_by, RELEASE_SOURCE_PREFIX, limit)
+    return [r["order_id"] for r in rows]
+
+
+async def of_orders(db: OrgDb, order_ids: Sequence[str]) -> dict[str, tuple[Stored, ...]]:
+    """``of_order`` for many orders in two statements: order id -> its transactions, in the order written."""
+    if not order_ids:
+        return {}
+    rows = await db.conn.fetch(
+        f"SELECT {_COLUMNS} FROM ledger_transactions t WHERE t.org_id = $1 AND t.order_id = ANY($2::text[])"
+        " ORDER BY t.seq",
+        db.org_id, list(order_ids),
+    )
+    found: dict[str, list[Stored]] = {}
+    for stored in await _with_entries(db, rows):
+        assert stored.transaction.order_id is not None
+        found.setdefault(stored.transaction.order_id, []).append(stored)
+    return {order_id: tuple(stored) for order_id, stored in found.items()}
+
+
+async def seq_of(db: OrgDb, transaction_id: str) -> int | None:
+    """Where the org's transaction stands in the order written (a page's cursor); None: not one of the org's."""
+    seq: int | None = await db.conn.fetchval(
+        "SELECT seq FROM ledger_transactions WHERE org_id = $1 AND id = $2", db.org_id, transaction_id,
+    )
+    return seq

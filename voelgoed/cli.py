@@ -10,6 +10,8 @@
 - `voelgoed audit verify ORG [--json]`: recompute the org's audit hash chain;
 - `voelgoed ledger verify ORG [--json]`: check that every one of the org's ledger transactions balances per
   currency, and print the balances.
+- `voelgoed ledger balances ORG [--currency C] [--json]`: every account's balance, per currency (zeros included),
+  as GET /v1/ledger/balances answers it.
 
 The CLI acts as the platform itself (the audit log's actor "system:cli"), so it may grant any scope and role.
 It runs the migrations first (idempotent), then works as the platform's database role, under row-level security.
@@ -41,6 +43,7 @@ from persistence.access.orgs import CLI_ACTOR, create_org
 from persistence.db import connect
 from persistence.migrate import migrate
 from persistence.tenancy import OrgDb, org_transaction, require_org, unscoped
+from services import ledger as ledger_cases
 from voelgoed.settings import Settings
 from voelgoed.up import run_up
 
@@ -51,6 +54,7 @@ SYSTEM_ACTOR = audit.Actor("system", CLI_ACTOR)
 CREATED_BY = f"system:{CLI_ACTOR}"
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _ORG_RE = re.compile(r"org_[0-9a-f]{32}")
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")
 password_stdin_bytes_max = 4_096
 T = TypeVar("T")
 
@@ -131,6 +135,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("org", metavar="ORG", help="the org id (org_...)")
     verify.add_argument("--json", action="store_true", help=json_help)
+    balances = ledger_commands.add_parser(
+        "balances", help="every ledger account's balance of an org, per currency (zeros included)"
+    )
+    balances.add_argument("org", metavar="ORG", help="the org id (org_...)")
+    balances.add_argument("--currency", help="one ISO 4217 code (default: each currency the org has entries in)")
+    balances.add_argument("--json", action="store_true", help=json_help)
     return parser
 
 
@@ -258,12 +268,30 @@ def _ledger_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict.ok else EXIT_FAILURE
 
 
+def _ledger_balances(args: argparse.Namespace) -> int:
+    org_id = _org_arg(args.org, "ORG")
+    currency = args.currency
+    if currency is not None and _CURRENCY_RE.fullmatch(currency) is None:
+        raise BadInput("--currency must be three capital letters (ISO 4217), such as ZAR")
+    rows = _run(lambda conn: _read_balances(conn, org_id, currency))
+    if args.json:
+        print(json.dumps({"org_id": org_id, "accounts": [
+            {"code": r.account.value, "currency": r.currency, "balance_minor": r.balance_minor} for r in rows]}))
+    elif not rows:
+        print(f"{org_id}'s ledger has no entries")
+    else:
+        for r in rows:
+            print(f"{r.currency} {r.account.value} {r.balance_minor}")
+    return EXIT_OK
+
+
 _HANDLERS: dict[tuple[str, str], Callable[[argparse.Namespace], int]] = {
     ("org", "create"): _org_create,
     ("user", "create"): _user_create,
     ("key", "create"): _key_create,
     ("audit", "verify"): _audit_verify,
     ("ledger", "verify"): _ledger_verify,
+    ("ledger", "balances"): _ledger_balances,
 }
 
 
@@ -343,6 +371,14 @@ async def _verify(conn: asyncpg.Connection, org_id: str) -> audit.VerifyResult:
     async with org_transaction(conn, org_id) as db:
         await _require_org(db)
     return await audit.verify(conn, org_id)
+
+
+async def _read_balances(conn: asyncpg.Connection, org_id: str, currency: str | None
+                         ) -> list[ledger_cases.AccountBalance]:
+    async with org_transaction(conn, org_id) as db:
+        await _require_org(db)
+        found = await ledger.balances(db, currency)
+    return ledger_cases.every_account(found, [currency] if currency else sorted({c for c, _ in found}))
 
 
 async def _verify_ledger(conn: asyncpg.Connection, org_id: str) -> ledger.Verdict:

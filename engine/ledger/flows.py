@@ -7,7 +7,9 @@ discounts, less the tax inside them when tax is included) to ``organizer_revenue
 on top is its own line. Tax included is inside the tickets and fees: its share in the fees is
 ``round_half_even(tax x fees / (tickets less discounts + fees))`` and the rest is in the tickets.
 
-**Release.** The order's revenue not yet refunded moves from ``organizer_revenue`` to ``organizer_payable``.
+**Release.** The order's revenue not yet refunded moves from ``organizer_revenue`` to ``organizer_payable``
+(``release`` from an ``OrderMoney``; ``release_held`` from what the order's entries leave held). The policy (when)
+is the shell's: services/ledger.py releases an order's revenue once its event has started, at the next payout.
 
 **Refund (full, or some tickets).** Pro rata by line, on cumulative amounts. After the refund, ``k_t`` of a ticket
 line's ``Q_t`` tickets are refunded in all, and ``s`` is the share of the order's ticket value that is refunded
@@ -28,13 +30,13 @@ left, and the order's money is closed (nothing more moves).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from engine.catalog.pricing import LineKind, Quote, round_half_even
 from engine.ledger.accounts import Account, TransactionKind, payable_minor
-from engine.ledger.book import Balances, Transaction, entries_of
+from engine.ledger.book import Balances, Entry, Transaction, entries_of
 from engine.refusals import Refusal, Refused
 
 
@@ -268,6 +270,29 @@ def release(money: OrderMoney, *, transaction_id: str, source: str) -> Posting:
         order_id=money.order_id,
     )
     return Posting(transaction, released)
+
+
+def held_revenue_minor(entries: Iterable[Entry], currency: str) -> int:
+    """What of an order's revenue is still held (in ``organizer_revenue``, >= 0 unless the ledger is broken): minus
+    the sum of its entries there in ``currency``, given every entry of the order's transactions."""
+    return -sum(e.amount_minor for e in entries
+                if e.account is Account.ORGANIZER_REVENUE and e.currency == currency)
+
+
+def release_held(
+    order_id: str, currency: str, held_minor: int, *, transaction_id: str, source: str
+) -> Transaction | None:
+    """Release what the order still holds (``held_minor``, what is left in ``organizer_revenue`` after its capture
+    and any refund of held revenue): debit ``organizer_revenue``, credit ``organizer_payable``. None when nothing is
+    held (a free or fully refunded order). The shell computes ``held_minor`` from the order's stored entries
+    (``held_revenue_minor``), so it needs no ``OrderMoney``; ``release`` is the same flow for one it has."""
+    if held_minor < 0:
+        raise ValueError(f"{order_id} holds {held_minor} {currency}: organizer_revenue is on its debit side")
+    if held_minor == 0:
+        return None
+    amounts = {Account.ORGANIZER_REVENUE: held_minor, Account.ORGANIZER_PAYABLE: -held_minor}
+    return Transaction(transaction_id, TransactionKind.RELEASE, source, entries_of(currency, amounts),
+                       order_id=order_id)
 
 
 def refund(

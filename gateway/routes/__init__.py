@@ -8,6 +8,7 @@ from gateway.routes import audit, operations, tickets
 from gateway.routes.access import keys, members, sessions
 from gateway.routes.catalog import events, lifecycle, pricing, venues
 from gateway.routes.inventory import availability, holds, seatmap
+from gateway.routes.ledger import ledger, payouts
 from gateway.routes.orders import checkout, orders, refunds
 
 
@@ -30,5 +31,7 @@ def all_routes() -> list[BaseRoute]:
         *checkout.ROUTES,
         *orders.ROUTES,
         *refunds.ROUTES,
+        *ledger.ROUTES,
+        *payouts.ROUTES,
         *operations.ROUTES,
     ]

@@ -102,7 +102,7 @@ async def order_money(uow: UnitOfWork, order: pg_orders.OrderRecord) -> flows.Or
     sale = await pg_orders.tickets_of_sale(uow.db, order.order_id, ids.sale_id_of_hold(order.hold_id))
     refunded = await refunded_ticket_ids(uow, order.order_id)
     counts = Counter(t.ticket_type for t in sale if t.ticket_id in refunded)
-    released = await ledger.by_source(uow.db, f"release:{order.order_id}") is not None
+    released = await ledger.by_source(uow.db, ledger.release_source(order.order_id)) is not None
     return flows.OrderMoney(order.order_id, order.quote, refunded=dict(counts), released=released)
 
 
@@ -114,6 +114,9 @@ async def give_back(
     outcome = decide(order.status, event)
     assert outcome.status is not order.status or outcome.actions, (order.order_id, event)
     refund_id = new_refund_id()
+    # a payout's release of this order's revenue and this refund must not interleave: the refund debits the
+    # revenue where it sits (held or payable), as the book says once the lock is held
+    await ledger.lock_book(uow.db, order.currency)
     money = await order_money(uow, order)
     posting = flows.refund(money, Counter(t.ticket_type for t in chosen), transaction_id=_transaction_id(),
                            source=f"refund:{refund_id}", kind=_KINDS.get(event, TransactionKind.REFUND))

@@ -18,7 +18,10 @@ import asyncpg
 import pytest
 from starlette.routing import Route
 
+from engine.ledger.accounts import Account, TransactionKind
+from engine.ledger.book import TRANSACTION_PREFIX, Transaction, entries_of
 from gateway.routes import all_routes
+from persistence import ledger
 from persistence.access import memberships, users
 from persistence.access.apikeys import parse_api_key
 from persistence.db import connect
@@ -61,6 +64,7 @@ class Ctx:
     org_id: str
     owner: dict[str, str]
     secrets: list[str] = field(default_factory=list)  # what must never reach the log
+    database_url: str = ""
 
     async def call(self, method: str, path: str, status: int, **kwargs: Any) -> dict[str, Any]:
         response = await self.gw.client.request(method, path, **kwargs)
@@ -253,6 +257,20 @@ async def create_layout(ctx: Ctx) -> Target:
     return Target("POST", f"/v1/venues/{venue['id']}/layouts", 201, "layout.create", LAYOUT, ctx.owner)
 
 
+async def pay_out(ctx: Ctx) -> Target:
+    """Something payable first: a capture released at once (engine/ledger/flows.py ``capture(release=True)``),
+    written through the ledger's store as the orders worker writes one."""
+    paid = Transaction(TRANSACTION_PREFIX + secrets.token_hex(16), TransactionKind.CAPTURE, "capture:audited",
+                       entries_of("ZAR", {Account.PROVIDER_CLEARING: 5_000, Account.ORGANIZER_PAYABLE: -5_000}))
+    conn = await connect(ctx.database_url)
+    try:
+        async with org_transaction(conn, ctx.org_id) as db:
+            await ledger.write(db, paid)
+    finally:
+        await conn.close()
+    return Target("POST", "/v1/payouts", 201, "payout.create", {"currency": "ZAR", "amount_minor": 3_000}, ctx.owner)
+
+
 RECIPES: dict[tuple[str, str], Callable[[Ctx], Awaitable[Target]]] = {
     ("POST", "/v1/api-keys"): create_key,
     ("DELETE", "/v1/api-keys/{key_id}"): revoke_key,
@@ -274,6 +292,7 @@ RECIPES: dict[tuple[str, str], Callable[[Ctx], Awaitable[Target]]] = {
     ("DELETE", "/v1/sessions/current"): log_out,
     ("POST", "/v1/venues"): create_venue,
     ("POST", "/v1/venues/{venue_id}/layouts"): create_layout,
+    ("POST", "/v1/payouts"): pay_out,
 }
 
 
@@ -297,7 +316,7 @@ async def owner_db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 async def _ctx(gw: Gateway, database_url: str) -> Ctx:
     org_id, key = await new_org(database_url, "audited org")
     await _seed_owner(database_url, org_id)
-    return Ctx(gw, org_id, bearer(key), [key])
+    return Ctx(gw, org_id, bearer(key), [key], database_url)
 
 
 async def _seed_owner(database_url: str, org_id: str) -> None:

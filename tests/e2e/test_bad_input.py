@@ -227,7 +227,14 @@ CALLS = [
     Call("GET", "/v1/tickets/{ticket_id}/qr.png", "orders:read", also=("inventory:confirm",)),
     Call("GET", "/v1/tickets/{ticket_id}/qr.svg", "orders:read", also=("inventory:confirm",)),
     Call("GET", "/v1/events/{event_id}/revocations", "events:read", also=("scans:write",)),
+    Call("GET", "/v1/ledger/balances", "ledger:read"),
+    Call("GET", "/v1/ledger/transactions", "ledger:read"),
+    Call("POST", "/v1/payouts", "payouts:write", {"currency": "ZAR", "amount_minor": 100}),
 ]
+# Lists that name no object id of the world's (the orders here are unpaid, so the ledger is empty for both orgs):
+# their tenancy is checked after a real payment, in tests/e2e/test_ledger_api.py (another org sees zeros and no
+# transactions, and cannot page with this org's cursor).
+LISTS_WITHOUT_IDS = {("GET", "/v1/ledger/balances"), ("GET", "/v1/ledger/transactions")}
 # Routes outside the matrix, each for its reason (and tested where named).
 PUBLIC = {
     ("GET", "/healthz"),  # operations: test_operations_never_500
@@ -243,7 +250,9 @@ SESSION_ONLY = {("DELETE", "/v1/sessions/current")}  # names no object: test_log
 WEBSOCKETS = {("WS", "/v1/events/{event_id}/live")}  # test_websocket_refusals
 BODY_CALLS = [c for c in CALLS if c.body is not None]
 ID_CALLS = [c for c in CALLS if "{" in c.path]
-LIST_CALLS = [c for c in CALLS if c.method == "GET" and "{" not in c.path]
+LIST_CALLS = [
+    c for c in CALLS if c.method == "GET" and "{" not in c.path and (c.method, c.path) not in LISTS_WITHOUT_IDS
+]
 WRITE_CALLS = [c for c in CALLS if c.method in ("POST", "PATCH", "DELETE")]
 
 

@@ -188,3 +188,30 @@ async def test_cancelling_an_event_refunds_its_paid_orders_and_cancels_the_pendi
     assert (await paysim.stats())["refunds"] - before["refunds"] == 1
     revoked = (await gw.client.get(f"/v1/events/{event_id}/revocations", headers=owner)).json()["revoked"]
     assert sorted(revoked) == sorted(t["ticket_id"] for t in refunded["tickets"])
+
+
+async def test_a_refund_after_the_payout_takes_the_revenue_back_from_the_payable(
+    gw: Gateway, paysim: RunningSimulator, database_url: str
+) -> None:
+    _, owner = await _org(database_url)
+    event_id = await _event(gw, owner)
+    order = await _paid_order(gw, paysim, owner, event_id)
+    admin = await asyncpg.connect(database_url)
+    try:
+        await admin.execute("UPDATE events SET starts_at = now() - interval '1 hour' WHERE id = $1", event_id)
+    finally:
+        await admin.close()
+    paid_out = await gw.client.post("/v1/payouts", headers=owner, json={"currency": "ZAR"})
+    assert paid_out.status_code == 201 and paid_out.json()["released"]["orders"] == 1, paid_out.text
+    made = await gw.client.post(f"/v1/orders/{order['order_id']}/refunds", headers=owner,
+                                json={"ticket_ids": [order["tickets"][0]["ticket_id"]], "reason": "after the show"})
+    assert made.status_code == 201, made.text
+    rows = (await gw.client.get("/v1/ledger/balances?currency=ZAR", headers=owner)).json()["accounts"]
+    balances = {row["code"]: row["balance_minor"] for row in rows}
+    assert sum(balances.values()) == 0
+    # the organizer was paid the whole order, and now owes back the refunded ticket's revenue
+    assert balances["organizer_revenue"] == 0
+    assert balances["organizer_payable"] == made.json()["amount_minor"] > 0
+    assert balances["refunds"] == -made.json()["amount_minor"]
+    again = await gw.client.post("/v1/payouts", headers=owner, json={"currency": "ZAR"})
+    assert again.status_code == 409 and again.json()["error"]["details"]["available_minor"] == 0

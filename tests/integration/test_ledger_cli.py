@@ -1,5 +1,6 @@
 """`voelgoed ledger verify ORG [--json]`, run as the user runs it (a separate process): a balanced ledger passes
-with its balances, a transaction forged past every guard is named (exit 1), bad input exits 2."""
+with its balances, a transaction forged past every guard is named (exit 1), bad input exits 2. And `voelgoed ledger
+balances ORG`: every account per currency, zeros included."""
 
 from __future__ import annotations
 
@@ -65,6 +66,18 @@ async def test_ledger_verify(database_url: str, redis_url: str) -> None:
     assert verdict["ok"] is False and verdict["unbalanced"] == [forged] and verdict["transactions"] == 2
     text = await run_cli("ledger", "verify", org_id)
     assert text.status == 1 and forged in text.stdout
+
+    balances = await run_cli("ledger", "balances", org_id, "--currency", "ZAR", "--json")
+    assert balances.status == 0, balances.stderr
+    rows = json.loads(balances.stdout)["accounts"]
+    assert [r["code"] for r in rows] == [
+        "provider_clearing", "refunds", "payouts", "organizer_revenue", "organizer_payable", "platform_fees",
+        "tax_payable"]
+    assert {r["code"]: r["balance_minor"] for r in rows}["provider_clearing"] == 10_500
+    every = await run_cli("ledger", "balances", org_id)
+    assert every.status == 0 and "ZAR provider_clearing 10500" in every.stdout and "ZAR refunds 0" in every.stdout
+    assert_bad_input(await run_cli("ledger", "balances", org_id, "--currency", "zar"), "ISO 4217")
+    assert_bad_input(await run_cli("ledger", "balances", "org_" + "0" * 32), "no org")
 
     assert_bad_input(await run_cli("ledger", "verify", "org_" + "0" * 32), "no org")
     assert_bad_input(await run_cli("ledger", "verify", "nonsense"), "org id")

@@ -276,6 +276,45 @@ def test_a_refund_beyond_the_tickets_left_or_of_a_closed_order_is_a_programming_
         flows.refund(gone.money, {}, **ids())
 
 
+def test_release_held_moves_what_the_orders_entries_leave_held_as_release_does() -> None:
+    """The shell's release (from the order's stored entries) posts what ``release`` (from its OrderMoney) would:
+    after a capture, after a partial refund, and nothing after a full refund or for a free order."""
+    ids = Ids()
+
+    def next_ids() -> tuple[str, str]:
+        drawn = ids()
+        return drawn["transaction_id"], drawn["source"]
+
+    quote = pricing.quote(EXAMPLE_PRICES, [Item("GA", 2), Item("VIP", 1)], NOW, Promo("TEN", percent_off_bp=1_000))
+    tid, src = next_ids()
+    paid = flows.capture("ord_1", quote, transaction_id=tid, source=src)
+    assert paid.transaction is not None
+    tid, src = next_ids()
+    one = flows.refund(paid.money, {"GA": 1}, transaction_id=tid, source=src)
+    assert one.transaction is not None
+    for money, entries in ((paid.money, paid.transaction.entries),
+                           (one.money, paid.transaction.entries + one.transaction.entries)):
+        held = flows.held_revenue_minor(entries, "ZAR")
+        assert held == money.left().revenue_minor
+        assert flows.held_revenue_minor(entries, "USD") == 0  # another currency's entries are not this one's
+        made = flows.release_held("ord_1", "ZAR", held, transaction_id="ltx_" + "a" * 32, source="release:ord_1")
+        reference = flows.release(money, transaction_id="ltx_" + "a" * 32, source="release:ord_1").transaction
+        assert made == reference
+        assert made is not None and made.kind is TransactionKind.RELEASE and made.order_id == "ord_1"
+        assert _amounts(made) == {A.ORGANIZER_REVENUE: held, A.ORGANIZER_PAYABLE: -held}
+        balances = post(post({}, paid.transaction), made)  # posting it keeps every side
+        assert balances[("ZAR", A.ORGANIZER_PAYABLE)] == -held
+    tid, src = next_ids()
+    everything = flows.refund_all(paid.money, transaction_id=tid, source=src)
+    assert everything.transaction is not None
+    gone = flows.held_revenue_minor(paid.transaction.entries + everything.transaction.entries, "ZAR")
+    assert gone == 0
+    tid, src = next_ids()
+    assert flows.release_held("ord_1", "ZAR", gone, transaction_id=tid, source=src) is None
+    with pytest.raises(ValueError, match="debit side"):
+        flows.release_held("ord_1", "ZAR", -1, transaction_id=tid, source=src)
+
+
 def test_a_payout_of_everything_and_of_nothing() -> None:
     ids = Ids()
     balances = MappingProxyType({("ZAR", A.ORGANIZER_PAYABLE): -1_234, ("USD", A.ORGANIZER_PAYABLE): -5})

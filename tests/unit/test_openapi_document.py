@@ -24,6 +24,7 @@ from gateway.routes import all_routes
 from gateway.routes.access.models import ApiKeyCreate, InvitationAccept
 from gateway.routes.catalog.models import EventCreate, EventPatch, TicketTypePatch
 from gateway.routes.inventory.models import HoldCreate
+from gateway.routes.ledger.models import PayoutCreate
 from gateway.routes.tickets import TicketKeysOut
 from voelgoed.settings import Settings
 
@@ -99,6 +100,15 @@ AGREEMENT = [
     (ApiKeyCreate, {"name": "k", "kind": "publishable", "scopes": ["inventory:hold"]}, True),
     (ApiKeyCreate, {"name": "k", "kind": "publishable", "scopes": ["events:read"]}, False),
     (ApiKeyCreate, {"name": "k", "kind": "secret", "scopes": ["events:read"]}, True),
+    # a payout: a currency, and an amount of at least 1 minor unit (omitted: everything payable)
+    (PayoutCreate, {"currency": "ZAR"}, True),
+    (PayoutCreate, {"currency": "ZAR", "amount_minor": 1}, True),
+    (PayoutCreate, {"currency": "ZAR", "amount_minor": None}, True),
+    (PayoutCreate, {"currency": "ZAR", "amount_minor": 0}, False),
+    (PayoutCreate, {"currency": "ZAR", "amount_minor": 10**15 + 1}, False),
+    (PayoutCreate, {"currency": "zar"}, False),
+    (PayoutCreate, {"amount_minor": 5}, False),
+    (PayoutCreate, {"currency": "ZAR", "to": "bank"}, False),
     # the password policy
     (InvitationAccept, {"token": "t", "password": "x" * passwords.password_chars_min}, True),
     (InvitationAccept, {"token": "t", "password": "x" * (passwords.password_chars_min - 1)}, False),
@@ -229,6 +239,22 @@ def test_a_number_with_a_zero_fraction_is_the_integer_it_equals() -> None:
     for refused in ("2.5", "true", '"2"'):
         with pytest.raises(ValidationError):
             HoldCreate.model_validate_json('{"buyer_id": "b", "ticket_type": "GA", "quantity": ' + refused + "}")
+
+
+def test_the_ledger_routes_are_documented_as_the_contract_says() -> None:
+    """API.md "Ledger:": balances {"accounts": [{code, balance_minor}]}; transactions paged with a cursor; POST
+    /v1/payouts {"currency", "amount_minor"?} answers 201, 409 beyond what is payable; with their scopes."""
+    balances = DOCUMENT["paths"]["/v1/ledger/balances"]["get"]
+    assert {p["name"] for p in balances["parameters"] if p["in"] == "query"} == {"currency"}
+    row = SCHEMAS["AccountBalanceOut"]
+    assert {"code", "balance_minor"} <= set(row["required"])
+    transactions = DOCUMENT["paths"]["/v1/ledger/transactions"]["get"]
+    assert {p["name"] for p in transactions["parameters"] if p["in"] == "query"} == {"cursor", "limit"}
+    assert "next_cursor" in SCHEMAS["TransactionPageOut"]["properties"]
+    payout = DOCUMENT["paths"]["/v1/payouts"]["post"]
+    assert {"201", "409"} <= set(payout["responses"])
+    assert SCHEMAS["PayoutCreate"]["required"] == ["currency"]
+    assert "payouts:write" in json.dumps(payout) and "ledger:read" in json.dumps(balances)
 
 
 def test_the_ticket_keys_route_is_documented_as_the_contract_says() -> None:
