@@ -87,6 +87,11 @@ class Simulator:
         )
         return 201, refund, events
 
+    def chargeback(self, request: Request, body: Any) -> tuple[int, dict[str, Any], list[Emitted]]:
+        _fields(body, required=set(), optional=set())
+        intent, events = self.processor.chargeback(request.path_params["intent_id"])
+        return 200, intent, events
+
     def confirm(self, request: Request, body: Any) -> tuple[int, dict[str, Any], list[Emitted]]:
         fields = _fields(body, required={"card_number"}, optional=set())
         card = fields["card_number"]
@@ -237,6 +242,9 @@ def create_app(config: SimConfig) -> Starlette:
         Route(f"{intent}/capture", sim.endpoint(sim.capture, platform=True, changes_state=True), methods=["POST"]),
         Route(f"{intent}/cancel", sim.endpoint(sim.cancel, platform=True, changes_state=True), methods=["POST"]),
         Route(f"{intent}/refunds", sim.endpoint(sim.refund, platform=True, changes_state=True), methods=["POST"]),
+        # the buyer's bank, as a test's switch: the payment is taken back and payment.charged_back delivered
+        Route("/_sim/intents/{intent_id:str}/chargeback", sim.endpoint(sim.chargeback, platform=True,
+                                                                      changes_state=True), methods=["POST"]),
         Route("/_sim/stats", sim.stats, methods=["GET"]),
         Route("/_sim/faults", sim.faults_route, methods=["GET", "POST", "DELETE"]),
         Route("/_sim/health", sim.health, methods=["GET"]),

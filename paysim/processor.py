@@ -63,6 +63,7 @@ class IntentRecord:
     refunds: list[RefundRecord] = field(default_factory=list)
     failure_code: str | None = None
     outcome_deliveries: int = 1
+    charged_back_minor: int = 0  # what the buyer's bank took back (a dispute lost): nothing more can be refunded
 
     @property
     def refunded_minor(self) -> int:
@@ -70,6 +71,7 @@ class IntentRecord:
 
     def check(self) -> None:
         assert 0 <= self.refunded_minor <= self.captured_minor <= self.amount_minor, self
+        assert 0 <= self.charged_back_minor <= self.captured_minor - self.refunded_minor, self
         assert (self.captured_minor > 0) == (self.status in (CAPTURED, REFUNDED)), self
         assert (self.status == REFUNDED) == (0 < self.captured_minor == self.refunded_minor), self
         assert len(self.refunds) <= refunds_per_intent_max, self
@@ -92,6 +94,7 @@ class Stats:
     captures: int = 0
     cancels: int = 0
     refunds: int = 0
+    chargebacks: int = 0
     captured_minor: dict[str, int] = field(default_factory=dict)
     refunded_minor: dict[str, int] = field(default_factory=dict)
 
@@ -158,6 +161,8 @@ class Processor:
             raise SimRefused(422, "currency_mismatch", f"this intent is in {intent.currency}")
         if intent.status not in (CAPTURED, REFUNDED):
             raise SimRefused(409, "not_refundable", f"an intent that is {intent.status} has nothing to refund")
+        if intent.charged_back_minor:
+            raise SimRefused(409, "charged_back", "the buyer's bank took this payment back: nothing to refund")
         refundable = intent.captured_minor - intent.refunded_minor
         if amount_minor > refundable:
             raise SimRefused(422, "refund_exceeds_captured", f"at most {refundable} can still be refunded")
@@ -172,6 +177,19 @@ class Processor:
         _add(self.stats.refunded_minor, intent.currency, amount_minor)
         refund_json = self.refund_json(intent, refund)
         return refund_json, [self._event("payment.refunded", intent, refund=refund_json)]
+
+    # -- the buyer's bank ----------------------------------------------------------------------------------
+
+    def chargeback(self, intent_id: str) -> tuple[dict[str, Any], list[Emitted]]:
+        """The buyer disputed the payment and the bank took back what was not refunded (a test's switch)."""
+        intent = self._intent(intent_id)
+        left = intent.captured_minor - intent.refunded_minor
+        if intent.status != CAPTURED or intent.charged_back_minor or left == 0:
+            raise SimRefused(409, "not_disputable", f"an intent that is {intent.status} cannot be charged back")
+        intent.charged_back_minor = left
+        intent.check()
+        self.stats.chargebacks += 1
+        return self.intent_json(intent), [self._event("payment.charged_back", intent)]
 
     # -- the buyer's call, and the processor's own later steps ---------------------------------------------
 
@@ -220,6 +238,7 @@ class Processor:
             "captured_intents": len(captured),
             "cancels": self.stats.cancels,
             "refunds": self.stats.refunds,
+            "chargebacks": self.stats.chargebacks,
             "captured_minor": dict(self.stats.captured_minor),
             "refunded_minor": dict(self.stats.refunded_minor),
             "intents_by_status": by_status,

@@ -119,6 +119,15 @@ class RunningSimulator:
             assert response.status == 200, answer
             return dict(answer)
 
+    async def chargeback(self, intent_id: str) -> dict[str, Any]:
+        """The buyer's bank takes the payment back (the simulator then delivers payment.charged_back)."""
+        headers = {"Authorization": f"Bearer {self.api_key}", "Idempotency-Key": f"chargeback:{intent_id}"}
+        async with self.session.post(f"{self.url}/_sim/intents/{intent_id}/chargeback", json={},
+                                     headers=headers) as response:
+            answer = await response.json()
+            assert response.status == 200, answer
+            return dict(answer)
+
     async def reset_faults(self) -> None:
         async with self.session.delete(f"{self.url}/_sim/faults") as response:
             assert response.status == 200

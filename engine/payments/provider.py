@@ -43,6 +43,7 @@ class EventType(StrEnum):
     CAPTURED = "payment.captured"
     REFUNDED = "payment.refunded"
     CANCELED = "payment.canceled"
+    CHARGED_BACK = "payment.charged_back"  # the buyer's bank took the payment back (a dispute lost)
 
 
 def check_money(amount_minor: int, currency: str) -> None:

@@ -7,8 +7,9 @@ and covered by the signature), then, under the order's row lock, is recorded by 
 replay or a duplicate finds its id and changes nothing. So every event has one effect or none.
 
 ``payment.authorized`` is the payment's success (the order is paid and owes its fulfilment, which captures);
-``payment.failed`` its failure. ``captured``, ``refunded`` and ``canceled`` confirm what the platform itself
-asked for: they update the attempt and move no order.
+``payment.failed`` its failure; ``payment.charged_back`` the buyer's bank taking the payment back (every ticket
+left revoked and given back, the ledger's chargeback posted). ``captured``, ``refunded`` and ``canceled`` confirm
+what the platform itself asked for: they update the attempt and move no order.
 
 ``apply_fact`` is everything after the verification, shared with the reconciler (services/orders/reconciler.py),
 which applies what ``get_intent`` says of an attempt whose webhook never came.
@@ -20,7 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from engine.orders import OrderEvent, decide
+from engine.orders import Change, OrderEvent, decide
 from engine.payments.provider import EventType, Intent, IntentStatus
 from engine.payments.webhooks import WebhookRefused
 from engine.refusals import Refusal, Refused
@@ -29,9 +30,13 @@ from persistence import orders as pg_orders
 from persistence.tenancy import OrgDb
 from services.orders import moves
 from services.orders.ports import PROVIDER_ACTOR, Checkout
+from services.orders.refunds import give_back, tickets_left
+from services.unit_of_work import UnitOfWork
 
 _ORG_RE = re.compile(r"org_[0-9a-f]{32}")
-_ORDER_EVENTS = {EventType.AUTHORIZED: OrderEvent.PAYMENT_SUCCEEDED, EventType.FAILED: OrderEvent.PAYMENT_FAILED}
+CHARGEBACK_REASON = "chargeback"
+_ORDER_EVENTS = {EventType.AUTHORIZED: OrderEvent.PAYMENT_SUCCEEDED, EventType.FAILED: OrderEvent.PAYMENT_FAILED,
+                 EventType.CHARGED_BACK: OrderEvent.CHARGEBACK}
 # an attempt's status only moves forward, whatever order deliveries arrive in
 _RANK = {status: rank for rank, status in enumerate((
     "creating", IntentStatus.REQUIRES_PAYMENT, IntentStatus.PROCESSING, IntentStatus.AUTHORIZED,
@@ -96,10 +101,26 @@ async def apply_fact(
         if not first:
             return Received(fact.event_id, applied=False, order_id=order.order_id)
         await _update_attempt(uow.db, attempt, fact.intent)
-        if fact.order_event is not None:
+        if fact.order_event is OrderEvent.CHARGEBACK:
+            change = await _charge_back(uow, order, now)
+        elif fact.order_event is not None:
             outcome = await moves.move(uow, order, fact.order_event, now)
             change = outcome.change.value
     return Received(fact.event_id, applied=True, order_id=order.order_id, change=change)
+
+
+async def _charge_back(uow: UnitOfWork, order: pg_orders.OrderRecord, now: datetime) -> str:
+    """The bank took the payment back: every ticket left is revoked and given back, the ledger posts the chargeback
+    (services/orders/refunds.py). A paid order still issuing its tickets is refused for now (409): the provider
+    redelivers, and by then they are issued."""
+    outcome = decide(order.status, OrderEvent.CHARGEBACK)
+    if outcome.change is not Change.MOVED:
+        return outcome.change.value  # refunded already (nothing left to take), or not paid: nothing to do
+    if order.tickets_issued_at is None:
+        raise Refused(Refusal.ORDER_NOT_REFUNDABLE, "the order's tickets are still being issued; deliver again",
+                      {"order_id": order.order_id, "status": order.status.value})
+    await give_back(uow, order, OrderEvent.CHARGEBACK, await tickets_left(uow, order), CHARGEBACK_REASON, now)
+    return outcome.change.value
 
 
 async def _update_attempt(db: OrgDb, attempt: pg_orders.AttemptRecord, intent: Intent) -> None:

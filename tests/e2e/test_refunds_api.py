@@ -215,3 +215,42 @@ async def test_a_refund_after_the_payout_takes_the_revenue_back_from_the_payable
     assert balances["refunds"] == -made.json()["amount_minor"]
     again = await gw.client.post("/v1/payouts", headers=owner, json={"currency": "ZAR"})
     assert again.status_code == 409 and again.json()["error"]["details"]["available_minor"] == 0
+
+
+async def test_a_chargeback_after_a_partial_refund_takes_the_rest_and_frees_the_seats(
+    gw: Gateway, paysim: RunningSimulator, database_url: str
+) -> None:
+    _, owner = await _org(database_url)
+    event_id = await _small_event(gw, owner)
+    order = await _paid_order(gw, paysim, owner, event_id)
+    order_id = order["order_id"]
+    first, second = (t["ticket_id"] for t in order["tickets"])
+    made = await gw.client.post(f"/v1/orders/{order_id}/refunds", headers=owner,
+                                json={"ticket_ids": [first], "reason": "cannot come"})
+    assert made.status_code == 201, made.text
+    await _refund_done(gw, owner, order_id, made.json()["refund_id"])
+    before = await paysim.stats()
+    intent_id = _intent_of(order)
+    await paysim.chargeback(intent_id)
+    [delivery] = [d for d in await _deliveries(paysim, intent_id, 1) if d.json()["type"] == "payment.charged_back"]
+    answer = await _forward(gw, delivery)
+    assert answer.status_code == 200 and answer.json()["applied"] is True, answer.text
+    assert (await _forward(gw, delivery)).json()["applied"] is False  # a redelivery: once
+    after = (await gw.client.get(f"/v1/orders/{order_id}", headers=owner)).json()
+    assert (after["status"], after["reason"]) == ("refunded", "chargeback")
+    taken = [r for r in after["refunds"] if r["reason"] == "chargeback"]
+    assert [(r["ticket_ids"], r["status"]) for r in taken] == [([second], "done")]
+    assert sum(r["amount_minor"] for r in after["refunds"]) == after["total"]["amount_minor"]
+    assert {t["status"] for t in after["tickets"]} == {"revoked"}
+    async def both_back() -> bool | None:  # given back by the outbox, moments after the webhook's commit
+        return True if await _try_hold(gw, owner, event_id, 2) == 201 else None
+
+    await eventually(both_back)
+    stats = await paysim.stats()
+    assert (stats["refunds"], stats["chargebacks"]) == (before["refunds"], before["chargebacks"] + 1)
+    admin = await asyncpg.connect(database_url)
+    try:
+        kinds = await admin.fetch("SELECT kind FROM ledger_transactions WHERE order_id = $1 ORDER BY seq", order_id)
+    finally:
+        await admin.close()
+    assert [r["kind"] for r in kinds] == ["capture", "refund", "chargeback"]

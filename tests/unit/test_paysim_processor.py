@@ -23,6 +23,7 @@ class ProcessorMachine(RuleBasedStateMachine):
         self.ids: list[str] = []
         self.captured: dict[str, int] = {}  # the model: what each intent captured
         self.refunded: dict[str, int] = {}
+        self.charged_back: set[str] = set()
         self.events: list[dict] = []
 
     @rule(amount=st.integers(1, 10_000))
@@ -92,10 +93,27 @@ class ProcessorMachine(RuleBasedStateMachine):
         try:
             refund, _ = self.processor.refund(intent_id, amount, "ZAR", "")
         except SimRefused as refused:
-            assert intent_id not in self.captured or amount > left or refused.code == "too_many_refunds", refused.code
+            assert (intent_id not in self.captured or amount > left or refused.code == "too_many_refunds"
+                    or intent_id in self.charged_back), refused.code
             return
+        assert intent_id not in self.charged_back
         assert amount <= left and refund["amount_minor"] == amount
         self.refunded[intent_id] = self.refunded.get(intent_id, 0) + amount
+
+    @precondition(lambda self: self.ids)
+    @rule(data=st.data())
+    def chargeback(self, data: st.DataObject) -> None:
+        intent_id = data.draw(st.sampled_from(self.ids))
+        left = self.captured.get(intent_id, 0) - self.refunded.get(intent_id, 0)
+        try:
+            _, events = self.processor.chargeback(intent_id)
+        except SimRefused as refused:
+            assert refused.code == "not_disputable" and (left == 0 or intent_id in self.charged_back)
+            return
+        assert left > 0 and intent_id not in self.charged_back
+        assert [e.body["type"] for e in events] == ["payment.charged_back"]
+        self.charged_back.add(intent_id)
+        self.events += [e.body for e in events]
 
     @invariant()
     def books_agree(self) -> None:
@@ -105,6 +123,7 @@ class ProcessorMachine(RuleBasedStateMachine):
         assert audit["captures"] == audit["captured_intents"] == len(self.captured)
         assert audit["captured_minor"].get("ZAR", 0) == sum(self.captured.values())
         assert audit["refunded_minor"].get("ZAR", 0) == sum(self.refunded.values())
+        assert audit["chargebacks"] == len(self.charged_back)
         for intent_id in self.ids:
             intent = self.processor.get(intent_id)
             assert intent["captured_minor"] == self.captured.get(intent_id, 0)
