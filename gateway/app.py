@@ -52,6 +52,7 @@ from persistence.payments.simulator import SimulatorProvider
 from persistence.ratelimit.store import RateLimitStore
 from persistence.tenancy import TenantPool
 from services.orders.worker import OrdersWorker
+from services.outbox import DrainPolicy
 from voelgoed.settings import Settings
 from voelgoed.ticket_master_key import read_ticket_master_key
 
@@ -88,7 +89,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _services(settings or Settings.from_env(), inventory, availability, timer, payments) as services:
+        given = settings or Settings.from_env()
+        async with _services(given, inventory, availability, timer, payments) as services:
             app.state.services = services
             schedules = services.domain(TimerLink).schedules
             ensure_started = getattr(schedules, "ensure_started", None)
@@ -102,7 +104,8 @@ def create_app(
             if ensure_started is not None:
                 listeners.append(asyncio.ensure_future(ensure_started()))
             if services.domain(Payments).fulfils:
-                worker = OrdersWorker(checkout_of(services), services.pool)
+                policy = DrainPolicy.for_lease(given.outbox_lease_s)
+                worker = OrdersWorker(checkout_of(services), services.pool, policy)
                 listeners.append(asyncio.ensure_future(worker.run_forever()))
             try:
                 yield

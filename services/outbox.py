@@ -24,13 +24,15 @@ from persistence.outbox import Claimed
 from services.unit_of_work import Platform, Tenants
 
 log = logging.getLogger(__name__)
+handler_s_max_default = 20.0
+lease_margin_s = 1.0  # a policy made for a lease (``DrainPolicy.for_lease``) bounds its handlers this much shorter
 
 
 @dataclass(frozen=True, slots=True)
 class DrainPolicy:
     rows_per_pass_max: int = 100
     concurrency_max: int = 16
-    handler_s_max: float = 20.0
+    handler_s_max: float = handler_s_max_default
     lease_s: float = 60.0
     attempts_max: int = 12
     age_s_max: float = 24 * 3600.0
@@ -41,6 +43,11 @@ class DrainPolicy:
         assert 1 <= self.rows_per_pass_max <= outbox.claim_rows_max, self
         assert self.handler_s_max < self.lease_s, "a lease outlives the handler that holds it"
         assert 0 < self.backoff_s_first <= self.backoff_s_max and self.attempts_max >= 1, self
+
+    @classmethod
+    def for_lease(cls, lease_s: float) -> DrainPolicy:
+        """The default policy with this lease (Settings.outbox_lease_s), its handlers bounded to fit in it."""
+        return cls(lease_s=lease_s, handler_s_max=min(handler_s_max_default, lease_s - lease_margin_s))
 
     def backoff_s(self, attempts: int) -> float:
         return min(self.backoff_s_max, self.backoff_s_first * 2 ** max(0, attempts - 1))

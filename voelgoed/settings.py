@@ -19,6 +19,12 @@ inventory_hosts_default = 4
 # Signs people's session access tokens (HS256, which wants a key of at least its hash's size): at least 256 bits,
 # the same on every gateway process.
 session_secret_bytes_min = 32
+# How long a drain's claim on an outbox row keeps other drains off it (services/outbox.py DrainPolicy.lease_s):
+# after a gateway dies, its claimed rows wait this long to be retried. VOELGOED_OUTBOX_LEASE_S shortens it for
+# tests (tests/system/test_checkout_crashes.py); a handler may then run at most 1 s less (services/outbox.py).
+outbox_lease_s_default = 60.0
+outbox_lease_s_min = 2.0
+outbox_lease_s_max = 3600.0
 
 
 @dataclass(frozen=True)
@@ -36,10 +42,16 @@ class Settings:
     # The payment provider (the simulator under `voelgoed up`, voelgoed/payments_simulator.py); None: checkout's
     # payment routes answer 404 provider_not_found and paid orders are not fulfilled by this process.
     payments: PaymentsSettings | None = field(default=None, repr=False)
+    outbox_lease_s: float = outbox_lease_s_default
 
     def __post_init__(self) -> None:
         if self.session_secret is not None:
             check_session_secret(self.session_secret)
+        if not outbox_lease_s_min <= self.outbox_lease_s <= outbox_lease_s_max:
+            raise RuntimeError(
+                f"VOELGOED_OUTBOX_LEASE_S must be {outbox_lease_s_min:g}..{outbox_lease_s_max:g} s,"
+                f" not {self.outbox_lease_s}"
+            )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -63,6 +75,7 @@ class Settings:
             session_secret=env.get("VOELGOED_SESSION_SECRET") or read_session_secret_file(data_dir),
             rate_limits=rate_limits_from(env.get("VOELGOED_RATE_LIMITS")),
             payments=PaymentsSettings.from_env(env),
+            outbox_lease_s=_outbox_lease_s(env.get("VOELGOED_OUTBOX_LEASE_S")),
         )
 
 
@@ -106,6 +119,16 @@ def _inventory_hosts(raw: str) -> int:
     if not 1 <= hosts <= inventory_hosts_max:
         raise RuntimeError(f"VOELGOED_INVENTORY_HOSTS must be 1..{inventory_hosts_max}, not {raw!r}")
     return hosts
+
+
+def _outbox_lease_s(raw: str | None) -> float:
+    """Checked at start-up (the range in Settings): a typo would otherwise leave the default silently."""
+    if raw is None or not raw.strip():
+        return outbox_lease_s_default
+    try:
+        return float(raw)
+    except ValueError:
+        raise RuntimeError(f"VOELGOED_OUTBOX_LEASE_S is a number of seconds, not {raw!r}") from None
 
 
 def read_runtime_file(data_dir: Path) -> dict[str, str]:

@@ -2,11 +2,12 @@
 so a crash anywhere and the drain's retry do the work once:
 
 - ``fulfil`` a paid order: capture the payment (idempotency key ``capture:<attempt>``; the ledger's capture posted
-  in the unit of work that records it, by source, so once), confirm the hold into a sale (command id
-  ``fulfil:<order>``: the inventory answers a retried confirm with the sale it made), then sign and store the
-  tickets' codes and mark the order issued (one unit of work; codes keyed by ticket). A hold found gone (expired,
-  released, confirmed elsewhere, the event no longer selling) makes the order ``refunded`` with reason
-  ``hold_lost`` and owes the refund: never a paid order without tickets.
+  in the unit of work that records it, by source, so once; a retry that finds the attempt captured already, say by
+  the provider's webhook after a crash lost the capture's answer, posts it if missing), confirm the hold into a
+  sale (command id ``fulfil:<order>``: the inventory answers a retried confirm with the sale it made), then sign
+  and store the tickets' codes and mark the order issued (one unit of work; codes keyed by ticket). A hold found
+  gone (expired, released, confirmed elsewhere, the event no longer selling) makes the order ``refunded`` with
+  reason ``hold_lost`` and owes the refund: never a paid order without tickets.
 - ``refund_payment``: what the provider took goes back (the capture's posting made sure of, then the refund's,
   both by source), or, if it was never captured, the authorization is voided.
 - ``cancel_payment``, ``release_hold``, ``release_promo``: an order that ended unpaid gives up what it held.
@@ -89,30 +90,43 @@ async def fulfil(deps: Checkout, row: Claimed) -> None:
 async def _capture(deps: Checkout, org_id: str, order: pg_orders.OrderRecord, attempt: pg_orders.AttemptRecord
                    ) -> None:
     assert attempt.intent_id is not None
-    if attempt.captured_minor < attempt.amount_minor:
-        provider = deps.provider(attempt.provider)
-        try:
-            intent = await provider.capture(attempt.intent_id, f"capture:{attempt.attempt_id}")
-        except ProviderRefused as error:
-            intent = await provider.get_intent(attempt.intent_id)
-            if intent.status not in (IntentStatus.CAPTURED, IntentStatus.REFUNDED):
-                raise NotCapturable(f"{attempt.intent_id} is {intent.status.value}: {error}") from error
+    if attempt.captured_minor >= attempt.amount_minor:
+        # Captured already, but maybe not in the ledger: the provider's payment.captured webhook records the
+        # capture on the attempt (services/orders/payments.py) and may do so before this handler recorded its
+        # own, when the capture's answer was lost (a crash, a timeout). The posting is by source: at most once.
         async with deps.units.begin(org_id, FULFILMENT_ACTOR) as uow:
-            await _record_capture(uow, order, attempt, intent)
+            await _post_capture(uow, order, attempt, attempt.captured_minor, order.quote.currency)
+        return
+    provider = deps.provider(attempt.provider)
+    try:
+        intent = await provider.capture(attempt.intent_id, f"capture:{attempt.attempt_id}")
+    except ProviderRefused as error:
+        intent = await provider.get_intent(attempt.intent_id)
+        if intent.status not in (IntentStatus.CAPTURED, IntentStatus.REFUNDED):
+            raise NotCapturable(f"{attempt.intent_id} is {intent.status.value}: {error}") from error
+    async with deps.units.begin(org_id, FULFILMENT_ACTOR) as uow:
+        await _record_capture(uow, order, attempt, intent)
 
 
 async def _record_capture(uow: UnitOfWork, order: pg_orders.OrderRecord, attempt: pg_orders.AttemptRecord,
                           intent: Intent) -> None:
     await pg_orders.set_attempt(uow.db, attempt.attempt_id, status=intent.status.value,
                                 captured_minor=intent.captured_minor)
+    await _post_capture(uow, order, attempt, intent.captured_minor, intent.currency)
+
+
+async def _post_capture(uow: UnitOfWork, order: pg_orders.OrderRecord, attempt: pg_orders.AttemptRecord,
+                        captured_minor: int, currency: str) -> None:
+    """The ledger's capture of the order (source ``capture:<attempt>``: posted once whoever posts it first),
+    audited when this call posted it."""
     posting = flows.capture(order.order_id, order.quote, transaction_id=_transaction_id(),
                             source=f"capture:{attempt.attempt_id}")
     if posting.transaction is not None:
         written = await ledger.write(uow.db, posting.transaction)
         if written.created:
             uow.record(audit.Change(PAYMENT_CAPTURE, "payment", attempt.attempt_id,
-                                    after={"order_id": order.order_id, "amount_minor": intent.captured_minor,
-                                           "currency": intent.currency, "ledger": written.transaction_id}))
+                                    after={"order_id": order.order_id, "amount_minor": captured_minor,
+                                           "currency": currency, "ledger": written.transaction_id}))
 
 
 async def _confirm(deps: Checkout, org_id: str, order: pg_orders.OrderRecord) -> bool:
