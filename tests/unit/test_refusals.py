@@ -3,6 +3,9 @@ codes survive the inventory's wire."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from actors.wire import decode_results, encode_results
@@ -50,3 +53,22 @@ def test_refusals_cross_the_wire_as_members() -> None:
     [decoded] = decode_results(encode_results([Rejected(Refusal.SEATS_UNAVAILABLE, "taken", {"seats": ["A-1-1"]})]))
     assert isinstance(decoded, Rejected) and decoded.code is Refusal.SEATS_UNAVAILABLE
     assert decoded.details == {"seats": ["A-1-1"]}
+
+
+def _error_table() -> dict[int, set[str]]:
+    """docs/api.md's error table: status -> the codes its row lists."""
+    text = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    start = text.index("| Status | Codes | When |")
+    block = text[start:text.index("\n\n", start)]
+    rows = re.findall(r"^\| (\d{3}) \| (.*?) \|", block, re.MULTILINE)
+    table: dict[int, set[str]] = {}
+    for status, codes in rows:
+        assert int(status) not in table, f"the error table has two rows for {status}"
+        table[int(status)] = set(re.findall(r"`([a-z_]+)`", codes))
+    return table
+
+
+def test_the_documented_error_table_lists_every_refusal_under_its_status() -> None:
+    table = _error_table()
+    missing = [(r.value, status) for r, status in REFUSAL_STATUS.items() if r.value not in table.get(status, set())]
+    assert missing == [], "refusals docs/api.md's error table does not list under their status"
