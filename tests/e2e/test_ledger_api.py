@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -25,71 +24,28 @@ import pytest
 
 from engine.ledger.accounts import Account, TransactionKind
 from engine.ledger.book import TRANSACTION_PREFIX, Transaction, entries_of
-from engine.tickets.sealing import MasterKey
-from gateway.checkout import Payments
 from persistence import ledger
 from persistence.db import connect
 from persistence.tenancy import org_transaction
-from tests.fakes import Gateway, event_body, new_org, running_gateway
+from tests.e2e.checkout_steps import bearer, checkout_gateway, org, paid_order, publish_event
+from tests.fakes import Gateway
 from tests.paysim_fixtures import RunningSimulator
 
-T = TypeVar("T")
-SUCCESS_CARD = "4242424242424242"
-BUYER = {"email": "buyer@example.com", "name": "A Buyer"}
-settle_s_max = 15.0
-poll_s = 0.05
 ACCOUNTS = [a.value for a in Account]
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], within_s: float = settle_s_max) -> T:
-    deadline = time.monotonic() + within_s
-    while (found := await probe()) is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still not the case after {within_s} s: {probe}")
-        await asyncio.sleep(poll_s)
-    return found
 
 
 @pytest.fixture
 async def gw(database_url: str, redis_url: str, paysim: RunningSimulator) -> AsyncIterator[Gateway]:
-    payments = Payments({paysim.provider.name: paysim.provider}, MasterKey(secrets.token_bytes(32)))
-    async with running_gateway(database_url, redis_url, payments=payments) as gateway:
+    # the reconciler stays out of the way of the orders these tests pay by hand, as in test_checkout_api.py
+    async with checkout_gateway(database_url, redis_url, paysim) as gateway:
         yield gateway
 
 
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
 async def _paid_order(gw: Gateway, paysim: RunningSimulator, owner: dict[str, str]) -> tuple[str, dict[str, Any]]:
-    """(event id, order) of an order of 2 GA tickets, paid with the success card, its tickets issued."""
-    created = await gw.client.post("/v1/events", json=event_body(), headers=owner)
-    assert created.status_code == 201, created.text
-    event_id: str = created.json()["id"]
-    assert (await gw.client.post(f"/v1/events/{event_id}/publish", headers=owner)).status_code == 200
-    held = await gw.client.post(f"/v1/events/{event_id}/holds", headers=owner,
-                                json={"buyer_id": "buyer-1", "ticket_type": "GA", "quantity": 2})  # fmt: skip
-    assert held.status_code == 201, held.text
-    made = await gw.client.post(f"/v1/holds/{held.json()['hold_id']}/checkout", json={"buyer": BUYER}, headers=owner)
-    assert made.status_code == 201, made.text
-    order: dict[str, Any] = made.json()
-    async with httpx.AsyncClient() as http:
-        paid = await http.post(order["payment"]["confirm_url"], json={"card_number": SUCCESS_CARD})
-    assert paid.status_code == 200, paid.text
-    intent_id = order["payment"]["confirm_url"].rstrip("/").split("/")[-2]
-    await paysim.receiver.wait_for(lambda _: len(paysim.receiver.for_intent(intent_id)) >= 1)
-    for delivery in paysim.receiver.for_intent(intent_id):
-        forwarded = await gw.client.post(
-            "/v1/payments/webhooks/simulator", content=delivery.body,
-            headers={"Voelgoed-Signature": delivery.signature, "Content-Type": "application/json"},
-        )  # fmt: skip
-        assert forwarded.status_code == 200, forwarded.text
-
-    async def settled() -> dict[str, Any] | None:
-        found = (await gw.client.get(f"/v1/orders/{order['order_id']}", headers=owner)).json()
-        return found if found["status"] == "paid" and len(found["tickets"]) == 2 else None
-
-    return event_id, await eventually(settled)
+    """(event id, order) of an order of 2 GA tickets of a new event, paid with the success card, its tickets
+    issued."""
+    event_id = await publish_event(gw, owner)
+    return event_id, await paid_order(gw, paysim, owner, event_id)
 
 
 async def _balances(gw: Gateway, headers: dict[str, str], currency: str | None = "ZAR") -> dict[str, int]:
@@ -124,8 +80,7 @@ def _refused(answer: httpx.Response, available_minor: int) -> None:
 async def test_the_ledger_shows_a_capture_releases_it_once_the_event_started_and_pays_it_out(
     gw: Gateway, paysim: RunningSimulator, database_url: str
 ) -> None:
-    org_id, key = await new_org(database_url, "ledger org")
-    owner = bearer(key)
+    org_id, owner = await org(database_url, "ledger org")
     event_id, order = await _paid_order(gw, paysim, owner)
     total = order["total"]["amount_minor"]
     assert total == 30_000
@@ -208,8 +163,7 @@ async def test_the_ledger_shows_a_capture_releases_it_once_the_event_started_and
     assert second["transactions"][0]["source"] == f"payout:{payout['id']}"
 
     # tenancy: another org sees zeros and no transactions, and cannot page with this org's cursor
-    _, other_key = await new_org(database_url, "ledger stranger")
-    stranger = bearer(other_key)
+    _, stranger = await org(database_url, "ledger stranger")
     assert await _balances(gw, stranger) == dict.fromkeys(ACCOUNTS, 0)
     assert (await gw.client.get("/v1/ledger/balances", headers=stranger)).json() == {"accounts": []}
     assert await _page(gw, stranger) == {"transactions": [], "next_cursor": None}
@@ -229,8 +183,7 @@ async def test_the_ledger_shows_a_capture_releases_it_once_the_event_started_and
 
 
 async def test_bad_ledger_queries_and_payouts_are_422_naming_the_field(gw: Gateway, database_url: str) -> None:
-    _, key = await new_org(database_url, "ledger bad input")
-    owner = bearer(key)
+    _, owner = await org(database_url, "ledger bad input")
     for path, params, field in [
         ("/v1/ledger/balances", {"currency": "zar"}, "currency"),
         ("/v1/ledger/balances", {"currency": "ZARR"}, "currency"),
@@ -260,8 +213,7 @@ async def test_bad_ledger_queries_and_payouts_are_422_naming_the_field(gw: Gatew
 async def test_only_the_orders_of_started_events_are_released(
     gw: Gateway, paysim: RunningSimulator, database_url: str
 ) -> None:
-    _, key = await new_org(database_url, "ledger two events")
-    owner = bearer(key)
+    _, owner = await org(database_url, "ledger two events")
     started, _ = await _paid_order(gw, paysim, owner)
     await _paid_order(gw, paysim, owner)  # its event is still to come
     before = await _balances(gw, owner)
@@ -287,8 +239,7 @@ async def test_only_the_orders_of_started_events_are_released(
 async def test_payouts_at_once_never_pay_more_than_is_payable(gw: Gateway, database_url: str) -> None:
     """Each payout takes the book's lock before it reads what is payable: of five at once for 2,000 of 5,000
     payable, two are paid and three refused, and the ledger pays out exactly 4,000."""
-    org_id, key = await new_org(database_url, "ledger race")
-    owner = bearer(key)
+    org_id, owner = await org(database_url, "ledger race")
     paid = Transaction(TRANSACTION_PREFIX + secrets.token_hex(16), TransactionKind.CAPTURE, "capture:race",
                        entries_of("ZAR", {Account.PROVIDER_CLEARING: 5_000, Account.ORGANIZER_PAYABLE: -5_000}))
     conn = await connect(database_url)

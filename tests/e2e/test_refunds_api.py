@@ -10,45 +10,36 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import pytest
 
-from tests.e2e.test_checkout_api import (
-    SUCCESS_CARD,
-    _checkout,
-    _deliveries,
-    _event,
-    _forward,
-    _hold,
-    _intent_of,
-    _org,
-    _pay,
-    _settled,
+from tests.e2e.checkout_steps import (
+    check_out,
+    checkout_gateway,
     eventually,
-    gw,
+    hold,
+    new_owner,
+    paid_order,
+    publish_event,
+    unbalanced_transactions,
 )
-from tests.fakes import Gateway, event_body
+from tests.fakes import Gateway
 from tests.paysim_fixtures import RunningSimulator
 
-__all__ = ["gw"]  # the checkout tests' gateway fixture (payments and the orders worker), used here too
 
-
-async def _paid_order(gw: Gateway, paysim: RunningSimulator, owner: dict[str, str], event_id: str) -> dict[str, Any]:
-    order = await _checkout(gw, owner, await _hold(gw, owner, event_id))
-    await _pay(paysim, order, SUCCESS_CARD)
-    for delivery in await _deliveries(paysim, _intent_of(order), 1):
-        assert (await _forward(gw, delivery)).status_code == 200
-    return await _settled(gw, owner, order["order_id"], "paid", tickets=2)
+@pytest.fixture
+async def gw(database_url: str, redis_url: str, paysim: RunningSimulator) -> AsyncIterator[Gateway]:
+    # as in test_checkout_api.py: webhooks forwarded by hand, the simulator's counters counted, no reconciler
+    async with checkout_gateway(database_url, redis_url, paysim) as gateway:
+        yield gateway
 
 
 async def _small_event(gw: Gateway, owner: dict[str, str]) -> str:
     """An event of 2 GA units: once they are sold, only a refund makes one holdable again."""
-    created = await gw.client.post("/v1/events", json=event_body(ga_capacity=2), headers=owner)
-    assert created.status_code == 201, created.text
-    event_id: str = created.json()["id"]
-    assert (await gw.client.post(f"/v1/events/{event_id}/publish", headers=owner)).status_code == 200
-    return event_id
+    return await publish_event(gw, owner, ga_capacity=2)
 
 
 async def _try_hold(gw: Gateway, owner: dict[str, str], event_id: str, quantity: int) -> int:
@@ -70,9 +61,9 @@ async def _refund_done(gw: Gateway, owner: dict[str, str], order_id: str, refund
 
 
 async def test_a_refund_of_one_ticket_then_the_rest(gw: Gateway, paysim: RunningSimulator, database_url: str) -> None:
-    _, owner = await _org(database_url)
+    owner = await new_owner(database_url)
     event_id = await _small_event(gw, owner)
-    order = await _paid_order(gw, paysim, owner, event_id)
+    order = await paid_order(gw, paysim, owner, event_id)
     order_id = order["order_id"]
     first, second = (t["ticket_id"] for t in order["tickets"])
     assert await _try_hold(gw, owner, event_id, 1) == 409  # sold out
@@ -115,11 +106,7 @@ async def _check_books(database_url: str, order_id: str, total_minor: int) -> No
         kinds = await admin.fetch(
             "SELECT kind FROM ledger_transactions WHERE order_id = $1 ORDER BY seq", order_id
         )
-        unbalanced = await admin.fetchval(
-            "SELECT count(*) FROM (SELECT transaction_id FROM ledger_entries e JOIN ledger_transactions t"
-            " ON t.id = e.transaction_id WHERE t.order_id = $1 GROUP BY transaction_id HAVING sum(amount_minor) <> 0)"
-            " AS x", order_id,
-        )  # fmt: skip
+        unbalanced = await unbalanced_transactions(admin, order_id)
         refunded = await admin.fetchval(
             "SELECT -sum(e.amount_minor) FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id"
             " WHERE t.order_id = $1 AND e.account = 'refunds'", order_id,
@@ -137,13 +124,13 @@ async def _check_books(database_url: str, order_id: str, total_minor: int) -> No
 async def test_refunds_that_cannot_be_made_change_nothing(
     gw: Gateway, paysim: RunningSimulator, database_url: str
 ) -> None:
-    _, owner = await _org(database_url)
-    _, stranger = await _org(database_url)
-    event_id = await _event(gw, owner)
-    pending = await _checkout(gw, owner, await _hold(gw, owner, event_id))
+    owner = await new_owner(database_url)
+    stranger = await new_owner(database_url)
+    event_id = await publish_event(gw, owner)
+    pending = await check_out(gw, owner, await hold(gw, owner, event_id))
     unpaid = await gw.client.post(f"/v1/orders/{pending['order_id']}/refunds", headers=owner, json={"reason": "x"})
     assert unpaid.status_code == 409 and unpaid.json()["error"]["code"] == "order_not_refundable", unpaid.text
-    order = await _paid_order(gw, paysim, owner, event_id)
+    order = await paid_order(gw, paysim, owner, event_id)
     order_id = order["order_id"]
     other_ticket = order["tickets"][0]["ticket_id"][:-1] + "9"
     cases: list[tuple[dict[str, str], dict[str, Any], int, str]] = [
@@ -167,10 +154,10 @@ async def test_refunds_that_cannot_be_made_change_nothing(
 async def test_cancelling_an_event_refunds_its_paid_orders_and_cancels_the_pending(
     gw: Gateway, paysim: RunningSimulator, database_url: str
 ) -> None:
-    _, owner = await _org(database_url)
-    event_id = await _event(gw, owner)
-    paid = await _paid_order(gw, paysim, owner, event_id)
-    pending = await _checkout(gw, owner, await _hold(gw, owner, event_id))
+    owner = await new_owner(database_url)
+    event_id = await publish_event(gw, owner)
+    paid = await paid_order(gw, paysim, owner, event_id)
+    pending = await check_out(gw, owner, await hold(gw, owner, event_id))
     before = await paysim.stats()
     moved = await gw.client.post(f"/v1/events/{event_id}/transitions", headers=owner, json={"to": "cancelled"})
     assert moved.status_code == 200, moved.text
@@ -193,9 +180,9 @@ async def test_cancelling_an_event_refunds_its_paid_orders_and_cancels_the_pendi
 async def test_a_refund_after_the_payout_takes_the_revenue_back_from_the_payable(
     gw: Gateway, paysim: RunningSimulator, database_url: str
 ) -> None:
-    _, owner = await _org(database_url)
-    event_id = await _event(gw, owner)
-    order = await _paid_order(gw, paysim, owner, event_id)
+    owner = await new_owner(database_url)
+    event_id = await publish_event(gw, owner)
+    order = await paid_order(gw, paysim, owner, event_id)
     admin = await asyncpg.connect(database_url)
     try:
         await admin.execute("UPDATE events SET starts_at = now() - interval '1 hour' WHERE id = $1", event_id)

@@ -21,11 +21,10 @@ from engine.catalog import pricing
 from engine.ids import hold_id_for, order_id_of_hold, payment_attempt_id
 from engine.orders import OrderStatus
 from persistence import audit, orders, outbox
-from persistence.access.orgs import create_org
-from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event
 from persistence.tenancy import TenantPool, org_transaction, unscoped
 from services import outbox as drain
 from services.unit_of_work import unit_of_work_on
+from tests.integration.seeding import org_and_event
 
 TEST_ACTOR = audit.Actor("system", "test")
 PRICES = pricing.PriceList(
@@ -35,16 +34,7 @@ PRICES = pricing.PriceList(
 
 
 async def _org_and_event(pool: asyncpg.Pool) -> tuple[str, str]:
-    async with pool.acquire() as conn:
-        org_id, _ = await create_org(conn, "orders test org")
-        new = NewEvent(
-            name="orders", starts_at=datetime(2026, 12, 31, 18, tzinfo=UTC), hold_ttl_s=600,
-            max_tickets_per_buyer=10, seating=None, seat_ids=(),
-            ticket_types=(TicketTypeRecord("GA", "ga", 100, 15_000, "ZAR"),),
-        )  # fmt: skip
-        async with org_transaction(conn, org_id) as db:
-            event = await create_event(db, new)
-    return org_id, event.id
+    return await org_and_event(pool, "orders test org", "orders")
 
 
 def _new_order(event_id: str, *, expires_in_s: float = 600) -> orders.NewOrder:

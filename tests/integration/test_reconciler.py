@@ -24,14 +24,13 @@ from engine.orders import OrderEvent, OrderStatus
 from engine.payments.provider import Intent, IntentStatus, ProviderUnavailable
 from engine.payments.reconcile import ReconcilePolicy, reconcile_event_id, reconcile_event_type
 from persistence import orders
-from persistence.access.orgs import create_org
-from persistence.catalog.events import NewEvent, TicketTypeRecord, create_event
 from persistence.tenancy import TenantPool, org_transaction
 from services.orders.moves import FULFIL_TOPIC
 from services.orders.payments import ProviderFact, apply_fact
 from services.orders.ports import RECONCILER_ACTOR, Checkout
 from services.orders.reconciler import reconcile_due
 from services.unit_of_work import UnitsOfWork
+from tests.integration.seeding import org_and_event
 
 PROVIDER = "fakepay"
 PRICES = pricing.PriceList("ZAR", {"GA": pricing.TypePrice("GA", 15_000)}, (), None)
@@ -79,16 +78,7 @@ def _deps(pool: asyncpg.Pool, provider: FakeProvider, policy: ReconcilePolicy) -
 
 
 async def _org_and_event(pool: asyncpg.Pool) -> tuple[str, str]:
-    async with pool.acquire() as conn:
-        org_id, _ = await create_org(conn, "reconciler test org")
-        new = NewEvent(
-            name="reconcile", starts_at=datetime(2026, 12, 31, 18, tzinfo=UTC), hold_ttl_s=600,
-            max_tickets_per_buyer=10, seating=None, seat_ids=(),
-            ticket_types=(TicketTypeRecord("GA", "ga", 100, 15_000, "ZAR"),),
-        )  # fmt: skip
-        async with org_transaction(conn, org_id) as db:
-            event = await create_event(db, new)
-    return org_id, event.id
+    return await org_and_event(pool, "reconciler test org", "reconcile")
 
 
 async def _pending(pool: asyncpg.Pool, org_id: str, event_id: str, quiet: timedelta) -> tuple[str, str]:
