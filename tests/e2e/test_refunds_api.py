@@ -5,7 +5,10 @@
   posted and balanced; refunding it again is 409 ticket_already_refunded;
 - the rest refunded (no tickets named): the order is refunded (refunded_on_request), its refunds add up to what
   was paid, the whole capacity holdable again;
-- an unpaid order, another org's order, a ticket not the order's, and bad bodies: the right 4xx, nothing changed.
+- an unpaid order, another org's order, a ticket not the order's, and bad bodies: the right 4xx, nothing changed;
+- a cancelled event: its paid orders refunded whole, its pending ones cancelled;
+- a refund after the organizer was paid out: the payable owes it back (the ledger still balances);
+- a chargeback after a partial refund: the bank takes the rest, every ticket left is revoked and given back, once.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ import pytest
 from tests.e2e.checkout_steps import (
     check_out,
     checkout_gateway,
+    deliveries,
     eventually,
+    forward,
     hold,
+    intent_of,
     new_owner,
     paid_order,
     publish_event,
@@ -207,9 +213,9 @@ async def test_a_refund_after_the_payout_takes_the_revenue_back_from_the_payable
 async def test_a_chargeback_after_a_partial_refund_takes_the_rest_and_frees_the_seats(
     gw: Gateway, paysim: RunningSimulator, database_url: str
 ) -> None:
-    _, owner = await _org(database_url)
+    owner = await new_owner(database_url)
     event_id = await _small_event(gw, owner)
-    order = await _paid_order(gw, paysim, owner, event_id)
+    order = await paid_order(gw, paysim, owner, event_id)
     order_id = order["order_id"]
     first, second = (t["ticket_id"] for t in order["tickets"])
     made = await gw.client.post(f"/v1/orders/{order_id}/refunds", headers=owner,
@@ -217,12 +223,12 @@ async def test_a_chargeback_after_a_partial_refund_takes_the_rest_and_frees_the_
     assert made.status_code == 201, made.text
     await _refund_done(gw, owner, order_id, made.json()["refund_id"])
     before = await paysim.stats()
-    intent_id = _intent_of(order)
+    intent_id = intent_of(order)
     await paysim.chargeback(intent_id)
-    [delivery] = [d for d in await _deliveries(paysim, intent_id, 1) if d.json()["type"] == "payment.charged_back"]
-    answer = await _forward(gw, delivery)
+    [delivery] = [d for d in await deliveries(paysim, intent_id, 1) if d.json()["type"] == "payment.charged_back"]
+    answer = await forward(gw, delivery)
     assert answer.status_code == 200 and answer.json()["applied"] is True, answer.text
-    assert (await _forward(gw, delivery)).json()["applied"] is False  # a redelivery: once
+    assert (await forward(gw, delivery)).json()["applied"] is False  # a redelivery: once
     after = (await gw.client.get(f"/v1/orders/{order_id}", headers=owner)).json()
     assert (after["status"], after["reason"]) == ("refunded", "chargeback")
     taken = [r for r in after["refunds"] if r["reason"] == "chargeback"]
