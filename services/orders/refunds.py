@@ -26,7 +26,7 @@ from engine import ids, limits
 from engine.ledger import flows
 from engine.ledger.accounts import TransactionKind
 from engine.ledger.book import TRANSACTION_PREFIX
-from engine.orders import HOLDS_MONEY, OrderEvent, decide, refund_event
+from engine.orders import HOLDS_MONEY, Change, OrderEvent, decide, refund_event
 from engine.refusals import Refusal, Refused
 from persistence import audit, ledger
 from persistence import orders as pg_orders
@@ -111,11 +111,10 @@ async def give_back(
     reason: str, now: datetime,
 ) -> pg_orders.RefundRecord:
     """Apply ``event`` (a refund of ``chosen``, or of every ticket left) to the order, read under its row lock."""
-    outcome = decide(order.status, event)
-    assert outcome.status is not order.status or outcome.actions, (order.order_id, event)
+    assert decide(order.status, event).change in (Change.MOVED, Change.ACTED), (order.order_id, event)
     refund_id = new_refund_id()
-    # a payout's release of this order's revenue and this refund must not interleave: the refund debits the
-    # revenue where it sits (held or payable), as the book says once the lock is held
+    # The book's lock before reading whether the order's revenue was released: a payout releases it under the same
+    # lock, so the refund then debits the revenue where it really sits (held, or payable).
     await ledger.lock_book(uow.db, order.currency)
     money = await order_money(uow, order)
     posting = flows.refund(money, Counter(t.ticket_type for t in chosen), transaction_id=_transaction_id(),
