@@ -59,7 +59,9 @@ def _platform_processes(data_dir: Path) -> list[psutil.Process]:
     for p in psutil.process_iter(["cmdline"]):
         line = " ".join(p.info["cmdline"] or ())
         if any(m in line for m in marks):
-            found[p.pid] = p
+            # with its children: Postgres's backends, where the queries' CPU goes, name no data folder
+            for q in [p, *p.children(recursive=True)]:
+                found[q.pid] = q
     found.pop(psutil.Process().pid, None)
     return list(found.values())
 
