@@ -37,6 +37,7 @@ from gateway.errors import (
     error_response,
 )
 from gateway.event_cache import EventCache
+from gateway.fulfilment_link import FulfilmentLink
 from gateway.idempotency import IdempotencyStore
 from gateway.metrics import RESPONSE_STATUS_KEY, RequestMetricsMiddleware, mark_process_dead, route_templates
 from gateway.price_cache import PriceCache
@@ -53,7 +54,7 @@ from persistence.ratelimit.store import RateLimitStore
 from persistence.tenancy import TenantPool
 from services.orders.worker import OrdersWorker
 from services.outbox import DrainPolicy
-from voelgoed.settings import Settings
+from voelgoed.settings import ORDERS_WORKER_ACTOR, ORDERS_WORKER_OFF, Settings
 from voelgoed.ticket_master_key import read_ticket_master_key
 
 if TYPE_CHECKING:
@@ -89,12 +90,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        given = settings or Settings.from_env()
-        async with _services(given, inventory, availability, timer, payments) as services:
+        resolved = settings or Settings.from_env()
+        async with _services(resolved, inventory, availability, timer, payments) as services:
             app.state.services = services
             schedules = services.domain(TimerLink).schedules
             ensure_started = getattr(schedules, "ensure_started", None)
-            listeners = [
+            listeners: list[asyncio.Future[Any]] = [
                 asyncio.ensure_future(services.auth.listen()),
                 asyncio.ensure_future(services.auth.record_last_use_forever()),
                 asyncio.ensure_future(services.domain(AvailabilityReads).availability.listen()),
@@ -103,10 +104,7 @@ def create_app(
             ]
             if ensure_started is not None:
                 listeners.append(asyncio.ensure_future(ensure_started()))
-            if services.domain(Payments).fulfils:
-                policy = DrainPolicy.for_lease(given.outbox_lease_s)
-                worker = OrdersWorker(checkout_of(services), services.pool, policy)
-                listeners.append(asyncio.ensure_future(worker.run_forever()))
+            listeners.extend(_orders_work(resolved, services))
             try:
                 yield
             finally:
@@ -126,6 +124,17 @@ def create_app(
         exception_handlers=_EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+
+
+def _orders_work(settings: Settings, services: Services) -> list[asyncio.Future[Any]]:
+    """Checkout's orders worker where VOELGOED_ORDERS_WORKER puts it: here, in the fulfilment actor (this process
+    only makes sure it exists), or nowhere. Only a process that can take payments and sign tickets has a part."""
+    if not services.domain(Payments).fulfils or settings.orders_worker == ORDERS_WORKER_OFF:
+        return []
+    if settings.orders_worker == ORDERS_WORKER_ACTOR:
+        return [asyncio.ensure_future(FulfilmentLink(settings).ensure_started())]
+    worker = OrdersWorker(checkout_of(services), services.pool, DrainPolicy.for_lease(settings.outbox_lease_s))
+    return [asyncio.ensure_future(worker.run_forever())]
 
 
 @asynccontextmanager

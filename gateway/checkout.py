@@ -24,7 +24,8 @@ class Payments:
 
     @property
     def fulfils(self) -> bool:
-        """Whether this process runs the orders worker: it can take payments and sign tickets."""
+        """Whether this process has a part in the orders worker (runs it, or makes sure the fulfilment actor does:
+        VOELGOED_ORDERS_WORKER): it can take payments and sign tickets."""
         return bool(self.providers) and self.master is not None
 
 

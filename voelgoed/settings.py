@@ -16,6 +16,14 @@ SESSION_SECRET_FILE_NAME = "session_secret"
 DEFAULT_DATA_DIR = ".voelgoed"
 DEFAULT_RAY_NAMESPACE = "voelgoed"
 inventory_hosts_default = 4
+# Where checkout's orders worker (services/orders/worker.py) runs: "gateway" in every gateway process that can
+# take payments (the default, so an in-process gateway in tests fulfils on its own), "actor" in the one supporting
+# Ray actor (actors/fulfilment.py, which the gateway makes sure exists; `voelgoed up` sets this), "off" nowhere.
+ORDERS_WORKER_ENV = "VOELGOED_ORDERS_WORKER"
+ORDERS_WORKER_GATEWAY = "gateway"
+ORDERS_WORKER_ACTOR = "actor"
+ORDERS_WORKER_OFF = "off"
+ORDERS_WORKER_MODES = (ORDERS_WORKER_GATEWAY, ORDERS_WORKER_ACTOR, ORDERS_WORKER_OFF)
 # Signs people's session access tokens (HS256, which wants a key of at least its hash's size): at least 256 bits,
 # the same on every gateway process.
 session_secret_bytes_min = 32
@@ -43,6 +51,7 @@ class Settings:
     # payment routes answer 404 provider_not_found and paid orders are not fulfilled by this process.
     payments: PaymentsSettings | None = field(default=None, repr=False)
     outbox_lease_s: float = outbox_lease_s_default
+    orders_worker: str = ORDERS_WORKER_GATEWAY  # one of ORDERS_WORKER_MODES
 
     def __post_init__(self) -> None:
         if self.session_secret is not None:
@@ -52,6 +61,7 @@ class Settings:
                 f"VOELGOED_OUTBOX_LEASE_S must be {outbox_lease_s_min:g}..{outbox_lease_s_max:g} s,"
                 f" not {self.outbox_lease_s}"
             )
+        check_orders_worker(self.orders_worker)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -76,6 +86,7 @@ class Settings:
             rate_limits=rate_limits_from(env.get("VOELGOED_RATE_LIMITS")),
             payments=PaymentsSettings.from_env(env),
             outbox_lease_s=_outbox_lease_s(env.get("VOELGOED_OUTBOX_LEASE_S")),
+            orders_worker=env.get(ORDERS_WORKER_ENV) or ORDERS_WORKER_GATEWAY,
         )
 
 
@@ -100,6 +111,13 @@ def check_session_secret(secret: str) -> str:
             f"the session secret (VOELGOED_SESSION_SECRET) must be at least {session_secret_bytes_min} bytes"
         )
     return secret
+
+
+def check_orders_worker(mode: str) -> str:
+    """Checked at start-up: a typo would otherwise leave paid orders without tickets, or fulfilled twice over."""
+    if mode not in ORDERS_WORKER_MODES:
+        raise RuntimeError(f"{ORDERS_WORKER_ENV} must be one of {', '.join(ORDERS_WORKER_MODES)}, not {mode!r}")
+    return mode
 
 
 def rate_limits_from(raw: str | None) -> Policy:

@@ -28,17 +28,26 @@ ticket_master_secret_bytes = 32  # token_urlsafe: 43 characters, 256 bits
 
 def read_ticket_master_key(data_dir: Path, environ: Mapping[str, str] | None = None) -> MasterKey | None:
     """The master key a worker was given (the variable) or finds (the file); None when neither holds one."""
+    secret = read_ticket_master_secret(data_dir, environ)
+    return None if secret is None else _master(secret.decode(), "unreachable: checked by the read")
+
+
+def read_ticket_master_secret(data_dir: Path, environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The master secret itself, for a process that hands it on (the gateway creating the fulfilment actor,
+    actors/fulfilment.py, which may run where this data folder is not); None when neither holds one."""
     env = os.environ if environ is None else environ
     given = env.get(TICKET_MASTER_KEY_ENV)
     if given:
-        return _master(given, f"{TICKET_MASTER_KEY_ENV} must be at least {master_secret_bytes_min} bytes")
+        _master(given, f"{TICKET_MASTER_KEY_ENV} must be at least {master_secret_bytes_min} bytes")
+        return given.encode()
     try:
         kept = (data_dir / TICKET_MASTER_KEY_FILE_NAME).read_text().strip()
     except OSError:
         return None
     if len(kept.encode()) < master_secret_bytes_min:
         return None
-    return _master(kept, "the ticket master key file is too short")
+    _master(kept, "the ticket master key file is too short")
+    return kept.encode()
 
 
 def ensure_ticket_master_key(data_dir: Path, environ: Mapping[str, str] | None = None) -> MasterKey:

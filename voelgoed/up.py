@@ -31,7 +31,7 @@ from voelgoed.demo import ensure_demo
 from voelgoed.payments_simulator import PAYSIM_PROCESS_MARKER, start_paysim, stop_paysim
 from voelgoed.private_files import read_json, write_private_json
 from voelgoed.session_secret import ensure_session_secret
-from voelgoed.settings import DEFAULT_DATA_DIR, RUNTIME_FILE_NAME
+from voelgoed.settings import DEFAULT_DATA_DIR, ORDERS_WORKER_ACTOR, ORDERS_WORKER_ENV, RUNTIME_FILE_NAME
 from voelgoed.startup_failure import StartupFailed
 from voelgoed.ticket_master_key import ensure_ticket_master_key
 
@@ -150,6 +150,9 @@ async def _start_and_serve(config: UpConfig, stack: contextlib.ExitStack, stop: 
     ensure_ticket_master_key(config.data_dir)  # the gateway and the fulfilment actor read it from the data folder
     env = _gateway_env(config, database_url, redis_url, ray_address, ensure_session_secret(config.data_dir))
     env |= paysim.gateway_env()
+    # Payments are configured: checkout's orders worker runs in the one fulfilment actor (actors/fulfilment.py),
+    # which the gateway's processes make sure exists, not once per gateway worker process.
+    env[ORDERS_WORKER_ENV] = ORDERS_WORKER_ACTOR
     gateway = _start_gateway(config, env, stack)
     runtime |= {"gateway_pid": gateway.pid, "gateway_app": config.gateway_app}
     write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)

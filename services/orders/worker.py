@@ -3,7 +3,8 @@ unpaid orders (services/orders/expiry.py), a pass every ``poll_s`` (at once agai
 beside it the reconcile sweep (services/orders/reconciler.py) every ``ReconcilePolicy.every_s``: a loop of its
 own, since its provider calls may take their full bounds and the drain must not wait for them.
 
-It runs in every gateway process beside the routes (gateway/app.py); several at once are safe, since a claim
+It runs in every gateway process beside the routes (gateway/app.py), or in the one supporting actor
+(actors/fulfilment.py, VOELGOED_ORDERS_WORKER=actor, as under `voelgoed up`); several at once are safe, since a claim
 leases its rows (SKIP LOCKED) and every handler is idempotent by its row's key. Each pass is bounded
 (services/outbox.py ``DrainPolicy``), and a pass that fails (Postgres away) is logged and tried again after
 ``poll_s``: nothing it owed is lost, since the rows stay in the outbox. A reconcile sweep that fails likewise is
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from dataclasses import dataclass
 
 from persistence.outbox import Claimed
 from services import outbox as drain
@@ -30,11 +32,34 @@ log = logging.getLogger(__name__)
 poll_s = 0.2
 
 
+@dataclass(slots=True)
+class WorkerStats:
+    """What the worker has done since it started: for operators and tests (the fulfilment actor's ``stats``)."""
+
+    passes: int = 0
+    passes_failed: int = 0
+    claimed: int = 0
+    done: int = 0
+    retried: int = 0
+    stuck: int = 0
+    sweeps: int = 0
+    sweeps_failed: int = 0
+    reconciled: int = 0
+
+    def count(self, done: drain.Pass) -> None:
+        self.passes += 1
+        self.claimed += done.claimed
+        self.done += done.done
+        self.retried += done.retried
+        self.stuck += done.stuck
+
+
 class OrdersWorker:
     def __init__(self, deps: Checkout, stores: drain.Stores, policy: drain.DrainPolicy | None = None) -> None:
         self._deps = deps
         self._stores = stores
         self._policy = policy or drain.DrainPolicy()
+        self.stats = WorkerStats()
         self._handlers: dict[str, drain.RowHandler] = {
             topic: functools.partial(_bound, handler, deps)
             for topic, handler in {**HANDLERS, EVENT_CANCELLED_TOPIC: end_orders_of_cancelled_event}.items()
@@ -59,7 +84,9 @@ class OrdersWorker:
                 done = await self.pass_once()
             except Exception:
                 log.exception("orders worker pass failed; again in %s s", poll_s)
+                self.stats.passes_failed += 1
                 done = drain.Pass(0, 0, 0, 0)
+            self.stats.count(done)
             if done.claimed < self._policy.rows_per_pass_max:
                 await asyncio.sleep(poll_s)
 
@@ -67,9 +94,11 @@ class OrdersWorker:
         every_s = self._deps.reconcile.every_s
         while True:
             try:
-                await reconcile_due(self._deps, self._stores)
+                self.stats.reconciled += await reconcile_due(self._deps, self._stores)
             except Exception:
                 log.exception("reconcile sweep failed; again in %s s", every_s)
+                self.stats.sweeps_failed += 1
+            self.stats.sweeps += 1
             await asyncio.sleep(every_s)
 
 
