@@ -6,15 +6,19 @@ takes the checkout and the forwarded webhook; only the actor may fulfil.
   simulator, one capture in the ledger, one ``order.tickets_issued`` audited by ``system:fulfilment``;
 - the actor killed by Ray (allowed to restart) after the simulator captured but before the answer arrived: the
   restarted incarnation claims the row once its lease ends and finishes it, still one capture and one set of
-  tickets.
+  tickets;
+- a gateway with VOELGOED_ORDERS_WORKER=actor (as `voelgoed up` starts it) makes the actor from its own settings
+  and runs no worker of its own: its paid order is fulfilled by the actor it made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,7 +26,7 @@ import httpx
 import pytest
 import ray
 
-from actors.fulfilment import FulfilmentConfig, get_or_create
+from actors.fulfilment import FULFILMENT_ACTOR_NAME, FulfilmentConfig, get_or_create
 from engine.payments.reconcile import ReconcilePolicy
 from engine.tickets.sealing import MasterKey
 from gateway.app import create_app
@@ -32,7 +36,8 @@ from services.outbox import DrainPolicy
 from tests.fakes import TEST_SESSION_SECRET, event_body, new_org
 from tests.paysim_fixtures import PAYSIM_API_KEY, PAYSIM_SECRET, PaysimProcess, RunningSimulator
 from tests.system.waiting import eventually
-from voelgoed.settings import ORDERS_WORKER_OFF, Settings
+from voelgoed.settings import ORDERS_WORKER_ACTOR, ORDERS_WORKER_OFF, PaymentsSettings, Settings
+from voelgoed.ticket_master_key import ensure_ticket_master_key
 
 SUCCESS_CARD = "4242424242424242"
 BUYER = {"email": "buyer@example.com", "name": "A Buyer"}
@@ -57,18 +62,40 @@ def fulfilment_actor(settings: Settings, paysim_process: PaysimProcess, ray_driv
     handle = get_or_create(config, settings.ray_namespace)
     assert ray.get(handle.start.remote(), timeout=actor_up_s_max) is True
     yield handle
-    ray.kill(handle, no_restart=True)  # detached: it would drain the session's outbox for every later test
+    _kill_for_good(handle)
+
+
+def _kill_for_good(handle: Any) -> None:
+    """Detached: left alive, it would drain the session's outbox for every later test."""
+    with contextlib.suppress(Exception):
+        ray.kill(handle, no_restart=True)
+
+
+def _named_actor(namespace: str) -> Any:
+    try:
+        return ray.get_actor(FULFILMENT_ACTOR_NAME, namespace=namespace)
+    except ValueError:
+        return None
 
 
 @pytest.fixture
 async def gw(settings: Settings, paysim: RunningSimulator, fulfilment_actor: Any) -> AsyncIterator[httpx.AsyncClient]:
-    gateway_settings = Settings(
-        database_url=settings.database_url, redis_url=settings.redis_url, ray_address=settings.ray_address,
-        ray_namespace=settings.ray_namespace, inventory_hosts=settings.inventory_hosts,
-        session_secret=TEST_SESSION_SECRET, orders_worker=ORDERS_WORKER_OFF,
-    )  # fmt: skip
     payments = Payments({paysim.provider.name: paysim.provider}, MasterKey(MASTER_SECRET),
                         reconcile=ReconcilePolicy(after_s=reconcile_never_s))
+    async with _gateway(_gateway_settings(settings, ORDERS_WORKER_OFF), payments) as client:
+        yield client
+
+
+def _gateway_settings(settings: Settings, orders_worker: str, **more: Any) -> Settings:
+    return Settings(
+        database_url=settings.database_url, redis_url=settings.redis_url, ray_address=settings.ray_address,
+        ray_namespace=settings.ray_namespace, inventory_hosts=settings.inventory_hosts,
+        session_secret=TEST_SESSION_SECRET, orders_worker=orders_worker, **more,
+    )  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def _gateway(gateway_settings: Settings, payments: Payments) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(gateway_settings, timer=NullSchedules(), payments=payments)
     async with (
         app.router.lifespan_context(app),
@@ -171,3 +198,32 @@ async def test_a_restarted_actor_finishes_the_work_of_the_one_killed_once(
     after = await eventually(lambda: asyncio.wrap_future(fulfilment_actor.stats.remote().future()),
                              lambda s: s["ready"], within_s=actor_up_s_max)
     assert after["pid"] != first["pid"] and after["restarted"], (first, after)
+
+
+async def test_a_gateway_in_actor_mode_makes_the_actor_and_leaves_the_work_to_it(
+    settings: Settings, paysim: RunningSimulator, paysim_process: PaysimProcess, database_url: str,
+    fulfilment_actor: Any, tmp_path: Path,
+) -> None:
+    _kill_for_good(fulfilment_actor)  # the gateway must make its own
+    gone = await eventually(lambda: asyncio.to_thread(_named_actor, settings.ray_namespace), lambda h: h is None,
+                            within_s=actor_up_s_max)
+    assert gone is None
+    master = ensure_ticket_master_key(tmp_path, {})  # the data folder the gateway reads the secret from
+    provider = PaymentsSettings(paysim_process.url, PAYSIM_SECRET.decode(), PAYSIM_API_KEY)
+    gateway_settings = _gateway_settings(settings, ORDERS_WORKER_ACTOR, data_dir=tmp_path, payments=provider)
+    payments = Payments({paysim.provider.name: paysim.provider}, master,
+                        reconcile=ReconcilePolicy(after_s=reconcile_never_s))
+    try:
+        async with _gateway(gateway_settings, payments) as gw:
+            made = await eventually(lambda: asyncio.to_thread(_named_actor, settings.ray_namespace),
+                                    lambda h: h is not None, within_s=actor_up_s_max)
+            assert made is not None, "the gateway never made the fulfilment actor"
+            order_id, intent_id = await _paid_order(gw, paysim, database_url)
+            await _forward_webhook(gw, paysim, intent_id)
+            _check_once(await _issued(database_url, order_id))
+            stats = await asyncio.wrap_future(made.stats.remote().future())
+            assert stats["worker"]["done"] >= 1, stats
+    finally:
+        made = await asyncio.to_thread(_named_actor, settings.ray_namespace)
+        if made is not None:
+            _kill_for_good(made)
