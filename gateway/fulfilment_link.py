@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
+from services.outbox import DrainPolicy
 from voelgoed.settings import Settings
 from voelgoed.ticket_master_key import read_ticket_master_secret
 
@@ -53,6 +54,6 @@ class FulfilmentLink:
         config = FulfilmentConfig(
             database_url=settings.database_url, redis_url=settings.redis_url, hosts_count=settings.inventory_hosts,
             provider_url=payments.provider_url, webhook_secret=payments.webhook_secret.encode(),
-            master_secret=master, api_key=payments.api_key,
+            master_secret=master, api_key=payments.api_key, drain=DrainPolicy.for_lease(settings.outbox_lease_s),
         )  # fmt: skip
         return get_or_create(config, settings.ray_namespace)
