@@ -8,7 +8,9 @@
 - an unpaid order, another org's order, a ticket not the order's, and bad bodies: the right 4xx, nothing changed;
 - a cancelled event: its paid orders refunded whole, its pending ones cancelled;
 - a refund after the organizer was paid out: the payable owes it back (the ledger still balances);
-- a chargeback after a partial refund: the bank takes the rest, every ticket left is revoked and given back, once.
+- a chargeback after a partial refund: the bank takes the rest, every ticket left is revoked and given back, once;
+- the payment's webhooks forwarded newest first (refunded, captured, authorized) then again: the payment never
+  moves backwards and the order stays refunded.
 """
 
 from __future__ import annotations
@@ -247,3 +249,24 @@ async def test_a_chargeback_after_a_partial_refund_takes_the_rest_and_frees_the_
     finally:
         await admin.close()
     assert [r["kind"] for r in kinds] == ["capture", "refund", "chargeback"]
+
+
+async def test_webhooks_delivered_out_of_order_never_move_a_payment_backwards(
+    gw: Gateway, paysim: RunningSimulator, database_url: str
+) -> None:
+    owner = await new_owner(database_url)
+    order = await paid_order(gw, paysim, owner, await publish_event(gw, owner))
+    order_id, intent_id = order["order_id"], intent_of(order)
+    made = await gw.client.post(f"/v1/orders/{order_id}/refunds", headers=owner, json={"reason": "all of it"})
+    assert made.status_code == 201, made.text
+    await _refund_done(gw, owner, order_id, made.json()["refund_id"])
+    # authorized, captured, refunded, as the simulator sent them; forwarded newest first, then again oldest first
+    sent = await deliveries(paysim, intent_id, 3)
+    kinds = [d.json()["type"] for d in sent]
+    assert {"payment.authorized", "payment.captured", "payment.refunded"} <= set(kinds), kinds
+    for delivery in [*reversed(sent), *sent]:
+        assert (await forward(gw, delivery)).status_code == 200
+    after = (await gw.client.get(f"/v1/orders/{order_id}", headers=owner)).json()
+    assert (after["status"], after["reason"], after["payment"]["status"]) == ("refunded", "refunded_on_request",
+                                                                              "refunded")
+    assert len(after["refunds"]) == 1 and {t["status"] for t in after["tickets"]} == {"revoked"}
