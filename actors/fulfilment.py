@@ -212,3 +212,34 @@ def get_or_create(config: FulfilmentConfig, namespace: str) -> Any:
     return OrdersActor.options(  # type: ignore[attr-defined]
         name=FULFILMENT_ACTOR_NAME, namespace=namespace, get_if_exists=True, **FULFILMENT_ACTOR_OPTIONS
     ).remote(config)
+
+
+def stop_for_good(namespace: str) -> bool:
+    """Kill the fulfilment actor without a restart (this process has joined the cluster); False if none runs.
+    ``voelgoed up`` does it at its stop when Ray is not its own: a detached actor would outlive it and go on
+    draining with the settings (the simulator, its secrets) of an `up` that is gone."""
+    try:
+        handle = ray.get_actor(FULFILMENT_ACTOR_NAME, namespace=namespace)
+    except ValueError:
+        return False
+    ray.kill(handle, no_restart=True)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m actors.fulfilment --stop ADDRESS NAMESPACE`: stop_for_good from a short-lived driver."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--stop", nargs=2, metavar=("ADDRESS", "NAMESPACE"), required=True)
+    address, namespace = parser.parse_args(argv).stop
+    ray.init(address=address, namespace=namespace, log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        print("stopped" if stop_for_good(namespace) else "none running", flush=True)
+    finally:
+        ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

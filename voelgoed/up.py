@@ -31,7 +31,13 @@ from voelgoed.demo import ensure_demo
 from voelgoed.payments_simulator import PAYSIM_PROCESS_MARKER, start_paysim, stop_paysim
 from voelgoed.private_files import read_json, write_private_json
 from voelgoed.session_secret import ensure_session_secret
-from voelgoed.settings import DEFAULT_DATA_DIR, ORDERS_WORKER_ACTOR, ORDERS_WORKER_ENV, RUNTIME_FILE_NAME
+from voelgoed.settings import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_RAY_NAMESPACE,
+    ORDERS_WORKER_ACTOR,
+    ORDERS_WORKER_ENV,
+    RUNTIME_FILE_NAME,
+)
 from voelgoed.startup_failure import StartupFailed
 from voelgoed.ticket_master_key import ensure_ticket_master_key
 
@@ -44,6 +50,7 @@ gateway_graceful_shutdown_s = 10  # uvicorn's own cap on draining open requests,
 ready_poll_s = 0.25
 ready_probe_timeout_s = 10.0  # each /readyz probe while waiting for the gateway
 stale_stop_s_max = 15.0
+fulfilment_stop_s_max = 60.0  # joining Ray, killing the actor, leaving
 
 
 class ShutdownRequested(Exception):
@@ -153,6 +160,9 @@ async def _start_and_serve(config: UpConfig, stack: contextlib.ExitStack, stop: 
     # Payments are configured: checkout's orders worker runs in the one fulfilment actor (actors/fulfilment.py),
     # which the gateway's processes make sure exists, not once per gateway worker process.
     env[ORDERS_WORKER_ENV] = ORDERS_WORKER_ACTOR
+    if config.ray_address is not None:  # not our Ray: it would keep the detached actor after we stop
+        namespace = env.get("VOELGOED_RAY_NAMESPACE", DEFAULT_RAY_NAMESPACE)
+        stack.callback(_stop_step, "fulfilment actor", lambda: _stop_fulfilment_actor(ray_address, namespace))
     gateway = _start_gateway(config, env, stack)
     runtime |= {"gateway_pid": gateway.pid, "gateway_app": config.gateway_app}
     write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
@@ -255,6 +265,15 @@ def _stop_gateway(gateway: subprocess.Popen[bytes]) -> None:
         os.killpg(gateway.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         gateway.wait(gateway_stop_s_max)
+
+
+def _stop_fulfilment_actor(ray_address: str, namespace: str) -> None:
+    """The gateway has stopped (it is unwound first); the actor it made goes too, from a short-lived driver (this
+    process never joins Ray)."""
+    subprocess.run(
+        [sys.executable, "-m", "actors.fulfilment", "--stop", ray_address, namespace],
+        check=True, timeout=fulfilment_stop_s_max, stdout=subprocess.DEVNULL,
+    )
 
 
 def _stop_step(name: str, stop: Callable[[], None]) -> None:
