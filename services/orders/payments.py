@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from engine.orders import Change, OrderEvent, decide
-from engine.payments.provider import EventType, Intent, IntentStatus
+from engine.payments import attempts
+from engine.payments.provider import Intent
 from engine.payments.webhooks import WebhookRefused
 from engine.refusals import Refusal, Refused
 from persistence import audit
@@ -35,13 +36,6 @@ from services.unit_of_work import UnitOfWork
 
 _ORG_RE = re.compile(r"org_[0-9a-f]{32}")
 CHARGEBACK_REASON = "chargeback"
-_ORDER_EVENTS = {EventType.AUTHORIZED: OrderEvent.PAYMENT_SUCCEEDED, EventType.FAILED: OrderEvent.PAYMENT_FAILED,
-                 EventType.CHARGED_BACK: OrderEvent.CHARGEBACK}
-# an attempt's status only moves forward, whatever order deliveries arrive in
-_RANK = {status: rank for rank, status in enumerate((
-    "creating", IntentStatus.REQUIRES_PAYMENT, IntentStatus.PROCESSING, IntentStatus.AUTHORIZED,
-    IntentStatus.CAPTURED, IntentStatus.REFUNDED))}  # fmt: skip
-_ENDED = frozenset({IntentStatus.FAILED, IntentStatus.CANCELED, IntentStatus.CAPTURED, IntentStatus.REFUNDED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +71,7 @@ async def receive_webhook(deps: Checkout, provider_name: str, body: bytes, signa
     order_id = event.intent.metadata.get("order_id", "")
     if _ORG_RE.fullmatch(org_id) is None:
         return Received(event.event_id, applied=False)  # not a payment of ours: acknowledged, ignored
-    fact = ProviderFact(event.event_id, event.type.value, event.intent, _ORDER_EVENTS.get(event.type))
+    fact = ProviderFact(event.event_id, event.type.value, event.intent, attempts.order_event_of(event.type))
     return await apply_fact(deps, PROVIDER_ACTOR, provider.name, org_id, order_id, fact)
 
 
@@ -125,10 +119,8 @@ async def _charge_back(uow: UnitOfWork, order: pg_orders.OrderRecord, now: datet
 
 async def _update_attempt(db: OrgDb, attempt: pg_orders.AttemptRecord, intent: Intent) -> None:
     status = intent.status
-    if attempt.status in _ENDED and status not in _ENDED:
-        return  # a late delivery of an earlier step
-    if status in _RANK and attempt.status in _RANK and _RANK[status] < _RANK[attempt.status]:
-        return
+    if not attempts.may_replace(attempt.status, status):
+        return  # a late delivery of an earlier step: the attempt only moves forward (engine/payments/attempts.py)
     await pg_orders.set_attempt(
         db, attempt.attempt_id, status=status.value, failure_code=intent.failure_code,
         captured_minor=max(intent.captured_minor, attempt.captured_minor),
