@@ -195,3 +195,9 @@ def refund_event(tickets_left: int, tickets_refunded: int) -> OrderEvent:
     if not 1 <= tickets_refunded <= tickets_left:
         raise ValueError("a refund names 1 ticket or more, at most those left")
     return OrderEvent.REFUND_ALL if tickets_refunded == tickets_left else OrderEvent.REFUND_SOME
+
+
+def tickets_refundable(status: OrderStatus, tickets_issued: bool) -> bool:
+    """Whether the order's tickets can be given back now (a refund, a chargeback, its event cancelled): it holds
+    money and its tickets exist. A paid order still issuing them waits: its fulfilment finishes first."""
+    return status in HOLDS_MONEY and tickets_issued

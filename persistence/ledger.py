@@ -13,6 +13,7 @@ them per org and currency until the transaction ends, then read ``balances``.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,7 @@ from datetime import datetime
 import asyncpg
 
 from engine.ledger.accounts import Account, TransactionKind, against_normal
-from engine.ledger.book import Balances, Entry, Transaction, sums_by_currency
+from engine.ledger.book import TRANSACTION_PREFIX, Balances, Entry, Transaction, sums_by_currency
 from persistence.tenancy import OrgDb
 
 transactions_per_page_max = 500
@@ -234,6 +235,11 @@ _RELEASABLE = (
     "      AND e.currency = $2) <> 0"
     " GROUP BY t.order_id ORDER BY min(t.seq) LIMIT $5"
 )
+
+
+def new_transaction_id() -> str:
+    """A fresh id for a transaction about to be written (its source, not its id, is what makes it once)."""
+    return TRANSACTION_PREFIX + secrets.token_hex(16)
 
 
 def release_source(order_id: str) -> str:

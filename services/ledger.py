@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from engine.ledger import flows
 from engine.ledger.accounts import Account
-from engine.ledger.book import TRANSACTION_PREFIX, Balances, post
+from engine.ledger.book import Balances, post
 from persistence import audit, ledger
 from services.unit_of_work import UnitsOfWork
 
@@ -65,9 +65,6 @@ class Payout:
     released_orders: int  # orders whose held revenue this payout released first
     released_minor: int
 
-
-def _transaction_id() -> str:
-    return TRANSACTION_PREFIX + secrets.token_hex(16)
 
 
 def every_account(found: Mapping[tuple[str, Account], int], currencies: list[str]) -> list[AccountBalance]:
@@ -115,7 +112,7 @@ async def pay_out(
             entries = [e for stored in of_orders.get(order_id, ()) for e in stored.transaction.entries]
             release = flows.release_held(
                 order_id, currency, flows.held_revenue_minor(entries, currency),
-                transaction_id=_transaction_id(), source=ledger.release_source(order_id),
+                transaction_id=ledger.new_transaction_id(), source=ledger.release_source(order_id),
             )
             if release is None:
                 continue
@@ -124,7 +121,7 @@ async def pay_out(
             released_orders += 1
             released_minor += sum(e.amount_minor for e in release.entries if e.account is Account.ORGANIZER_REVENUE)
         payout_id = PAYOUT_PREFIX + secrets.token_hex(payout_hex_chars // 2)
-        transaction = flows.payout(book, currency, amount_minor, transaction_id=_transaction_id(),
+        transaction = flows.payout(book, currency, amount_minor, transaction_id=ledger.new_transaction_id(),
                                    source=f"payout:{payout_id}")
         post(book, transaction)
         await ledger.write(uow.db, transaction)

@@ -15,9 +15,7 @@ event. Every step is idempotent: a retried batch finds its orders ended and skip
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from engine.orders import HOLDS_MONEY, OrderEvent, OrderStatus
+from engine.orders import HOLDS_MONEY, OrderEvent, OrderStatus, tickets_refundable
 from persistence import orders as pg_orders
 from persistence.outbox import Claimed, Owed
 from services.catalog.lifecycle import EVENT_CANCELLED_TOPIC
@@ -49,14 +47,14 @@ async def end_orders_of_cancelled_event(deps: Checkout, row: Claimed) -> None:
 
 async def _end(deps: Checkout, org_id: str, order_id: str) -> bool:
     """End one order; False when it must wait (paid, tickets not issued yet)."""
-    now = datetime.fromtimestamp(deps.clock(), UTC)
+    now = deps.now()
     async with deps.units.begin(org_id, FULFILMENT_ACTOR) as uow:
         order = await pg_orders.get_order(uow.db, order_id, for_update=True)
         assert order is not None, order_id
         if order.status is OrderStatus.PENDING_PAYMENT:
             await moves.move(uow, order, OrderEvent.EVENT_CANCELLED, now)
         elif order.status in HOLDS_MONEY:
-            if order.tickets_issued_at is None:
+            if not tickets_refundable(order.status, order.tickets_issued_at is not None):
                 return False
             await give_back(uow, order, OrderEvent.EVENT_CANCELLED, await tickets_left(uow, order), REASON, now)
     return True

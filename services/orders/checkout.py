@@ -74,7 +74,7 @@ async def _create_order(
     deps: Checkout, org_id: str, actor: audit.Actor, event_id: str, hold_id: str, buyer: Buyer,
     promo_code: str | None,
 ) -> pg_orders.OrderRecord:
-    now = datetime.fromtimestamp(deps.clock(), UTC)
+    now = deps.now()
     hold = await live_state.read_hold(deps.redis, org_id, event_id, hold_id)
     if hold is None:
         raise _hold_not_found(hold_id)

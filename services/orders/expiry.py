@@ -5,8 +5,6 @@ never lost (a payment after expiry is refunded: engine/orders.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from engine.orders import OrderEvent, OrderStatus
 from persistence import orders as pg_orders
 from services.orders import moves
@@ -16,7 +14,7 @@ from services.unit_of_work import Platform
 
 async def expire_due(deps: Checkout, platform: Platform) -> int:
     """Expire the due orders (at most ``persistence.orders.expiring_per_sweep_max`` per call); how many."""
-    now = datetime.fromtimestamp(deps.clock(), UTC)
+    now = deps.now()
     async with platform.unscoped("the expiry sweep finds every org's unpaid orders past their window") as conn:
         due = await pg_orders.expired_pending(conn, now)
     expired = 0

@@ -18,14 +18,11 @@ ends the work.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 
 from engine import ids
 from engine.inventory.commands import Confirm, Release, actor_ref
 from engine.ledger import flows
-from engine.ledger.book import TRANSACTION_PREFIX
 from engine.orders import HOLD_LOST_REFUSALS, OrderEvent, OrderStatus
 from engine.payments.provider import Intent, IntentStatus, ProviderRefused, RefundRequest
 from engine.refusals import Refusal, Refused
@@ -52,12 +49,6 @@ class NotCapturable(RuntimeError):
     """The provider will not capture a paid order's payment (retried, then left for an operator)."""
 
 
-def _now(deps: Checkout) -> datetime:
-    return datetime.fromtimestamp(deps.clock(), UTC)
-
-
-def _transaction_id() -> str:
-    return TRANSACTION_PREFIX + secrets.token_hex(16)
 
 
 async def _read(deps: Checkout, org_id: str, order_id: str
@@ -82,7 +73,7 @@ async def fulfil(deps: Checkout, row: Claimed) -> None:
         async with deps.units.begin(row.org_id, FULFILMENT_ACTOR) as uow:
             locked = await pg_orders.get_order(uow.db, order.order_id, for_update=True)
             assert locked is not None
-            await moves.move(uow, locked, OrderEvent.HOLD_LOST, _now(deps))
+            await moves.move(uow, locked, OrderEvent.HOLD_LOST, deps.now())
         return
     await _issue(deps, row.org_id, order)
 
@@ -119,7 +110,7 @@ async def _post_capture(uow: UnitOfWork, order: pg_orders.OrderRecord, attempt: 
                         captured_minor: int, currency: str) -> None:
     """The ledger's capture of the order (source ``capture:<attempt>``: posted once whoever posts it first),
     audited when this call posted it."""
-    posting = flows.capture(order.order_id, order.quote, transaction_id=_transaction_id(),
+    posting = flows.capture(order.order_id, order.quote, transaction_id=ledger.new_transaction_id(),
                             source=f"capture:{attempt.attempt_id}")
     if posting.transaction is not None:
         written = await ledger.write(uow.db, posting.transaction)
@@ -155,7 +146,7 @@ async def _issue(deps: Checkout, org_id: str, order: pg_orders.OrderRecord) -> N
         codes = [(t.ticket_id, sign(TicketClaims(t.ticket_id, t.ticket_type, t.seat_id, t.unit), key))
                  for t in tickets if t.payload is None]
         await pg_orders.insert_ticket_codes(uow.db, order.order_id, key.kid, codes)
-        await pg_orders.mark_tickets_issued(uow.db, order.order_id, _now(deps))
+        await pg_orders.mark_tickets_issued(uow.db, order.order_id, deps.now())
         uow.record(audit.Change(ORDER_TICKETS_ISSUED, "order", order.order_id,
                                 after={"tickets": [t.ticket_id for t in tickets], "kid": key.kid}))
 
@@ -191,7 +182,8 @@ async def _refund_done(deps: Checkout, org_id: str, order: pg_orders.OrderRecord
         if intent is not None and intent.captured_minor > 0:
             await _record_capture(uow, order, attempt, intent)  # by source: posted once, whoever posts it
             money = flows.OrderMoney(order.order_id, order.quote)
-            posting = flows.refund_all(money, transaction_id=_transaction_id(), source=f"refund:{attempt.attempt_id}")
+            posting = flows.refund_all(money, transaction_id=ledger.new_transaction_id(),
+                                       source=f"refund:{attempt.attempt_id}")
             if posting.transaction is not None:
                 await ledger.write(uow.db, posting.transaction)
             await pg_orders.set_attempt(uow.db, attempt.attempt_id, status=status,

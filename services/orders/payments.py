@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from engine.orders import Change, OrderEvent, decide
+from engine.orders import Change, OrderEvent, decide, tickets_refundable
 from engine.payments import attempts
 from engine.payments.provider import Intent
 from engine.payments.webhooks import WebhookRefused
@@ -81,7 +81,7 @@ async def apply_fact(
     """``fact`` applied to its order once: under the order's row lock, recorded by its event id (a second one
     finds it and changes nothing), the attempt brought forward, the order moved. The webhook and the reconciler
     both come through here, so what one applied the other meets as a replay."""
-    now = datetime.fromtimestamp(deps.clock(), UTC)
+    now = deps.now()
     async with deps.units.begin(org_id, actor) as uow:
         order = await pg_orders.get_order(uow.db, order_id, for_update=True)
         attempt = await pg_orders.attempt_of_intent(uow.db, provider_name, fact.intent.intent_id)
@@ -110,7 +110,7 @@ async def _charge_back(uow: UnitOfWork, order: pg_orders.OrderRecord, now: datet
     outcome = decide(order.status, OrderEvent.CHARGEBACK)
     if outcome.change is not Change.MOVED:
         return outcome.change.value  # refunded already (nothing left to take), or not paid: nothing to do
-    if order.tickets_issued_at is None:
+    if not tickets_refundable(order.status, order.tickets_issued_at is not None):
         raise Refused(Refusal.ORDER_NOT_REFUNDABLE, "the order's tickets are still being issued; deliver again",
                       {"order_id": order.order_id, "status": order.status.value})
     await give_back(uow, order, OrderEvent.CHARGEBACK, await tickets_left(uow, order), CHARGEBACK_REASON, now)

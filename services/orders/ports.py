@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -44,6 +45,10 @@ class Checkout:
     clock: Callable[[], float] = field(default=time.time)
     # the reconciler's bounds (services/orders/reconciler.py; tests make them small)
     reconcile: ReconcilePolicy = field(default_factory=ReconcilePolicy)
+
+    def now(self) -> datetime:
+        """The clock's time as the orders' timestamps take it."""
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def provider(self, name: str | None = None) -> PaymentProvider:
         found = self.providers.get(name or self.provider_name)

@@ -20,13 +20,12 @@ import logging
 import secrets
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from engine import ids, limits
 from engine.ledger import flows
 from engine.ledger.accounts import TransactionKind
-from engine.ledger.book import TRANSACTION_PREFIX
-from engine.orders import HOLDS_MONEY, Change, OrderEvent, decide, refund_event
+from engine.orders import Change, OrderEvent, decide, refund_event, tickets_refundable
 from engine.refusals import Refusal, Refused
 from persistence import audit, ledger
 from persistence import orders as pg_orders
@@ -60,13 +59,13 @@ async def refund_order(
         order = await pg_orders.get_order(uow.db, order_id, for_update=True)
         if order is None:
             raise order_not_found(order_id)
-        if order.status not in HOLDS_MONEY or order.tickets_issued_at is None:
+        if not tickets_refundable(order.status, order.tickets_issued_at is not None):
             raise Refused(Refusal.ORDER_NOT_REFUNDABLE, "only a paid order with its tickets issued is refunded",
                           {"order_id": order_id, "status": order.status.value})
         left = await tickets_left(uow, order)
         chosen = _chosen(left, ticket_ids, await refunded_ticket_ids(uow, order_id))
         event = refund_event(len(left), len(chosen))
-        refund = await give_back(uow, order, event, chosen, reason, _now(deps))
+        refund = await give_back(uow, order, event, chosen, reason, deps.now())
     await return_now(deps, org_id, order, refund)
     return refund
 
@@ -117,7 +116,7 @@ async def give_back(
     # lock, so the refund then debits the revenue where it really sits (held, or payable).
     await ledger.lock_book(uow.db, order.currency)
     money = await order_money(uow, order)
-    posting = flows.refund(money, Counter(t.ticket_type for t in chosen), transaction_id=_transaction_id(),
+    posting = flows.refund(money, Counter(t.ticket_type for t in chosen), transaction_id=ledger.new_transaction_id(),
                            source=f"refund:{refund_id}", kind=_KINDS.get(event, TransactionKind.REFUND))
     if posting.transaction is not None:
         await ledger.write(uow.db, posting.transaction)
@@ -147,11 +146,5 @@ async def return_now(deps: Checkout, org_id: str, order: pg_orders.OrderRecord,
         log.info("returning the tickets of %s is left to the outbox: %r", refund.refund_id, error)
 
 
-def _now(deps: Checkout) -> datetime:
-    return datetime.fromtimestamp(deps.clock(), UTC)
-
-
-def _transaction_id() -> str:
-    return TRANSACTION_PREFIX + secrets.token_hex(16)
 
 

@@ -177,28 +177,16 @@ def rig(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture
-async def crash(rig: Rig, database_url: str, ray_driver: None) -> AsyncIterator[Crash]:
+async def crash(rig: Rig, database_url: str, api_key: str, ray_driver: None) -> AsyncIterator[Crash]:
     assert rig.paysim_process.poll() is None, "the simulator died"
     if not rig.gateway.alive():  # an earlier test failed with it down
         await asyncio.to_thread(rig.gateway.start)
     await rig.sim("DELETE", "/_sim/faults")
-    api_key = await _new_org_key(database_url)
     # no keep-alive: every request opens its own connection, so a killed gateway leaves no dead one in the pool
     async with httpx.AsyncClient(base_url=rig.gateway.url, headers={"Authorization": f"Bearer {api_key}"},
                                  limits=httpx.Limits(max_keepalive_connections=0), timeout=30) as client:
         yield Crash(rig, client, database_url)
     await rig.sim("DELETE", "/_sim/faults")
-
-
-async def _new_org_key(database_url: str) -> str:
-    from persistence.access.orgs import create_org
-
-    conn = await asyncpg.connect(database_url)
-    try:
-        _, key = await create_org(conn, "crash-test org")
-    finally:
-        await conn.close()
-    return key
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], within_s: float, what: str) -> T:

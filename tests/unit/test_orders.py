@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from engine.orders import (
     FINAL,
+    HOLDS_MONEY,
     TRANSITIONS,
     Action,
     Change,
@@ -20,6 +21,7 @@ from engine.orders import (
     Reason,
     decide,
     refund_event,
+    tickets_refundable,
 )
 
 S = OrderStatus
@@ -154,3 +156,9 @@ def test_the_payment_window_stays_inside_the_hold_less_the_grace() -> None:
     assert window_end_s(1_000.0, 1_000.0 + payment_window_s + fulfil_grace_s) == 1_000.0 + payment_window_s
     assert window_end_s(1_000.0, 1_000.0 + 100 + fulfil_grace_s) == 1_100.0  # a hold kept less long: its end
     assert window_end_s(1_000.0, 1_000.0 + fulfil_grace_s) is None  # no time left to pay
+
+
+def test_tickets_are_refundable_only_when_money_is_held_and_they_exist() -> None:
+    for status in OrderStatus:
+        assert tickets_refundable(status, True) == (status in HOLDS_MONEY)
+        assert not tickets_refundable(status, False)
