@@ -43,6 +43,7 @@ from persistence.catalog import events as pg_events
 from persistence.db import create_pool
 from persistence.payments.simulator import SimulatorProvider
 from persistence.tenancy import TenantPool
+from services.inventory.holds import WrittenThroughHolds
 from services.orders.ports import Checkout
 from services.orders.worker import OrdersWorker
 from services.outbox import DrainPolicy
@@ -145,7 +146,7 @@ async def checkout_ports(config: FulfilmentConfig, namespace: str) -> AsyncItera
         inventory = CalledInventory(InventoryCalls(place))
         deps = Checkout(
             units=UnitsOfWork(tenants), redis=redis, prices=NoQuotes(), inventory=inventory,
-            placements=StoredPlacements(tenants), providers={provider.name: provider},
+            holds=WrittenThroughHolds(redis), placements=StoredPlacements(tenants), providers={provider.name: provider},
             master=MasterKey(config.master_secret), provider_name=provider.name, reconcile=config.reconcile,
         )  # fmt: skip
         yield deps, tenants

@@ -52,6 +52,7 @@ from persistence.db import create_pool
 from persistence.payments.simulator import SimulatorProvider
 from persistence.ratelimit.store import RateLimitStore
 from persistence.tenancy import TenantPool
+from services.inventory.holds import HoldCopies, WrittenThroughHolds
 from services.orders.worker import OrdersWorker
 from services.outbox import DrainPolicy
 from voelgoed.settings import ORDERS_WORKER_ACTOR, ORDERS_WORKER_OFF, Settings
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 # Builds the availability reader from the process's Postgres pool, Redis client and subscription client; the
 # load-test baselines (loadtests/baselines/) swap in their own this way.
 AvailabilityFactory = Callable[["asyncpg.Pool", Redis, Redis], AvailabilityCache]
+HoldCopiesFactory = Callable[[Redis], HoldCopies]  # given this process's Redis client
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +84,19 @@ def create_app(
     availability: AvailabilityFactory | None = None,
     timer: Any = None,
     payments: Payments | None = None,
+    holds: HoldCopiesFactory | None = None,
 ) -> Starlette:
     """``timer``: the catalog timer's client (gateway/timer_client.py); by default the Ray actor's, or none when
     ``inventory`` is an in-process one (tests). ``payments``: the providers and ticket master key (by default
-    from the settings: the provider's URL and secret, the master key from the data folder)."""
+    from the settings: the provider's URL and secret, the master key from the data folder). ``holds``: where
+    checkout reads a live hold (services/inventory/holds.py; by default the engine's write-through in Redis): an
+    ``inventory`` of another store brings its own."""
     routes = all_routes()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         resolved = settings or Settings.from_env()
-        async with _services(resolved, inventory, availability, timer, payments) as services:
+        async with _services(resolved, inventory, availability, timer, payments, holds) as services:
             app.state.services = services
             schedules = services.domain(TimerLink).schedules
             ensure_started = getattr(schedules, "ensure_started", None)
@@ -140,7 +145,7 @@ def _orders_work(settings: Settings, services: Services) -> list[asyncio.Future[
 @asynccontextmanager
 async def _services(
     settings: Settings, inventory: InventoryClient | None, availability: AvailabilityFactory | None, timer: Any,
-    payments: Payments | None,
+    payments: Payments | None, holds: HoldCopiesFactory | None,
 ) -> AsyncIterator[Services]:
     if timer is None:
         if inventory is None:
@@ -189,6 +194,7 @@ async def _services(
                 TimerLink: TimerLink(timer),
                 PriceCache: PriceCache(tenant_pool, redis, listener_redis=listener_redis),
                 Payments: payments,
+                HoldCopies: (holds or WrittenThroughHolds)(redis),
             },
         )
     finally:

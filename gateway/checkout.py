@@ -13,6 +13,7 @@ from gateway.context import Services
 from gateway.event_cache import EventCache
 from gateway.price_cache import PriceCache
 from persistence.payments.provider import PaymentProvider
+from services.inventory.holds import HoldCopies
 from services.orders.ports import Checkout
 
 
@@ -43,6 +44,6 @@ def checkout_of(svc: Services) -> Checkout:
     payments = svc.domain(Payments)
     return Checkout(
         units=svc.units, redis=svc.redis, prices=svc.domain(PriceCache), inventory=svc.inventory,
-        placements=EventPlacements(svc.events), providers=payments.providers, master=payments.master,
-        reconcile=payments.reconcile,
+        holds=svc.domain(HoldCopies), placements=EventPlacements(svc.events), providers=payments.providers,
+        master=payments.master, reconcile=payments.reconcile,
     )  # fmt: skip

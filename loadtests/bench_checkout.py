@@ -18,8 +18,8 @@ Then the audit, once the outbox is drained (Postgres from the data folder, the s
 orders == orders with their tickets issued == live sales + refunded ones; one code per sold ticket; every capture
 at the simulator matched by a paid order; every refund asked for done at the simulator; every ledger transaction
 of the event's orders balanced and the org's ledger verified; no outbox row left undone. ``audit_passed`` says all
-held. Not the flash-sale harness's ``--checkout`` mode (loadtests/flashsale), nor a redis-lua baseline of the same
-path: those are not built.
+held. The flash-sale harness's ``--checkout`` mode (``python -m loadtests.flashsale --checkout``) runs the same
+journey as an open-loop sale with seats, and against the baselines too (``python -m loadtests.compare --checkout``).
 """
 
 from __future__ import annotations
@@ -37,9 +37,8 @@ import asyncpg
 import httpx
 import psutil
 
-SUCCESS_CARD = "4242424242424242"
-DECLINED_CARD = "4000000000000002"
-SLOW_CARD = "4000000000003220"  # succeeds after 5 s
+from loadtests.flashsale.cards import card_of
+
 poll_s = 0.25  # the buyers' polling: slow, so that it costs the platform little (latency is from Postgres)
 order_wait_s_max = 60.0
 request_timeout_s = 30.0
@@ -86,14 +85,6 @@ class Tally:
     failed: list[str] = field(default_factory=list)
     refunded: list[str] = field(default_factory=list)
     unsettled: int = 0
-
-
-def _card(n: int, declined: float, slow: float) -> str:
-    """The buyer's card, spread evenly through the run (no randomness: runs compare)."""
-    position = (n * 0.618033988749895) % 1.0
-    if position < declined:
-        return DECLINED_CARD
-    return SLOW_CARD if position < declined + slow else SUCCESS_CARD
 
 
 async def _buyer(http: httpx.AsyncClient, event_id: str, n: int, card: str, refund: bool, tally: Tally) -> None:
@@ -153,7 +144,7 @@ async def run(api_url: str, key: str, args: argparse.Namespace, data_dir: Path) 
 
         async def one(n: int) -> None:
             async with gate:
-                card = _card(n, args.declined, args.slow)
+                card = card_of(n, args.declined, args.slow)
                 await _buyer(http, event_id, n, card, bool(refund_every) and n % refund_every == 0, tally)
 
         await asyncio.gather(*(one(n) for n in range(args.orders)))

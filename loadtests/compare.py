@@ -5,6 +5,8 @@ Takes every option of `python -m loadtests.flashsale` (but --mode, --target and 
 engine; ...), so drift on a shared machine touches all modes alike, and writes one JSON with every run's report,
 each mode's medians, and the ratios engine_vs_postgres and engine_vs_redis_lua of holds_per_s and confirms_per_s
 (medians over the runs that passed their audit: a run that oversold or lost a sale has no speed worth quoting).
+With --checkout every mode serves the same checkout path (our gateway's orders, payments, ledger and tickets, the
+simulator's cards) over its own inventory, and paid_per_s is compared too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ MODES = ("engine", "postgres", "redis-lua")
 RATIO_FIELDS = ("holds_per_s", "confirms_per_s")
 # Medians reported beside the rates: what a request costs the platform survives a noisy machine best.
 MEDIAN_FIELDS = (*RATIO_FIELDS, "platform_cpu_us_per_hold_decided", "platform_cpu_us_per_request")
+# --checkout: the paid orders' rate, their latency from card to tickets, and what a paid order costs
+CHECKOUT_RATIO_FIELDS = ("paid_per_s",)
+CHECKOUT_MEDIAN_FIELDS = (*CHECKOUT_RATIO_FIELDS, "card_to_tickets_ms.p50", "card_to_tickets_ms.p99",
+                          "platform_cpu_ms_per_paid_order")
 runs_max = 20
 
 
@@ -42,10 +48,12 @@ def main() -> int:
                                            report=out.with_name(f"{out.stem}-{mode}-{n + 1}.json"))
             check(scenario)
             runs[mode].append(run_sale(scenario))
-    medians = {mode: {name: _median(reports, name) for name in MEDIAN_FIELDS} for mode, reports in runs.items()}
+    ratio_fields = RATIO_FIELDS + (CHECKOUT_RATIO_FIELDS if base.checkout else ())
+    median_fields = MEDIAN_FIELDS + (CHECKOUT_MEDIAN_FIELDS if base.checkout else ())
+    medians = {mode: {name: _median(reports, name) for name in median_fields} for mode, reports in runs.items()}
     ratios = {
         f"engine_vs_{other.replace('-', '_')}": {name: _ratio(medians["engine"][name], medians[other][name])
-                                                 for name in RATIO_FIELDS}
+                                                 for name in ratio_fields}
         for other in ("postgres", "redis-lua")
     }
     result = {"scenario": base.options(), "runs": args.runs, "medians": medians, "ratios": ratios,
@@ -72,8 +80,16 @@ def _arguments(p: argparse.ArgumentParser) -> tuple[argparse.Namespace, Path | N
 
 
 def _median(reports: list[dict[str, Any]], name: str) -> float | None:
-    values = [r[name] for r in reports if r.get(name) is not None and r.get("audit_passed")]
+    """Over the runs that passed their audit; a dotted name reads a nested figure (card_to_tickets_ms.p99)."""
+    values = [v for r in reports if r.get("audit_passed") and (v := _figure(r, name)) is not None]
     return statistics.median(values) if values else None
+
+
+def _figure(report: dict[str, Any], name: str) -> Any:
+    value: Any = report
+    for part in name.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def _ratio(engine: float | None, other: float | None) -> float | None:

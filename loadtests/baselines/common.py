@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine import limits
 from engine.ids import sale_id_of_hold, ticket_id_of_hold
 from engine.inventory.commands import HoldView, Rejected, SaleView, TicketView
 from engine.refusals import Refusal
 from persistence.inventory.live_state import TicketTypeCounts
 from persistence.tenancy import OrgDb
+from voelgoed.settings import ORDERS_WORKER_ACTOR, ORDERS_WORKER_GATEWAY, Settings
 
 BASELINE_EPOCH = 1  # sales.epoch must be >= 1; baselines have no incarnations to fence
 
@@ -66,6 +69,15 @@ async def load_shape(db: OrgDb, event_id: str) -> EventShape | None:
     )
 
 
+def orders_worker_here(settings: Settings) -> Settings:
+    """Checkout's orders worker in the gateway's processes, never in the fulfilment actor: the actor confirms
+    through the engine's inventory actors, and a baseline's holds live in its own store, which only this
+    process's inventory client reaches (`voelgoed up` asks for the actor whenever payments are configured)."""
+    if settings.orders_worker == ORDERS_WORKER_ACTOR:
+        return dataclasses.replace(settings, orders_worker=ORDERS_WORKER_GATEWAY)
+    return settings
+
+
 # ---- the engine's refusals, word for word ---------------------------------------------------------------------
 
 NOT_ON_SALE = Rejected(Refusal.NOT_ON_SALE, "the event is not on sale")
@@ -90,6 +102,17 @@ def sold_elsewhere(hold_id: str) -> Rejected:
 
 def sold_not_releasable(hold_id: str) -> Rejected:
     return Rejected(Refusal.INVALID_TRANSITION, "a confirmed hold cannot be released", {"hold_id": hold_id})
+
+
+def sold_not_extendable(hold_id: str) -> Rejected:
+    return Rejected(Refusal.INVALID_TRANSITION, "a confirmed hold cannot be extended", {"hold_id": hold_id})
+
+
+def extend_ttl_refusal(ttl_s: int) -> Rejected | None:
+    """The engine's bound on an extension (checkout's payment window), or None when ``ttl_s`` is within it."""
+    if limits.hold_ttl_s_min <= ttl_s <= limits.payment_window_s_max:
+        return None
+    return Rejected(Refusal.INVALID_HOLD_REQUEST, f"ttl_s must be 1..{limits.payment_window_s_max}", {"field": "ttl_s"})
 
 
 def hold_id_taken(hold_id: str) -> Rejected:
@@ -129,6 +152,7 @@ def rejection(code: str, hold_id: str, details: dict[str, Any]) -> Rejected:
         "released": hold_released,
         "sold_elsewhere": sold_elsewhere,
         "sold": sold_not_releasable,
+        "sold_not_extendable": sold_not_extendable,
         "hold_id_taken": hold_id_taken,
     }
     if code in makers:

@@ -34,7 +34,7 @@ import asyncpg
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from engine.inventory.commands import Command, Result
+from engine.inventory.commands import Command, HoldView, Result
 from gateway.app import create_app as create_gateway
 from gateway.availability import AvailabilityCache
 from gateway.errors import storage_outage_as_503
@@ -44,6 +44,7 @@ from loadtests.baselines.common import EventShape
 from persistence.db import Connection, connect_timeout_s, create_pool
 from persistence.inventory.live_state import AvailabilityView, TicketTypeCounts
 from persistence.tenancy import org_transaction
+from services.inventory.holds import HoldCopies
 from voelgoed.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,10 @@ class PostgresInventory:
                 return common.NOT_ON_SALE
             return await postgres_tx.apply(conn, shape, command, time.time())
 
+    async def hold_copy(self, event_id: str, hold_id: str) -> HoldView | None:
+        async with self._connection() as conn:
+            return await postgres_tx.hold_copy(conn, event_id, hold_id)
+
     async def availability(self, org_id: str, event_id: str) -> AvailabilityView | None:
         async with self._connection() as conn:
             shape = await self.shape(conn, org_id, event_id)
@@ -191,6 +196,16 @@ async def _create_schema(database_url: str) -> None:
         await conn.close()
 
 
+class PostgresHolds(HoldCopies):
+    """Checkout reads a live hold from this baseline's hold rows (its store is Postgres: no Redis copy)."""
+
+    def __init__(self, inventory: PostgresInventory) -> None:
+        self._inventory = inventory
+
+    async def read(self, org_id: str, event_id: str, hold_id: str) -> HoldView | None:
+        return await self._inventory.hold_copy(event_id, hold_id)
+
+
 class PostgresAvailability(AvailabilityCache):
     """Availability read from Postgres on every request; no live deltas (a websocket gets its snapshot)."""
 
@@ -207,10 +222,11 @@ class PostgresAvailability(AvailabilityCache):
 
 def create_app(settings: Settings | None = None) -> Starlette:
     """The uvicorn factory: our gateway serving this baseline's inventory."""
-    settings = settings or Settings.from_env()
+    settings = common.orders_worker_here(settings or Settings.from_env())
     inventory = PostgresInventory(settings.database_url)
     return create_gateway(
         settings,
         inventory=inventory,
         availability=lambda pool, redis, listener_redis: PostgresAvailability(inventory, redis),
+        holds=lambda redis: PostgresHolds(inventory),
     )

@@ -15,6 +15,7 @@ import asyncpg
 from engine.inventory.commands import (
     Command,
     Confirm,
+    ExtendHold,
     Hold,
     HoldView,
     LookupHold,
@@ -104,6 +105,16 @@ WITH locked AS (
     WHERE s.event_id = $1 AND s.seat_index = locked.seat_index
 )
 UPDATE bl_pg_holds SET status = $4 WHERE hold_id = $3
+"""
+_EXTEND_SQL = """
+WITH locked AS (
+    SELECT seat_index FROM bl_pg_seats WHERE event_id = $1 AND seat_index = ANY($2::int[]) AND hold_id = $3
+    ORDER BY seat_index FOR UPDATE
+), seats AS (
+    UPDATE bl_pg_seats s SET hold_expires_at = $4 FROM locked
+    WHERE s.event_id = $1 AND s.seat_index = locked.seat_index
+)
+UPDATE bl_pg_holds SET expires_at = $4 WHERE hold_id = $3
 """
 _FREE_UNITS_SQL = """
 WITH ga AS (UPDATE bl_pg_ga SET available = available + $3, held = held - $3 WHERE event_id = $1 AND code = $2)
@@ -232,11 +243,11 @@ async def _existing(conn: Connection, shape: EventShape, command: Hold) -> Resul
     return Ok(_view(row))
 
 
-def _view(row: asyncpg.Record) -> HoldView:
+def _view(row: asyncpg.Record, expires_at: float | None = None) -> HoldView:
     status = "sold" if row["status"] == "sold" else "held"
     return common.hold_view(
         row["hold_id"], row["buyer_id"], row["seat_ids"], row["ticket_type"], row["quantity"], row["units"],
-        row["expires_at"], status,
+        row["expires_at"] if expires_at is None else expires_at, status,
     )
 
 
@@ -321,12 +332,39 @@ def _sale(row: asyncpg.Record, order_ref: str, units: list[int]) -> SaleView:
     return common.sale_view(row["hold_id"], row["buyer_id"], order_ref, row["ticket_type"], row["seat_ids"], units)
 
 
+async def hold_copy(conn: Connection, event_id: str, hold_id: str) -> HoldView | None:
+    """The hold as its row has it (checkout prices it), or None once it was released or expired."""
+    row = await conn.fetchrow(_GET_HOLD_SQL, hold_id, event_id)
+    return None if row is None or row["status"] not in ("held", "sold") else _view(row)
+
+
 async def lookup(conn: Connection, shape: EventShape, command: LookupHold, now: float) -> Result:
     row = await conn.fetchrow(_GET_HOLD_SQL, command.hold_id, shape.event_id)
     state = _state(row, now)
     if row is None or state not in ("held", "sold"):
         return _ended("expired" if state == "due" else state, command.hold_id)
     return Ok(_view(row))
+
+
+async def extend(conn: Connection, shape: EventShape, command: ExtendHold, now: float) -> Result:
+    """Checkout's payment window: a held hold's expiry becomes max(expires_at, now + ttl_s), on the hold and on
+    its seats (whose own expiry says they are held), in one transaction."""
+    refused = common.extend_ttl_refusal(command.ttl_s)
+    if refused is not None:
+        return refused
+    hold_id = command.hold_id
+    async with conn.transaction():
+        row = await conn.fetchrow(_LOCK_HOLD_SQL, hold_id, shape.event_id)
+        state = _state(row, now)
+        if row is None or state != "held":
+            if row is not None and state == "due":
+                await _free(conn, shape, row, "expired")
+            return _ended({"due": "expired", "sold": "sold_not_extendable"}.get(state, state), hold_id)
+        expires_at = now + command.ttl_s
+        if expires_at <= row["expires_at"]:
+            return Ok(_view(row))
+        await conn.execute(_EXTEND_SQL, shape.event_id, row["seat_indexes"], hold_id, expires_at)
+        return Ok(_view(row, expires_at))
 
 
 # ---- activation, sweeping ------------------------------------------------------------------------------------------
@@ -362,4 +400,6 @@ async def apply(conn: Connection, shape: EventShape, command: Command, now: floa
         return await confirm(conn, shape, command, now)
     if isinstance(command, LookupHold):
         return await lookup(conn, shape, command, now)
+    if isinstance(command, ExtendHold):
+        return await extend(conn, shape, command, now)
     return Rejected(Refusal.INVALID_TRANSITION, "this baseline does not cancel sales", {"hold_id": command.hold_id})

@@ -39,6 +39,7 @@ from starlette.applications import Starlette
 from engine.inventory.commands import (
     Command,
     Confirm,
+    ExtendHold,
     Hold,
     HoldView,
     LookupHold,
@@ -57,6 +58,7 @@ from loadtests.baselines.common import EventShape
 from persistence.db import Connection, create_pool
 from persistence.inventory.live_state import AvailabilityView, TicketTypeCounts
 from persistence.tenancy import org_transaction
+from services.inventory.holds import HoldCopies
 from voelgoed.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ EVENTS_KEY = "blr:events"  # "<org_id> <event_id>" of every activated event, for
 LUA_DIR = Path(__file__).with_name("lua")
 _PRELUDE = (LUA_DIR / "prelude.lua").read_text()
 SCRIPTS = {name: _PRELUDE + (LUA_DIR / f"{name}.lua").read_text()
-           for name in ("hold", "release", "confirm_begin", "confirm_end", "sweep", "activate")}
+           for name in ("hold", "release", "extend", "confirm_begin", "confirm_end", "sweep", "activate")}
 _SHAS = {name: hashlib.sha1(text.encode()).hexdigest() for name, text in SCRIPTS.items()}
 _KEY_NAMES = ("counts", "seatidx", "avail", "holds", "expiry", "confirming", "buyers")
 _ORDER_REF_SQL = "SELECT order_ref FROM sales WHERE org_id = $1 AND hold_id = $2"
@@ -155,6 +157,21 @@ async def store_availability(redis: Redis, org_id: str, event_id: str) -> Availa
         c, a, h, s = (int(counts[f"{field}:{code}"]) for field in "cahs")
         types.append(TicketTypeCounts(code, c, a, h, s))
     return AvailabilityView(int(counts["version"]), total, total - held - sold, bitmap or b"", tuple(types))
+
+
+class RedisLuaHolds(HoldCopies):
+    """Checkout reads a live hold from this baseline's own hold records (not the engine's write-through)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def read(self, org_id: str, event_id: str, hold_id: str) -> HoldView | None:
+        with storage_outage_as_503():
+            raw = await self._redis.hget(key_prefix(org_id, event_id) + "holds", hold_id)
+        if raw is None:
+            return None
+        h = msgpack.unpackb(raw, raw=False)
+        return _view(hold_id, h) if h["st"] in ("held", "confirming", "sold") else None
 
 
 class RedisAvailability(AvailabilityCache):
@@ -237,7 +254,17 @@ class RedisLuaInventory:
             return await self._confirm(shape, command, now)
         if isinstance(command, LookupHold):
             return await self._lookup(shape, command.hold_id, now)
+        if isinstance(command, ExtendHold):
+            return await self._extend(shape, command, now)
         return Rejected(Refusal.INVALID_TRANSITION, "this baseline does not cancel sales", {"hold_id": command.hold_id})
+
+    async def _extend(self, shape: EventShape, command: ExtendHold, now: float) -> Result:
+        refused = common.extend_ttl_refusal(command.ttl_s)
+        if refused is not None:
+            return refused
+        outcome, value = await self._script("extend", shape, now, command.hold_id, command.ttl_s,
+                                            expired_reclaimed_per_call_max)
+        return Ok(_view(command.hold_id, value)) if outcome == "ok" else _refusal(value, command.hold_id)
 
     async def _hold(self, shape: EventShape, command: Hold, now: float) -> Result:
         if bool(command.seats) == (command.ticket_type is not None and command.quantity > 0):
@@ -362,10 +389,11 @@ class RedisLuaInventory:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     """The uvicorn factory: our gateway serving this baseline's inventory."""
-    settings = settings or Settings.from_env()
+    settings = common.orders_worker_here(settings or Settings.from_env())
     inventory = RedisLuaInventory(settings.database_url, settings.redis_url)
     return create_gateway(
         settings,
         inventory=inventory,
         availability=lambda pool, redis, listener_redis: RedisAvailability(redis),
+        holds=RedisLuaHolds,
     )

@@ -29,14 +29,20 @@ from typing import Any
 import aiohttp
 import uvloop
 
+from engine.ids import sale_id_of_hold
+from loadtests.flashsale.cards import card_of
 from loadtests.flashsale.plan import ABANDON, CONFIRM, BuyerPlan
 from loadtests.flashsale.samples import (
     AVAILABILITY,
+    CHECKOUT,
     HOLD,
     NO_ANSWER,
+    ORDER,
+    PAY,
     RELEASE,
     AckedSale,
     AckedTicket,
+    CardPosted,
     GeneratorOutcome,
     Sample,
 )
@@ -53,6 +59,9 @@ answer_time_s_max = 150.0  # past one request_timeout_s_max: a confirm stuck beh
 retry_pause_s_first = 0.05
 retry_pause_s_max = 1.0
 drain_s_max = 300.0  # after the last arrival, how long this process waits for its journeys to end
+tickets_wait_s_max = 90.0  # --checkout: how long a buyer waits for its tickets after posting its card
+order_poll_s_first = 0.25  # then each pause half as long again, up to order_poll_s_max: a page polling gently
+order_poll_s_max = 1.0
 RETRYABLE = frozenset({NO_ANSWER, 429, 503})
 
 
@@ -69,6 +78,9 @@ class GeneratorJob:
     connections: int
     hold_keys: bool = True
     buyers_pick: str = PICKS[0]
+    checkout: bool = False
+    declined_ratio: float = 0.0
+    slow_ratio: float = 0.0
 
 
 @dataclass
@@ -122,6 +134,7 @@ class _Sale:
         self.ga_free: int | None = None  # GA units the page shows; None until the first availability answer
         self.progress = _Progress()
         self.http: aiohttp.ClientSession | None = None
+        self.card_http: aiohttp.ClientSession | None = None
 
     def now(self) -> float:
         return time.monotonic() - self.job.t0
@@ -130,9 +143,12 @@ class _Sale:
         connector = aiohttp.TCPConnector(limit=self.job.connections, force_close=False)
         headers = {"Authorization": f"Bearer {self.job.key}"}
         timeout = aiohttp.ClientTimeout(total=request_timeout_s_max)
-        async with aiohttp.ClientSession(self.job.target, connector=connector, headers=headers,
-                                         timeout=timeout) as http:
-            self.http = http
+        # the cards go to the simulator on a session of their own: it never sees the platform's API key
+        async with (aiohttp.ClientSession(self.job.target, connector=connector, headers=headers,
+                                          timeout=timeout) as http,
+                    aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.job.connections),
+                                          timeout=timeout) as card_http):
+            self.http, self.card_http = http, card_http
             helpers = [asyncio.ensure_future(self._report_progress()),
                        asyncio.ensure_future(self._refresh_seat_map())]
             try:
@@ -171,7 +187,9 @@ class _Sale:
         hold_id, units, answered_s = held
         due = answered_s + plan.think_s  # the buyer's next click is due then, however late this loop runs
         await asyncio.sleep(max(0.0, due - self.now()))
-        if plan.fate == CONFIRM:
+        if plan.fate == CONFIRM and self.job.checkout:
+            await self._buy(plan, hold_id, units, due)
+        elif plan.fate == CONFIRM:
             await self._confirm(plan, hold_id, units, due)
         elif plan.fate == ABANDON:
             self.outcome.abandoned_hold_ids.append(hold_id)
@@ -259,13 +277,61 @@ class _Sale:
             return
         self.outcome.sales.append(acked)
 
+    async def _buy(self, plan: BuyerPlan, hold_id: str, units: int, due: float) -> None:
+        """Checkout, the card, then the order polled until its tickets are issued or it failed (bounded)."""
+        body = {"buyer": {"email": f"{plan.buyer_id}@example.com", "name": f"Buyer {plan.number}"}}
+        status, payload = await self._answered(CHECKOUT, "POST", f"/v1/holds/{hold_id}/checkout", body,
+                                               f"fs-checkout-{hold_id}", units, due)
+        if 400 <= status < 500:
+            self.outcome.refused_hold_ids.append(hold_id)  # no order, so no sale
+        if status != 201:
+            return
+        order = _order_made(payload)
+        if order is None:
+            self.outcome.unreadable_answers += 1
+            return
+        order_id, confirm_url = order
+        card = card_of(plan.number, self.job.declined_ratio, self.job.slow_ratio)
+        self.outcome.cards.append(CardPosted(order_id, hold_id, card, time.time()))
+        status, _ = await self._answered(PAY, "POST", confirm_url, {"card_number": card}, f"fs-pay-{order_id}",
+                                         units, self.now(), card=True)
+        if status not in (200, 409):  # 409: the card of an earlier try was taken already
+            self.outcome.orders_unsettled += 1
+            return
+        await self._await_tickets(order_id, hold_id)
+
+    async def _await_tickets(self, order_id: str, hold_id: str) -> None:
+        deadline, pause = self.now() + tickets_wait_s_max, order_poll_s_first
+        while self.now() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(order_poll_s_max, pause * 1.5)
+            status, payload = await self._call(ORDER, "GET", f"/v1/orders/{order_id}", self.now(), 0, None, None)
+            if status != 200:
+                continue
+            try:
+                order = json.loads(payload)
+                state, tickets = order["status"], order["tickets"]
+                acked = AckedSale(sale_id_of_hold(hold_id), hold_id, tuple(
+                    AckedTicket(t["ticket_id"], t["ticket_type"], t.get("seat_id"), t.get("unit")) for t in tickets))
+            except (ValueError, KeyError, TypeError):
+                self.outcome.unreadable_answers += 1
+                return
+            if state == "paid" and tickets:
+                self.outcome.sales.append(acked)  # paid with its tickets: as binding as a 201 confirm
+                return
+            if state in ("failed", "refunded"):
+                self.outcome.refused_hold_ids.append(hold_id)  # never a live sale of it
+                (self.outcome.orders_failed if state == "failed" else self.outcome.orders_refunded).append(order_id)
+                return
+        self.outcome.orders_unsettled += 1
+
     async def _answered(self, kind: str, method: str, path: str, body: dict[str, Any] | None, key: str,
-                        units: int, due: float) -> tuple[int, bytes]:
+                        units: int, due: float, *, card: bool = False) -> tuple[int, bytes]:
         """Sends until answered 2xx, again after 503 or no answer (same Idempotency-Key); the last answer.
         Each try's latency runs from when it was due: the first from ``due``, a retry from the end of its pause."""
         first_due, status, payload = due, NO_ANSWER, b""
         for attempt in range(answer_attempts_max):
-            status, payload = await self._call(kind, method, path, due, units, body, key)
+            status, payload = await self._call(kind, method, path, due, units, body, key, card=card)
             if 200 <= status < 300 or status not in RETRYABLE:
                 break
             if self.now() + _pause(attempt) - first_due > answer_time_s_max:
@@ -275,11 +341,12 @@ class _Sale:
         return status, payload
 
     async def _call(self, kind: str, method: str, path: str, due: float, units: int, body: dict[str, Any] | None,
-                    key: str | None) -> tuple[int, bytes]:
-        assert self.http is not None
+                    key: str | None, *, card: bool = False) -> tuple[int, bytes]:
+        http = self.card_http if card else self.http
+        assert http is not None
         headers = {"Idempotency-Key": key} if key else None
         try:
-            async with self.http.request(method, path, json=body, headers=headers) as answer:
+            async with http.request(method, path, json=body, headers=headers) as answer:
                 payload = await answer.read()
                 status = answer.status
         except (TimeoutError, aiohttp.ClientError):
@@ -342,6 +409,15 @@ def _held_seats(payload: bytes) -> list[str]:
     except (ValueError, KeyError, TypeError):
         return []
     return [s for s in seats if isinstance(s, str)] if isinstance(seats, list) else []
+
+
+def _order_made(payload: bytes) -> tuple[str, str] | None:
+    """A checkout's 201: the order's id and where its card goes."""
+    try:
+        order = json.loads(payload)
+        return str(order["order_id"]), str(order["payment"]["confirm_url"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _hold_id(payload: bytes) -> str | None:

@@ -94,7 +94,7 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
-from loadtests.flashsale.samples import CONFIRM, HOLD, Sample
+from loadtests.flashsale.samples import CHECKOUT, CONFIRM, HOLD, PAY, Sample
 
 MODES = ("engine", "postgres", "redis-lua")
 
@@ -246,6 +246,26 @@ def build_report(run: RunFacts) -> dict[str, Any]:
         "started_at": _utc(run.started_at).isoformat(),
         "git_commit": run.git_commit,
         "machine": dict(run.machine),
+    } | _checkout_fields(by_kind, audit)
+
+
+def _checkout_fields(by_kind: Mapping[str, Sequence[Sample]], audit: Mapping[str, Any]) -> dict[str, Any]:
+    """--checkout: the checkouts and cards answered, their latency, and the audit's paid orders and their rate."""
+    if not audit.get("checkout_mode"):
+        return {}
+    checkouts = _Requests.of(by_kind.get(CHECKOUT, []))
+    cards = _Requests.of(by_kind.get(PAY, []))
+    checked = audit.get("checkout") or {}
+    return {
+        "checkouts_attempted": len(checkouts),
+        "checkouts_ok": int(np.count_nonzero(checkouts.status == created_status)),
+        "checkout_latency_ms": _latency_summary(checkouts.latency_ms),
+        "cards_attempted": len(cards),
+        "card_latency_ms": _latency_summary(cards.latency_ms),
+        "paid_orders": checked.get("paid_orders", 0),
+        "paid_per_s": checked.get("paid_per_s"),
+        "card_to_tickets_ms": checked.get("card_to_tickets_ms", {}),
+        "checkout_mismatch": audit.get("checkout_mismatch"),
     }
 
 
@@ -255,8 +275,12 @@ AUDIT_ZERO_COUNTS = (
 )
 
 
+CHECKOUT_ZERO_COUNTS = ("checkout_mismatch",)  # --checkout runs (checkout_mode): loadtests/flashsale/checkout_audit.py
+
+
 def audit_passed(audit: Mapping[str, Any]) -> bool:
-    return all(audit.get(name) == 0 for name in AUDIT_ZERO_COUNTS)
+    names = AUDIT_ZERO_COUNTS + (CHECKOUT_ZERO_COUNTS if audit.get("checkout_mode") else ())
+    return all(audit.get(name) == 0 for name in names)
 
 
 def _rounded(value: float | None, decimals: int) -> float | None:
@@ -466,6 +490,8 @@ def print_table(report: Mapping[str, Any], console: Console | None = None) -> No
     )
     table.add_row("confirms/s", _fmt(report["confirms_per_s"]))
     table.add_row("confirm ms p50/p95/p99/max", _latency_line(report["confirm_latency_ms"]))
+    if "paid_orders" in report:
+        _checkout_rows(table, report)
     sellout_s = report["sellout_s"]
     table.add_row("sold out at", "not sold out" if sellout_s is None else _fmt(sellout_s, " s", 2))
     held_out_s = report.get("held_out_s")
@@ -493,6 +519,17 @@ def print_table(report: Mapping[str, Any], console: Console | None = None) -> No
     console.print(table)
 
 
+def _checkout_rows(table: Table, report: Mapping[str, Any]) -> None:
+    checked = report.get("audit", {}).get("checkout", {})
+    table.add_row("checkouts", f"{report['checkouts_attempted']:,} sent: {report['checkouts_ok']:,} ok; "
+                  f"cards {report['cards_attempted']:,}; orders {_fmt(checked.get('orders_by_status'))}")
+    table.add_row("checkout ms p50/p95/p99/max", _latency_line(report["checkout_latency_ms"]))
+    table.add_row("paid orders/s", f"{_fmt(report['paid_per_s'], decimals=1)} ({report['paid_orders']:,} paid with "
+                  f"tickets); {_fmt(report.get('platform_cpu_ms_per_paid_order'), ' ms', 2)} CPU per paid order")
+    table.add_row("card -> tickets ms p50/p95/p99/max", _latency_line(report["card_to_tickets_ms"]))
+    table.add_row("checkout audit", f"mismatch {_fmt(report.get('checkout_mismatch'))}: {_fmt(checked.get('counts'))}")
+
+
 def print_comparison(
     reports: Mapping[str, Mapping[str, Any]], ratios: Mapping[str, float], console: Console | None = None
 ) -> None:
@@ -511,6 +548,12 @@ def print_comparison(
         ("sold out at s", lambda r: _fmt(r["sellout_s"], decimals=2)),
         ("audit", _verdict),
     ]
+    if all("paid_orders" in r for r in reports.values()):
+        rows[-1:-1] = [
+            ("paid orders/s", lambda r: _fmt(r["paid_per_s"], decimals=1)),
+            ("card->tickets p99 ms", lambda r: _fmt(r["card_to_tickets_ms"].get("p99"), decimals=1)),
+            ("platform CPU ms/paid order", lambda r: _fmt(r.get("platform_cpu_ms_per_paid_order"), decimals=2)),
+        ]
     for name, cell in rows:
         table.add_row(name, *(cell(report) for report in reports.values()))
     console.print(table)

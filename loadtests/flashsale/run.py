@@ -20,8 +20,9 @@ import asyncpg
 import psutil
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loadtests.flashsale import stack, truth
+from loadtests.flashsale import checkout_truth, stack, truth
 from loadtests.flashsale.audit import Facts, audit
+from loadtests.flashsale.checkout_audit import audit_checkout
 from loadtests.flashsale.cpu import CpuMeter
 from loadtests.flashsale.generator import GeneratorJob, drain_s_max, run_ceiling, run_generator
 from loadtests.flashsale.plan import BuyerPlan, plan_buyers, share
@@ -91,26 +92,34 @@ def _sell(scenario: Scenario, plat: stack.Platform) -> _Sale:
     event_id, seat_ids = asyncio.run(_create_event(plat.url, key, scenario))
     org_id = asyncio.run(_event_org(plat.database_url, event_id))
     ceiling_rps = _ceiling(plat.url, scenario)
+    simulator_before = asyncio.run(checkout_truth.simulator_stats(plat.paysim_url)) if scenario.checkout else {}
     cpu = CpuMeter(plat.pid)
     cpu.start()
     outcome, chaos = _drive(scenario, plat, key, org_id, event_id, seat_ids, plan_buyers(scenario))
     platform_cpu_s = cpu.seconds()
     audited = asyncio.run(_audit(scenario, plat, key, org_id, event_id, seat_ids, outcome))
+    if scenario.checkout:
+        audited |= asyncio.run(_audit_checkout(plat, org_id, event_id, outcome, simulator_before))
     audited |= {"kills_failed": chaos.failed(bool(scenario.kill_actor_every)), "kill_failures": chaos.failures[:20]}
     return _Sale(event_id, ceiling_rps, outcome, chaos, audited, platform_cpu_s)
 
 
 def _cpu_fields(platform_cpu_s: float, report: dict[str, Any]) -> dict[str, Any]:
     """The platform's CPU over the sale (loadtests/flashsale/cpu.py), and per request it answered: per hold
-    decided (201 or 409) and per request of any kind, each counting all the platform's CPU (confirms included)."""
+    decided (201 or 409) and per request of any kind, each counting all the platform's CPU (confirms included);
+    with --checkout also per order paid with its tickets (everything the sale cost, holds and polls included)."""
     decided = report["holds_ok"] + report["holds_conflict"]
     answered = sum(n for per_status in report["statuses"].values() for status, n in per_status.items()
                    if status != str(NO_ANSWER))
-    return {
+    fields = {
         "platform_cpu_s": round(platform_cpu_s, 2),
         "platform_cpu_us_per_hold_decided": round(platform_cpu_s * 1e6 / decided) if decided else None,
         "platform_cpu_us_per_request": round(platform_cpu_s * 1e6 / answered) if answered else None,
     }
+    if "paid_orders" in report:
+        paid = report["paid_orders"]
+        fields["platform_cpu_ms_per_paid_order"] = round(platform_cpu_s * 1e3 / paid, 2) if paid else None
+    return fields
 
 
 def _publish(report: dict[str, Any], path: Path) -> None:
@@ -178,7 +187,8 @@ def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, even
         killer.connect()
     t0 = time.monotonic() + sale_start_lead_s
     jobs = [GeneratorJob(i, plat.url, key, event_id, seat_ids, part, t0, scenario.retry, scenario.connections,
-                         scenario.hold_keys, scenario.buyers_pick)
+                         scenario.hold_keys, scenario.buyers_pick, scenario.checkout, scenario.declined_ratio,
+                         scenario.slow_ratio)
             for i, part in enumerate(share(plans, scenario.processes))]
     processes = [ctx.Process(target=run_generator, args=(job, results)) for job in jobs]
     for p in processes:
@@ -272,6 +282,20 @@ async def _audit(scenario: Scenario, plat: stack.Platform, key: str, org_id: str
         "released_holds": len(outcome.released_hold_ids),
         "unreadable_answers": outcome.unreadable_answers,
     }
+
+
+async def _audit_checkout(plat: stack.Platform, org_id: str, event_id: str, outcome: GeneratorOutcome,
+                          simulator_before: dict[str, Any]) -> dict[str, Any]:
+    """Once the holds have ended (_audit settled them): the outbox drained, then orders, sales, ledger and the
+    simulator's captures compared (loadtests/flashsale/checkout_audit.py)."""
+    drain_s = await checkout_truth.drain(plat.database_url, event_id)
+    simulator_after = await checkout_truth.simulator_stats(plat.paysim_url)
+    facts = await checkout_truth.checkout_facts(plat.database_url, org_id, event_id, outcome.cards,
+                                                simulator_before, simulator_after)
+    checked = audit_checkout(facts)
+    checked |= {"drain_s": round(drain_s, 3), "orders_unsettled": outcome.orders_unsettled,
+                "orders_seen_failed": len(outcome.orders_failed), "orders_seen_refunded": len(outcome.orders_refunded)}
+    return {"checkout_mode": True, "checkout_mismatch": checked["checkout_mismatch"], "checkout": checked}
 
 
 def git_commit() -> str:

@@ -14,7 +14,10 @@ HOLD = "hold"
 CONFIRM = "confirm"
 RELEASE = "release"
 AVAILABILITY = "availability"
-KINDS = (HOLD, CONFIRM, RELEASE, AVAILABILITY)
+CHECKOUT = "checkout"  # --checkout: POST /v1/holds/{id}/checkout
+PAY = "pay"  # the card, posted to the order's confirm_url (the payment simulator)
+ORDER = "order"  # GET /v1/orders/{id}, polled until the tickets are issued
+KINDS = (HOLD, CONFIRM, RELEASE, AVAILABILITY, CHECKOUT, PAY, ORDER)
 
 NO_ANSWER = 0  # the status of a request that got no HTTP answer (timeout, connection refused or reset)
 
@@ -36,6 +39,16 @@ class AckedTicket(NamedTuple):
     ticket_type: str
     seat_id: str | None
     unit: int | None
+
+
+class CardPosted(NamedTuple):
+    """An order a buyer posted a card for (--checkout): the card's wall-clock time (time.time(), the clock
+    Postgres stamps tickets_issued_at with on this machine) starts its latency to tickets issued."""
+
+    order_id: str
+    hold_id: str
+    card: str
+    posted_at: float
 
 
 class AckedSale(NamedTuple):
@@ -64,6 +77,10 @@ class GeneratorOutcome:
     # before the sell-out by the inventory's own count, whatever order the answers arrived in
     best_refused_seats_left: int = 0
     unreadable_answers: int = 0  # 2xx answers whose body could not be read (a 201 hold or confirm, availability)
+    cards: list[CardPosted] = field(default_factory=list)  # --checkout: every order a card was posted for
+    orders_failed: list[str] = field(default_factory=list)  # orders the buyer saw fail (a declined card)
+    orders_refunded: list[str] = field(default_factory=list)  # seen refunded unasked (paid after the hold was lost)
+    orders_unsettled: int = 0  # orders neither paid with tickets nor failed when the buyer stopped waiting
 
     def merge(self, other: GeneratorOutcome) -> None:
         self.samples += other.samples
@@ -77,3 +94,7 @@ class GeneratorOutcome:
         self.unreadable_answers += other.unreadable_answers
         self.journeys_cut_short += other.journeys_cut_short
         self.best_refused_seats_left += other.best_refused_seats_left
+        self.cards += other.cards
+        self.orders_failed += other.orders_failed
+        self.orders_refunded += other.orders_refunded
+        self.orders_unsettled += other.orders_unsettled

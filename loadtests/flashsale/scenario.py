@@ -54,6 +54,10 @@ class Scenario:
     hold_keys: bool = True  # holds carry an Idempotency-Key, so a retried hold is never a second one
     buyers_pick: str = "seats"  # a PICKS member
     progress: bool = True
+    checkout: bool = False  # confirming buyers check out and pay with a card instead of POST /confirm
+    declined_ratio: float = 0.0  # of the paying buyers: the simulator's declined card
+    slow_ratio: float = 0.0  # of the paying buyers: the slow card (succeeds after a delay)
+    paysim_url: str | None = None  # with --target and --checkout: the payment simulator, for the audit
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -115,6 +119,15 @@ def parser() -> argparse.ArgumentParser:
                    "seats of a zone (best_available holds; engine mode)")
     p.add_argument("--no-hold-keys", dest="hold_keys", action="store_false",
                    help="holds without an Idempotency-Key (cheaper; a hold retried after 503 may then be a second)")
+    p.add_argument("--checkout", action="store_true",
+                   help="confirming buyers check out (POST /v1/holds/{id}/checkout), pay with a simulator card and "
+                   "wait for their tickets; the audit adds orders, captures and the ledger")
+    p.add_argument("--declined", dest="declined_ratio", type=_ratio, default=0.0,
+                   help="with --checkout: share of paying buyers whose card is declined")
+    p.add_argument("--slow", dest="slow_ratio", type=_ratio, default=0.0,
+                   help="with --checkout: share of paying buyers whose card succeeds slowly (5 s)")
+    p.add_argument("--paysim-url", default=None, help="with --target and --checkout: the payment simulator's URL "
+                   "(its /_sim/stats counts the captures)")
     return p
 
 
@@ -144,6 +157,12 @@ def check(scenario: Scenario) -> None:
         problems.append("--buyers-pick best applies to --mode engine only (the baselines hold named seats)")
     if scenario.buyers_pick == "best" and not scenario.seats:
         problems.append("--buyers-pick best needs --seats")
+    if scenario.declined_ratio + scenario.slow_ratio > 1.0 + 1e-9:
+        problems.append("--declined + --slow must be at most 1")
+    if (scenario.declined_ratio or scenario.slow_ratio) and not scenario.checkout:
+        problems.append("--declined and --slow apply to --checkout only")
+    if scenario.checkout and scenario.target and not scenario.paysim_url:
+        problems.append("--checkout with --target needs --paysim-url")
     if scenario.kill_actor_every and scenario.target and not scenario.ray_address:
         problems.append("--kill-actor-every with --target needs --ray-address")
     if problems:

@@ -50,6 +50,7 @@ class Platform:
     ray_namespace: str
     log_dir: Path | None  # where the started platform's logs are; None for --target
     pid: int | None = None  # the `voelgoed up` process the harness started; None for --target
+    paysim_url: str = ""  # the payment simulator's (--checkout's audit counts its captures)
 
 
 @contextlib.contextmanager
@@ -57,7 +58,7 @@ def platform(scenario: Scenario) -> Iterator[Platform]:
     if scenario.target:
         assert scenario.database_url and scenario.redis_url  # scenario.check() insists
         yield Platform(scenario.target.rstrip("/"), scenario.database_url, scenario.redis_url,
-                       scenario.ray_address, DEFAULT_RAY_NAMESPACE, None)
+                       scenario.ray_address, DEFAULT_RAY_NAMESPACE, None, paysim_url=scenario.paysim_url or "")
         return
     data_dir = Path(tempfile.mkdtemp(prefix="vg-flashsale-", dir=RAY_TEMP_ROOT))
     port, dashboard_port = free_tcp_ports(2)
@@ -114,7 +115,7 @@ def _wait_up(up: subprocess.Popen[bytes], data_dir: Path, url: str) -> Platform:
             return Platform(
                 url=url, database_url=runtime["database_url"], redis_url=runtime["redis_url"],
                 ray_address=runtime.get("ray_address"), ray_namespace=DEFAULT_RAY_NAMESPACE,
-                log_dir=data_dir / "logs", pid=up.pid,
+                log_dir=data_dir / "logs", pid=up.pid, paysim_url=runtime.get("paysim_url", ""),
             )
         time.sleep(ready_poll_s)
     raise RuntimeError(f"`voelgoed up` was not ready in {up_ready_s_max:.0f}s: {_tail(data_dir / 'up.log')}")

@@ -29,13 +29,13 @@ from redis.asyncio import Redis
 from engine import ids
 from engine.catalog import pricing
 from engine.catalog.pricing import PromoInvalid
+from engine.inventory.commands import HoldView
 from engine.refusals import Refusal, Refused
 from persistence import audit
 from persistence.catalog import prices as pg_prices
 from persistence.catalog import promo_codes as pg_promos
 from persistence.catalog import promo_uses
 from persistence.catalog.promo_uses import Gate, Taken
-from persistence.inventory import live_state
 from persistence.outages import REDIS_OUTAGES
 from services.unit_of_work import UnitsOfWork
 
@@ -44,6 +44,13 @@ log = logging.getLogger(__name__)
 PROMO_CODE_CREATE = "promo_code.create"
 PROMO_USE_TAKE = "promo_use.take"
 PROMO_USE_RELEASE = "promo_use.release"
+
+
+class LiveHolds(Protocol):
+    """Where a hold quote reads the live hold without asking its inventory (services/inventory/holds.py: the
+    copy the inventory's store keeps)."""
+
+    async def read(self, org_id: str, event_id: str, hold_id: str) -> HoldView | None: ...
 
 
 class PriceLists(Protocol):
@@ -172,7 +179,7 @@ async def quote(
 
 async def quote_hold(
     prices: PriceLists,
-    redis: Redis,
+    holds: LiveHolds,
     org_id: str,
     event_id: str,
     buyer_id: str,
@@ -180,18 +187,25 @@ async def quote_hold(
     promo_code: str | None,
     now: datetime,
 ) -> pricing.Quote:
-    """``quote`` for what a live hold holds (read from the inventory's Redis copy). A hold of another event or
+    """``quote`` for what a live hold holds (read from the inventory store's copy). A hold of another event or
     another buyer is as unknown as a made-up id: 404 hold_not_found; past its time: 410 hold_expired."""
     if ids.event_id_of_hold(hold_id) != event_id:
         raise Refused(Refusal.HOLD_NOT_FOUND, "no such hold", {"hold_id": hold_id})
-    hold = await live_state.read_hold(redis, org_id, event_id, hold_id)
+    hold = await holds.read(org_id, event_id, hold_id)
     if hold is None or hold.buyer_id != buyer_id:
         raise Refused(Refusal.HOLD_NOT_FOUND, "no such hold", {"hold_id": hold_id})
+    return await quote_live_hold(prices, org_id, event_id, hold, promo_code, now)
+
+
+async def quote_live_hold(
+    prices: PriceLists, org_id: str, event_id: str, hold: HoldView, promo_code: str | None, now: datetime
+) -> pricing.Quote:
+    """``quote`` for a hold the caller has read already (its buyer's); past its time: 410 hold_expired."""
     if hold.expires_at <= now.timestamp():
-        raise Refused(Refusal.HOLD_EXPIRED, "the hold has expired", {"hold_id": hold_id})
+        raise Refused(Refusal.HOLD_EXPIRED, "the hold has expired", {"hold_id": hold.hold_id})
     quantity = len(hold.seats) if hold.seats else hold.quantity
     items = [pricing.Item(hold.ticket_type, quantity)]
-    return await quote(prices, org_id, event_id, buyer_id, items, promo_code, now)
+    return await quote(prices, org_id, event_id, hold.buyer_id, items, promo_code, now)
 
 
 # ---- promo use accounting ----------------------------------------------------------------------------------------

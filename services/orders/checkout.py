@@ -26,7 +26,6 @@ from engine.payments.provider import CreateIntent, ProviderError
 from engine.refusals import Refusal, Refused
 from persistence import audit
 from persistence import orders as pg_orders
-from persistence.inventory import live_state
 from services.catalog import pricing as catalog_pricing
 from services.inventory.commands import submit
 from services.orders import moves
@@ -75,12 +74,10 @@ async def _create_order(
     promo_code: str | None,
 ) -> pg_orders.OrderRecord:
     now = deps.now()
-    hold = await live_state.read_hold(deps.redis, org_id, event_id, hold_id)
+    hold = await deps.holds.read(org_id, event_id, hold_id)
     if hold is None:
         raise _hold_not_found(hold_id)
-    quote = await catalog_pricing.quote_hold(
-        deps.prices, deps.redis, org_id, event_id, hold.buyer_id, hold_id, promo_code, now
-    )
+    quote = await catalog_pricing.quote_live_hold(deps.prices, org_id, event_id, hold, promo_code, now)
     order_id = ids.order_id_of_hold(hold_id)
     if quote.promo_code:
         await catalog_pricing.take_promo_use(

@@ -18,6 +18,7 @@ from persistence import audit
 from persistence.payments.provider import PaymentProvider
 from services.catalog.pricing import PriceLists
 from services.inventory.commands import Inventory
+from services.inventory.holds import HoldCopies
 from services.unit_of_work import UnitsOfWork
 
 PROVIDER_ACTOR = audit.Actor("system", "payments")
@@ -37,6 +38,7 @@ class Checkout:
     redis: Redis
     prices: PriceLists
     inventory: Inventory
+    holds: HoldCopies  # a live hold read from its store's copy (checkout prices it from there)
     placements: Placements
     providers: Mapping[str, PaymentProvider]
     # the ticket master key (voelgoed/ticket_master_key.py): None where this process issues no tickets

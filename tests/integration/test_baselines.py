@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import importlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -21,6 +23,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from engine.inventory.commands import ExtendHold, HoldView, Ok, Rejected, Result
+from engine.refusals import Refusal
 from persistence.inventory.live_state import AvailabilityView
 from tests.fakes import new_org
 
@@ -277,3 +281,55 @@ async def test_availability_agrees_with_postgres(baseline: Baseline) -> None:
     assert [(t.code, t.capacity, t.available, t.held, t.sold) for t in stored.ticket_types] == [
         (t["code"], t["capacity"], t["available"], t["held"], t["sold"]) for t in body["ticket_types"]
     ]
+
+
+@contextlib.asynccontextmanager
+async def standalone_inventory(baseline: Baseline) -> AsyncIterator[Any]:
+    """The baseline's inventory client on its own, over the same stores: checkout's commands have no route."""
+    if baseline.module.__name__.endswith("postgres"):
+        inventory = baseline.module.PostgresInventory(baseline.database_url)
+    else:
+        inventory = baseline.module.RedisLuaInventory(baseline.database_url, baseline.redis_url)
+    await inventory.start()
+    try:
+        yield inventory
+    finally:
+        await inventory.close()
+
+
+async def test_checkout_extends_a_hold_past_its_time_and_never_shortens_it(baseline: Baseline) -> None:
+    client = baseline.client
+    event_id = await published_event(client, ga=3)
+    seated = (await hold(client, event_id, "a", seats=["A-1-1", "A-1-2"], ttl_s=1)).json()
+    ga = (await hold(client, event_id, "b", ticket_type="GA", quantity=2, ttl_s=1)).json()
+    left = (await hold(client, event_id, "c", seats=["A-1-3"], ttl_s=1)).json()
+    async with standalone_inventory(baseline) as inventory:
+        async def extend(hold_id: str, ttl_s: int) -> Result:
+            command = ExtendHold(f"checkout:{hold_id}:{ttl_s}", hold_id, ttl_s)
+            result: Result = await inventory.submit(baseline.org_id, event_id, command, dedicated=False)
+            return result
+
+        for held in (seated, ga):
+            longer = await extend(held["hold_id"], 60)
+            assert isinstance(longer, Ok) and isinstance(longer.value, HoldView), longer
+            assert longer.value.expires_at > time.time() + 55 and longer.value.status == "held"
+            shorter = await extend(held["hold_id"], 5)
+            assert isinstance(shorter, Ok) and isinstance(shorter.value, HoldView)
+            assert shorter.value.expires_at == longer.value.expires_at
+        bad_ttl = await extend(seated["hold_id"], 0)
+        assert isinstance(bad_ttl, Rejected) and bad_ttl.code is Refusal.INVALID_HOLD_REQUEST
+        await asyncio.sleep(expiry_wait_s)
+
+        assert (await client.get(f"/v1/holds/{seated['hold_id']}")).status_code == 200
+        body = await availability(client, event_id)
+        assert counts(body, "SEAT") == (10, 8, 2, 0) and counts(body, "GA") == (3, 1, 2, 0)
+        assert seat_available(body, 2)  # the hold nobody extended ended on time
+        expired = await extend(left["hold_id"], 60)
+        assert isinstance(expired, Rejected) and expired.code is Refusal.HOLD_EXPIRED
+        for held in (seated, ga):
+            sold = await client.post(f"/v1/holds/{held['hold_id']}/confirm", json={"order_ref": held["hold_id"]})
+            assert sold.status_code == 201, sold.text
+        after_sale = await extend(seated["hold_id"], 60)
+        assert isinstance(after_sale, Rejected) and after_sale.code is Refusal.INVALID_TRANSITION
+        unknown = await extend("hld_unknown", 60)
+        assert isinstance(unknown, Rejected) and unknown.code is Refusal.HOLD_NOT_FOUND

@@ -74,7 +74,8 @@ def _deps(pool: asyncpg.Pool, provider: FakeProvider, policy: ReconcilePolicy) -
     # the reconciler uses the units of work, the providers and its policy; the rest is checkout's
     unused = cast(Any, None)
     return Checkout(units=UnitsOfWork(TenantPool(pool)), redis=unused, prices=unused, inventory=unused,
-                    placements=unused, providers={PROVIDER: cast(Any, provider)}, reconcile=policy)  # fmt: skip
+                    holds=unused, placements=unused, providers={PROVIDER: cast(Any, provider)},
+                    reconcile=policy)  # fmt: skip
 
 
 async def _org_and_event(pool: asyncpg.Pool) -> tuple[str, str]:

@@ -117,3 +117,24 @@ async def test_compare_runs_the_engine_and_both_baselines_with_ratios(tmp_path: 
         assert set(result["ratios"][name]) == {"holds_per_s", "confirms_per_s"}
         assert result["ratios"][name]["holds_per_s"] > 0
     assert (tmp_path / "compare.png").stat().st_size > 10_000
+
+
+async def test_checkout_sales_in_every_mode_pay_once_and_issue_every_ticket(tmp_path: Path) -> None:
+    """The harness's --checkout mode on the engine and both baselines (each behind the same gateway, orders,
+    payments, ledger and tickets): paid orders == orders with tickets == live sales, every capture at the
+    simulator matched, the ledger balanced; declined cards end in failed orders with no sale."""
+    args = ["--checkout", "--buyers", "300", "--seats", "60", "--ga", "60", "--arrival-seconds", "2",
+            "--gateway-workers", "1", "--declined", "0.2", "--slow", "0.05"]
+    result = _harness("loadtests.compare", args, tmp_path / "compare.json")
+    assert result["_exit"] == 0, result
+    for mode, report in result["reports"].items():
+        _assert_clean(report | {"_exit": 0})
+        checked = report["audit"]["checkout"]
+        assert report["checkout_mismatch"] == 0 and set(checked["counts"].values()) == {0}, (mode, checked)
+        assert report["paid_orders"] == checked["orders_by_status"]["paid"] == checked["captures"] > 0, mode
+        assert checked["orders_by_status"].get("failed", 0) == checked["reasons"].get("payment_declined", 0) > 0
+        assert report["sold_seats_pg"] + report["sold_ga_pg"] >= report["paid_orders"]
+        assert report["card_to_tickets_ms"]["p50"] is not None and report["platform_cpu_ms_per_paid_order"] > 0
+    for name in ("engine_vs_postgres", "engine_vs_redis_lua"):
+        assert set(result["ratios"][name]) == {"holds_per_s", "confirms_per_s", "paid_per_s"}
+        assert result["ratios"][name]["paid_per_s"] > 0

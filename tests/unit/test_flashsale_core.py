@@ -178,7 +178,7 @@ class _ScriptedSale(_Sale):
         self.statuses, self.sent = statuses, 0
 
     async def _call(self, kind: str, method: str, path: str, due: float, units: int,
-                    body: dict[str, Any] | None, key: str | None) -> tuple[int, bytes]:
+                    body: dict[str, Any] | None, key: str | None, *, card: bool = False) -> tuple[int, bytes]:
         self.sent += 1
         return self.statuses.pop(0) if self.statuses else 503, b"{}"
 
@@ -203,7 +203,7 @@ async def test_a_hold_retried_after_503_resends_the_same_body_under_the_same_key
 
     class Recording(_ScriptedSale):
         async def _call(self, kind: str, method: str, path: str, due: float, units: int,
-                        body: dict[str, Any] | None, key: str | None) -> tuple[int, bytes]:
+                        body: dict[str, Any] | None, key: str | None, *, card: bool = False) -> tuple[int, bytes]:
             sent.append((dict(body or {}), key))
             return await super()._call(kind, method, path, due, units, body, key)
 
@@ -247,7 +247,7 @@ async def test_a_best_available_buyer_names_no_seats_and_marks_what_it_got() -> 
 
     class Recording(_ScriptedSale):
         async def _call(self, kind: str, method: str, path: str, due: float, units: int,
-                        body: dict[str, Any] | None, key: str | None) -> tuple[int, bytes]:
+                        body: dict[str, Any] | None, key: str | None, *, card: bool = False) -> tuple[int, bytes]:
             sent.append(dict(body or {}))
             if len(sent) == 1:
                 return 409, b'{"error": {"code": "insufficient_inventory", "details": {"available": 2}}}'
@@ -272,7 +272,7 @@ async def test_a_best_available_buyer_told_no_seats_are_left_goes_home() -> None
 
     class SoldOut(_ScriptedSale):
         async def _call(self, kind: str, method: str, path: str, due: float, units: int,
-                        body: dict[str, Any] | None, key: str | None) -> tuple[int, bytes]:
+                        body: dict[str, Any] | None, key: str | None, *, card: bool = False) -> tuple[int, bytes]:
             sent.append(dict(body or {}))
             return 409, b'{"error": {"code": "insufficient_inventory", "details": {"available": 0}}}'
 

@@ -23,6 +23,7 @@ from gateway.price_cache import PriceCache
 from gateway.rendering import render
 from gateway.routes.catalog.pricing_models import PromoCodeCreate, PromoCodeOut, QuoteCreate, QuoteOut
 from services.catalog import pricing as pricing_cases
+from services.inventory.holds import HoldCopies
 
 TAG = ("pricing",)
 
@@ -121,7 +122,8 @@ async def quote(call: Call[QuoteCreate]) -> Response:
     with storage_outage_as_503():
         if body.hold_id is not None:
             found = await pricing_cases.quote_hold(
-                prices, svc.redis, principal.org_id, event_id, body.buyer_id, body.hold_id, body.promo_code, now
+                prices, svc.domain(HoldCopies), principal.org_id, event_id, body.buyer_id, body.hold_id,
+                body.promo_code, now,
             )
         else:
             found = await pricing_cases.quote(
