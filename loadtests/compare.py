@@ -23,7 +23,8 @@ from typing import Any
 MODES = ("engine", "postgres", "redis-lua")
 RATIO_FIELDS = ("holds_per_s", "confirms_per_s")
 # Medians reported beside the rates: what a request costs the platform survives a noisy machine best.
-MEDIAN_FIELDS = (*RATIO_FIELDS, "platform_cpu_us_per_hold_decided", "platform_cpu_us_per_request")
+MEDIAN_FIELDS = (*RATIO_FIELDS, "platform_cpu_us_per_hold_decided", "platform_cpu_us_per_request",
+                 "platform_idle_cores")
 # --checkout: the paid orders' rate, their latency from card to tickets, and what a paid order costs
 CHECKOUT_RATIO_FIELDS = ("paid_per_s",)
 CHECKOUT_MEDIAN_FIELDS = (*CHECKOUT_RATIO_FIELDS, "card_to_tickets_ms.p50", "card_to_tickets_ms.p99",

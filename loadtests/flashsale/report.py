@@ -70,6 +70,18 @@ Audit
   orphaned_holds, unreadable_answers, kills_failed.  A missing or null count fails it: a comparison that could
   not be made proves nothing.
 
+Checkout (``--checkout``; present only then)
+- checkouts_attempted, checkouts_ok: POST /v1/holds/{id}/checkout requests sent, answered 201;
+  checkout_latency_ms as hold_latency_ms. cards_attempted, card_latency_ms: the card posted to the order's
+  confirm_url at the simulator (a retry after 503 or no answer counts again).
+- paid_orders, paid_per_s, card_to_tickets_ms {p50, p95, p99, max}: copied from the audit's checkout part
+  (loadtests/flashsale/checkout_audit.py: orders paid with their tickets in Postgres; their rate from the first
+  card to the last tickets_issued_at; each one's time from its card to its tickets_issued_at).
+- checkout_mismatch: the checkout audit's sum of counts that must be 0; audit_passed requires it when the audit
+  says checkout_mode. run.py adds platform_cpu_ms_per_paid_order (all the platform's CPU over the sale / paid
+  orders) and, for every run, platform_idle_cores (the platform's CPU over 2 s with no buyer, just before the
+  sale, in cores: what it spends whatever the load, Ray's own processes included).
+
 Timeline (columns, for the plot)
 - One entry per bucket_s bucket of done_s, from 0 (or the earliest answer, if earlier) to the last answer; empty
   buckets are kept so that a stall shows as zeros.  t_s: the bucket's start.  holds_decided: holds answered 201 or
@@ -481,7 +493,8 @@ def print_table(report: Mapping[str, Any], console: Console | None = None) -> No
         table.add_row(
             "platform CPU",
             f"{_fmt(report['platform_cpu_s'], ' s', 1)}: {_fmt(report.get('platform_cpu_us_per_hold_decided'))} us "
-            f"per hold decided, {_fmt(report.get('platform_cpu_us_per_request'))} us per request",
+            f"per hold decided, {_fmt(report.get('platform_cpu_us_per_request'))} us per request; idle before "
+            f"the sale {_fmt(report.get('platform_idle_cores'), ' cores', 2)}",
         )
     table.add_row(
         "confirms",

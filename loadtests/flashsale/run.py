@@ -41,6 +41,7 @@ results_queued_max = 1_024  # progress every 0.5 s per process, drained as it co
 process_join_s_max = 30.0
 ceiling_wait_s_max = 60.0
 http_timeout_s = 30.0
+idle_window_s = 2.0  # the platform's CPU with no buyer, measured just before the sale
 
 
 @dataclass
@@ -53,6 +54,7 @@ class _Sale:
     chaos: _Chaos
     audited: dict[str, Any]
     platform_cpu_s: float
+    idle_cores: float
 
 
 @dataclass
@@ -82,7 +84,7 @@ def run_sale(scenario: Scenario) -> dict[str, Any]:
     report |= {"event_id": sale.event_id, "buyers_saw_sold_out": sale.outcome.buyers_saw_sold_out,
                "journeys_cut_short": sale.outcome.journeys_cut_short, "actor_recovery_s": sale.chaos.recoveries_s,
                "best_refused_seats_left": sale.outcome.best_refused_seats_left}
-    report |= _cpu_fields(sale.platform_cpu_s, report)
+    report |= _cpu_fields(sale.platform_cpu_s, report) | {"platform_idle_cores": round(sale.idle_cores, 3)}
     _publish(report, scenario.report or REPORTS_DIR / f"flashsale-{scenario.mode}-{started_at:%Y%m%d-%H%M%S}.json")
     return report
 
@@ -95,13 +97,16 @@ def _sell(scenario: Scenario, plat: stack.Platform) -> _Sale:
     simulator_before = asyncio.run(checkout_truth.simulator_stats(plat.paysim_url)) if scenario.checkout else {}
     cpu = CpuMeter(plat.pid)
     cpu.start()
+    time.sleep(idle_window_s)
+    idle_cores = cpu.seconds() / idle_window_s
+    cpu.start()
     outcome, chaos = _drive(scenario, plat, key, org_id, event_id, seat_ids, plan_buyers(scenario))
     platform_cpu_s = cpu.seconds()
     audited = asyncio.run(_audit(scenario, plat, key, org_id, event_id, seat_ids, outcome))
     if scenario.checkout:
         audited |= asyncio.run(_audit_checkout(plat, org_id, event_id, outcome, simulator_before))
     audited |= {"kills_failed": chaos.failed(bool(scenario.kill_actor_every)), "kill_failures": chaos.failures[:20]}
-    return _Sale(event_id, ceiling_rps, outcome, chaos, audited, platform_cpu_s)
+    return _Sale(event_id, ceiling_rps, outcome, chaos, audited, platform_cpu_s, idle_cores)
 
 
 def _cpu_fields(platform_cpu_s: float, report: dict[str, Any]) -> dict[str, Any]:
