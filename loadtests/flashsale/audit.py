@@ -15,7 +15,9 @@ availability endpoint's answer, and the sales the platform acknowledged to buyer
   that differs from Postgres', and per GA type |store sold - Postgres sold| plus any available + held + sold that
   does not add up to capacity. endpoint_pg_mismatch: the same against the availability endpoint.
 - orphaned_holds: seats and units still held once every hold should have ended (the audit first waits the
-  event's hold TTL for abandoned and unconfirmed holds to expire).
+  event's hold TTL for abandoned and unconfirmed holds to expire), minus those held for open orders
+  (``--checkout``: a checkout keeps its hold for the order's payment window, and an order its buyer gave up on,
+  after 503s, say, stays open until that window ends and its expiry releases the hold).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Facts:
     released_hold_ids: Sequence[str] = ()
     abandoned_hold_ids: Sequence[str] = ()
     refused_hold_ids: Sequence[str] = ()
+    held_for_open_orders: int = 0  # units of the holds of orders still pending payment (--checkout)
 
 
 def audit(facts: Facts) -> dict[str, Any]:
@@ -94,8 +97,9 @@ def audit(facts: Facts) -> dict[str, Any]:
         "redis_pg_mismatch": store if facts.store_is_redis else None,
         "store_pg_mismatch": store,
         "endpoint_pg_mismatch": endpoint,
-        "orphaned_holds": held(facts.store),
-        "orphaned_holds_endpoint": held(facts.endpoint),
+        "orphaned_holds": orphaned(facts.store, facts.held_for_open_orders),
+        "orphaned_holds_endpoint": orphaned(facts.endpoint, facts.held_for_open_orders),
+        "held_for_open_orders": facts.held_for_open_orders,
     }
 
 
@@ -132,6 +136,12 @@ def _mismatch(view: InventoryView | None, facts: Facts, sold: set[str], ga_sold:
         mismatched += abs(counts.sold - ga_sold.get(code, 0))
         mismatched += abs(counts.available + counts.held + counts.sold - capacity)
     return mismatched
+
+
+def orphaned(view: InventoryView | None, held_for_open_orders: int) -> int | None:
+    """Units held beyond those the open orders' holds keep; None for no view."""
+    units = held(view)
+    return None if units is None else max(0, units - held_for_open_orders)
 
 
 def held(view: InventoryView | None) -> int | None:

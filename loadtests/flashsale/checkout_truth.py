@@ -40,6 +40,15 @@ async def drain(database_url: str, event_id: str) -> float:
     return time.monotonic() - started
 
 
+async def held_for_open_orders(database_url: str, event_id: str) -> int:
+    """Seats and units the holds of the event's orders still pending payment keep (their quotes' ticket lines)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval(_OPEN_UNITS_SQL, event_id))
+    finally:
+        await conn.close()
+
+
 async def checkout_facts(database_url: str, org_id: str, event_id: str, cards: Sequence[CardPosted],
                          before: dict[str, Any], after: dict[str, Any]) -> CheckoutFacts:
     conn = await asyncpg.connect(database_url)
@@ -62,6 +71,10 @@ async def checkout_facts(database_url: str, org_id: str, event_id: str, cards: S
 _ORDERS_SQL = """
 SELECT id, status, reason, total_minor, extract(epoch FROM tickets_issued_at)::float8 AS issued
 FROM orders WHERE event_id = $1
+"""
+_OPEN_UNITS_SQL = """
+SELECT coalesce(sum((line->>'quantity')::int), 0) FROM orders o, jsonb_array_elements(o.quote->'lines') AS line
+WHERE o.event_id = $1 AND o.status = 'pending_payment' AND line->>'kind' = 'ticket'
 """
 _LIVE_SALES_SQL = "SELECT order_ref FROM sales WHERE event_id = $1 AND status = 'live'"
 _OWED_SQL = """

@@ -13,6 +13,10 @@ hold requests, as on a real sold-out page; the report counts them as buyers_saw_
 With ``--buyers-pick best`` a seated buyer names no seats: it asks for the best ``quantity`` seats of a zone
 (``best_available``; its zone drawn from its own seed, the other zones as fallbacks, most free on its map first),
 and the inventory picks them. The seats of a 201 are marked taken on this process's map like a picked seat.
+
+With ``--checkout`` a confirming buyer checks out instead, posts its card to the simulator (on a session without
+the platform's key) and polls its order, gently and bounded, until it is paid with its tickets or has ended
+(docs/loadtests.md "Checkout sales").
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ tickets_wait_s_max = 90.0  # --checkout: how long a buyer waits for its tickets 
 order_poll_s_first = 0.25  # then each pause half as long again, up to order_poll_s_max: a page polling gently
 order_poll_s_max = 1.0
 RETRYABLE = frozenset({NO_ANSWER, 429, 503})
+_ENDED_UNSOLD = frozenset({"failed", "expired", "cancelled"})  # order statuses that never had tickets
 
 
 @dataclass(frozen=True)
@@ -319,9 +324,9 @@ class _Sale:
             if state == "paid" and tickets:
                 self.outcome.sales.append(acked)  # paid with its tickets: as binding as a 201 confirm
                 return
-            if state in ("failed", "refunded"):
+            if state in _ENDED_UNSOLD or state == "refunded":
                 self.outcome.refused_hold_ids.append(hold_id)  # never a live sale of it
-                (self.outcome.orders_failed if state == "failed" else self.outcome.orders_refunded).append(order_id)
+                (self.outcome.orders_refunded if state == "refunded" else self.outcome.orders_failed).append(order_id)
                 return
         self.outcome.orders_unsettled += 1
 

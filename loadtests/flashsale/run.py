@@ -271,7 +271,11 @@ async def _audit(scenario: Scenario, plat: stack.Platform, key: str, org_id: str
                  seat_ids: tuple[str, ...], outcome: GeneratorOutcome) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {key}"}
     async with aiohttp.ClientSession(plat.url, headers=headers, timeout=aiohttp.ClientTimeout(http_timeout_s)) as http:
-        settle_s = await truth.settle(http, event_id, scenario.hold_ttl_s)
+        async def open_orders() -> int:  # --checkout: what the holds of orders still pending payment keep
+            return await checkout_truth.held_for_open_orders(plat.database_url, event_id) if scenario.checkout else 0
+
+        settle_s = await truth.settle(http, event_id, scenario.hold_ttl_s, open_orders)
+        held_for_open_orders = await open_orders()
         tickets = await truth.live_tickets(plat.database_url, event_id)
         store = await truth.store_view(scenario.mode, plat.database_url, plat.redis_url, org_id, event_id)
         endpoint = await truth.endpoint_view(http, event_id)
@@ -279,7 +283,7 @@ async def _audit(scenario: Scenario, plat: stack.Platform, key: str, org_id: str
         seat_ids=seat_ids, ga_capacity={GA_CODE: scenario.ga} if scenario.ga else {}, tickets=tickets,
         acked=outcome.sales, store=store, endpoint=endpoint, store_is_redis=scenario.mode != "postgres",
         released_hold_ids=outcome.released_hold_ids, abandoned_hold_ids=outcome.abandoned_hold_ids,
-        refused_hold_ids=outcome.refused_hold_ids,
+        refused_hold_ids=outcome.refused_hold_ids, held_for_open_orders=held_for_open_orders,
     )
     return audit(facts) | {
         "settle_s": round(settle_s, 3),

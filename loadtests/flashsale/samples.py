@@ -78,7 +78,7 @@ class GeneratorOutcome:
     best_refused_seats_left: int = 0
     unreadable_answers: int = 0  # 2xx answers whose body could not be read (a 201 hold or confirm, availability)
     cards: list[CardPosted] = field(default_factory=list)  # --checkout: every order a card was posted for
-    orders_failed: list[str] = field(default_factory=list)  # orders the buyer saw fail (a declined card)
+    orders_failed: list[str] = field(default_factory=list)  # seen failed (a declined card), expired or cancelled
     orders_refunded: list[str] = field(default_factory=list)  # seen refunded unasked (paid after the hold was lost)
     orders_unsettled: int = 0  # orders neither paid with tickets nor failed when the buyer stopped waiting
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import aiohttp
 import asyncpg
@@ -76,13 +76,15 @@ async def endpoint_view(http: aiohttp.ClientSession, event_id: str) -> Inventory
         return None
 
 
-async def settle(http: aiohttp.ClientSession, event_id: str, hold_ttl_s: int) -> float:
-    """Waits (bounded) until nothing is held any more; the seconds waited."""
+async def settle(http: aiohttp.ClientSession, event_id: str, hold_ttl_s: int,
+                 held_allowed: Callable[[], Awaitable[int]] | None = None) -> float:
+    """Waits (bounded) until nothing is held any more, or no more than ``held_allowed()`` says may be (the holds
+    of open orders, --checkout); the seconds waited."""
     started = time.monotonic()
     deadline = started + hold_ttl_s + settle_margin_s
     while time.monotonic() < deadline:
-        view = await endpoint_view(http, event_id)
-        if held(view) == 0:
+        units = held(await endpoint_view(http, event_id))
+        if units is not None and units <= (await held_allowed() if held_allowed else 0):
             break
         await asyncio.sleep(settle_poll_s)
     return time.monotonic() - started

@@ -141,3 +141,14 @@ async def test_a_declined_or_refused_buyer_leaves_no_sale_behind(monkeypatch: py
     expired = _Buyer({"checkout": [(410, {"error": {"code": "hold_expired"}})]})
     await expired._buy(plan, "hld_2", 1, expired.now())
     assert expired.outcome.refused_hold_ids == ["hld_2"] and not expired.outcome.cards
+
+
+def test_units_held_for_open_orders_are_not_orphaned_but_any_beyond_them_are() -> None:
+    from loadtests.flashsale.audit import Counts, Facts, InventoryView, audit
+
+    view = InventoryView(b"", None, {"GA": Counts(capacity=10, available=7, held=3, sold=0)})
+    base = Facts(seat_ids=(), ga_capacity={"GA": 10}, tickets=(), acked=(), store=view, endpoint=view,
+                 store_is_redis=True)
+    assert audit(dataclasses.replace(base, held_for_open_orders=3))["orphaned_holds"] == 0
+    assert audit(dataclasses.replace(base, held_for_open_orders=1))["orphaned_holds"] == 2
+    assert audit(base)["orphaned_holds"] == 3
