@@ -2,10 +2,12 @@
 
 1. The hold is read from the inventory's Redis copy and priced with the catalog's quote (never Postgres).
 2. A promo code's use is taken for the order (``use_id`` = the order id: a retry takes nothing more).
-3. The hold is extended to the payment window plus a grace (engine/orders.py), so an order paid at the window's
-   last second is still confirmed; the order's ``expires_at`` is the window's end.
-4. The order and its payment attempt are written in one unit of work (audited); a free order is paid at once and
-   owes its fulfilment.
+3. The order and its payment attempt are written in one unit of work (audited); its ``expires_at`` is the
+   payment window's end. A free order is paid at once and owes its fulfilment.
+4. Then the hold is extended to the payment window plus a grace (engine/orders.py), so an order paid at the
+   window's last second is still confirmed. In this order, because an extension is never taken back: a hold
+   extended for an order that then failed to be written would stay held with nothing to end it. A hold found
+   gone ends its pending order (``hold_lost``); a retried checkout extends again (idempotent).
 5. The provider's intent is created with the attempt's id as its idempotency key, and its confirm_url kept.
 
 Every step is idempotent by the hold: the order id is the hold's (engine/ids.py), so a retried checkout (a lost
@@ -16,12 +18,12 @@ never made expires like any other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
 from engine import ids
 from engine.catalog.pricing import Quote
 from engine.inventory.commands import ExtendHold, HoldView
-from engine.orders import OrderEvent, OrderStatus, hold_kept_s, window_end_s
+from engine.orders import HOLD_LOST_REFUSALS, OrderEvent, OrderStatus, hold_kept_s, payment_window_s
 from engine.payments.provider import CreateIntent, ProviderError
 from engine.refusals import Refusal, Refused
 from persistence import audit
@@ -65,6 +67,7 @@ async def checkout(
     created = order is None
     if order is None:
         order = await _create_order(deps, org_id, actor, event_id, hold_id, buyer, promo_code)
+    await _keep_hold(deps, org_id, actor, order)
     attempt = await _ensure_intent(deps, org_id, actor, order) if order.total_minor > 0 else None
     return CheckedOut(order, attempt, created)
 
@@ -99,13 +102,12 @@ async def _write_order(
     deps: Checkout, org_id: str, actor: audit.Actor, event_id: str, hold_id: str, buyer_id: str, buyer: Buyer,
     quote: Quote, now: datetime,
 ) -> pg_orders.OrderRecord:
+    """The order and its payment attempt, written before the hold is extended for it: an extension is never
+    taken back, so one made for an order that then failed to be written (503) would keep the hold for the
+    payment window with no order to end it."""
     order_id = ids.order_id_of_hold(hold_id)
-    extended = await _extend(deps, org_id, event_id, order_id, hold_id)
-    window_ends_s = window_end_s(now.timestamp(), extended.expires_at)
-    if window_ends_s is None:
-        raise Refused(Refusal.HOLD_EXPIRED, "the hold expires before it could be paid", {"hold_id": hold_id})
     new = pg_orders.NewOrder(order_id, event_id, hold_id, buyer_id, buyer.email, buyer.name, quote,
-                             datetime.fromtimestamp(window_ends_s, UTC))  # fmt: skip
+                             now + timedelta(seconds=payment_window_s))  # fmt: skip
     async with deps.units.begin(org_id, actor) as uow:
         order, created = await pg_orders.insert_order(uow.db, new)
         if created:
@@ -117,6 +119,26 @@ async def _write_order(
                 await moves.move(uow, order, OrderEvent.PAYMENT_SUCCEEDED, now)
                 order = await pg_orders.get_order(uow.db, order_id) or order
     return order
+
+
+async def _keep_hold(deps: Checkout, org_id: str, actor: audit.Actor, order: pg_orders.OrderRecord) -> None:
+    """The order's hold kept for its payment window and the grace after it (ExtendHold, idempotent by the order,
+    so a retried checkout sends it again harmlessly). A pending order whose hold is gone ends (hold_lost: its
+    promo use goes back) and the refusal is answered; a paid order's hold is fulfilment's to confirm (a free
+    order may be confirmed already), so nothing is answered for it."""
+    if order.status not in (OrderStatus.PENDING_PAYMENT, OrderStatus.PAID) or order.tickets_issued_at is not None:
+        return
+    try:
+        await _extend(deps, org_id, order.event_id, order.order_id, order.hold_id)
+    except Refused as refusal:
+        if order.status is OrderStatus.PAID and refusal.refusal not in _OUTAGES:
+            return
+        if refusal.refusal in HOLD_LOST_REFUSALS:
+            async with deps.units.begin(org_id, actor) as uow:
+                locked = await pg_orders.get_order(uow.db, order.order_id, for_update=True)
+                if locked is not None:
+                    await moves.move(uow, locked, OrderEvent.HOLD_LOST, deps.now())
+        raise
 
 
 async def _extend(deps: Checkout, org_id: str, event_id: str, order_id: str, hold_id: str) -> HoldView:

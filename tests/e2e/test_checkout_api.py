@@ -22,6 +22,9 @@ import asyncpg
 import httpx
 import pytest
 
+from engine import ids
+from engine.inventory.commands import Command, ExtendHold, Rejected, Result
+from engine.refusals import Refusal
 from engine.tickets.keys import KeyRing, KeyStatus, VerifyingKey
 from engine.tickets.verify import VerifiedTicket, verify
 from tests.e2e.checkout_steps import (
@@ -297,3 +300,51 @@ async def test_other_orgs_see_nothing_and_bad_input_is_refused(gw: Gateway, data
     assert forged.status_code == 400
     assert (await gw.client.post("/v1/payments/webhooks/nobody", content=b"{}",
                                  headers={"Content-Type": "application/json"})).status_code == 404  # fmt: skip
+
+
+def _refuse_extensions(gw: Gateway, monkeypatch: pytest.MonkeyPatch, refusal: Refusal) -> list[str]:
+    """The inventory refuses every ExtendHold with ``refusal`` (the other commands pass); the hold ids asked."""
+    asked: list[str] = []
+    submit = gw.inventory.submit
+
+    async def refusing(org_id: str, event_id: str, command: Command, *, dedicated: bool) -> Result:
+        if isinstance(command, ExtendHold):
+            asked.append(command.hold_id)
+            return Rejected(refusal, "refused by the test", {"hold_id": command.hold_id})
+        return await submit(org_id, event_id, command, dedicated=dedicated)
+
+    monkeypatch.setattr(gw.inventory, "submit", refusing)
+    return asked
+
+
+async def test_a_checkout_writes_its_order_before_extending_the_hold_and_its_retry_extends_it(
+    gw: Gateway, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an extension is never taken back: made before an order that then failed to be written, it would keep the
+    # hold for the whole payment window with no order to end it
+    owner = await new_owner(database_url)
+    hold_id = await hold(gw, owner, await publish_event(gw, owner))
+    before = (await gw.client.get(f"/v1/holds/{hold_id}", headers=owner)).json()["expires_at"]
+    asked = _refuse_extensions(gw, monkeypatch, Refusal.INVENTORY_UNAVAILABLE)
+    failed = await gw.client.post(f"/v1/holds/{hold_id}/checkout", json={"buyer": BUYER}, headers=owner)
+    assert failed.status_code == 503 and asked == [hold_id], failed.text
+    pending = await order_of(gw, owner, ids.order_id_of_hold(hold_id))
+    assert pending["status"] == "pending_payment"
+    assert (await gw.client.get(f"/v1/holds/{hold_id}", headers=owner)).json()["expires_at"] == before
+    monkeypatch.undo()
+    order = await check_out(gw, owner, hold_id)
+    assert order["order_id"] == pending["order_id"] and order["payment"]["confirm_url"]
+    kept = (await gw.client.get(f"/v1/holds/{hold_id}", headers=owner)).json()["expires_at"]
+    assert kept > before and kept >= order["expires_at"]
+
+
+async def test_a_pending_order_whose_hold_is_gone_at_its_extension_ends_as_hold_lost(
+    gw: Gateway, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = await new_owner(database_url)
+    hold_id = await hold(gw, owner, await publish_event(gw, owner))
+    _refuse_extensions(gw, monkeypatch, Refusal.HOLD_EXPIRED)
+    gone = await gw.client.post(f"/v1/holds/{hold_id}/checkout", json={"buyer": BUYER}, headers=owner)
+    assert gone.status_code == 410 and gone.json()["error"]["code"] == "hold_expired", gone.text
+    ended = await order_of(gw, owner, ids.order_id_of_hold(hold_id))
+    assert (ended["status"], ended["reason"]) == ("expired", "hold_lost")
