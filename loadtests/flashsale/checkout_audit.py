@@ -16,8 +16,9 @@ Each count below must be 0; checkout_mismatch is their sum (report.audit_passed 
 - no_paid_orders: 1 when no order was paid with its tickets: such a run proves nothing of checkout.
 
 Figures: paid_per_s = orders paid with tickets / (last tickets_issued_at - first card posted), wall clock;
-card_to_tickets_ms: per order paid with tickets, from the buyer posting its card to tickets_issued_at in
-Postgres (nearest rank, as report.py), the polling's interval adding nothing.
+card_to_tickets_ms: per order paid with the always-succeeding card and issued its tickets, from the buyer posting
+its card to tickets_issued_at in Postgres (nearest rank, as report.py), the polling's interval adding nothing;
+slow_card_to_tickets_ms the same for the slow card (the simulator settles it after 5 s by design).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadtests.flashsale.samples import CardPosted
+from paysim.cards import SLOW, SUCCEEDS
 
 PAID = "paid"
 REFUNDED = "refunded"
@@ -86,7 +88,8 @@ def audit_checkout(facts: CheckoutFacts) -> dict[str, Any]:
         "captures": facts.captures,
         "refunds": facts.refunds,
         "paid_per_s": _paid_per_s(facts, paid & issued),
-        "card_to_tickets_ms": _card_to_tickets_ms(facts, paid & issued),
+        "card_to_tickets_ms": _card_to_tickets_ms(facts, paid & issued, SUCCEEDS),
+        "slow_card_to_tickets_ms": _card_to_tickets_ms(facts, paid & issued, SLOW),
     }
 
 
@@ -98,8 +101,8 @@ def _paid_per_s(facts: CheckoutFacts, paid: set[str]) -> float | None:
     return round(len(issued) / window_s, 1) if window_s > 0 else None
 
 
-def _card_to_tickets_ms(facts: CheckoutFacts, paid: set[str]) -> dict[str, float | None]:
-    posted = {c.order_id: c.posted_at for c in facts.cards}
+def _card_to_tickets_ms(facts: CheckoutFacts, paid: set[str], card: str) -> dict[str, float | None]:
+    posted = {c.order_id: c.posted_at for c in facts.cards if c.card == card}
     latencies = sorted(
         (o.tickets_issued_at - posted[o.order_id]) * 1000.0
         for o in facts.orders

@@ -39,6 +39,7 @@ def test_a_clean_checkout_sale_audits_clean_with_its_rate_and_latency() -> None:
     assert checked["paid_orders"] == 3 and checked["orders_by_status"] == {"paid": 3, "failed": 1}
     assert checked["paid_per_s"] == round(3 / 2.5, 1)  # first card at T0, last tickets at T0 + 2.5
     assert checked["card_to_tickets_ms"] == {"p50": 500.0, "p95": 500.0, "p99": 500.0, "max": 500.0}
+    assert checked["slow_card_to_tickets_ms"]["p99"] is None  # nobody paid with the slow card
 
 
 @pytest.mark.parametrize(("changes", "count"), [
