@@ -25,6 +25,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 import redis
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from persistence.migrate import migrate
 from tests.fakes import TEST_SESSION_SECRET
@@ -44,6 +46,15 @@ ray_worker_ports_first = 20000
 ray_worker_ports_each = 1500
 ray_worker_port_ranges = 8
 SYSTEM_TESTS = "tests/system/"
+
+# In a parallel run the workers share two cores with each other's Postgres, Redis and Ray: Hypothesis's timing checks
+# (the 200 ms deadline, the "input generation is slow" health check) then fail on the machine's load, not on the
+# code. Every other setting (examples, steps, database) stays as each test has it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    hypothesis_settings.register_profile(
+        "parallel", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    hypothesis_settings.load_profile("parallel")
 TEST_DATABASE_PREFIX = "voelgoed_test_"
 # the payment simulator as a real subprocess and a webhook receiver (tests/paysim_fixtures.py)
 pytest_plugins = ("tests.paysim_fixtures",)
