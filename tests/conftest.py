@@ -19,11 +19,14 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 import pytest_asyncio
 import redis
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from persistence.migrate import migrate
 from tests.fakes import TEST_SESSION_SECRET
@@ -36,9 +39,57 @@ EXTERNAL_REDIS_URL = os.environ.get("VOELGOED_REDIS_URL") or None
 _SERVICE_VARIABLES = ("VOELGOED_DATABASE_URL", "VOELGOED_REDIS_URL", "VOELGOED_RAY_ADDRESS", "RAY_ADDRESS")
 ray_test_cpus = 4
 ray_test_object_store_bytes = 512 * 1024 * 1024
+# Parallel runs (pytest-xdist, `make test`): each worker is a session of its own with its own services. Its Ray
+# workers bind ports of a range of its own, outside Ray's default 10002-19999 (a `make up` or a benchmark beside the
+# run) and below the kernel's ephemeral ports (32768 up, where free_tcp_port picks).
+ray_worker_ports_first = 20000
+ray_worker_ports_each = 1500
+ray_worker_port_ranges = 8
+SYSTEM_TESTS = "tests/system/"
+
+# In a parallel run the workers share two cores with each other's Postgres, Redis and Ray: Hypothesis's timing checks
+# (the 200 ms deadline, the "input generation is slow" health check) then fail on the machine's load, not on the
+# code. Every other setting (examples, steps, database) stays as each test has it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    hypothesis_settings.register_profile(
+        "parallel", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+    hypothesis_settings.load_profile("parallel")
 TEST_DATABASE_PREFIX = "voelgoed_test_"
 # the payment simulator as a real subprocess and a webhook receiver (tests/paysim_fixtures.py)
 pytest_plugins = ("tests.paysim_fixtures",)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A parallel run (pytest-xdist, as make test runs it) gives each worker its own services; an external Redis
+    database would be one for all of them."""
+    parallel = bool(getattr(config.option, "numprocesses", None)) or hasattr(config, "workerinput")
+    if EXTERNAL_REDIS_URL is not None and parallel:
+        raise pytest.UsageError(
+            "VOELGOED_REDIS_URL names one Redis database, which parallel workers would flush under each other: "
+            "run serially (make test TEST_WORKERS=0, or pytest -n0)"
+        )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup` (make test), with the system tests as one group: they run one after another on one worker
+    (real Ray with actor kills, subprocess gateways, recoveries they time). Every other test is its own unit.
+
+    By path rather than by an `xdist_group` mark: pytest-xdist 3.8 marks a group by rewriting `item._nodeid`, which
+    pytest 9.2's nodes no longer read, so the marks group nothing. The group is the largest unit, so xdist hands
+    it out first (--loadscope-reorder)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class SystemGroupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(SYSTEM_TESTS):
+                return "system"
+            return super()._split_scope(nodeid)
+
+    return SystemGroupScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +169,8 @@ def redis_url(services_root: Path, service_env: pytest.MonkeyPatch) -> Iterator[
 def ray_address(service_env: pytest.MonkeyPatch) -> Iterator[str]:
     """Its own temp dir under /tmp (Ray's socket paths must be short), and its own ports, so runs never meet."""
     temp_dir = Path(tempfile.mkdtemp(prefix="vgray-", dir=embedded.RAY_TEMP_ROOT))
-    head = embedded.RayHead.start(temp_dir, num_cpus=ray_test_cpus, object_store_bytes=ray_test_object_store_bytes)
+    head = embedded.RayHead.start(temp_dir, num_cpus=ray_test_cpus, object_store_bytes=ray_test_object_store_bytes,
+                                  worker_ports=_ray_worker_ports())
     service_env.setenv("VOELGOED_RAY_ADDRESS", head.address)
     service_env.setenv("RAY_ADDRESS", head.address)
     try:
@@ -153,6 +205,15 @@ def _flush(url: str) -> None:
         client.flushdb()
     finally:
         client.close()
+
+
+def _ray_worker_ports() -> tuple[int, int] | None:
+    """This xdist worker's (gw0, gw1, ...) range of Ray worker ports; None (Ray's default) in a serial run."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return None
+    first = ray_worker_ports_first + (int(worker[2:]) % ray_worker_port_ranges) * ray_worker_ports_each
+    return first, first + ray_worker_ports_each - 1
 
 
 def _disconnect_ray_driver() -> None:

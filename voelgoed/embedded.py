@@ -8,6 +8,7 @@ which then stops the services in order instead of all of them dying at once.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -52,6 +53,9 @@ process_poll_s = 0.1
 RAY_ENV = {"RAY_AUTH_MODE": "disabled"}
 # Ray keeps unix sockets under its temp dir; their paths must stay under ~107 bytes.
 RAY_TEMP_ROOT = Path("/tmp")
+# Held while a Postgres cluster is set up: as root, pgserver creates its system user with `useradd` on first use,
+# and two processes doing that at once (parallel test workers, two `voelgoed up`) break each other's initdb.
+POSTGRES_SETUP_LOCK = Path("/tmp/voelgoed-postgres-setup.lock")
 
 
 def free_tcp_port(host: str = LOCALHOST) -> int:
@@ -115,8 +119,9 @@ class EmbeddedPostgres:
     def start(cls, pgdata: Path) -> EmbeddedPostgres:
         """Start (or join, if a previous run left it running) the cluster in pgdata, creating it if new."""
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        # cleanup_mode None: we stop it ourselves, in order, instead of pgserver's atexit hook.
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        with _postgres_setup_lock():
+            # cleanup_mode None: we stop it ourselves, in order, instead of pgserver's atexit hook.
+            server = pgserver.get_server(pgdata, cleanup_mode=None)
         embedded = cls(server)
         try:
             embedded._ensure_connection_capacity()
@@ -161,6 +166,21 @@ class EmbeddedPostgres:
             user=self._server.system_user,
             timeout=postgres_stop_s_max + 5,
         )
+
+
+@contextlib.contextmanager
+def _postgres_setup_lock() -> Iterator[None]:
+    """One process on the machine at a time sets up a cluster (pgserver's own lock leaves out its `useradd`)."""
+    try:
+        lock = open(POSTGRES_SETUP_LOCK, "a")  # noqa: SIM115 - closed below
+    except PermissionError:  # another user's lock file: reading is enough to lock it
+        lock = open(POSTGRES_SETUP_LOCK)  # noqa: SIM115
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -258,8 +278,13 @@ class RayHead:
         num_cpus: int | None = None,
         object_store_bytes: int | None = None,
         dashboard_port: int | None = None,
+        worker_ports: tuple[int, int] | None = None,
     ) -> RayHead:
         """dashboard_port None: no dashboard UI. Every port is picked free, so heads never collide.
+
+        worker_ports: the (lowest, highest) ports its workers bind; None keeps Ray's default range (10002-19999),
+        which every head on the machine shares (each raylet checks a port is free before handing it out, which
+        leaves a race between heads that start workers at the same moment: parallel test workers).
 
         A head that fails to come up (Ray's own start-up deadline, seen on a loaded machine) is stopped and
         started again on fresh ports, at most ``ray_start_attempts_max`` times."""
@@ -272,6 +297,8 @@ class RayHead:
                 command.append(f"--num-cpus={num_cpus}")
             if object_store_bytes is not None:
                 command.append(f"--object-store-memory={object_store_bytes}")
+            if worker_ports is not None:
+                command += [f"--min-worker-port={worker_ports[0]}", f"--max-worker-port={worker_ports[1]}"]
             env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | RAY_ENV
             process = subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, env=env
