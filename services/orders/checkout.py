@@ -1,6 +1,7 @@
 """Checkout: a live hold becomes an order with a payment to make.
 
-1. The hold is read from the inventory's Redis copy and priced with the catalog's quote (never Postgres).
+1. The hold is read from the copy its inventory's store keeps (``HoldCopies``: the engine's Redis write-through)
+   and priced with the catalog's quote (never Postgres).
 2. A promo code's use is taken for the order (``use_id`` = the order id: a retry takes nothing more).
 3. The order and its payment attempt are written in one unit of work (audited); its ``expires_at`` is the
    payment window's end. A free order is paid at once and owes its fulfilment.
