@@ -19,8 +19,8 @@ up: $(STAMP)
 # The suite in parallel (pytest-xdist): TEST_WORKERS sessions, each with its own Postgres, Redis, Ray and
 # simulator. More workers than cores pays: many tests wait on I/O. TEST_WORKERS=0, or -n0 in PYTEST_ARGS, runs it
 # serially; with VOELGOED_REDIS_URL (one shared database the suite flushes) it is serial by default.
-# TEST_DIST=loadgroup keeps tests/system on one worker (tests/conftest.py), but one such run hung at its end (the
-# scheduler never released the last worker), so the default is plain load balancing.
+# Tests go to whichever worker is free (--dist load). Keeping tests/system on one worker (--dist loadgroup with a
+# scheduler by path) was tried and dropped: one such run hung at its end, the last worker never released.
 TEST_WORKERS ?= $(if $(VOELGOED_REDIS_URL),0,4)
 TEST_DIST ?= load
 

@@ -37,12 +37,12 @@ import asyncpg
 import httpx
 import psutil
 
+from loadtests.flashsale import checkout_truth
 from loadtests.flashsale.cards import card_of
 
 poll_s = 0.25  # the buyers' polling: slow, so that it costs the platform little (latency is from Postgres)
 order_wait_s_max = 60.0
 request_timeout_s = 30.0
-drain_wait_s_max = 60.0  # for the outbox to finish the refunds before the audit
 
 
 def _platform_processes(data_dir: Path) -> list[psutil.Process]:
@@ -182,21 +182,16 @@ async def _card_to_tickets_s(data_dir: Path, tally: Tally) -> list[float]:
 
 async def _sim_stats(data_dir: Path) -> dict[str, Any]:
     runtime = json.loads((data_dir / "runtime.json").read_text())
-    async with httpx.AsyncClient(timeout=request_timeout_s) as http:
-        answer = await http.get(f"{runtime['paysim_url']}/_sim/stats")
-    answer.raise_for_status()
-    stats: dict[str, Any] = answer.json()
-    return stats
+    return await checkout_truth.simulator_stats(runtime["paysim_url"])
 
 
 async def _audit(data_dir: Path, event_id: str, tally: Tally, sim_before: dict[str, Any]) -> dict[str, Any]:
     """What Postgres and the simulator say happened, once the outbox has finished (bounded wait)."""
     runtime = json.loads((data_dir / "runtime.json").read_text())
+    await checkout_truth.drain(runtime["database_url"], event_id)
+    owed = await checkout_truth.owed(runtime["database_url"], event_id)
     conn = await asyncpg.connect(runtime["database_url"])
     try:
-        deadline = time.monotonic() + drain_wait_s_max
-        while (owed := await conn.fetchval(_OWED_SQL, event_id)) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
         row = await conn.fetchrow(_AUDIT_SQL, event_id)
     finally:
         await conn.close()
@@ -219,11 +214,6 @@ async def _audit(data_dir: Path, event_id: str, tally: Tally, sim_before: dict[s
     return {"facts": facts, "checks": checks}
 
 
-# rows the event's orders still owe (refunds in flight): the audit waits for them
-_OWED_SQL = """
-SELECT count(*) FROM outbox o JOIN orders r ON r.id = o.payload->>'order_id'
-WHERE r.event_id = $1 AND o.done_at IS NULL
-"""
 _AUDIT_SQL = """
 SELECT
   (SELECT count(*) FROM orders WHERE event_id = $1 AND tickets_issued_at IS NOT NULL) AS issued_orders,

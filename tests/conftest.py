@@ -19,7 +19,6 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
@@ -45,7 +44,6 @@ ray_test_object_store_bytes = 512 * 1024 * 1024
 ray_worker_ports_first = 20000
 ray_worker_ports_each = 1500
 ray_worker_port_ranges = 8
-SYSTEM_TESTS = "tests/system/"
 
 # In a parallel run the workers share two cores with each other's Postgres, Redis and Ray: Hypothesis's timing checks
 # (the 200 ms deadline, the "input generation is slow" health check) then fail on the machine's load, not on the
@@ -69,27 +67,6 @@ def pytest_configure(config: pytest.Config) -> None:
             "VOELGOED_REDIS_URL names one Redis database, which parallel workers would flush under each other: "
             "run serially (make test TEST_WORKERS=0, or pytest -n0)"
         )
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadgroup` (make test), with the system tests as one group: they run one after another on one worker
-    (real Ray with actor kills, subprocess gateways, recoveries they time). Every other test is its own unit.
-
-    By path rather than by an `xdist_group` mark: pytest-xdist 3.8 marks a group by rewriting `item._nodeid`, which
-    pytest 9.2's nodes no longer read, so the marks group nothing. The group is the largest unit, so xdist hands
-    it out first (--loadscope-reorder)."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadGroupScheduling
-
-    class SystemGroupScheduling(LoadGroupScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            if nodeid.startswith(SYSTEM_TESTS):
-                return "system"
-            return super()._split_scope(nodeid)
-
-    return SystemGroupScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

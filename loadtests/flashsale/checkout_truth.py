@@ -40,6 +40,15 @@ async def drain(database_url: str, event_id: str) -> float:
     return time.monotonic() - started
 
 
+async def owed(database_url: str, event_id: str) -> int:
+    """Outbox rows the event's orders still owe."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval(_OWED_SQL, event_id))
+    finally:
+        await conn.close()
+
+
 async def held_for_open_orders(database_url: str, event_id: str) -> int:
     """Seats and units the holds of the event's orders still pending payment keep (their quotes' ticket lines)."""
     conn = await asyncpg.connect(database_url)

@@ -316,13 +316,13 @@ class _Sale:
             try:
                 order = json.loads(payload)
                 state, tickets = order["status"], order["tickets"]
-                acked = AckedSale(sale_id_of_hold(hold_id), hold_id, tuple(
-                    AckedTicket(t["ticket_id"], t["ticket_type"], t.get("seat_id"), t.get("unit")) for t in tickets))
+                if state == "paid" and tickets:  # paid with its tickets: as binding as a 201 confirm
+                    self.outcome.sales.append(AckedSale(sale_id_of_hold(hold_id), hold_id, tuple(
+                        AckedTicket(t["ticket_id"], t["ticket_type"], t.get("seat_id"), t.get("unit"))
+                        for t in tickets)))
+                    return
             except (ValueError, KeyError, TypeError):
                 self.outcome.unreadable_answers += 1
-                return
-            if state == "paid" and tickets:
-                self.outcome.sales.append(acked)  # paid with its tickets: as binding as a 201 confirm
                 return
             if state in _ENDED_UNSOLD or state == "refunded":
                 self.outcome.refused_hold_ids.append(hold_id)  # never a live sale of it
