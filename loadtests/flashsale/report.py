@@ -82,7 +82,9 @@ Checkout (``--checkout``; present only then)
 - checkout_mismatch: the checkout audit's sum of counts that must be 0; audit_passed requires it when the audit
   says checkout_mode. run.py adds platform_cpu_ms_per_paid_order (all the platform's CPU over the sale / paid
   orders) and, for every run, platform_idle_cores (the platform's CPU over 2 s with no buyer, just before the
-  sale, in cores: what it spends whatever the load, Ray's own processes included).
+  sale, in cores: what it spends whatever the load, Ray's own processes included), and
+  platform_cpu_s_by_role (the same CPU seconds by process role, largest first: gateway, each Ray actor class as
+  ray::<class>, postgres, redis, paysim, Ray's daemons; loadtests/flashsale/cpu.py role_of).
 
 Timeline (columns, for the plot)
 - One entry per bucket_s bucket of done_s, from 0 (or the earliest answer, if earlier) to the last answer; empty
@@ -499,6 +501,9 @@ def print_table(report: Mapping[str, Any], console: Console | None = None) -> No
             f"per hold decided, {_fmt(report.get('platform_cpu_us_per_request'))} us per request; idle before "
             f"the sale {_fmt(report.get('platform_idle_cores'), ' cores', 2)}",
         )
+    if report.get("platform_cpu_s_by_role"):
+        table.add_row("platform CPU by role", ", ".join(
+            f"{role} {seconds:.1f} s" for role, seconds in list(report["platform_cpu_s_by_role"].items())[:8]))
     table.add_row(
         "confirms",
         f"{report.get('confirms_attempted', report['confirms_ok'] + report['confirms_error']):,} sent: "

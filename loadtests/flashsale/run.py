@@ -55,6 +55,7 @@ class _Sale:
     audited: dict[str, Any]
     platform_cpu_s: float
     idle_cores: float
+    cpu_s_by_role: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +86,8 @@ def run_sale(scenario: Scenario) -> dict[str, Any]:
                "journeys_cut_short": sale.outcome.journeys_cut_short, "actor_recovery_s": sale.chaos.recoveries_s,
                "best_refused_seats_left": sale.outcome.best_refused_seats_left}
     report |= _cpu_fields(sale.platform_cpu_s, report) | {"platform_idle_cores": round(sale.idle_cores, 3)}
+    report["platform_cpu_s_by_role"] = {role: round(s, 2) for role, s in sorted(
+        sale.cpu_s_by_role.items(), key=lambda kv: -kv[1]) if s >= 0.01}
     _publish(report, scenario.report or REPORTS_DIR / f"flashsale-{scenario.mode}-{started_at:%Y%m%d-%H%M%S}.json")
     return report
 
@@ -101,12 +104,13 @@ def _sell(scenario: Scenario, plat: stack.Platform) -> _Sale:
     idle_cores = cpu.seconds() / idle_window_s
     cpu.start()
     outcome, chaos = _drive(scenario, plat, key, org_id, event_id, seat_ids, plan_buyers(scenario))
-    platform_cpu_s = cpu.seconds()
+    cpu_s_by_role = cpu.seconds_by_role()
+    platform_cpu_s = sum(cpu_s_by_role.values())
     audited = asyncio.run(_audit(scenario, plat, key, org_id, event_id, seat_ids, outcome))
     if scenario.checkout:
         audited |= asyncio.run(_audit_checkout(plat, org_id, event_id, outcome, simulator_before))
     audited |= {"kills_failed": chaos.failed(bool(scenario.kill_actor_every)), "kill_failures": chaos.failures[:20]}
-    return _Sale(event_id, ceiling_rps, outcome, chaos, audited, platform_cpu_s, idle_cores)
+    return _Sale(event_id, ceiling_rps, outcome, chaos, audited, platform_cpu_s, idle_cores, cpu_s_by_role)
 
 
 def _cpu_fields(platform_cpu_s: float, report: dict[str, Any]) -> dict[str, Any]:
