@@ -74,6 +74,8 @@ def _arguments(p: argparse.ArgumentParser) -> tuple[argparse.Namespace, Path | N
     args = p.parse_args()
     if args.target or args.mode != "engine" or args.kill_actor_every:
         p.error("compare starts each mode itself: no --target, --mode or --kill-actor-every")
+    if args.fault or args.faults_seed is not None:
+        p.error("compare runs no faults (a seed would draw each mode another schedule): use loadtests.soak")
     if not 1 <= args.runs <= runs_max:
         p.error(f"--runs must be 1..{runs_max}")
     report_path, args.report = args.report, None

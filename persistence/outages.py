@@ -17,6 +17,10 @@ POSTGRES_OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.InsufficientResourcesError,
     asyncpg.QueryCanceledError,
     asyncpg.CannotConnectNowError,
+    # the server shut down or crashed under an open session (57P01, 57P02): like a lost connection (a commit in
+    # flight has an unknown outcome), and it comes back
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
 )
 REDIS_OUTAGES: tuple[type[BaseException], ...] = (
     redis.exceptions.ConnectionError,

@@ -58,7 +58,9 @@ request_timeout_s_max = 60.0  # includes the wait for a pooled connection: the o
 journeys_in_flight_max = 100_000
 availability_refresh_s = 0.25  # how stale a buyer's seat map may be, like a page on the live websocket
 progress_interval_s = 0.5
-answer_attempts_max = 6  # a confirm or release that got 503 or no answer is sent again, same Idempotency-Key
+# a request that got 503 or no answer is sent again (same Idempotency-Key): 12 tries span ~7.5 s of pauses, past a
+# store's restart (the harness's --fault runs)
+answer_attempts_max = 12
 answer_time_s_max = 150.0  # past one request_timeout_s_max: a confirm stuck behind a backlog is sent again
 retry_pause_s_first = 0.05
 retry_pause_s_max = 1.0
@@ -354,6 +356,8 @@ class _Sale:
             async with http.request(method, path, json=body, headers=headers) as answer:
                 payload = await answer.read()
                 status = answer.status
+                if status == 503 and not card and "Retry-After" not in answer.headers:
+                    self.outcome.unavailable_without_retry_after += 1
         except (TimeoutError, aiohttp.ClientError):
             status, payload = NO_ANSWER, b""
         ok = 200 <= status < 300

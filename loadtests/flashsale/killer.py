@@ -50,6 +50,19 @@ class ActorKiller:
         self._t0 = t0
         self._thread.start()
 
+    def kill_once(self) -> float | None:
+        """One kill now (the fault injector's actor-kill, loadtests/flashsale/injector.py): the seconds until the
+        actor answered again; None when the kill failed or it never did."""
+        kills = len(self.kills_s)
+        self._kill_once()
+        if len(self.kills_s) == kills or len(self.recoveries_s) < len(self.kills_s):
+            return None
+        return self.recoveries_s[-1]
+
+    def timed_from(self, t0: float) -> None:
+        """Kill times count from ``t0`` (the sale's start) without a schedule of its own (``kill_once`` only)."""
+        self._t0 = t0
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():

@@ -54,6 +54,16 @@ Actor kills
 - kill_recovery_s_max: the largest recovery; null when there were no kills or any kill never recovered.
   kills_unrecovered: how many kills have a null recovery.
 
+Faults (``--fault``/``--faults``, added by run.py; docs/loadtests.md "Faults")
+- faults_seed, faults_schedule (as run, in --fault syntax: replays it), faults: per fault its figures
+  (loadtests/flashsale/faults.py ``summary``: started_s, ended_s, back_s, recovery_s, errors_503, no_answer,
+  ok_per_s_during, ok_per_s_after, failure, notes).
+- faults_failed (not injected, or its target never back), server_errors (the platform's 5xx other than 503),
+  unavailable_without_retry_after (503s without Retry-After): each must be 0 (FAULT_ZERO_COUNTS, when the audit
+  says faults_mode).
+- gateway_rss_mb {start, max, end}: the gateway's processes' resident memory through the sale
+  (loadtests/flashsale/memory.py), for a platform the harness started; null for --target.
+
 Generator
 - offered_rps_peak: the most requests (all kinds) due within one bucket_s bucket of due_s, per second: the peak
   rate the generator was asked to send.  offered_rps_mean: all requests / the span of their due_s.
@@ -293,10 +303,14 @@ AUDIT_ZERO_COUNTS = (
 
 
 CHECKOUT_ZERO_COUNTS = ("checkout_mismatch",)  # --checkout runs (checkout_mode): loadtests/flashsale/checkout_audit.py
+# --fault/--faults runs (faults_mode; run.py _fault_audit): every fault injected and its target back, no 5xx but
+# 503, every 503 with Retry-After
+FAULT_ZERO_COUNTS = ("faults_failed", "server_errors", "unavailable_without_retry_after")
 
 
 def audit_passed(audit: Mapping[str, Any]) -> bool:
-    names = AUDIT_ZERO_COUNTS + (CHECKOUT_ZERO_COUNTS if audit.get("checkout_mode") else ())
+    names = (AUDIT_ZERO_COUNTS + (CHECKOUT_ZERO_COUNTS if audit.get("checkout_mode") else ())
+             + (FAULT_ZERO_COUNTS if audit.get("faults_mode") else ()))
     return all(audit.get(name) == 0 for name in names)
 
 
@@ -530,6 +544,8 @@ def print_table(report: Mapping[str, Any], console: Console | None = None) -> No
         f"redis/pg mismatch {_fmt(report['redis_pg_mismatch'])}, "
         f"orphaned holds {_fmt(report.get('orphaned_holds'))}",
     )
+    if report.get("faults") is not None:
+        table.add_row("faults", _faults_summary(report))
     if report["actor_kills"]:
         table.add_row("actor kills", _kills_summary(report))
     else:
@@ -588,6 +604,22 @@ def print_comparison(
         console.print(ratio_table)
 
 
+def _faults_summary(report: Mapping[str, Any]) -> str:
+    """One line per fault: when it struck, when its target answered again, the first 2xx after, the 503s."""
+    lines = [f"seed {report.get('faults_seed')}: {report.get('faults_schedule') or 'none'}"]
+    for row in report["faults"]:
+        if row.get("failure") or (row.get("started_s") is not None and row.get("back_s") is None):
+            lines.append(f"[red]{row['fault']}: {row.get('failure') or 'never back'}[/]")
+        elif row.get("started_s") is None:
+            lines.append(f"{row['fault']}: not reached (the sale had ended)")
+        else:
+            lines.append(f"{row['fault']}: back at {_fmt(row.get('back_s'), ' s', 2)}, recovered "
+                         f"{_fmt(row.get('recovery_s'), ' s', 2)} later; {row['errors_503']} x 503, "
+                         f"{row['no_answer']} unanswered; ok/s {_fmt(row.get('ok_per_s_during'))} during, "
+                         f"{_fmt(row.get('ok_per_s_after'))} after")
+    return "\n".join(lines)
+
+
 def _kills_summary(report: Mapping[str, Any]) -> str:
     """A line, however many kills: the full list is in the JSON (kills_s, kill_recovery_s)."""
     recovered = sorted(r for r in report.get("kill_recovery_s", []) if r is not None)
@@ -602,3 +634,23 @@ def _kills_summary(report: Mapping[str, Any]) -> str:
         line += (f"; actor answering again after median {_fmt(statistics.median(actor), ' s', 2)}, "
                  f"max {_fmt(actor[-1], ' s', 2)}")
     return line + (f"; [red]{never} never[/] (no 2xx after them)" if never else "")
+
+
+def print_soak(rows: Sequence[Mapping[str, Any]], console: Console | None = None) -> None:
+    """loadtests/soak.py's table: one line per seed."""
+    console = console or Console()
+    table = Table(title="soak: one sale per fault seed", title_justify="left")
+    columns = (("seed", "seed"), ("faults", "faults"), ("audit", "audit_passed"), ("oversold", "oversold"),
+               ("lost", "lost_acknowledged"), ("faults failed", "faults_failed"), ("5xx", "server_errors"),
+               ("503s", "errors_503"), ("recovery max s", "recovery_s_max"), ("holds/s", "holds_per_s"),
+               ("confirms/s", "confirms_per_s"), ("CPU us/req", "platform_cpu_us_per_request"),
+               ("gateway MB max", "gateway_rss_mb_max"))
+    for title, _ in columns:
+        table.add_column(title, justify="right")
+    for row in rows:
+        cells = [("PASSED" if row[name] else "[red]FAILED[/]") if name == "audit_passed"
+                 else _fmt(row.get(name), decimals=2 if name == "recovery_s_max" else 0) for _, name in columns]
+        table.add_row(*cells)
+    console.print(table)
+    for row in rows:
+        console.print(f"seed {row['seed']}: {row['schedule'] or 'no faults'}")

@@ -20,21 +20,25 @@ import asyncpg
 import psutil
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loadtests.flashsale import checkout_truth, stack, truth
+from loadtests.flashsale import checkout_truth, faults, stack, truth
 from loadtests.flashsale.audit import Facts, audit
 from loadtests.flashsale.checkout_audit import audit_checkout
 from loadtests.flashsale.cpu import CpuMeter
+from loadtests.flashsale.faults import Injected
 from loadtests.flashsale.generator import GeneratorJob, drain_s_max, run_ceiling, run_generator
+from loadtests.flashsale.memory import GatewayRss
 from loadtests.flashsale.plan import BuyerPlan, plan_buyers, share
 from loadtests.flashsale.plot import plot_report
 from loadtests.flashsale.report import RunFacts, build_report, print_table, write_report
-from loadtests.flashsale.samples import NO_ANSWER, GeneratorOutcome
+from loadtests.flashsale.samples import NO_ANSWER, PAY, GeneratorOutcome
 from loadtests.flashsale.scenario import GA_CODE, Scenario, event_body
 
 if TYPE_CHECKING:
+    from loadtests.flashsale.injector import Injector
     from loadtests.flashsale.killer import ActorKiller
 
 REPORTS_DIR = Path("loadtests/reports")
+fault_after_window_s = 5.0  # a fault's "rate after": over this long after its recovery
 sale_start_lead_s = 3.0  # generator processes start (and import) before the first buyer is due
 queue_wait_s = 0.5
 results_queued_max = 1_024  # progress every 0.5 s per process, drained as it comes; progress is dropped when full
@@ -56,6 +60,7 @@ class _Sale:
     platform_cpu_s: float
     idle_cores: float
     cpu_s_by_role: dict[str, float] = field(default_factory=dict)
+    gateway_rss_mb: dict[str, Any] = field(default_factory=dict)  # loadtests/flashsale/memory.py; {} for --target
 
 
 @dataclass
@@ -63,6 +68,7 @@ class _Chaos:
     kills_s: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     recoveries_s: list[float | None] = field(default_factory=list)
+    injected: list[Injected] = field(default_factory=list)  # --fault/--faults: what the injector did
 
     def failed(self, requested: bool) -> int:
         """Kills that failed or whose actor never answered again, plus one for a chaos run without a kill: such
@@ -86,6 +92,9 @@ def run_sale(scenario: Scenario) -> dict[str, Any]:
                "journeys_cut_short": sale.outcome.journeys_cut_short, "actor_recovery_s": sale.chaos.recoveries_s,
                "best_refused_seats_left": sale.outcome.best_refused_seats_left}
     report |= _cpu_fields(sale.platform_cpu_s, report) | {"platform_idle_cores": round(sale.idle_cores, 3)}
+    if sale.chaos.injected or scenario.faults_seed is not None:
+        report |= _fault_fields(scenario, sale)
+    report["gateway_rss_mb"] = sale.gateway_rss_mb or None
     report["platform_cpu_s_by_role"] = {role: round(s, 2) for role, s in sorted(
         sale.cpu_s_by_role.items(), key=lambda kv: -kv[1]) if s >= 0.01}
     _publish(report, scenario.report or REPORTS_DIR / f"flashsale-{scenario.mode}-{started_at:%Y%m%d-%H%M%S}.json")
@@ -103,14 +112,16 @@ def _sell(scenario: Scenario, plat: stack.Platform) -> _Sale:
     time.sleep(idle_window_s)
     idle_cores = cpu.seconds() / idle_window_s
     cpu.start()
-    outcome, chaos = _drive(scenario, plat, key, org_id, event_id, seat_ids, plan_buyers(scenario))
+    outcome, chaos, memory = _drive(scenario, plat, key, org_id, event_id, seat_ids, plan_buyers(scenario))
     cpu_s_by_role = cpu.seconds_by_role()
     platform_cpu_s = sum(cpu_s_by_role.values())
     audited = asyncio.run(_audit(scenario, plat, key, org_id, event_id, seat_ids, outcome))
     if scenario.checkout:
         audited |= asyncio.run(_audit_checkout(plat, org_id, event_id, outcome, simulator_before))
     audited |= {"kills_failed": chaos.failed(bool(scenario.kill_actor_every)), "kill_failures": chaos.failures[:20]}
-    return _Sale(event_id, ceiling_rps, outcome, chaos, audited, platform_cpu_s, idle_cores, cpu_s_by_role)
+    if chaos.injected or scenario.faults_seed is not None:
+        audited |= _fault_audit(outcome, chaos)
+    return _Sale(event_id, ceiling_rps, outcome, chaos, audited, platform_cpu_s, idle_cores, cpu_s_by_role, memory)
 
 
 def _cpu_fields(platform_cpu_s: float, report: dict[str, Any]) -> dict[str, Any]:
@@ -188,12 +199,18 @@ def _ceiling(url: str, scenario: Scenario) -> float:
 
 
 def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, event_id: str,
-           seat_ids: tuple[str, ...], plans: list[BuyerPlan]) -> tuple[GeneratorOutcome, _Chaos]:
+           seat_ids: tuple[str, ...], plans: list[BuyerPlan]) -> tuple[GeneratorOutcome, _Chaos, dict[str, Any]]:
+    """The sale driven to its end: the buyers' outcome, what was broken meanwhile, the gateway's memory."""
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue(results_queued_max)
-    killer = _killer(scenario, plat, org_id, event_id)
+    plan = scenario.fault_plan()
+    killer = _killer(scenario, plat, org_id, event_id, any(fault.kind == faults.ACTOR_KILL for fault in plan))
     if killer is not None:
         killer.connect()
+    injector = _injector(scenario, plat, plan, killer)
+    rss = GatewayRss(plat.data_dir) if plat.data_dir is not None else None
+    if rss is not None:
+        rss.start()
     t0 = time.monotonic() + sale_start_lead_s
     jobs = [GeneratorJob(i, plat.url, key, event_id, seat_ids, part, t0, scenario.retry, scenario.connections,
                          scenario.hold_keys, scenario.buyers_pick, scenario.checkout, scenario.declined_ratio,
@@ -203,7 +220,9 @@ def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, even
     for p in processes:
         p.start()
     if killer is not None:
-        killer.start(t0)
+        killer.start(t0) if scenario.kill_actor_every else killer.timed_from(t0)
+    if injector is not None:
+        injector.start(t0)
     try:
         outcome = _collect(scenario, results, len(jobs), t0)
     except BaseException:
@@ -211,25 +230,68 @@ def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, even
             p.terminate()
         raise
     finally:
+        if injector is not None:
+            injector.stop()
         if killer is not None:
             killer.stop()
+        memory = rss.stop() if rss is not None else {}
         for p in processes:
             p.join(process_join_s_max)
             if p.is_alive():
                 p.kill()
+    injected = list(injector.injected) if injector is not None else []
     if killer is None:
-        return outcome, _Chaos()
-    return outcome, _Chaos(list(killer.kills_s), list(killer.failures), list(killer.recoveries_s))
+        return outcome, _Chaos(injected=injected), memory
+    return outcome, _Chaos(list(killer.kills_s), list(killer.failures), list(killer.recoveries_s), injected), memory
 
 
-def _killer(scenario: Scenario, plat: stack.Platform, org_id: str, event_id: str) -> ActorKiller | None:
-    if not scenario.kill_actor_every:
+def _killer(scenario: Scenario, plat: stack.Platform, org_id: str, event_id: str, for_faults: bool
+            ) -> ActorKiller | None:
+    if not (scenario.kill_actor_every or for_faults):
         return None
     if plat.ray_address is None:
-        raise RuntimeError("--kill-actor-every needs the platform's Ray address")
+        raise RuntimeError("killing the actor needs the platform's Ray address")
     from loadtests.flashsale.killer import ActorKiller  # Ray is heavy: only the chaos runs join the cluster
 
-    return ActorKiller(plat.ray_address, plat.ray_namespace, org_id, event_id, scenario.kill_actor_every)
+    every_s = scenario.kill_actor_every or faults.fault_at_s_max  # for the injector only: kill_once
+    return ActorKiller(plat.ray_address, plat.ray_namespace, org_id, event_id, every_s)
+
+
+def _injector(scenario: Scenario, plat: stack.Platform, plan: tuple[faults.Fault, ...], killer: ActorKiller | None
+              ) -> Injector | None:
+    if not plan:
+        return None
+    from loadtests.flashsale.injector import Injector
+
+    if plat.data_dir is None and any(fault.kind != faults.ACTOR_KILL for fault in plan):
+        raise RuntimeError("faults other than actor-kill need a platform the harness started")
+    return Injector(plan, plat.data_dir or Path(), plat.database_url, plat.redis_url, plat.paysim_url,
+                    killer.kill_once if killer is not None else None, scenario.seed)
+
+
+def _fault_audit(outcome: GeneratorOutcome, chaos: _Chaos) -> dict[str, Any]:
+    """What a run with faults must also show: every fault injected and its target back; while a store was away,
+    503 with Retry-After, never another 5xx (from the platform: the simulator's answers to cards are not its)."""
+    return {
+        "faults_mode": True,
+        "faults_failed": sum(1 for i in chaos.injected
+                             if i.failure is not None or (i.started_s is not None and i.back_s is None)),
+        "server_errors": sum(1 for s in outcome.samples if s.status >= 500 and s.status != 503 and s.kind != PAY),
+        "unavailable_without_retry_after": outcome.unavailable_without_retry_after,
+    }
+
+
+def _fault_fields(scenario: Scenario, sale: _Sale) -> dict[str, Any]:
+    """The schedule as run (``--fault`` specs replay it) and each fault's figures (loadtests/flashsale/faults.py
+    ``summary``) from the buyers' answers."""
+    answers = [faults.Answer(s.kind, s.due_s, s.done_s, s.status) for s in sale.outcome.samples]
+    rows = [faults.summary(injected, answers, fault_after_window_s) for injected in sale.chaos.injected]
+    for row, injected in zip(rows, sale.chaos.injected, strict=True):
+        row["notes"] = injected.notes
+    return {"faults_seed": scenario.faults_seed, "faults_schedule": " ".join(str(i.fault) for i in sale.chaos.injected),
+            "faults": rows, "faults_failed": sale.audited.get("faults_failed"),
+            "server_errors": sale.audited.get("server_errors"),
+            "unavailable_without_retry_after": sale.audited.get("unavailable_without_retry_after")}
 
 
 def _collect(scenario: Scenario, results: Any, parts: int, t0: float) -> GeneratorOutcome:

@@ -81,6 +81,7 @@ class GeneratorOutcome:
     orders_failed: list[str] = field(default_factory=list)  # seen failed (a declined card), expired or cancelled
     orders_refunded: list[str] = field(default_factory=list)  # seen refunded unasked (paid after the hold was lost)
     orders_unsettled: int = 0  # orders neither paid with tickets nor failed when the buyer stopped waiting
+    unavailable_without_retry_after: int = 0  # the platform's 503s that did not say when to retry
 
     def merge(self, other: GeneratorOutcome) -> None:
         self.samples += other.samples
@@ -98,3 +99,4 @@ class GeneratorOutcome:
         self.orders_failed += other.orders_failed
         self.orders_refunded += other.orders_refunded
         self.orders_unsettled += other.orders_unsettled
+        self.unavailable_without_retry_after += other.unavailable_without_retry_after

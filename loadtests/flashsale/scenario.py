@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtests.flashsale import faults
+
 MODES = ("engine", "postgres", "redis-lua")
 PICKS = ("seats", "best")  # buyers pick seats from the map, or ask the inventory for the best ones of a zone
 ARRIVALS = ("poisson", "uniform")
@@ -58,7 +60,16 @@ class Scenario:
     declined_ratio: float = 0.0  # of the paying buyers: the simulator's declined card
     slow_ratio: float = 0.0  # of the paying buyers: the slow card (succeeds after a delay)
     paysim_url: str | None = None  # with --target and --checkout: the payment simulator, for the audit
+    fault: tuple[str, ...] = ()  # --fault KIND@AT[:D] (loadtests/flashsale/faults.py), each given
+    faults_seed: int | None = None  # --faults SEED: a schedule drawn from it, beside the given ones
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def fault_plan(self) -> tuple[faults.Fault, ...]:
+        """The faults given and those drawn from ``faults_seed`` (over the arrivals), in time order."""
+        given = [faults.parse(spec) for spec in self.fault]
+        drawn = faults.schedule(self.faults_seed, self.arrival_seconds, faults.kinds_for(self.mode, self.checkout)
+                                ) if self.faults_seed is not None else ()
+        return tuple(sorted([*given, *drawn], key=lambda fault: fault.at_s))
 
     @property
     def release_ratio(self) -> float:
@@ -126,6 +137,11 @@ def parser() -> argparse.ArgumentParser:
                    help="with --checkout: share of paying buyers whose card is declined")
     p.add_argument("--slow", dest="slow_ratio", type=_ratio, default=0.0,
                    help="with --checkout: share of paying buyers whose card succeeds slowly (5 s)")
+    p.add_argument("--fault", action="append", default=[], metavar="KIND@AT[:D]",
+                   help="break KIND at AT seconds into the sale for D seconds (repeatable): " + ", ".join(faults.KINDS))
+    p.add_argument("--faults", dest="faults_seed", type=int, default=None, metavar="SEED",
+                   help="a random schedule of faults drawn from SEED over the arrivals (printed in the report; the "
+                   "same seed replays it)")
     p.add_argument("--paysim-url", default=None, help="with --target and --checkout: the payment simulator's URL "
                    "(its /_sim/stats counts the captures)")
     return p
@@ -133,6 +149,7 @@ def parser() -> argparse.ArgumentParser:
 
 def from_args(args: argparse.Namespace) -> Scenario:
     values = {name: value for name, value in vars(args).items() if name in Scenario.__dataclass_fields__}
+    values["fault"] = tuple(values.get("fault", ()))
     scenario = Scenario(**values)
     check(scenario)
     return scenario
@@ -165,8 +182,27 @@ def check(scenario: Scenario) -> None:
         problems.append("--checkout with --target needs --paysim-url")
     if scenario.kill_actor_every and scenario.target and not scenario.ray_address:
         problems.append("--kill-actor-every with --target needs --ray-address")
+    problems += _fault_problems(scenario)
     if problems:
         raise SystemExit("flashsale: " + "; ".join(problems))
+
+
+def _fault_problems(scenario: Scenario) -> list[str]:
+    try:
+        plan = scenario.fault_plan()
+    except faults.BadFault as error:
+        return [f"--fault {error}"]
+    kinds = {fault.kind for fault in plan}
+    problems = faults.overlapping(plan)
+    if scenario.target and kinds - {faults.ACTOR_KILL}:
+        problems.append("--fault/--faults break only the processes of a platform the harness starts (no --target)")
+    if faults.ACTOR_KILL in kinds and scenario.mode != "engine":
+        problems.append("actor-kill applies to --mode engine only")
+    if kinds & faults.PAYSIM_KINDS and not scenario.checkout:
+        problems.append("the simulator's faults apply to --checkout only")
+    if kinds & faults.STORE_KINDS and (scenario.database_url or scenario.redis_url):
+        problems.append("store faults break the embedded Postgres and Redis: no --database-url/--redis-url")
+    return problems
 
 
 def event_body(scenario: Scenario, now: dt.datetime | None = None) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class Platform:
     log_dir: Path | None  # where the started platform's logs are; None for --target
     pid: int | None = None  # the `voelgoed up` process the harness started; None for --target
     paysim_url: str = ""  # the payment simulator's (--checkout's audit counts its captures)
+    data_dir: Path | None = None  # the started platform's data folder (runtime.json: its pids); None for --target
 
 
 @contextlib.contextmanager
@@ -115,7 +116,7 @@ def _wait_up(up: subprocess.Popen[bytes], data_dir: Path, url: str) -> Platform:
             return Platform(
                 url=url, database_url=runtime["database_url"], redis_url=runtime["redis_url"],
                 ray_address=runtime.get("ray_address"), ray_namespace=DEFAULT_RAY_NAMESPACE,
-                log_dir=data_dir / "logs", pid=up.pid, paysim_url=runtime.get("paysim_url", ""),
+                log_dir=data_dir / "logs", pid=up.pid, paysim_url=runtime.get("paysim_url", ""), data_dir=data_dir,
             )
         time.sleep(ready_poll_s)
     raise RuntimeError(f"`voelgoed up` was not ready in {up_ready_s_max:.0f}s: {_tail(data_dir / 'up.log')}")
