@@ -39,10 +39,15 @@ _pg_ctl_command: Callable[..., str] = pgserver.pg_ctl  # type: ignore[attr-defin
 
 LOCALHOST = "127.0.0.1"
 postgres_connections_max = 400  # gateway workers, actor hosts and tests each hold a pool
+postgres_start_s_max = 30.0  # a restart after a crash includes crash recovery (WAL replay)
 postgres_stop_s_max = 30.0
+postgres_leftovers_stop_s_max = 10.0
 redis_start_s_max = 10.0
 redis_stop_s_max = 10.0
 redis_start_attempts_max = 3  # a free port can be taken between picking it and binding it
+# What redis-server keeps in its --dir: the append-only file (appendonly.aof up to Redis 6, appendonlydir from 7)
+# and the RDB snapshot. Removing them makes a restart come back empty.
+REDIS_DATA_FILES = ("appendonlydir", "appendonly.aof", "dump.rdb")
 ray_start_s_max = 90.0
 ray_start_attempts_max = 3
 ray_stop_s_max = 20.0
@@ -110,10 +115,14 @@ def stop_stale_process(pid: int, marker: str, timeout_s: float) -> bool:
 
 
 class EmbeddedPostgres:
-    """A Postgres cluster in a data folder (pgserver), reached over a unix socket inside that folder."""
+    """A Postgres cluster in a data folder (pgserver), reached over a unix socket inside that folder.
+
+    It holds on to its postmaster's pid: after a SIGKILL, postmaster.pid still names the dead (or reused) pid.
+    """
 
     def __init__(self, server: pgserver.PostgresServer) -> None:
         self._server = server
+        self._postmaster_pid = self._read_postmaster_pid()
 
     @classmethod
     def start(cls, pgdata: Path) -> EmbeddedPostgres:
@@ -135,10 +144,41 @@ class EmbeddedPostgres:
         return self._server.get_uri()
 
     @property
+    def pgdata(self) -> Path:
+        return Path(self._server.pgdata)
+
+    @property
+    def log(self) -> Path:
+        return Path(self._server.log)
+
+    @property
     def pid(self) -> int | None:
-        """Read afresh: a restart changes it."""
-        info = PostmasterInfo.read_from_pgdata(self._server.pgdata)
-        return info.pid if info is not None else None
+        """The postmaster this object started or joined last (a restart changes it)."""
+        return self._postmaster_pid
+
+    def is_alive(self) -> bool:
+        """The postmaster runs: its pid is a live process of this cluster's (not a zombie, not a reused pid)."""
+        return self._postmaster_pid is not None and _is_postmaster_of(self._postmaster_pid, self.pgdata)
+
+    def restart(self) -> None:
+        """Start the cluster again after its postmaster died; nothing to do while it runs.
+
+        Postgres replays its WAL on start (crash recovery), so every committed transaction is back. The socket
+        stays where it was (same folder, same name), so the URL does not change."""
+        if self.is_alive():
+            return
+        self._stop_leftovers()
+        self._remove_stale_lock_files()
+        socket_dir = self._server.get_postmaster_info().socket_dir or self.pgdata
+        # pgserver's own start options (postmaster.opts): no TCP, the socket in socket_dir.
+        self._pg_ctl(
+            ["-w", "-t", str(int(postgres_start_s_max)), "-o", '-h ""', "-o", f"-k {socket_dir}",
+             "-l", str(self.log), "start"],
+            timeout_s=postgres_start_s_max,
+        )  # fmt: skip
+        self._postmaster_pid = self._read_postmaster_pid()
+        if not self.is_alive():
+            raise RuntimeError(f"pg_ctl start returned but no postmaster runs in {self.pgdata}; see {self.log}")
 
     def stop(self) -> None:
         """Fast shutdown: open sessions are disconnected, committed data is safe."""
@@ -146,9 +186,8 @@ class EmbeddedPostgres:
         try:
             self._pg_ctl(["-w", "-t", str(int(postgres_stop_s_max)), "-m", "fast", "stop"])
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            pid = self.pid
-            if pid is not None:
-                stop_processes([pid], postgres_stop_s_max)
+            if self._postmaster_pid is not None and self.is_alive():
+                stop_processes([self._postmaster_pid], postgres_stop_s_max)
 
     def _ensure_connection_capacity(self) -> None:
         """max_connections needs a restart, so it is raised once, when the cluster is new."""
@@ -157,15 +196,74 @@ class EmbeddedPostgres:
             return
         self._server.psql(f"ALTER SYSTEM SET max_connections = {postgres_connections_max};")
         self._pg_ctl(["-w", "-t", str(int(postgres_stop_s_max)), "-m", "fast", "-l", str(self._server.log), "restart"])
+        self._postmaster_pid = self._read_postmaster_pid()
 
-    def _pg_ctl(self, args: list[str]) -> None:
+    def _read_postmaster_pid(self) -> int | None:
+        info = PostmasterInfo.read_from_pgdata(self._server.pgdata)
+        return info.pid if info is not None else None
+
+    def _stop_leftovers(self) -> None:
+        """Backends of a dead postmaster that still run would share the data folder with the new one: killed.
+        The cluster has crashed already, so nothing they hold is worth waiting for."""
+        leftovers = _cluster_processes(self.pgdata)
+        _signal_all(leftovers, signal.SIGKILL)
+        _wait_gone(leftovers, time.monotonic() + postgres_leftovers_stop_s_max)
+        if any(_alive(pid) for pid in leftovers):
+            raise RuntimeError(f"processes of the dead cluster in {self.pgdata} outlived SIGKILL: {leftovers}")
+
+    def _remove_stale_lock_files(self) -> None:
+        """Postgres refuses to start while its lock files name a pid that exists, and a dead postmaster's pid
+        stays a zombie until init reaps it (or names another process once reused). No process of this cluster
+        runs any more (_stop_leftovers), so a lock file naming anything but a live postmaster of it is stale."""
+        socket_dir = self._server.get_postmaster_info().socket_dir or self.pgdata
+        for lock in (self.pgdata / "postmaster.pid", *socket_dir.glob(".s.PGSQL.*.lock")):
+            pid = _lock_file_pid(lock)
+            if pid is not None and not _is_postmaster_of(pid, self.pgdata):
+                lock.unlink(missing_ok=True)
+
+    def _pg_ctl(self, args: list[str], timeout_s: float = postgres_stop_s_max) -> None:
         # A restart reuses the options pgserver started with (postmaster.opts): no TCP, socket in pgdata.
         _pg_ctl_command(
             args,
             pgdata=self._server.pgdata,
             user=self._server.system_user,
-            timeout=postgres_stop_s_max + 5,
+            timeout=timeout_s + 5,
         )
+
+
+def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
+    """pid is a live postgres started on pgdata (its command line names the folder: `postgres -D <pgdata> ...`)."""
+    try:
+        process = psutil.Process(pid)
+        return (
+            process.status() != psutil.STATUS_ZOMBIE
+            and process.name() == "postgres"
+            and str(pgdata) in process.cmdline()
+        )
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _cluster_processes(pgdata: Path) -> list[int]:
+    """Live postgres processes working in pgdata: every process of a cluster runs with the data folder as its
+    working directory, backends included (their command lines no longer name it)."""
+    found = []
+    for process in psutil.process_iter(["name", "status"]):
+        if process.info["name"] != "postgres" or process.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            if Path(process.cwd()) == pgdata:
+                found.append(process.pid)
+    return found
+
+
+def _lock_file_pid(path: Path) -> int | None:
+    """The pid on a Postgres lock file's first line (postmaster.pid, .s.PGSQL.<port>.lock); None if unreadable."""
+    try:
+        first_line = path.read_text().split("\n", 1)[0].strip()
+    except OSError:
+        return None
+    return int(first_line) if first_line.isdigit() else None
 
 
 @contextlib.contextmanager
@@ -190,6 +288,7 @@ class EmbeddedRedis:
     process: subprocess.Popen[bytes]
     port: int
     directory: Path
+    append_only: bool
 
     @property
     def url(self) -> str:
@@ -199,6 +298,10 @@ class EmbeddedRedis:
     def pid(self) -> int:
         return self.process.pid
 
+    @property
+    def log(self) -> Path:
+        return self.directory / "redis.log"
+
     @classmethod
     def start(cls, directory: Path, *, append_only: bool) -> EmbeddedRedis:
         """append_only: durable (make up); otherwise a throwaway in-memory server (tests)."""
@@ -206,18 +309,28 @@ class EmbeddedRedis:
         last_error = "not started"
         for _ in range(redis_start_attempts_max):
             port = free_tcp_port()
-            process = subprocess.Popen(
-                _redis_command(directory, port, append_only=append_only),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            embedded = cls(process, port, directory)
+            embedded = cls(_spawn_redis(directory, port, append_only=append_only), port, directory, append_only)
             if embedded._wait_ready():
                 return embedded
             embedded.stop()
-            last_error = _tail(directory / "redis.log")
+            last_error = _tail(embedded.log)
         raise RuntimeError(f"redis-server did not start: {last_error}")
+
+    def is_alive(self) -> bool:
+        """Our own child: its exit status is the truth, whatever became of its pid."""
+        return self.process.poll() is None
+
+    def restart(self, *, empty: bool) -> None:
+        """Start it again after it died, on the same port (its clients hold the URL and reconnect) and folder;
+        nothing to do while it runs. empty: its data files are removed first, so it comes back with nothing."""
+        if self.is_alive():
+            return
+        if empty:
+            self._remove_data_files()
+        self.process = _spawn_redis(self.directory, self.port, append_only=self.append_only)
+        if not self._wait_ready():
+            self.stop()
+            raise RuntimeError(f"redis-server did not restart on port {self.port}: {_tail(self.log)}")
 
     def stop(self) -> None:
         """SIGTERM makes redis-server flush its append-only file before it exits."""
@@ -225,6 +338,14 @@ class EmbeddedRedis:
             stop_processes([self.process.pid], redis_stop_s_max)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(redis_stop_s_max)
+
+    def _remove_data_files(self) -> None:
+        for name in REDIS_DATA_FILES:
+            path = self.directory / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
     def _wait_ready(self) -> bool:
         client = redis.Redis(host=LOCALHOST, port=self.port, socket_connect_timeout=1, socket_timeout=1)
@@ -238,6 +359,15 @@ class EmbeddedRedis:
             return False
         finally:
             client.close()
+
+
+def _spawn_redis(directory: Path, port: int, *, append_only: bool) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        _redis_command(directory, port, append_only=append_only),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _redis_command(directory: Path, port: int, *, append_only: bool) -> list[str]:

@@ -3,7 +3,8 @@
 Postgres and Redis are embedded (under the data folder) unless VOELGOED_DATABASE_URL / VOELGOED_REDIS_URL
 name servers; Ray is a local head unless VOELGOED_RAY_ADDRESS names one. Start order is Postgres, Redis,
 migrations, Ray, the payment simulator, gateway, demo; stop order is the reverse, each step bounded. The URLs go to
-<data_dir>/runtime.json so `voelgoed org create` reaches the same data while this runs.
+<data_dir>/runtime.json so `voelgoed org create` reaches the same data while this runs. While it serves, an embedded
+Postgres or Redis that dies is restarted (voelgoed/store_supervision.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import httpx
 
 from gateway.http_protocol import HTTP_PROTOCOL
 from persistence.migrate import migrate
-from voelgoed import embedded
+from voelgoed import embedded, store_supervision
 from voelgoed.banner import banner
 from voelgoed.demo import ensure_demo
 from voelgoed.payments_simulator import PAYSIM_PROCESS_MARKER, start_paysim, stop_paysim
@@ -48,6 +49,7 @@ gateway_ready_s_max = 90.0
 gateway_stop_s_max = 15.0
 gateway_graceful_shutdown_s = 10  # uvicorn's own cap on draining open requests, under gateway_stop_s_max
 ready_poll_s = 0.25
+serve_poll_s = 1.0  # how soon a gateway exit or a lost store ends the serving loop
 ready_probe_timeout_s = 10.0  # each /readyz probe while waiting for the gateway
 stale_stop_s_max = 15.0
 fulfilment_stop_s_max = 60.0  # joining Ray, killing the actor, leaving
@@ -135,9 +137,17 @@ async def _start_and_serve(config: UpConfig, stack: contextlib.ExitStack, stop: 
 
     runtime: dict[str, Any] = {"up_pid": os.getpid()}
     write_private_json(config.data_dir / RUNTIME_FILE_NAME, runtime)
-    database_url = config.database_url or await _start_postgres(config.data_dir, stack)
+    supervised: list[store_supervision.SupervisedStore] = []  # only the embedded stores: the others are not ours
+    database_url, redis_url = config.database_url, config.redis_url
+    if database_url is None:
+        postgres = await _start_postgres(config.data_dir, stack, runtime)
+        supervised.append(store_supervision.supervised_postgres(postgres))
+        database_url = postgres.url
     checkpoint()
-    redis_url = config.redis_url or await _start_redis(config.data_dir, stack, runtime)
+    if redis_url is None:
+        redis = await _start_redis(config.data_dir, stack, runtime)
+        supervised.append(store_supervision.supervised_redis(redis))
+        redis_url = redis.url
     checkpoint()
     try:
         await migrate(database_url)
@@ -174,20 +184,23 @@ async def _start_and_serve(config: UpConfig, stack: contextlib.ExitStack, stop: 
         demo, api_url=config.api_url, data_dir=config.data_dir, dashboard_port=dashboard_port, payments_url=paysim.url
     )
     print(announced, flush=True)
-    await _serve_until_stopped(gateway, stop, config.data_dir)
+    await _serve_until_stopped(gateway, stop, config.data_dir, supervised, runtime)
 
 
-async def _start_postgres(data_dir: Path, stack: contextlib.ExitStack) -> str:
+async def _start_postgres(
+    data_dir: Path, stack: contextlib.ExitStack, runtime: dict[str, Any]
+) -> embedded.EmbeddedPostgres:
     print(f"Starting Postgres in {data_dir / 'postgres'} ...", flush=True)
     try:
         postgres = await asyncio.to_thread(embedded.EmbeddedPostgres.start, data_dir / "postgres")
     except (OSError, subprocess.SubprocessError, RuntimeError) as error:
         raise StartupFailed(f"embedded Postgres did not start: {error}") from None
     stack.callback(_stop_step, "Postgres", postgres.stop)
-    return postgres.url
+    runtime |= {"postgres_pid": postgres.pid, "postgres_dir": str(postgres.pgdata)}
+    return postgres
 
 
-async def _start_redis(data_dir: Path, stack: contextlib.ExitStack, runtime: dict[str, Any]) -> str:
+async def _start_redis(data_dir: Path, stack: contextlib.ExitStack, runtime: dict[str, Any]) -> embedded.EmbeddedRedis:
     print(f"Starting Redis in {data_dir / 'redis'} ...", flush=True)
     try:
         redis = await asyncio.to_thread(embedded.EmbeddedRedis.start, data_dir / "redis", append_only=True)
@@ -195,7 +208,7 @@ async def _start_redis(data_dir: Path, stack: contextlib.ExitStack, runtime: dic
         raise StartupFailed(f"embedded Redis did not start: {error}") from None
     stack.callback(_stop_step, "Redis", redis.stop)
     runtime["redis_pid"] = redis.pid
-    return redis.url
+    return redis
 
 
 async def _start_ray(config: UpConfig, stack: contextlib.ExitStack, runtime: dict[str, Any]) -> str:
@@ -300,13 +313,32 @@ async def _wait_ready(config: UpConfig, gateway: subprocess.Popen[bytes], stop: 
     raise StartupFailed(f"the gateway was not ready within {gateway_ready_s_max:.0f}s; see {log_path}")
 
 
-async def _serve_until_stopped(gateway: subprocess.Popen[bytes], stop: asyncio.Event, data_dir: Path) -> None:
-    while not stop.is_set():
-        if gateway.poll() is not None:
-            log_path = data_dir / "logs" / "gateway.log"
-            raise StartupFailed(f"the gateway exited with status {gateway.returncode}; see {log_path}")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=1.0)
+async def _serve_until_stopped(
+    gateway: subprocess.Popen[bytes],
+    stop: asyncio.Event,
+    data_dir: Path,
+    stores: list[store_supervision.SupervisedStore],
+    runtime: dict[str, Any],
+) -> None:
+    """Until Ctrl-C; the gateway exiting, or an embedded store that died and could not be restarted, ends it
+    with StartupFailed (exit 1)."""
+    halt = asyncio.Event()
+    supervisor = asyncio.create_task(store_supervision.supervise(stores, data_dir, runtime, halt))
+    try:
+        while not stop.is_set():
+            if gateway.poll() is not None:
+                log_path = data_dir / "logs" / "gateway.log"
+                raise StartupFailed(f"the gateway exited with status {gateway.returncode}; see {log_path}")
+            if supervisor.done():
+                supervisor.result()  # raises StoreRestartFailed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=serve_poll_s)
+    finally:
+        halt.set()
+        # A restart in flight finishes (it is bounded) before the stack stops that store.
+        await asyncio.wait([supervisor])
+        if not supervisor.cancelled():
+            supervisor.exception()  # retrieved: a failure seen after another one is not logged again at exit
 
 
 def _running_up_pid(data_dir: Path) -> int | None:
