@@ -133,6 +133,22 @@ class EventInventory:
             results = await self._write_through(commands, results)
             return BatchReply(encode_results(results), self._commit_s)
 
+    def live_mark(self) -> tuple[int, int]:
+        """(version, epoch) as this incarnation last wrote them to Redis (live_state.read_marks compares)."""
+        return self.inventory.version, self.epoch
+
+    async def live_state_kept(self) -> bool:
+        """Redis still has what this incarnation last wrote, checked under the lock (no write in flight). False
+        gives this incarnation up: the caller rebuilds the event, which rewrites Redis from Postgres and what
+        holds Redis kept (docs/architecture.md section 4, "Redis loses data")."""
+        async with self._lock:
+            self._check_not_lost()
+            found = (await live_state.read_marks(self._redis, [(self.org_id, self.event_id)]))[0]
+            if found == self.live_mark():
+                return True
+            self._lost = f"Redis has {found} of the event's (version, epoch), not {self.live_mark()}"
+            return False
+
     async def expire(self, holds_max: int) -> int:
         async with self._lock:
             self._check_not_lost()

@@ -16,6 +16,7 @@ import functools
 import gc
 import logging
 import os
+import time
 from typing import Any
 
 import asyncpg
@@ -34,7 +35,7 @@ from actors.wire import decode_commands, encode_results
 from engine.inventory.commands import Result
 from engine.inventory.machine import InvariantViolation
 from persistence.db import create_pool
-from persistence.inventory import redis_keys
+from persistence.inventory import live_state, redis_keys
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ INVENTORY_ACTOR_OPTIONS: dict[str, Any] = {
     "max_concurrency": 1_000,
 }
 expire_interval_s = 0.25
+# how often a host checks that Redis still has what it last wrote for each event: a Redis that lost data is
+# otherwise noticed only at the event's next write, which an idle (or sold-out) event may never have
+live_state_check_s = 2.0
 expire_holds_per_event_max = 1_024
 events_per_host_max = 10_000
 host_pool_connections_max = 4
@@ -74,6 +78,7 @@ class InventoryHost:
         self._redis: Redis | None = None
         self._connect_lock = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
+        self._rebuilds: set[asyncio.Task[None]] = set()  # events given up for a Redis that lost them, rebuilding
         self._started_at = self._clock()
         # The event loop already runs here: bring back, now, the events this actor served before a restart, so
         # their holds expire and their availability is rewritten without waiting for a buyer's call.
@@ -180,9 +185,14 @@ class InventoryHost:
             return self._pool, self._redis
 
     async def _sweep_forever(self) -> None:
-        """Expire holds on the actor's own clock, a bounded number per event per tick."""
+        """Expire holds on the actor's own clock, a bounded number per event per tick; every
+        ``live_state_check_s``, check Redis kept every event's state."""
+        checked_at = time.monotonic()
         while True:
             await asyncio.sleep(expire_interval_s)
+            if time.monotonic() - checked_at >= live_state_check_s:
+                checked_at = time.monotonic()
+                await self._check_live_states()
             for key, owner in list(self._events.items()):
                 try:
                     await owner.expire(expire_holds_per_event_max)
@@ -191,6 +201,40 @@ class InventoryHost:
                     self._stop_loudly(key[1])
                 except Exception as error:
                     self._drop(key, owner, error)
+
+    async def _check_live_states(self) -> None:
+        """Every event's (version, epoch) in Redis against what its incarnation last wrote, in one round trip; an
+        event that differs is checked again under its lock (a write may have been in flight) and, if Redis lost
+        its state, dropped and rebuilt at once, which rewrites Redis (nothing waits for a buyer's call)."""
+        owners = list(self._events.items())
+        if not owners or self._redis is None:
+            return
+        try:
+            marks = await asyncio.wait_for(live_state.read_marks(self._redis, [k for k, _ in owners]), recover_s_max)
+        except Exception as error:  # Redis away: every write fails and drops its event meanwhile; next check
+            log.warning("could not check the events' state in Redis: %r", error)
+            return
+        for (key, owner), mark in zip(owners, marks, strict=True):
+            if mark == owner.live_mark():
+                continue
+            try:
+                if await owner.live_state_kept():
+                    continue
+            except Exception as error:
+                self._drop(key, owner, error)
+                continue
+            self._drop(key, owner, InventoryLost(f"{key[1]}: Redis lost its state (it has {mark})"))
+            rebuild = asyncio.ensure_future(self._rebuild(key))
+            self._rebuilds.add(rebuild)
+            rebuild.add_done_callback(self._rebuilds.discard)
+
+    async def _rebuild(self, key: EventKey) -> None:
+        try:
+            await asyncio.wait_for(self._event(key), recover_s_max)
+        except InvariantViolation:
+            self._stop_loudly(key[1])
+        except Exception as error:
+            log.warning("could not rebuild %s: %r (it rebuilds on its next call)", key, error)
 
     def _drop(self, key: EventKey, owner: EventInventory | None, error: BaseException) -> None:
         """Forget this incarnation of the event (never a newer one); the next call rebuilds it."""

@@ -250,6 +250,19 @@ async def fence_and_load_holds(
     return int(version), holds
 
 
+async def read_marks(redis: Redis, events: Sequence[tuple[str, str]]) -> list[tuple[int, int] | None]:
+    """Per (org, event): the (version, epoch) its counts carry, None when Redis has none; one round trip for all.
+    An incarnation compares them with what it last wrote: a Redis that lost data (a restart from an older file,
+    a wipe, a flush) shows another mark, even for an event no write has touched since."""
+    pipe = redis.pipeline(transaction=False)
+    for org_id, event_id in events:
+        pipe.hmget(redis_keys.counts(org_id, event_id), ["version", "epoch"])
+    marks: list[tuple[int, int] | None] = []
+    for version, epoch in await pipe.execute():
+        marks.append(None if version is None or epoch is None else (int(version), int(epoch)))
+    return marks
+
+
 async def read_availability(redis: Redis, org_id: str, event_id: str) -> AvailabilityView | None:
     pipe = redis.pipeline(transaction=True)
     pipe.hgetall(redis_keys.counts(org_id, event_id))
