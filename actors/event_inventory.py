@@ -34,7 +34,7 @@ from persistence import audit
 from persistence.catalog import event_metas
 from persistence.catalog import events as pg_events
 from persistence.catalog import geometry as pg_geometry
-from persistence.db import Connection
+from persistence.db import Connection, pooled
 from persistence.inventory import live_state
 from persistence.inventory import sales as pg_sales
 from persistence.tenancy import org_transaction
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 commit_s_max = 5.0
 pool_acquire_s_max = 1.0
+recover_acquire_s_max = 10.0  # a rebuild waits longer for a connection than a commit: nothing waits on its lock
 redis_write_s_max = 2.0
 sold_out_flip_interval_s_min = 1.0  # at most one automatic sold_out move per event per second (bounds the audit)
 
@@ -99,7 +100,7 @@ class EventInventory:
         """
         # One transaction: the epoch's row lock, taken first, keeps an older incarnation's commit from landing
         # between the epoch bump and the read of the sales.
-        async with pool.acquire() as conn, org_transaction(conn, org_id) as db:
+        async with pooled(pool, recover_acquire_s_max) as conn, org_transaction(conn, org_id) as db:
             taken = await pg_events.take_inventory_epoch(db, event_id)
             if taken is None:
                 return None
@@ -178,7 +179,7 @@ class EventInventory:
 
     async def refresh(self) -> None:
         """Read the event's status and limits again (after a transition or an edit committed) and apply them."""
-        async with self._pool.acquire(timeout=pool_acquire_s_max) as conn, org_transaction(conn, self.org_id) as db:
+        async with pooled(self._pool, pool_acquire_s_max) as conn, org_transaction(conn, self.org_id) as db:
             record = await pg_events.get_event(db, self.event_id)
         if record is not None:
             async with self._lock:
@@ -195,7 +196,7 @@ class EventInventory:
             self._last_flip_at = self._clock()
             sold_out = self.inventory.nothing_left()
             try:
-                async with self._pool.acquire(timeout=pool_acquire_s_max) as conn:
+                async with pooled(self._pool, pool_acquire_s_max) as conn:
                     record = await asyncio.wait_for(
                         mark_sold_out(conn, self.org_id, self.event_id, self.epoch, sold_out=sold_out), commit_s_max
                     )
@@ -272,7 +273,7 @@ class EventInventory:
             for code, (before, after, by, ip) in capacities.items()
         }
         try:
-            async with self._pool.acquire(timeout=pool_acquire_s_max) as conn:
+            async with pooled(self._pool, pool_acquire_s_max) as conn:
                 return await asyncio.wait_for(
                     commit_capacity(conn, self.org_id, self.event_id, self.epoch, changes), commit_s_max
                 )
@@ -301,7 +302,9 @@ class EventInventory:
             log.error("schema refused sales of %s: %r", self.event_id, error)
             raise InventoryLost(f"{self.event_id}: schema refused a batch ({error!r})") from error
         except Exception as error:
-            # A timeout or a lost connection may hide a commit: only the truth can tell, so rebuild from it.
+            # A timeout or a lost connection may hide a commit: only the truth can tell, so rebuild from it. The
+            # connection may be left mid-operation: it is thrown away, not pooled again.
+            conn.terminate()
             raise InventoryLost(f"{self.event_id}: commit outcome unknown ({error!r})") from error
         finally:
             await self._release(conn)

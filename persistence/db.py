@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TypeAlias
 
 import asyncpg
@@ -58,3 +60,16 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+@asynccontextmanager
+async def pooled(pool: asyncpg.Pool, timeout_s: float) -> AsyncIterator[PoolConnectionProxy]:
+    """A connection of ``pool`` that never goes back to it broken: when the work on it fails with asyncpg's
+    ``InternalClientError`` (its protocol left mid-operation, seen after Postgres killed the session under it,
+    asyncpg #784) it is terminated, so the pool opens a new one instead of handing the broken one out again."""
+    async with pool.acquire(timeout=timeout_s) as conn:
+        try:
+            yield conn
+        except asyncpg.InternalClientError:
+            conn.terminate()
+            raise

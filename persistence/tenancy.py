@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from persistence.db import Connection
+from persistence.db import Connection, pooled
 
 ORG_SETTING = "voelgoed.org_id"
 # Migration 002 creates it, beside persistence.db.APP_ROLE (the role of every platform connection).
@@ -113,5 +113,5 @@ class TenantPool:
     async def connection(self) -> AsyncIterator[Connection]:
         """A bare pooled connection, in no transaction: only for what reads no table (the readiness probe's
         ``select 1``); whatever reads a table goes through ``tenant`` or ``unscoped``."""
-        async with self._pool.acquire(timeout=self._acquire_timeout_s) as conn:
+        async with pooled(self._pool, self._acquire_timeout_s) as conn:
             yield conn

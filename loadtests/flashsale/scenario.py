@@ -56,6 +56,7 @@ class Scenario:
     hold_keys: bool = True  # holds carry an Idempotency-Key, so a retried hold is never a second one
     buyers_pick: str = "seats"  # a PICKS member
     progress: bool = True
+    keep_logs: bool = False  # the started platform's data folder (its logs) is kept, not removed, after the run
     checkout: bool = False  # confirming buyers check out and pay with a card instead of POST /confirm
     declined_ratio: float = 0.0  # of the paying buyers: the simulator's declined card
     slow_ratio: float = 0.0  # of the paying buyers: the slow card (succeeds after a delay)
@@ -125,6 +126,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ceiling-seconds", type=_positive_float, default=2.0,
                    help="how long to measure the generator's own ceiling")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no live progress display")
+    p.add_argument("--keep-logs", action="store_true",
+                   help="keep the started platform's data folder (gateway, Ray, Postgres logs) after the run")
     p.add_argument("--buyers-pick", choices=PICKS, default="seats",
                    help="seats: buyers pick free seats from the live map; best: they ask for the best 1..tickets-max "
                    "seats of a zone (best_available holds; engine mode)")

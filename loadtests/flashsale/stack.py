@@ -70,7 +70,7 @@ def platform(scenario: Scenario) -> Iterator[Platform]:
         failed = False
     finally:
         _stop_up(up)
-        if failed:
+        if failed or scenario.keep_logs:
             print(f"flashsale: the platform's logs are kept in {data_dir}", file=sys.stderr)
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
