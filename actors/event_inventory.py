@@ -140,14 +140,18 @@ class EventInventory:
 
     async def live_state_kept(self) -> bool:
         """Redis still has what this incarnation last wrote, checked under the lock (no write in flight). False
-        gives this incarnation up: the caller rebuilds the event, which rewrites Redis from Postgres and what
-        holds Redis kept (docs/architecture.md section 4, "Redis loses data")."""
+        gives this incarnation up: Redis lost its state (the caller rebuilds the event, which rewrites Redis from
+        Postgres and the holds Redis kept: docs/architecture.md section 4, "Redis loses data"). A newer epoch
+        in Redis is another incarnation owning the event, not a loss: InventoryLost, and no rebuild (a rebuild
+        would take the event back from its owner, which would then take it back in turn)."""
         async with self._lock:
             self._check_not_lost()
             found = (await live_state.read_marks(self._redis, [(self.org_id, self.event_id)]))[0]
             if found == self.live_mark():
                 return True
             self._lost = f"Redis has {found} of the event's (version, epoch), not {self.live_mark()}"
+            if found is not None and found[1] > self.epoch:
+                raise InventoryLost(f"{self.event_id}: a newer incarnation owns it (epoch {found[1]})")
             return False
 
     async def expire(self, holds_max: int) -> int:

@@ -158,7 +158,9 @@ async def _services(
         from gateway.inventory_client import RayInventoryClient  # Ray is heavy: import it only when used
 
         inventory = RayInventoryClient(settings)
-    pool = await create_pool(settings.database_url)
+    # No connection at start-up: a worker that uvicorn starts again while Postgres is away (restarting) must come
+    # up and answer 503 until it returns; a start-up that failed would make uvicorn stop the whole gateway.
+    pool = await create_pool(settings.database_url, min_size=0)
     redis = Redis(
         connection_pool=BlockingConnectionPool.from_url(
             settings.redis_url,

@@ -1,7 +1,8 @@
 """`python -m loadtests.soak`: K flash sales in a row, each under the fault schedule of its own seed
 (`--faults SEED`, loadtests/flashsale/faults.py), tabulated; exits 1 when any run's audit failed.
 
-Takes every option of `python -m loadtests.flashsale` (but --target, --faults and --report), plus --seeds K and
+Takes every option of `python -m loadtests.flashsale` (but --target and --faults; --report names the soak's own
+JSON, each seed's report goes beside it), plus --seeds K and
 --first-seed N: the runs use seeds N, N+1, ..., N+K-1. Each run starts its own platform (faults break the
 processes the harness started) and writes its own report beside the soak's JSON; a failed seed is printed with
 the command that replays it exactly (same options, same seed).
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 seeds_max = 1_000
+error_chars_max = 500  # of a seed's run that raised, in its row
 
 
 def main() -> int:
@@ -35,19 +37,28 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         scenario = dataclasses.replace(base, faults_seed=seed, report=out.with_name(f"{out.stem}-seed{seed}.json"))
-        check(scenario)
-        rows.append(soak_row(seed, run_sale(scenario)))
-    failed = [row for row in rows if not row["audit_passed"]]
-    replays = {row["seed"]: f"python -m loadtests.flashsale {replay} --faults {row['seed']}" for row in failed}
-    result = {"scenario": base.options(), "seeds": [row["seed"] for row in rows], "rows": rows,
-              "failed_seeds": [row["seed"] for row in failed], "replay": replays}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str))
+        try:
+            check(scenario)
+            rows.append(soak_row(seed, run_sale(scenario)))
+        except (Exception, SystemExit) as error:  # a run that could not finish fails its seed, not the soak
+            rows.append({"seed": seed, "schedule": "", "faults": 0, "audit_passed": False,
+                         "error": f"{type(error).__name__}: {error}"[:error_chars_max]})
+        replays = _write(out, base.options(), rows, replay)  # after every seed: a soak cut short keeps its rows
     print_soak(rows)
     for command in replays.values():
         print(f"replay: {command}")
     print(f"soak: {out}")
-    return 1 if failed else 0
+    return 1 if replays else 0
+
+
+def _write(out: Path, scenario: dict[str, Any], rows: list[dict[str, Any]], replay: str) -> dict[int, str]:
+    failed = [row for row in rows if not row["audit_passed"]]
+    replays = {row["seed"]: f"python -m loadtests.flashsale {replay} --faults {row['seed']}" for row in failed}
+    result = {"scenario": scenario, "seeds": [row["seed"] for row in rows], "rows": rows,
+              "failed_seeds": [row["seed"] for row in failed], "replay": replays}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    return replays
 
 
 def soak_row(seed: int, report: dict[str, Any]) -> dict[str, Any]:

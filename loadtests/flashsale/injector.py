@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 back_wait_s_max = 60.0  # a target not answering by then is reported as never back (the audit fails the run)
 probe_s_max = 1.0
 probe_poll_s = 0.05
+probes_max = int(back_wait_s_max / probe_poll_s)  # with the time cap: each probe may itself take probe_s_max
+join_slack_s = 10.0  # stop()'s wait for a fault under way, past its longest stall and back-wait
 http_s_max = 5.0
 _GATEWAY_WORKER_MARK = "spawn_main"
 
@@ -56,6 +58,7 @@ class Injector:
         self._stop = threading.Event()
         self._stopped: list[psutil.Process] = []  # SIGSTOPped and not yet continued
         self._want_workers = 0  # the gateway's worker count before a gateway-kill: whole again at that count
+        self._victims: set[int] = set()  # gateway workers killed (a pid not to count as a worker again)
         self._thread = threading.Thread(target=self._run, name="fault-injector", daemon=True)
         self.injected = [Injected(fault) for fault in plan]
 
@@ -66,9 +69,11 @@ class Injector:
     def stop(self) -> None:
         """The sale has ended: faults not yet due are skipped; a fault under way finishes (bounded)."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(back_wait_s_max + f.fault_duration_s_max)
-        self._continue_stopped()
+        try:
+            if self._thread.is_alive():
+                self._thread.join(back_wait_s_max + f.fault_duration_s_max + join_slack_s)
+        finally:  # whatever interrupts the wait, nothing the injector stopped stays stopped
+            self._continue_stopped()
 
     def _now(self) -> float:
         return time.monotonic() - self._t0
@@ -90,7 +95,11 @@ class Injector:
         if kind in (f.POSTGRES_KILL, f.REDIS_KILL, f.REDIS_WIPE):
             store = store_supervision.POSTGRES if kind == f.POSTGRES_KILL else store_supervision.REDIS
             store_supervision.keep_down(self._data_dir, store, duration_s, empty=kind == f.REDIS_WIPE)
-            self._signal_store(store, signal.SIGKILL)
+            try:
+                self._signal_store(store, signal.SIGKILL)
+            except BaseException:  # not killed: the file must not act on the store's next, real, death
+                store_supervision.keep_down_path(self._data_dir, store).unlink(missing_ok=True)
+                raise
             injected.started_s = self._now()
             injected.ended_s = injected.started_s + duration_s
         elif kind in (f.POSTGRES_STALL, f.PAYSIM_DOWN):
@@ -102,7 +111,7 @@ class Injector:
             return
         else:
             self._slow_paysim(injected)
-        injected.back_s = self._wait_back(kind)
+        injected.back_s = self._wait_back(kind, injected)
 
     # ---- the targets ------------------------------------------------------------------------------------------
 
@@ -161,6 +170,9 @@ class Injector:
         self._want_workers = len(workers)
         victim = sorted(workers, key=lambda p: p.pid)[self._rng.randrange(len(workers))]
         victim.kill()
+        with contextlib.suppress(psutil.TimeoutExpired):
+            victim.wait(probe_s_max)  # gone before the worker count is probed: its successor is what counts
+        self._victims.add(victim.pid)
         injected.started_s = injected.ended_s = self._now()
         injected.notes.append(f"killed gateway worker pid {victim.pid} of {len(workers)}")
 
@@ -187,12 +199,17 @@ class Injector:
 
     # ---- back again -------------------------------------------------------------------------------------------
 
-    def _wait_back(self, kind: str) -> float | None:
+    def _wait_back(self, kind: str, injected: Injected) -> float | None:
+        """When the target answered again: probed from the end of the fault's D (a restart allowed, SIGCONT) for
+        at most ``back_wait_s_max``; None when it never did."""
         probe = {f.POSTGRES_KILL: self._postgres_answers, f.POSTGRES_STALL: self._postgres_answers,
                  f.REDIS_KILL: self._redis_answers, f.REDIS_WIPE: self._redis_answers,
                  f.GATEWAY_KILL: self._gateway_whole}.get(kind, self._paysim_answers)
-        deadline = time.monotonic() + back_wait_s_max
-        while time.monotonic() < deadline:
+        ended_s = injected.ended_s if injected.ended_s is not None else self._now()
+        deadline = self._t0 + ended_s + back_wait_s_max
+        for _ in range(probes_max):
+            if time.monotonic() >= deadline:
+                break
             with contextlib.suppress(Exception):
                 if probe():
                     return self._now()
@@ -217,7 +234,8 @@ class Injector:
             client.close()
 
     def _gateway_whole(self) -> bool:
-        return len(self._gateway_workers()) >= self._want_workers
+        workers = [p for p in self._gateway_workers() if p.pid not in self._victims]
+        return len(workers) >= self._want_workers
 
     def _paysim_answers(self) -> bool:
         return httpx.get(f"{self._paysim_url}/_sim/stats", timeout=probe_s_max).status_code == 200

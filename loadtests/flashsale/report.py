@@ -58,7 +58,9 @@ Faults (``--fault``/``--faults``, added by run.py; docs/loadtests.md "Faults")
 - faults_seed, faults_schedule (as run, in --fault syntax: replays it), faults: per fault its figures
   (loadtests/flashsale/faults.py ``summary``: started_s, ended_s, back_s, recovery_s, errors_503, no_answer,
   ok_per_s_during, ok_per_s_after, failure, notes).
-- faults_failed (not injected, or its target never back), server_errors (the platform's 5xx other than 503),
+- faults_failed (not injected, or its target never back), faults_not_reached (due before the last answer but
+  never injected: faults run one after another, so one that waited long for its target delays the next),
+  server_errors (the platform's 5xx other than 503),
   unavailable_without_retry_after (503s without Retry-After): each must be 0 (FAULT_ZERO_COUNTS, when the audit
   says faults_mode).
 - gateway_rss_mb {start, max, end}: the gateway's processes' resident memory through the sale
@@ -305,7 +307,7 @@ AUDIT_ZERO_COUNTS = (
 CHECKOUT_ZERO_COUNTS = ("checkout_mismatch",)  # --checkout runs (checkout_mode): loadtests/flashsale/checkout_audit.py
 # --fault/--faults runs (faults_mode; run.py _fault_audit): every fault injected and its target back, no 5xx but
 # 503, every 503 with Retry-After
-FAULT_ZERO_COUNTS = ("faults_failed", "server_errors", "unavailable_without_retry_after")
+FAULT_ZERO_COUNTS = ("faults_failed", "faults_not_reached", "server_errors", "unavailable_without_retry_after")
 
 
 def audit_passed(audit: Mapping[str, Any]) -> bool:

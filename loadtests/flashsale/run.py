@@ -276,6 +276,9 @@ def _fault_audit(outcome: GeneratorOutcome, chaos: _Chaos) -> dict[str, Any]:
         "faults_mode": True,
         "faults_failed": sum(1 for i in chaos.injected
                              if i.failure is not None or (i.started_s is not None and i.back_s is None)),
+        # a fault due while buyers were still answered but never injected (a run that broke nothing proves nothing)
+        "faults_not_reached": sum(1 for i in chaos.injected if i.started_s is None and i.failure is None
+                                  and i.fault.at_s <= max((s.done_s for s in outcome.samples), default=0.0)),
         "server_errors": sum(1 for s in outcome.samples if s.status >= 500 and s.status != 503 and s.kind != PAY),
         "unavailable_without_retry_after": outcome.unavailable_without_retry_after,
     }
@@ -290,6 +293,7 @@ def _fault_fields(scenario: Scenario, sale: _Sale) -> dict[str, Any]:
         row["notes"] = injected.notes
     return {"faults_seed": scenario.faults_seed, "faults_schedule": " ".join(str(i.fault) for i in sale.chaos.injected),
             "faults": rows, "faults_failed": sale.audited.get("faults_failed"),
+            "faults_not_reached": sale.audited.get("faults_not_reached"),
             "server_errors": sale.audited.get("server_errors"),
             "unavailable_without_retry_after": sale.audited.get("unavailable_without_retry_after")}
 

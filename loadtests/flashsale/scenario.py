@@ -199,6 +199,8 @@ def _fault_problems(scenario: Scenario) -> list[str]:
     problems = faults.overlapping(plan)
     if scenario.target and kinds - {faults.ACTOR_KILL}:
         problems.append("--fault/--faults break only the processes of a platform the harness starts (no --target)")
+    if faults.ACTOR_KILL in kinds and scenario.kill_actor_every:
+        problems.append("actor-kill faults and --kill-actor-every kill the same actor: give one of them")
     if faults.ACTOR_KILL in kinds and scenario.mode != "engine":
         problems.append("actor-kill applies to --mode engine only")
     if kinds & faults.PAYSIM_KINDS and not scenario.checkout:
