@@ -167,6 +167,12 @@ class EmbeddedPostgres:
         stays where it was (same folder, same name), so the URL does not change."""
         if self.is_alive():
             return
+        started = self._read_postmaster_pid()
+        if started is not None and _is_postmaster_of(started, self.pgdata):
+            # an earlier attempt's postmaster, still in crash recovery when its pg_ctl gave up waiting: adopted,
+            # not killed (killing it would start the recovery over at every attempt)
+            self._postmaster_pid = started
+            return
         self._stop_leftovers()
         self._remove_stale_lock_files()
         socket_dir = self._server.get_postmaster_info().socket_dir or self.pgdata

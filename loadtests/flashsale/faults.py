@@ -100,7 +100,7 @@ def schedule(seed: int, within_s: float, kinds: Sequence[str]) -> tuple[Fault, .
     rng = random.Random(seed)
     faults: list[Fault] = []
     at_s = schedule_start_s + rng.uniform(0.0, gap_s_min)
-    while at_s < within_s and len(faults) < schedule_faults_max:
+    while round(at_s, 1) < within_s and len(faults) < schedule_faults_max:  # rounded: as the report prints it
         kind = rng.choice(list(kinds))
         duration_s = 0.0 if kind in INSTANT_KINDS else round(rng.uniform(duration_s_min, duration_s_max), 1)
         faults.append(Fault(kind, round(at_s, 1), duration_s))
