@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 commit_s_max = 5.0
 pool_acquire_s_max = 1.0
-recover_acquire_s_max = 10.0  # a rebuild waits longer for a connection than a commit: nothing waits on its lock
+recover_acquire_s_max = 10.0  # a rebuild waits longer for a connection than a commit (under the host's recover_s_max)
 redis_write_s_max = 2.0
 sold_out_flip_interval_s_min = 1.0  # at most one automatic sold_out move per event per second (bounds the audit)
 

@@ -17,6 +17,7 @@ command_timeout_s = 10.0
 pool_connections_min = 2
 pool_connections_max = 10
 APPLICATION_NAME = "voelgoed"
+error_chain_max = 8  # links of an exception's cause/context chain looked at
 
 
 # Migration 002 creates it; row-level security applies to it (never to a superuser or a table's owner).
@@ -70,6 +71,19 @@ async def pooled(pool: asyncpg.Pool, timeout_s: float) -> AsyncIterator[PoolConn
     async with pool.acquire(timeout=timeout_s) as conn:
         try:
             yield conn
-        except asyncpg.InternalClientError:
-            conn.terminate()
+        except Exception as error:
+            if _left_mid_operation(error):
+                conn.terminate()
             raise
+
+
+def _left_mid_operation(error: BaseException | None) -> bool:
+    """The error, or one it was raised while handling (a ROLLBACK on the broken protocol raises another), is
+    asyncpg's InternalClientError; bounded by the chain's length."""
+    for _ in range(error_chain_max):
+        if error is None:
+            return False
+        if isinstance(error, asyncpg.InternalClientError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

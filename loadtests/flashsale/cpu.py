@@ -23,10 +23,10 @@ Snapshot = dict[tuple[int, float], tuple[str, float]]  # (pid, create time) -> (
 
 _RAY_DAEMONS = {"raylet": "ray:raylet", "gcs_server": "ray:gcs"}
 _PYTHON_ROLES = (  # a mark in a Python process's command line -> its role; the first that matches
-    ("uvicorn", "gateway"), ("gateway", "gateway"), ("multiprocessing", "gateway"),  # uvicorn's spawned workers
-    ("paysim", "paysim"), ("voelgoed.cli", "voelgoed-up"),
+    ("uvicorn", "gateway"), ("gateway", "gateway"), ("paysim", "paysim"), ("voelgoed.cli", "voelgoed-up"),
     ("dashboard", "ray:dashboard"), ("log_monitor", "ray:daemons"), ("monitor.py", "ray:daemons"),
     ("ray/_private", "ray:daemons"), ("runtime_env", "ray:daemons"),
+    ("multiprocessing", "gateway"),  # uvicorn's spawned workers: last, after Ray's own spawned processes
 )
 
 

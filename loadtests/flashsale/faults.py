@@ -7,8 +7,8 @@ A fault is ``KIND@AT[:D]``: at AT seconds after the sale's start, break KIND for
 - ``postgres-kill``: the postmaster and its backends SIGKILLed; `voelgoed up` restarts it after D s (its
   keep-down file, voelgoed/store_supervision.py); crash recovery runs on that start.
 - ``postgres-stall``: every Postgres process SIGSTOPped for D s, then SIGCONTed: connections hang, none fail.
-- ``redis-kill``: redis-server SIGKILLed, restarted by `voelgoed up` after D s from its append-only file (what it
-  had fsynced: about a second may be lost).
+- ``redis-kill``: redis-server SIGKILLed, restarted by `voelgoed up` after D s from its append-only file (written
+  before each reply, so a process kill loses nothing: its cost is the clients' broken connections).
 - ``redis-wipe``: the same, restarted empty: every hold and cached key gone (data loss).
 - ``gateway-kill``: one uvicorn worker SIGKILLed (D unused); uvicorn starts another, its in-flight requests fail.
 - ``actor-kill``: the event's inventory actor killed (Ray restarts it; D unused).
@@ -53,6 +53,7 @@ schedule_faults_max = 1_000
 schedule_start_s = 1.0
 gap_s_min, gap_s_max = 1.0, 4.0
 duration_s_min, duration_s_max = 0.5, 3.0
+span_s_min = 1e-3  # a fault's "during" span, at least (a rate over nothing is no rate)
 recovery_s_assumed = 2.0  # the schedule's guess of how long a store takes to answer again after its D
 
 
@@ -181,7 +182,7 @@ def summary(injected: Injected, answers: Sequence[Answer], after_window_s: float
                    default=None)
     until = first_ok if first_ok is not None else max((a.done_s for a in answers), default=start)
     troubled = [a for a in answers if start <= a.done_s <= until]
-    during_s = max(1e-3, (back if back is not None else until) - start)
+    during_s = max(span_s_min, (back if back is not None else until) - start)
     ok_during = sum(1 for a in answers if 200 <= a.status < 300 and start <= a.done_s < start + during_s)
     after_from = first_ok if first_ok is not None else until
     ok_after = sum(1 for a in answers if 200 <= a.status < 300 and after_from <= a.done_s < after_from + after_window_s)

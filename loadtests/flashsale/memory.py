@@ -17,6 +17,7 @@ from voelgoed.private_files import read_json
 from voelgoed.settings import RUNTIME_FILE_NAME
 
 sample_s = 0.5
+stop_wait_s_max = 2.0  # for the sampling thread to end
 _MB = 1024 * 1024
 
 
@@ -34,7 +35,7 @@ class GatewayRss:
     def stop(self) -> dict[str, float | None]:
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(sample_s * 4)
+            self._thread.join(stop_wait_s_max)
         self.samples_mb.append(self._rss_mb())
         return {"start": round(self.samples_mb[0], 1), "max": round(max(self.samples_mb), 1),
                 "end": round(self.samples_mb[-1], 1)}

@@ -298,6 +298,8 @@ def _checkout_fields(by_kind: Mapping[str, Sequence[Sample]], audit: Mapping[str
     }
 
 
+cpu_roles_shown_max = 8  # in the table; the JSON has them all
+
 AUDIT_ZERO_COUNTS = (
     "oversold", "lost_acknowledged", "sold_unconfirmed", "store_pg_mismatch", "endpoint_pg_mismatch",
     "orphaned_holds", "unreadable_answers", "kills_failed",
@@ -519,7 +521,8 @@ def print_table(report: Mapping[str, Any], console: Console | None = None) -> No
         )
     if report.get("platform_cpu_s_by_role"):
         table.add_row("platform CPU by role", ", ".join(
-            f"{role} {seconds:.1f} s" for role, seconds in list(report["platform_cpu_s_by_role"].items())[:8]))
+            f"{role} {seconds:.1f} s"
+            for role, seconds in list(report["platform_cpu_s_by_role"].items())[:cpu_roles_shown_max]))
     table.add_row(
         "confirms",
         f"{report.get('confirms_attempted', report['confirms_ok'] + report['confirms_error']):,} sent: "

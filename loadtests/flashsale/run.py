@@ -220,7 +220,10 @@ def _drive(scenario: Scenario, plat: stack.Platform, key: str, org_id: str, even
     for p in processes:
         p.start()
     if killer is not None:
-        killer.start(t0) if scenario.kill_actor_every else killer.timed_from(t0)
+        if scenario.kill_actor_every:
+            killer.start(t0)
+        else:
+            killer.timed_from(t0)
     if injector is not None:
         injector.start(t0)
     try:

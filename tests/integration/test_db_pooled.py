@@ -34,3 +34,19 @@ async def test_other_failures_keep_the_connection(database_url: str) -> None:
             assert conn._con is kept
     finally:
         await pool.close()
+
+
+async def test_a_failure_raised_while_handling_a_broken_protocol_throws_it_away_too(database_url: str) -> None:
+    """A ROLLBACK on the broken protocol raises its own error, with asyncpg's as its context."""
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        with pytest.raises(asyncpg.InterfaceError):
+            async with pooled(pool, 5.0) as conn:
+                broken = conn._con
+                try:
+                    raise asyncpg.InternalClientError("cannot switch to state 15")
+                except asyncpg.InternalClientError:
+                    raise asyncpg.InterfaceError("cannot perform operation: another operation is in progress")  # noqa: B904
+        assert broken is not None and broken.is_closed()
+    finally:
+        await pool.close()
