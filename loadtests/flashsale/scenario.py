@@ -63,11 +63,16 @@ class Scenario:
     paysim_url: str | None = None  # with --target and --checkout: the payment simulator, for the audit
     fault: tuple[str, ...] = ()  # --fault KIND@AT[:D] (loadtests/flashsale/faults.py), each given
     faults_seed: int | None = None  # --faults SEED: a schedule drawn from it, beside the given ones
+    kill_gateway_every: float = 0.0  # seconds; 0: never (a gateway-kill fault every so often over the arrivals)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def fault_plan(self) -> tuple[faults.Fault, ...]:
         """The faults given and those drawn from ``faults_seed`` (over the arrivals), in time order."""
         given = [faults.parse(spec) for spec in self.fault]
+        if self.kill_gateway_every:
+            count = min(faults.schedule_faults_max, int(self.arrival_seconds // self.kill_gateway_every))
+            given += [faults.Fault(faults.GATEWAY_KILL, round(self.kill_gateway_every * (n + 1), 3))
+                      for n in range(count)]
         drawn = faults.schedule(self.faults_seed, self.arrival_seconds, faults.kinds_for(self.mode, self.checkout)
                                 ) if self.faults_seed is not None else ()
         return tuple(sorted([*given, *drawn], key=lambda fault: fault.at_s))
@@ -142,6 +147,8 @@ def parser() -> argparse.ArgumentParser:
                    help="with --checkout: share of paying buyers whose card succeeds slowly (5 s)")
     p.add_argument("--fault", action="append", default=[], metavar="KIND@AT[:D]",
                    help="break KIND at AT seconds into the sale for D seconds (repeatable): " + ", ".join(faults.KINDS))
+    p.add_argument("--kill-gateway-every", type=_non_negative_float, default=0.0, metavar="SECONDS",
+                   help="SIGKILL a gateway worker this often during the arrivals (gateway-kill faults)")
     p.add_argument("--faults", dest="faults_seed", type=int, default=None, metavar="SEED",
                    help="a random schedule of faults drawn from SEED over the arrivals (printed in the report; the "
                    "same seed replays it)")

@@ -105,3 +105,8 @@ def test_a_failed_seed_replays_with_the_soaks_own_options() -> None:
 
     argv = ["--buyers", "500", "--seeds", "20", "--first-seed=3", "--report", "x.json", "--checkout"]
     assert _without_soak_options(argv) == ["--buyers", "500", "--checkout"]
+
+
+def test_a_gateway_worker_killed_every_n_seconds_is_a_list_of_faults() -> None:
+    plan = Scenario(arrival_seconds=10.0, kill_gateway_every=3.0).fault_plan()
+    assert [str(fault) for fault in plan] == ["gateway-kill@3", "gateway-kill@6", "gateway-kill@9"]
