@@ -166,12 +166,7 @@ class InventoryHost:
             else:
                 keys.append(key)
         for key in sorted(keys)[:events_per_host_max]:
-            try:
-                await asyncio.wait_for(self._event(key), recover_s_max)
-            except InvariantViolation:
-                self._stop_loudly(key[1])
-            except Exception as error:
-                log.warning("could not reopen %s: %r (it reopens on its next call)", key, error)
+            await self._open_now(key)
         log.info("%s reopened %d events", self._name, len(self._events))
 
     async def _connections(self) -> tuple[asyncpg.Pool, Redis]:
@@ -224,17 +219,18 @@ class InventoryHost:
                 self._drop(key, owner, error)
                 continue
             self._drop(key, owner, InventoryLost(f"{key[1]}: Redis lost its state (it has {mark})"))
-            rebuild = asyncio.ensure_future(self._rebuild(key))
+            rebuild = asyncio.ensure_future(self._open_now(key))
             self._rebuilds.add(rebuild)
             rebuild.add_done_callback(self._rebuilds.discard)
 
-    async def _rebuild(self, key: EventKey) -> None:
+    async def _open_now(self, key: EventKey) -> None:
+        """The event loaded (rebuilt) now rather than at its next call; a failure leaves it to that call."""
         try:
             await asyncio.wait_for(self._event(key), recover_s_max)
         except InvariantViolation:
             self._stop_loudly(key[1])
         except Exception as error:
-            log.warning("could not rebuild %s: %r (it rebuilds on its next call)", key, error)
+            log.warning("could not open %s: %r (it opens on its next call)", key, error)
 
     def _drop(self, key: EventKey, owner: EventInventory | None, error: BaseException) -> None:
         """Forget this incarnation of the event (never a newer one); the next call rebuilds it."""
